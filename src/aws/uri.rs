@@ -1,0 +1,97 @@
+//! Percent-encoding as AWS defines it (RFC 3986 unreserved characters stay, everything else is
+//! `%XX` upper-case), used for the invoke path and for SigV4 canonicalization.
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+#[inline]
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Appends `s` with every byte but the unreserved ones percent-encoded.
+pub fn encode_uri_component(out: &mut String, s: &str) {
+    for &b in s.as_bytes() {
+        if is_unreserved(b) {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX_UPPER[(b >> 4) as usize] as char);
+            out.push(HEX_UPPER[(b & 0xf) as usize] as char);
+        }
+    }
+}
+
+/// Appends `bytes` percent-encoded like [`encode_uri_component`], but keeping `/` (for paths).
+pub fn encode_path_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        if is_unreserved(b) || b == b'/' {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[
+                b'%',
+                HEX_UPPER[(b >> 4) as usize],
+                HEX_UPPER[(b & 0xf) as usize],
+            ]);
+        }
+    }
+}
+
+/// Appends `bytes` percent-encoded, `/` included (for query names and values).
+pub fn encode_query_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        if is_unreserved(b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[
+                b'%',
+                HEX_UPPER[(b >> 4) as usize],
+                HEX_UPPER[(b & 0xf) as usize],
+            ]);
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (and, when `plus_as_space`, `+` as a space) into `out`. Malformed
+/// escapes are kept literally, as browsers and nginx do.
+pub fn percent_decode_into(out: &mut Vec<u8>, bytes: &[u8], plus_as_space: bool) {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h << 4) | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if plus_as_space && b == b'+' { b' ' } else { b });
+        i += 1;
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_and_decodes() {
+        let mut s = String::new();
+        encode_uri_component(&mut s, "a:b/c d~");
+        assert_eq!(s, "a%3Ab%2Fc%20d~");
+        let mut v = Vec::new();
+        encode_path_bytes(&mut v, b"/a%3Ab");
+        assert_eq!(v, b"/a%253Ab");
+        let mut d = Vec::new();
+        percent_decode_into(&mut d, b"a%20b+c%zz%4", true);
+        assert_eq!(d, b"a b c%zz%4");
+    }
+}

@@ -1,0 +1,148 @@
+//! The validated configuration: Kong's entities, with references resolved to ids and the
+//! aws-lambda plugin's config parsed into [`LambdaConfig`]. Nothing here can hold an invalid
+//! state: the validator is the only way in.
+
+use crate::lambda::config::LambdaConfig;
+use std::sync::Arc;
+
+/// A Kong service. For a Lambda gateway it is a container for routes and plugins; its upstream
+/// URL is optional and never called.
+#[derive(Clone, Debug)]
+pub struct Service {
+    /// UUID (given or generated).
+    pub id: String,
+    /// Unique name, if any.
+    pub name: Option<String>,
+    /// Upstream protocol, host, port, path: kept for round-tripping, not used to proxy.
+    pub protocol: String,
+    /// See `protocol`.
+    pub host: Option<String>,
+    /// See `protocol`.
+    pub port: u16,
+    /// See `protocol`.
+    pub path: Option<String>,
+    /// Whether the service's routes are served.
+    pub enabled: bool,
+}
+
+/// A Kong route.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// UUID (given or generated).
+    pub id: String,
+    /// Unique name, if any.
+    pub name: Option<String>,
+    /// The service id this route belongs to.
+    pub service: Option<String>,
+    /// Prefix paths, and regex paths starting with `~`.
+    pub paths: Vec<String>,
+    /// Upper-case methods.
+    pub methods: Vec<String>,
+    /// Lower-case hosts, exact or with one leading or trailing `*` label.
+    pub hosts: Vec<String>,
+    /// Header name (lower-case) → accepted values (lower-case).
+    pub headers: Vec<(String, Vec<String>)>,
+    /// Kong's `strip_path` (default true): used by the API Gateway event's `path`.
+    pub strip_path: bool,
+    /// Kong's `preserve_host`: accepted; a Lambda invoke has no upstream Host to preserve.
+    pub preserve_host: bool,
+    /// Kong's `regex_priority`.
+    pub regex_priority: i64,
+    /// `http` and/or `https`.
+    pub protocols: Vec<String>,
+}
+
+/// A plugin instance. Only `aws-lambda` exists.
+#[derive(Clone, Debug)]
+pub struct Plugin {
+    /// UUID (given or generated).
+    pub id: String,
+    /// Always `aws-lambda`.
+    pub name: String,
+    /// Disabled plugins are ignored.
+    pub enabled: bool,
+    /// Scoped to this service id.
+    pub service: Option<String>,
+    /// Scoped to this route id.
+    pub route: Option<String>,
+    /// Scoped to this consumer id.
+    pub consumer: Option<String>,
+    /// The validated plugin config.
+    pub config: Arc<LambdaConfig>,
+}
+
+/// A Kong consumer.
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    /// UUID (given or generated).
+    pub id: String,
+    /// Unique username, if any.
+    pub username: Option<String>,
+    /// Unique custom id, if any.
+    pub custom_id: Option<String>,
+}
+
+/// A whole validated configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// All services.
+    pub services: Vec<Service>,
+    /// All routes, nested ones included, in document order.
+    pub routes: Vec<Route>,
+    /// All plugins, nested ones included.
+    pub plugins: Vec<Plugin>,
+    /// All consumers.
+    pub consumers: Vec<Consumer>,
+}
+
+/// A new random (version 4) UUID, from the system's secure random source.
+pub fn new_uuid() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    // The system RNG failing is not recoverable in any useful way; fall back to the clock so an
+    // id is still produced rather than panicking.
+    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        b = nanos.to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex =
+        |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex(0..4),
+        hex(4..6),
+        hex(6..8),
+        hex(8..10),
+        hex(10..16)
+    )
+}
+
+/// True for the canonical textual form of a UUID (any version).
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_v4_and_distinct() {
+        let a = new_uuid();
+        let b = new_uuid();
+        assert!(is_uuid(&a) && is_uuid(&b));
+        assert_ne!(a, b);
+        assert_eq!(&a[14..15], "4");
+        assert!(!is_uuid("not-a-uuid"));
+    }
+}

@@ -1,0 +1,156 @@
+//! Writing HTTP/1.1 responses.
+
+use crate::json;
+
+/// A response being built: status, pre-encoded header lines, body. Owned by the connection and
+/// reused for every request on it.
+#[derive(Debug, Default)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, each `Name: value\r\n`, without Content-Length and Connection.
+    pub headers: Vec<u8>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// True when the connection must close after this response (an error that leaves the
+    /// request stream in an unknown state).
+    pub close: bool,
+}
+
+impl Response {
+    /// Resets for the next request, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.status = 200;
+        self.headers.clear();
+        self.body.clear();
+        self.close = false;
+    }
+
+    /// Appends one header line. Bytes that would break the framing (CR, LF, NUL) are dropped
+    /// from the value, so nothing coming from a Lambda can inject a header or split a response.
+    pub fn header(&mut self, name: &[u8], value: &[u8]) {
+        if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
+            return;
+        }
+        self.headers.extend_from_slice(name);
+        self.headers.extend_from_slice(b": ");
+        self.headers.extend(
+            value
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\r' && b != b'\n' && b != 0),
+        );
+        self.headers.extend_from_slice(b"\r\n");
+    }
+}
+
+/// RFC 9110 `tchar`.
+pub fn is_token(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'#'
+            | b'$'
+            | b'%'
+            | b'&'
+            | b'\''
+            | b'*'
+            | b'+'
+            | b'-'
+            | b'.'
+            | b'^'
+            | b'_'
+            | b'`'
+            | b'|'
+            | b'~'
+    ) || b.is_ascii_alphanumeric()
+}
+
+/// Writes the status line, the headers, `Content-Length` and, when closing, `Connection:
+/// close`, then the body unless `head_only` (a response to HEAD).
+pub fn write_response(out: &mut Vec<u8>, resp: &Response, keep_alive: bool, head_only: bool) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    json::write_u64(out, u64::from(resp.status));
+    out.push(b' ');
+    out.extend_from_slice(reason(resp.status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&resp.headers);
+    // 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 §8.6).
+    let bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
+    if !bodiless {
+        out.extend_from_slice(b"Content-Length: ");
+        json::write_u64(out, resp.body.len() as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only && !bodiless {
+        out.extend_from_slice(&resp.body);
+    }
+}
+
+/// The reason phrase for a status code ("Unknown" for codes without one: it is informative only).
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        413 => "Payload Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_a_response() {
+        let mut r = Response::default();
+        r.clear();
+        r.header(b"Content-Type", b"application/json");
+        r.header(b"X-Evil", b"a\r\nSet-Cookie: x");
+        r.header(b"Bad Name", b"v");
+        r.body.extend_from_slice(b"{}");
+        let mut out = Vec::new();
+        write_response(&mut out, &r, false, false);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Evil: aSet-Cookie: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        );
+        out.clear();
+        r.status = 204;
+        write_response(&mut out, &r, true, false);
+        assert_eq!(out, b"HTTP/1.1 204 No Content\r\nContent-Type: application/json\r\nX-Evil: aSet-Cookie: x\r\n\r\n");
+    }
+}

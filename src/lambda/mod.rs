@@ -1,0 +1,8 @@
+//! The aws-lambda plugin: its config, the invocation payload encoder, request argument parsing,
+//! and the mapping of Lambda's answer to the client response.
+
+pub mod args;
+pub mod config;
+pub mod multipart;
+pub mod payload;
+pub mod response;

@@ -1,0 +1,377 @@
+//! The invocation payload encoder (SPEC §3): writes the JSON straight from the parsed request
+//! into a reused buffer, in one of Kong's modes:
+//!
+//! - **forward** (any `forward_request_*` flag): `request_method`, `request_uri`,
+//!   `request_uri_args`, `request_headers`, `request_body`, `request_body_args`,
+//!   `request_body_base64`;
+//! - **legacy** ("Sending parameters"): query and body arguments merged at the top level, the
+//!   body winning on a clash, flags as `true`, repeated arguments as arrays.
+//!
+//! API Gateway proxy events (`awsgateway_compatible`) will be a third mode next to these.
+
+use super::args::{ArgValue, Args, BodyKind};
+use super::config::LambdaConfig;
+use crate::http::request::Request;
+use crate::json;
+use base64::Engine;
+
+/// Why a payload could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// The encoded payload exceeds Lambda's limit for the invocation type (413, nothing sent).
+    #[error("encoded payload of {size} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The limit that applied.
+        limit: usize,
+    },
+}
+
+/// A worker's payload encoder: the output buffer and argument scratch, reused per request.
+#[derive(Debug, Default)]
+pub struct PayloadEncoder {
+    /// The encoded payload of the last call to [`PayloadEncoder::encode`].
+    pub out: Vec<u8>,
+    query: Args,
+    body: Args,
+    headers: Args,
+}
+
+impl PayloadEncoder {
+    /// Encodes the payload for `req` under `cfg` into [`PayloadEncoder::out`].
+    pub fn encode(&mut self, cfg: &LambdaConfig, req: &Request<'_>) -> Result<(), PayloadError> {
+        self.out.clear();
+        if cfg.forwards_anything() {
+            self.encode_forward(cfg, req);
+        } else {
+            self.encode_legacy(req);
+        }
+        let limit = cfg.invocation_type.max_payload();
+        if self.out.len() > limit {
+            return Err(PayloadError::TooLarge {
+                size: self.out.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    fn encode_legacy(&mut self, req: &Request<'_>) {
+        self.query.clear();
+        if let Some(q) = req.query() {
+            self.query.parse_urlencoded(q);
+        }
+        let kind = self.parse_body_args(req);
+        let body_ok = kind.is_some();
+        if body_ok && self.body.json_array && self.query.list.is_empty() {
+            // A JSON array body alone is sent as the array it is.
+            self.out
+                .extend_from_slice(crate::http::framing::trim_ows(trim_json_ws(req.body)));
+            return;
+        }
+        self.out.push(b'{');
+        write_members(
+            &mut self.out,
+            &self.query,
+            req.body,
+            body_ok.then_some(&self.body),
+        );
+        if body_ok {
+            write_members(&mut self.out, &self.body, req.body, None);
+        }
+        json::trim_comma(&mut self.out);
+        self.out.push(b'}');
+    }
+
+    /// Parses the body's arguments by content type; `Some(kind)` when they parsed.
+    fn parse_body_args(&mut self, req: &Request<'_>) -> Option<BodyKind> {
+        self.body.clear();
+        let kind = super::args::body_kind(req.content_type());
+        let ok = match kind {
+            BodyKind::Form => {
+                self.body.parse_urlencoded(req.body);
+                true
+            }
+            BodyKind::Json => {
+                std::str::from_utf8(req.body).is_ok() && self.body.parse_json(req.body)
+            }
+            BodyKind::Multipart => self
+                .body
+                .parse_multipart(req.content_type().unwrap_or_default(), req.body),
+            BodyKind::Unsupported | BodyKind::Missing => false,
+        };
+        ok.then_some(kind)
+    }
+
+    fn encode_forward(&mut self, cfg: &LambdaConfig, req: &Request<'_>) {
+        let parsed = if cfg.forward_request_body {
+            self.parse_body_args(req)
+        } else {
+            None
+        };
+        let out = &mut self.out;
+        out.push(b'{');
+        if cfg.forward_request_method {
+            json::write_key(out, "request_method");
+            json::write_str(out, req.method());
+            out.push(b',');
+        }
+        if cfg.forward_request_uri {
+            json::write_key(out, "request_uri");
+            json::write_str(out, req.path_with_query());
+            out.push(b',');
+            self.query.clear();
+            if let Some(q) = req.query() {
+                self.query.parse_urlencoded(q);
+            }
+            json::write_key(out, "request_uri_args");
+            out.push(b'{');
+            write_members(out, &self.query, b"", None);
+            json::trim_comma(out);
+            out.extend_from_slice(b"},");
+        }
+        if cfg.forward_request_headers {
+            self.headers.clear();
+            for (name, value) in req.headers().take(crate::http::limits::MAX_HEADERS) {
+                let k = self.headers.scratch.len();
+                self.headers
+                    .scratch
+                    .extend(name.iter().map(u8::to_ascii_lowercase));
+                let v = self.headers.scratch.len();
+                self.headers.scratch.extend_from_slice(value);
+                let end = self.headers.scratch.len();
+                self.headers.list.push(super::args::Arg {
+                    key: k..v,
+                    value: ArgValue::Text(v..end),
+                });
+            }
+            json::write_key(out, "request_headers");
+            out.push(b'{');
+            write_members(out, &self.headers, b"", None);
+            json::trim_comma(out);
+            out.extend_from_slice(b"},");
+        }
+        if cfg.forward_request_body {
+            let kind = super::args::body_kind(req.content_type());
+            let unsupported = matches!(kind, BodyKind::Unsupported | BodyKind::Missing);
+            let base64 = unsupported
+                && cfg.base64_encode_body
+                && !super::args::is_raw_text_type(req.content_type());
+            if base64 {
+                json::write_key(out, "request_body");
+                out.push(b'"');
+                let engine = &base64::engine::general_purpose::STANDARD;
+                let start = out.len();
+                let encoded_len = base64::encoded_len(req.body.len(), true).unwrap_or(0);
+                out.resize(start + encoded_len, 0);
+                let written = engine
+                    .encode_slice(req.body, &mut out[start..])
+                    .unwrap_or(0);
+                out.truncate(start + written);
+                out.extend_from_slice(b"\",");
+                json::write_key(out, "request_body_base64");
+                out.extend_from_slice(b"true,");
+            } else if !req.body.is_empty() {
+                json::write_key(out, "request_body");
+                json::write_str(out, req.body);
+                out.push(b',');
+            }
+            if unsupported {
+                json::write_key(out, "request_body_args");
+                out.extend_from_slice(b"{},");
+            } else if let Some(kind) = parsed {
+                json::write_key(out, "request_body_args");
+                if kind == BodyKind::Json {
+                    out.extend_from_slice(trim_json_ws(req.body));
+                    out.push(b',');
+                } else {
+                    out.push(b'{');
+                    write_members(out, &self.body, req.body, None);
+                    json::trim_comma(out);
+                    out.extend_from_slice(b"},");
+                }
+            }
+        }
+        json::trim_comma(&mut self.out);
+        self.out.push(b'}');
+    }
+}
+
+/// JSON insignificant whitespace trimmed from both ends.
+fn trim_json_ws(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t' | b'\n' | b'\r', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t' | b'\n' | b'\r'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// Writes `"key":value,` for each distinct key of `args` (repeated keys as one array, in order),
+/// skipping keys that `overridden_by` also has. `body` is what `ArgValue::Json` spans index.
+fn write_members(out: &mut Vec<u8>, args: &Args, body: &[u8], overridden_by: Option<&Args>) {
+    let list = &args.list;
+    for (i, arg) in list.iter().enumerate() {
+        let key = args.key(arg);
+        if list[..i].iter().any(|a| args.key(a) == key) {
+            continue; // written with its first occurrence
+        }
+        if let Some(other) = overridden_by {
+            if other.list.iter().any(|a| other.key(a) == key) {
+                continue;
+            }
+        }
+        json::write_str(out, key);
+        out.push(b':');
+        let repeats = list[i + 1..].iter().any(|a| args.key(a) == key);
+        if repeats {
+            out.push(b'[');
+            for a in list[i..].iter().filter(|a| args.key(a) == key) {
+                write_value(out, args, body, &a.value);
+                out.push(b',');
+            }
+            json::trim_comma(out);
+            out.push(b']');
+        } else {
+            write_value(out, args, body, &arg.value);
+        }
+        out.push(b',');
+    }
+}
+
+fn write_value(out: &mut Vec<u8>, args: &Args, body: &[u8], value: &ArgValue) {
+    match value {
+        ArgValue::Flag => out.extend_from_slice(b"true"),
+        ArgValue::Text(r) => json::write_str(out, &args.scratch[r.clone()]),
+        ArgValue::Json(r) => out.extend_from_slice(body.get(r.clone()).unwrap_or(b"null")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::head::{self, RequestHead};
+    use crate::http::Limits;
+    use serde_json::{json, Value};
+
+    fn encode_with(cfg: &LambdaConfig, raw: &[u8]) -> Result<Value, PayloadError> {
+        let mut h = RequestHead::default();
+        assert_eq!(head::parse(raw, &Limits::default(), &mut h), Ok(true));
+        let req = Request {
+            buf: raw,
+            head: &h,
+            body: &raw[h.len..],
+        };
+        let mut enc = PayloadEncoder::default();
+        enc.encode(cfg, &req)?;
+        Ok(serde_json::from_slice(&enc.out)
+            .unwrap_or_else(|e| panic!("invalid JSON {e}: {}", String::from_utf8_lossy(&enc.out))))
+    }
+
+    fn legacy(raw: &str) -> Value {
+        encode_with(&LambdaConfig::placeholder(), raw.as_bytes()).expect("fits")
+    }
+
+    fn forward(raw: &[u8]) -> Value {
+        let mut cfg = LambdaConfig::placeholder();
+        cfg.forward_request_body = true;
+        cfg.forward_request_headers = true;
+        cfg.forward_request_method = true;
+        cfg.forward_request_uri = true;
+        encode_with(&cfg, raw).expect("fits")
+    }
+
+    #[test]
+    fn legacy_merges_query_and_body() {
+        assert_eq!(
+            legacy("GET /get?key1=a&key2=b HTTP/1.1\r\nHost: h\r\n\r\n"),
+            json!({"key1":"a","key2":"b"})
+        );
+        assert_eq!(legacy("GET /x HTTP/1.1\r\nHost: h\r\n\r\n"), json!({}));
+        assert_eq!(
+            legacy("GET /x?f&a=1&a=2&a HTTP/1.1\r\nHost: h\r\n\r\n"),
+            json!({"f":true,"a":["1","2",true]})
+        );
+        let form = "POST /x?key1=from_querystring&q=1 HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 19\r\n\r\nkey1=from_body&b=%7";
+        assert_eq!(legacy(form), json!({"key1":"from_body","q":"1","b":"%7"}));
+        let j = "POST /x?a=q HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 24\r\n\r\n{\"a\":{\"n\":[1]},\"b\":null}";
+        assert_eq!(legacy(j), json!({"a":{"n":[1]},"b":null}));
+        let arr = "POST /x HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n[{},[]]";
+        assert_eq!(legacy(arr), json!([{}, []]));
+        let bad = "POST /x?a=1 HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{bad}";
+        assert_eq!(legacy(bad), json!({"a":"1"}));
+    }
+
+    #[test]
+    fn forward_mode_fields() {
+        let v = forward(b"POST /p/a?x=1&x=2 HTTP/1.1\r\nHost: h\r\nX-Multi: 1\r\nx-multi: 2\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"key2\":\"some\"}");
+        assert_eq!(v["request_method"], "POST");
+        assert_eq!(v["request_uri"], "/p/a?x=1&x=2");
+        assert_eq!(v["request_uri_args"], json!({"x":["1","2"]}));
+        assert_eq!(v["request_headers"]["x-multi"], json!(["1", "2"]));
+        assert_eq!(v["request_headers"]["host"], "h");
+        assert_eq!(v["request_body"], "{\"key2\":\"some\"}");
+        assert_eq!(v["request_body_args"], json!({"key2":"some"}));
+        assert!(v.get("request_body_base64").is_none());
+    }
+
+    #[test]
+    fn forward_mode_body_types() {
+        let xml = forward(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Type: application/xml\r\nContent-Length: 6\r\n\r\n<xml/>");
+        assert_eq!(
+            (
+                xml["request_body"].clone(),
+                xml["request_body_args"].clone()
+            ),
+            (json!("<xml/>"), json!({}))
+        );
+        assert!(xml.get("request_body_base64").is_none());
+        let text = forward(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\r\na\xffb");
+        assert_eq!(text["request_body"], "a\u{FFFD}b");
+        let bin = forward(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\n\r\n01234");
+        assert_eq!(
+            (
+                bin["request_body"].clone(),
+                bin["request_body_base64"].clone()
+            ),
+            (json!("MDEyMzQ="), json!(true))
+        );
+        let none = forward(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            (
+                none["request_body"].clone(),
+                none["request_body_base64"].clone()
+            ),
+            (json!(""), json!(true))
+        );
+        let mp = forward(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 52\r\n\r\n--B\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\nv\r\n--B--");
+        assert_eq!(mp["request_body_args"], json!({"k":"v"}));
+    }
+
+    #[test]
+    fn forward_uri_off_omits_uri_fields() {
+        let mut cfg = LambdaConfig::placeholder();
+        cfg.forward_request_method = true;
+        let v = encode_with(&cfg, b"GET /a?b=1 HTTP/1.1\r\nHost: h\r\n\r\n").expect("fits");
+        assert_eq!(v, json!({"request_method":"GET"}));
+    }
+
+    #[test]
+    fn enforces_payload_limits_after_encoding() {
+        let mut cfg = LambdaConfig::placeholder();
+        cfg.invocation_type = crate::lambda::config::InvocationType::Event;
+        cfg.forward_request_body = true;
+        // 800 KiB of binary becomes ~1.07 MiB of base64: over Event's 1 MiB limit.
+        let mut raw = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Type: application/octet-stream\r\nContent-Length: 819200\r\n\r\n".to_vec();
+        raw.resize(raw.len() + 819_200, b'x');
+        assert!(matches!(
+            encode_with(&cfg, &raw),
+            Err(PayloadError::TooLarge {
+                limit: 1_048_576,
+                ..
+            })
+        ));
+    }
+}

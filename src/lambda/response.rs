@@ -1,0 +1,508 @@
+//! Mapping Lambda's answer to the client's response (SPEC §5 and the Lambda rows of §6).
+
+use crate::http::answers;
+use crate::http::encode::Response;
+use crate::lambda::config::LambdaConfig;
+use base64::Engine;
+use simd_json::prelude::*;
+use simd_json::tape::{Tape, Value as TapeValue};
+
+/// Lambda's answer as the upstream client read it.
+pub struct LambdaAnswer<'a> {
+    /// HTTP status from the Invoke API.
+    pub status: u16,
+    /// Response headers (name, value).
+    pub headers: &'a [(&'a [u8], &'a [u8])],
+    /// The body; parsed in place (strings unescaped into it) for proxy integration.
+    pub body: &'a mut [u8],
+}
+
+impl LambdaAnswer<'_> {
+    /// First value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// What the mapping decided, for the access log / error log.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The function ran and its answer was mapped.
+    Ok,
+    /// The function failed (`X-Amz-Function-Error`), answered as configured.
+    FunctionError(String),
+    /// The Invoke API refused the call (its `x-amzn-ErrorType`).
+    ApiError(String),
+    /// A proxy-integration answer could not be used.
+    BadProxyResponse(String),
+}
+
+/// Headers never passed on from Lambda: hop-by-hop, recomputed, or private (SPEC §5, §8).
+fn is_dropped(name: &[u8]) -> bool {
+    [
+        &b"connection"[..],
+        b"keep-alive",
+        b"proxy-connection",
+        b"upgrade",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"content-length",
+        b"x-amz-log-result",
+        b"via",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+const VIA: &[u8] = b"1.1 lambda-gateway";
+
+/// Reusable state for mapping (the JSON tape of proxy-integration answers).
+pub struct ResponseMapper {
+    tape: Tape<'static>,
+    buffers: simd_json::Buffers,
+    decoded: Vec<u8>,
+}
+
+impl Default for ResponseMapper {
+    fn default() -> Self {
+        ResponseMapper {
+            tape: Tape(Vec::new()),
+            buffers: simd_json::Buffers::new(4096),
+            decoded: Vec::new(),
+        }
+    }
+}
+
+impl ResponseMapper {
+    /// Maps `answer` into `resp` under `cfg`.
+    pub fn map(
+        &mut self,
+        cfg: &LambdaConfig,
+        answer: LambdaAnswer<'_>,
+        resp: &mut Response,
+    ) -> Outcome {
+        resp.clear();
+        if !(200..300).contains(&answer.status) {
+            return map_api_error(&answer, resp);
+        }
+        let function_error = answer
+            .header("x-amz-function-error")
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        if cfg.is_proxy_integration && answer.status == 200 {
+            return match self.map_proxy(&answer.headers, answer.body, resp) {
+                Ok(()) => function_error.map_or(Outcome::Ok, Outcome::FunctionError),
+                Err(why) => {
+                    let mut detail = b"could not JSON decode Lambda function response: ".to_vec();
+                    detail.extend_from_slice(why.as_bytes());
+                    answers::with_error(resp, 502, answers::BAD_GATEWAY, Some(&detail));
+                    pass_headers_for_error(answer.headers, resp);
+                    Outcome::BadProxyResponse(why)
+                }
+            };
+        }
+        resp.status = match (&function_error, cfg.unhandled_status) {
+            (Some(kind), Some(status)) if kind == "Unhandled" => status,
+            _ => answer.status,
+        };
+        pass_headers(answer.headers, resp, &[]);
+        resp.body.extend_from_slice(answer.body);
+        function_error.map_or(Outcome::Ok, Outcome::FunctionError)
+    }
+
+    /// Parses `{statusCode, headers, multiValueHeaders, body, isBase64Encoded}`.
+    fn map_proxy(
+        &mut self,
+        lambda_headers: &[(&[u8], &[u8])],
+        body: &mut [u8],
+        resp: &mut Response,
+    ) -> Result<(), String> {
+        let mut tape: Tape<'_> = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
+        let result = if body.is_empty() {
+            Err("proxy response must be json format".to_string())
+        } else {
+            match simd_json::fill_tape(body, &mut self.buffers, &mut tape) {
+                Ok(()) => apply_proxy(tape.as_value(), lambda_headers, resp, &mut self.decoded),
+                Err(_) => Err("proxy response must be json format".to_string()),
+            }
+        };
+        self.tape = tape.reset();
+        result
+    }
+}
+
+fn apply_proxy(
+    v: TapeValue<'_, '_>,
+    lambda_headers: &[(&[u8], &[u8])],
+    resp: &mut Response,
+    decoded: &mut Vec<u8>,
+) -> Result<(), String> {
+    let obj = v.as_object().ok_or("proxy response must be json format")?;
+    let status = obj.get("statusCode").and_then(|s| {
+        if let Some(n) = s.as_u64() {
+            Some(n)
+        } else if let Some(f) = s.as_f64() {
+            (f.fract() == 0.0 && f >= 0.0).then_some(f as u64)
+        } else {
+            s.as_str().and_then(|t| t.trim().parse::<u64>().ok())
+        }
+    });
+    let status = match status {
+        Some(s) if (100..=599).contains(&s) => s as u16,
+        _ => return Err("statusCode validation failed".into()),
+    };
+    let headers = obj.get("headers").filter(|h| !h.is_null());
+    if headers.is_some_and(|h| h.as_object().is_none()) {
+        return Err("headers must be a table".into());
+    }
+    let multi = obj.get("multiValueHeaders").filter(|h| !h.is_null());
+    if multi.is_some_and(|h| h.as_object().is_none()) {
+        return Err("multiValueHeaders must be a table".into());
+    }
+    let body = obj.get("body").filter(|b| !b.is_null());
+    if body.is_some_and(|b| b.as_str().is_none()) {
+        return Err("body must be a string".into());
+    }
+    let is_b64 = match obj.get("isBase64Encoded").filter(|b| !b.is_null()) {
+        None => false,
+        Some(b) => b.as_bool().ok_or("isBase64Encoded must be a boolean")?,
+    };
+    let body = match &body {
+        Some(b) => b.as_str().unwrap_or(""),
+        None => "",
+    };
+    decoded.clear();
+    if is_b64 {
+        base64::engine::general_purpose::STANDARD
+            .decode_vec(body.trim().as_bytes(), decoded)
+            .map_err(|_| "body is not valid base64 although isBase64Encoded is true".to_string())?;
+    } else {
+        decoded.extend_from_slice(body.as_bytes());
+    }
+
+    resp.status = status;
+    // The function's headers win over Lambda's own, and multiValueHeaders over headers.
+    let mut overridden: smallvec::SmallVec<[&str; 16]> = smallvec::SmallVec::new();
+    if let Some(m) = multi.and_then(|m| m.as_object()) {
+        overridden.extend(m.keys());
+    }
+    if let Some(h) = headers.and_then(|h| h.as_object()) {
+        overridden.extend(h.keys());
+    }
+    let overridden_bytes: smallvec::SmallVec<[&[u8]; 16]> =
+        overridden.iter().map(|k| k.as_bytes()).collect();
+    pass_headers(lambda_headers, resp, &overridden_bytes);
+    let mut scalar = Vec::new();
+    if let Some(h) = headers.and_then(|h| h.as_object()) {
+        for (name, value) in h.iter() {
+            let in_multi = multi
+                .and_then(|m| m.as_object())
+                .is_some_and(|m| m.keys().any(|k| k.eq_ignore_ascii_case(name)));
+            if in_multi || is_dropped(name.as_bytes()) {
+                continue;
+            }
+            write_header_values(resp, name.as_bytes(), value, &mut scalar);
+        }
+    }
+    if let Some(m) = multi.and_then(|m| m.as_object()) {
+        for (name, value) in m.iter() {
+            if !is_dropped(name.as_bytes()) {
+                write_header_values(resp, name.as_bytes(), value, &mut scalar);
+            }
+        }
+    }
+    resp.header(b"Via", VIA);
+    resp.body.extend_from_slice(decoded);
+    Ok(())
+}
+
+/// A header value from JSON: a scalar gives one line, an array one line per element.
+fn write_header_values(
+    resp: &mut Response,
+    name: &[u8],
+    value: TapeValue<'_, '_>,
+    scratch: &mut Vec<u8>,
+) {
+    if let Some(items) = value.as_array() {
+        for item in items.iter() {
+            if scalar_text(item, scratch) {
+                resp.header(name, scratch);
+            }
+        }
+    } else if scalar_text(value, scratch) {
+        resp.header(name, scratch);
+    }
+}
+
+/// A string, number or boolean as header text (Lua's `tostring`); `false` for other types.
+fn scalar_text(v: TapeValue<'_, '_>, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    if let Some(s) = v.as_str() {
+        out.extend_from_slice(s.as_bytes());
+    } else if let Some(b) = v.as_bool() {
+        crate::json::write_bool(out, b);
+    } else if let Some(n) = v.as_i64() {
+        out.extend_from_slice(n.to_string().as_bytes());
+    } else if let Some(f) = v.as_f64() {
+        out.extend_from_slice(f.to_string().as_bytes());
+    } else {
+        return false;
+    }
+    true
+}
+
+/// Copies Lambda's headers (minus dropped and `skip`ped ones) and adds `Via`.
+fn pass_headers(headers: &[(&[u8], &[u8])], resp: &mut Response, skip: &[&[u8]]) {
+    for (name, value) in headers {
+        if is_dropped(name) || skip.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        resp.header(name, value);
+    }
+    if skip.is_empty() {
+        resp.header(b"Via", VIA);
+    }
+}
+
+/// On an error answer the gateway makes, Lambda's request id still reaches the client.
+fn pass_headers_for_error(headers: &[(&[u8], &[u8])], resp: &mut Response) {
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case(b"x-amzn-requestid") {
+            resp.header(name, value);
+        }
+    }
+    resp.header(b"Via", VIA);
+}
+
+/// The Invoke API refused the call: 429 (with Retry-After), 413, or 502 with the error type.
+fn map_api_error(answer: &LambdaAnswer<'_>, resp: &mut Response) -> Outcome {
+    let error_type = error_type(answer);
+    match answer.status {
+        429 => {
+            answers::with_error(
+                resp,
+                429,
+                answers::TOO_MANY_REQUESTS,
+                Some(error_type.as_bytes()),
+            );
+            if let Some(retry) = answer.header("retry-after") {
+                resp.header(b"Retry-After", retry);
+            }
+        }
+        413 => answers::with_error(
+            resp,
+            413,
+            answers::PAYLOAD_TOO_LARGE,
+            Some(error_type.as_bytes()),
+        ),
+        _ => answers::with_error(resp, 502, answers::BAD_GATEWAY, Some(error_type.as_bytes())),
+    }
+    pass_headers_for_error(answer.headers, resp);
+    Outcome::ApiError(error_type)
+}
+
+/// `x-amzn-ErrorType: Code[:namespace]`, else the body's `__type`/`Type`, else the status.
+fn error_type(answer: &LambdaAnswer<'_>) -> String {
+    if let Some(v) = answer.header("x-amzn-errortype") {
+        let code = v.split(|&b| b == b':' || b == b'#').next().unwrap_or(v);
+        if !code.is_empty() {
+            return String::from_utf8_lossy(code).into_owned();
+        }
+    }
+    if let Ok(serde_json::Value::Object(map)) =
+        serde_json::from_slice::<serde_json::Value>(answer.body)
+    {
+        for key in ["__type", "code", "Code"] {
+            if let Some(serde_json::Value::String(s)) = map.get(key) {
+                return s.rsplit('#').next().unwrap_or(s).to_string();
+            }
+        }
+    }
+    format!("HTTP {}", answer.status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(
+        cfg: &LambdaConfig,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (Response, Outcome) {
+        let hs: Vec<(&[u8], &[u8])> = headers
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
+        let mut body = body.as_bytes().to_vec();
+        let mut resp = Response::default();
+        let outcome = ResponseMapper::default().map(
+            cfg,
+            LambdaAnswer {
+                status,
+                headers: &hs,
+                body: &mut body,
+            },
+            &mut resp,
+        );
+        (resp, outcome)
+    }
+
+    fn header_text(r: &Response) -> String {
+        String::from_utf8_lossy(&r.headers).into_owned()
+    }
+
+    #[test]
+    fn passes_the_body_byte_for_byte_with_headers() {
+        let cfg = LambdaConfig::placeholder();
+        let (r, o) = map(
+            &cfg,
+            200,
+            &[
+                ("x-amzn-RequestId", "r1"),
+                ("Content-Length", "2"),
+                ("Connection", "keep-alive"),
+                ("X-Amz-Log-Result", "c2VjcmV0"),
+                ("Content-Type", "application/json"),
+            ],
+            "[]",
+        );
+        assert_eq!(
+            (r.status, r.body.as_slice(), o),
+            (200, &b"[]"[..], Outcome::Ok)
+        );
+        assert_eq!(
+            header_text(&r),
+            "x-amzn-RequestId: r1\r\nContent-Type: application/json\r\nVia: 1.1 lambda-gateway\r\n"
+        );
+    }
+
+    #[test]
+    fn unhandled_status() {
+        let mut cfg = LambdaConfig::placeholder();
+        let err = [("X-Amz-Function-Error", "Unhandled")];
+        assert_eq!(map(&cfg, 200, &err, "{}").0.status, 200);
+        cfg.unhandled_status = Some(412);
+        let (r, o) = map(&cfg, 200, &err, "{}");
+        assert_eq!(
+            (r.status, o),
+            (412, Outcome::FunctionError("Unhandled".into()))
+        );
+        assert_eq!(
+            map(&cfg, 200, &[("X-Amz-Function-Error", "Handled")], "{}")
+                .0
+                .status,
+            200
+        );
+    }
+
+    #[test]
+    fn proxy_integration() {
+        let mut cfg = LambdaConfig::placeholder();
+        cfg.is_proxy_integration = true;
+        let (r, o) = map(
+            &cfg,
+            200,
+            &[("x-amzn-RequestId", "r1"), ("X-Custom", "lambda")],
+            r#"{"statusCode":"201","headers":{"X-Custom":"fn","X-N":5,"Content-Length":"999"},"multiValueHeaders":{"Set-Cookie":["a=1","b=2"]},"body":"aGk=","isBase64Encoded":true}"#,
+        );
+        assert_eq!(
+            (r.status, r.body.as_slice(), o),
+            (201, &b"hi"[..], Outcome::Ok)
+        );
+        assert_eq!(
+            header_text(&r),
+            "x-amzn-RequestId: r1\r\nX-Custom: fn\r\nX-N: 5\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nVia: 1.1 lambda-gateway\r\n"
+        );
+        let (r, _) = map(
+            &cfg,
+            200,
+            &[],
+            r#"{"statusCode":200,"body":"{\"a\":\"\\u00e9\"}"}"#,
+        );
+        assert_eq!(r.body, "{\"a\":\"\\u00e9\"}".as_bytes());
+        let (r, _) = map(
+            &cfg,
+            200,
+            &[],
+            r#"{"statusCode":204,"multiValueHeaders":null}"#,
+        );
+        assert_eq!((r.status, r.body.len()), (204, 0));
+    }
+
+    #[test]
+    fn malformed_proxy_answers_are_502_with_kongs_messages() {
+        let mut cfg = LambdaConfig::placeholder();
+        cfg.is_proxy_integration = true;
+        for (body, why) in [
+            ("not json", "proxy response must be json format"),
+            ("", "proxy response must be json format"),
+            ("[1]", "proxy response must be json format"),
+            (r#"{"statusCode":"hello"}"#, "statusCode validation failed"),
+            (r#"{"body":"x"}"#, "statusCode validation failed"),
+            (r#"{"statusCode":700}"#, "statusCode validation failed"),
+            (
+                r#"{"statusCode":200,"headers":"hello"}"#,
+                "headers must be a table",
+            ),
+            (r#"{"statusCode":200,"body":5}"#, "body must be a string"),
+            (
+                r#"{"statusCode":200,"isBase64Encoded":"abc"}"#,
+                "isBase64Encoded must be a boolean",
+            ),
+        ] {
+            let (r, o) = map(&cfg, 200, &[], body);
+            assert_eq!(r.status, 502, "{body}");
+            let want = format!("{{\"message\":\"Bad Gateway\",\"error\":\"could not JSON decode Lambda function response: {why}\"}}");
+            assert_eq!(String::from_utf8_lossy(&r.body), want, "{body}");
+            assert_eq!(o, Outcome::BadProxyResponse(why.into()));
+        }
+    }
+
+    #[test]
+    fn api_errors() {
+        let cfg = LambdaConfig::placeholder();
+        let (r, o) = map(
+            &cfg,
+            404,
+            &[
+                (
+                    "x-amzn-ErrorType",
+                    "ResourceNotFoundException:http://internal.amazon.com/",
+                ),
+                ("x-amzn-RequestId", "r9"),
+            ],
+            "{}",
+        );
+        assert_eq!(r.status, 502);
+        assert_eq!(
+            r.body,
+            br#"{"message":"Bad Gateway","error":"ResourceNotFoundException"}"#
+        );
+        assert!(header_text(&r).contains("x-amzn-RequestId: r9\r\n"));
+        assert_eq!(o, Outcome::ApiError("ResourceNotFoundException".into()));
+        let (r, _) = map(
+            &cfg,
+            429,
+            &[
+                ("x-amzn-ErrorType", "TooManyRequestsException"),
+                ("Retry-After", "3"),
+            ],
+            "{}",
+        );
+        assert_eq!(r.status, 429);
+        assert!(header_text(&r).contains("Retry-After: 3\r\n"));
+        let (r, _) = map(&cfg, 413, &[], r#"{"__type":"RequestTooLargeException"}"#);
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (
+                413,
+                &br#"{"message":"Payload too large","error":"RequestTooLargeException"}"#[..]
+            )
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! lambda-gateway: an HTTP edge gateway that turns requests into AWS Lambda `Invoke` calls.
+//!
+//! It does what Kong Gateway's `aws-lambda` plugin does, configured the same way (Kong's
+//! declarative `kong.yml`), on thread-per-core monoio runtimes. One request flows through:
+//!
+//! ```text
+//! http::conn ─► http::head ─► http::framing ─► config::router ─► lambda::payload
+//!            ─► aws::sigv4 ─► upstream::pool/client ─► lambda::response ─► http::encode
+//! ```
+//!
+//! Every module that touches bytes from the network or a config file returns errors instead of
+//! panicking; `unsafe` is forbidden crate-wide.
+#![forbid(unsafe_code)]
+
+pub mod aws;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod json;
+pub mod lambda;
+pub mod logging;
+pub mod proxy;
+pub mod runtime;
+pub mod upstream;

@@ -1,0 +1,205 @@
+//! The `lambda-gateway` command line: serve a config, check a config, or run the demo.
+
+use arc_swap::ArcSwap;
+use clap::{Parser, Subcommand};
+use lambda_gateway::config::snapshot::Environment;
+use lambda_gateway::config::{self, Snapshot};
+use lambda_gateway::http::Limits;
+use lambda_gateway::runtime::{self, ServeConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// An HTTP gateway that turns requests into AWS Lambda Invoke calls, configured like Kong's
+/// aws-lambda plugin (declarative kong.yml).
+///
+/// AWS settings come from the environment as the AWS SDKs read them: AWS_ACCESS_KEY_ID,
+/// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION / AWS_DEFAULT_REGION,
+/// AWS_ENDPOINT_URL_LAMBDA (then AWS_ENDPOINT_URL), AWS_CA_BUNDLE. Log level: LAMBDA_GATEWAY_LOG
+/// (error, warn, info, debug; default info).
+#[derive(Parser, Debug)]
+#[command(name = "lambda-gateway", version)]
+struct Cli {
+    /// Kong declarative config file (YAML or JSON) to serve.
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_GATEWAY_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+
+    /// Proxy listen address.
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_GATEWAY_LISTEN",
+        default_value = "0.0.0.0:8000",
+        value_name = "ADDR"
+    )]
+    listen: SocketAddr,
+
+    /// Admin API listen address, or `off`.
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_GATEWAY_ADMIN_LISTEN",
+        default_value = "127.0.0.1:8001",
+        value_name = "ADDR|off"
+    )]
+    admin_listen: String,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, global = true, env = "LAMBDA_GATEWAY_WORKERS", value_name = "N")]
+    workers: Option<usize>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate a config file: print every error with its path, exit 1 on error.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Serve the seed example (/lambda1 → MyLambda) against a built-in local Lambda emulator.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    lambda_gateway::logging::init();
+    let cli = Cli::parse();
+    if cli.admin_listen != "off" && cli.admin_listen.parse::<SocketAddr>().is_err() {
+        eprintln!(
+            "error: --admin-listen: expected an address like 127.0.0.1:8001 or `off`, got {:?}",
+            cli.admin_listen
+        );
+        return ExitCode::from(2);
+    }
+    match &cli.command {
+        Some(Command::Check { file }) => check(file),
+        Some(Command::Demo) => demo(&cli),
+        None => match &cli.config {
+            Some(path) => match config::load_file(path) {
+                Ok(cfg) => serve(&cli, cfg),
+                Err(errors) => {
+                    eprintln!("{}: invalid config:\n{errors}", path.display());
+                    ExitCode::FAILURE
+                }
+            },
+            None => {
+                eprintln!("error: give --config FILE to serve a config, or run `lambda-gateway demo` (see --help)");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn check(file: &std::path::Path) -> ExitCode {
+    match config::load_file(file) {
+        Ok(cfg) => {
+            let (env, env_warnings) = Environment::from_process();
+            let (_, warnings) = Snapshot::build(cfg.clone(), &env);
+            for w in env_warnings.iter().chain(&warnings) {
+                println!("warning: {w}");
+            }
+            println!(
+                "{}: OK ({} services, {} routes, {} plugins, {} consumers)",
+                file.display(),
+                cfg.services.len(),
+                cfg.routes.len(),
+                cfg.plugins.len(),
+                cfg.consumers.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            eprintln!("{}: {} error(s)", file.display(), errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(cli: &Cli) -> ExitCode {
+    let emulator = match lambda_gateway::demo::start_emulator() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: cannot start the demo Lambda emulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = lambda_gateway::demo::config(emulator);
+    let cfg = match config::parse(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: demo config: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log::info!(
+        "demo: Lambda emulator on {emulator}; try: curl -i http://127.0.0.1:{}/lambda1",
+        cli.listen.port()
+    );
+    serve(cli, cfg)
+}
+
+fn serve(cli: &Cli, cfg: config::Config) -> ExitCode {
+    if cli.admin_listen != "off" {
+        log::info!(
+            "admin API ({}) is not part of this build yet; the config file is the source of truth",
+            cli.admin_listen
+        );
+    }
+    let (env, env_warnings) = Environment::from_process();
+    let (snapshot, warnings) = Snapshot::build(cfg, &env);
+    for w in env_warnings.iter().chain(&warnings) {
+        log::warn!("{w}");
+    }
+    let ca_bundle = std::env::var_os("AWS_CA_BUNDLE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let tls = match lambda_gateway::upstream::tls::client_config(ca_bundle.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let workers = cli
+        .workers
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Err(e) = runtime::stop_on_signals(stop.clone()) {
+        eprintln!("error: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+    let serve_cfg = ServeConfig {
+        listen: cli.listen,
+        workers,
+        limits: Limits::default(),
+        snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
+        tls,
+    };
+    match runtime::serve(serve_cfg, stop, None) {
+        Ok(()) => {
+            log::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot serve on {}: {e}", cli.listen);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The request phases, in order, for one routed request: route → plugin → payload → invoke →
+//! response mapping. Errors become the SPEC §6 answers and exactly one log line.
+
+use crate::config::router::RouteQuery;
+use crate::config::Snapshot;
+use crate::http::answers;
+use crate::http::encode::Response;
+use crate::http::request::Request;
+use crate::lambda::payload::{PayloadEncoder, PayloadError};
+use crate::lambda::response::{LambdaAnswer, Outcome, ResponseMapper};
+use crate::upstream::client::{InvokeBuffers, InvokeResponse, Upstream};
+use arc_swap::ArcSwap;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+/// Everything one request needs beyond the connection's read buffer; reused via a free list so
+/// memory follows the number of requests in flight, not the number of open connections.
+#[derive(Default)]
+pub struct Scratch {
+    /// The client response being built.
+    pub response: Response,
+    /// The encoded response bytes.
+    pub out: Vec<u8>,
+    /// A de-chunked request body.
+    pub body: Vec<u8>,
+    payload: PayloadEncoder,
+    mapper: ResponseMapper,
+    invoke: InvokeBuffers,
+    answer: InvokeResponse,
+    header_refs: Vec<(usize, usize, usize, usize)>,
+}
+
+/// A worker's shared state: everything here is worker-local except the snapshot.
+pub struct Proxy {
+    /// The published config.
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Pool, TLS, signer.
+    pub upstream: Upstream,
+    free: RefCell<Vec<Box<Scratch>>>,
+}
+
+/// Most scratch sets kept for reuse per worker.
+const MAX_FREE_SCRATCH: usize = 1024;
+
+impl Proxy {
+    /// A worker's proxy state.
+    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, upstream: Upstream) -> Self {
+        Proxy {
+            snapshot,
+            upstream,
+            free: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A scratch set for one request.
+    pub fn take_scratch(&self) -> Box<Scratch> {
+        self.free.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Returns a scratch set after the response was written.
+    pub fn give_back(&self, mut s: Box<Scratch>) {
+        // A huge response should not pin its memory forever.
+        if s.out.capacity() > 1 << 20 || s.invoke.read.capacity() > 1 << 20 {
+            s = Box::default();
+        }
+        let mut free = self.free.borrow_mut();
+        if free.len() < MAX_FREE_SCRATCH {
+            free.push(s);
+        }
+    }
+
+    /// Handles one complete request, filling `s.response`.
+    pub async fn handle(&self, req: Request<'_>, s: &mut Scratch) {
+        let snapshot = self.snapshot.load_full();
+        let headers = |name: &str| req.header(name);
+        let query = RouteQuery {
+            method: req.method(),
+            host: req.host(),
+            path: req.path(),
+            headers: &headers,
+        };
+        let Some(route_index) = snapshot.router.find(&query) else {
+            answers::message(&mut s.response, 404, answers::NO_ROUTE);
+            return;
+        };
+        let Some(plugin) = snapshot
+            .route_plugins
+            .get(route_index)
+            .and_then(|p| p.clone())
+        else {
+            let route = &snapshot.config.routes[route_index];
+            log::error!(
+                "route={} cause=\"no enabled aws-lambda plugin applies to this route\"",
+                route.name.as_deref().unwrap_or(&route.id)
+            );
+            answers::with_error(
+                &mut s.response,
+                502,
+                answers::BAD_GATEWAY,
+                Some(b"no aws-lambda plugin on this route"),
+            );
+            return;
+        };
+        let function = plugin.config.function_name.as_str();
+        if let Some(why) = &plugin.unusable {
+            log::error!(
+                "route={} function={} cause=\"{why}\"",
+                plugin.route_label,
+                function
+            );
+            answers::message(&mut s.response, 500, answers::INTERNAL);
+            return;
+        }
+        if let Err(PayloadError::TooLarge { size, limit }) = s.payload.encode(&plugin.config, &req)
+        {
+            log::error!("route={} function={} status=413 cause=\"payload of {size} bytes over the {limit}-byte limit\"", plugin.route_label, function);
+            answers::message(&mut s.response, 413, answers::PAYLOAD_TOO_LARGE);
+            return;
+        }
+        if let Err(e) = self
+            .upstream
+            .invoke(&plugin, &s.payload.out, &mut s.invoke, &mut s.answer)
+            .await
+        {
+            e.answer(&mut s.response);
+            log::error!(
+                "route={} function={} status={} cause=\"{e}\"",
+                plugin.route_label,
+                function,
+                s.response.status
+            );
+            return;
+        }
+        // Split the read buffer: headers are read-only, the body is parsed in place.
+        let (head, body) = s.invoke.read.split_at_mut(s.answer.head_len);
+        let body_range =
+            (s.answer.body.start - s.answer.head_len)..(s.answer.body.end - s.answer.head_len);
+        s.header_refs.clear();
+        s.header_refs.extend(
+            s.answer
+                .headers
+                .iter()
+                .map(|(n, v)| (n.start, n.end, v.start, v.end)),
+        );
+        let header_pairs: smallvec::SmallVec<[(&[u8], &[u8]); 16]> = s
+            .header_refs
+            .iter()
+            .map(|&(ns, ne, vs, ve)| (&head[ns..ne], &head[vs..ve]))
+            .collect();
+        if let Some((_, log_result)) = header_pairs
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(b"x-amz-log-result"))
+        {
+            log::debug!(
+                "route={} function={} log_result={}",
+                plugin.route_label,
+                function,
+                String::from_utf8_lossy(log_result)
+            );
+        }
+        let answer = LambdaAnswer {
+            status: s.answer.status,
+            headers: &header_pairs,
+            body: &mut body[body_range],
+        };
+        let outcome = s.mapper.map(&plugin.config, answer, &mut s.response);
+        match outcome {
+            Outcome::Ok => {}
+            Outcome::FunctionError(kind) => {
+                log::warn!(
+                    "route={} function={} status={} cause=\"function error: {kind}\"",
+                    plugin.route_label,
+                    function,
+                    s.response.status
+                )
+            }
+            Outcome::ApiError(kind) | Outcome::BadProxyResponse(kind) => {
+                log::error!(
+                    "route={} function={} status={} cause=\"{kind}\"",
+                    plugin.route_label,
+                    function,
+                    s.response.status
+                )
+            }
+        }
+    }
+}

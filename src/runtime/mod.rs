@@ -1,0 +1,211 @@
+//! Worker threads: one pinned monoio runtime per core, each with its own SO_REUSEPORT listener,
+//! upstream pool and signer; graceful stop on SIGTERM/SIGINT.
+
+pub mod shutdown;
+
+use crate::config::Snapshot;
+use crate::http::Limits;
+use crate::proxy::Proxy;
+use crate::upstream::client::Upstream;
+use arc_swap::ArcSwap;
+use monoio::net::{ListenerOpts, TcpListener};
+use shutdown::Shutdown;
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// How long in-flight requests get to finish after a stop signal.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a worker looks at the process-wide stop flag and sweeps its idle pool.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What the workers need to serve.
+#[derive(Clone)]
+pub struct ServeConfig {
+    /// Proxy listen address.
+    pub listen: SocketAddr,
+    /// Number of worker threads.
+    pub workers: usize,
+    /// Client limits.
+    pub limits: Limits,
+    /// The published config.
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Upstream TLS settings.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// Runs the workers until `stop` is set and they drained. `bound` receives the actual listen
+/// address once the first worker is listening (useful with port 0).
+pub fn serve(
+    cfg: ServeConfig,
+    stop: Arc<AtomicBool>,
+    bound: Option<mpsc::Sender<SocketAddr>>,
+) -> std::io::Result<()> {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let forced_legacy = std::env::var_os("MONOIO_FORCE_LEGACY_DRIVER").is_some();
+    if forced_legacy || !monoio::utils::detect_uring() {
+        log::warn!("io_uring unavailable or disabled: workers use the epoll driver");
+    } else {
+        log::info!("workers use io_uring");
+    }
+    let mut handles: Vec<std::thread::JoinHandle<()>> = Vec::with_capacity(cfg.workers);
+    let mut addr = cfg.listen;
+    for index in 0..cfg.workers.max(1) {
+        let (tx, rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
+        let worker_cfg = cfg.clone();
+        let worker_stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("worker-{index}"))
+            .spawn(move || {
+                if let Err(e) = monoio::utils::bind_to_cpu_set([index % cpus]) {
+                    log::warn!(
+                        "could not pin worker {index} to cpu {}: {e:?}",
+                        index % cpus
+                    );
+                }
+                let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+                    .enable_timer()
+                    .with_entries(1024)
+                    .build();
+                let mut runtime = match runtime {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(worker_main(worker_cfg, addr, worker_stop, tx));
+            })?;
+        match rx.recv() {
+            Ok(Ok(bound_addr)) => {
+                if index == 0 {
+                    // Every other worker binds the very port the first one got (port 0 → real port).
+                    addr = bound_addr;
+                    log::info!(
+                        "listening on {bound_addr} with {} workers",
+                        cfg.workers.max(1)
+                    );
+                    if let Some(b) = &bound {
+                        let _ = b.send(bound_addr);
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                stop.store(true, Ordering::SeqCst);
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(e);
+            }
+            Err(_) => return Err(std::io::Error::other("worker thread failed to start")),
+        }
+        handles.push(handle);
+    }
+    for h in handles {
+        if h.join().is_err() {
+            log::error!("a worker thread panicked");
+        }
+    }
+    Ok(())
+}
+
+async fn worker_main(
+    cfg: ServeConfig,
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    ready: mpsc::Sender<std::io::Result<SocketAddr>>,
+) {
+    let listener = match TcpListener::bind_with_config(
+        addr,
+        &ListenerOpts::new()
+            .reuse_port(true)
+            .reuse_addr(true)
+            .backlog(4096),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let local = listener.local_addr().unwrap_or(addr);
+    let _ = ready.send(Ok(local));
+    let proxy = Rc::new(Proxy::new(
+        cfg.snapshot.clone(),
+        Upstream::new(cfg.tls.clone()),
+    ));
+    let shutdown = Rc::new(Shutdown::default());
+    let limits = Rc::new(cfg.limits.clone());
+    let active = Rc::new(Cell::new(0usize));
+
+    // Watches the process-wide flag and sweeps the pool.
+    {
+        let shutdown = shutdown.clone();
+        let proxy = proxy.clone();
+        monoio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                monoio::time::sleep(TICK).await;
+                proxy.upstream.pool.borrow_mut().sweep();
+            }
+            shutdown.trigger();
+        });
+    }
+
+    loop {
+        let accepted = monoio::select! {
+            r = listener.accept() => Some(r),
+            _ = shutdown.wait() => None,
+        };
+        match accepted {
+            None => break,
+            Some(Ok((stream, _peer))) => {
+                let _ = stream.set_nodelay(true);
+                let (proxy, limits, shutdown, active) = (
+                    proxy.clone(),
+                    limits.clone(),
+                    shutdown.clone(),
+                    active.clone(),
+                );
+                active.set(active.get() + 1);
+                monoio::spawn(async move {
+                    crate::http::conn::serve(stream, &proxy, &limits, &shutdown).await;
+                    active.set(active.get() - 1);
+                });
+            }
+            Some(Err(e)) => {
+                // EMFILE and friends: back off instead of spinning.
+                log::warn!("accept failed: {e}");
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while active.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if active.get() > 0 {
+        log::warn!(
+            "{} connections still open after the drain deadline; closing",
+            active.get()
+        );
+    }
+}
+
+/// Sets `stop` on SIGTERM or SIGINT (from a dedicated thread).
+pub fn stop_on_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            log::info!("signal {sig}: stopping (draining in-flight requests, at most {DRAIN_TIMEOUT:?})");
+            stop.store(true, Ordering::SeqCst);
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,433 @@
+//! The invoke client: takes a pooled connection (or opens one), signs at send time, writes the
+//! request, reads and frames Lambda's response, and returns the connection to the pool only
+//! when it is certainly clean (SPEC §4).
+
+use super::pool::{IdleConn, Pool};
+use super::stream::{raw_fd, Stream};
+use crate::aws::sigv4::InvokeSigner;
+use crate::aws::time::AmzDate;
+use crate::config::snapshot::ResolvedPlugin;
+use crate::error::InvokeError;
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::framing::parse_length;
+use monoio::net::TcpStream;
+use rustls::pki_types::ServerName;
+use std::cell::RefCell;
+use std::io;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// Largest Lambda response read (SPEC §4): Lambda's 6 MB plus margin. Larger is a 502.
+pub const MAX_RESPONSE_BYTES: usize = 7 * 1024 * 1024;
+/// Largest response head accepted from Lambda.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The per-request buffers of one invoke, reused through a worker's free list.
+#[derive(Default)]
+pub struct InvokeBuffers {
+    /// Request head + payload as written.
+    pub write: Vec<u8>,
+    /// Response bytes as read: head, then body (de-chunked in place).
+    pub read: Vec<u8>,
+    /// Scratch for de-chunking.
+    pub chunked: Vec<u8>,
+    /// `Authorization` value.
+    pub authorization: Vec<u8>,
+}
+
+/// A framed Lambda response; ranges index [`InvokeBuffers::read`].
+#[derive(Debug, Default)]
+pub struct InvokeResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header (name, value) ranges.
+    pub headers: Vec<(Range<usize>, Range<usize>)>,
+    /// Length of the head; the body starts here.
+    pub head_len: usize,
+    /// Body range.
+    pub body: Range<usize>,
+}
+
+/// The worker's upstream side: its pool and TLS settings.
+pub struct Upstream {
+    /// Idle connections.
+    pub pool: RefCell<Pool>,
+    /// TLS client config (one per worker: the session cache lock stays uncontended).
+    pub tls: monoio_rustls::TlsConnector,
+    /// Signing keys and scratch.
+    pub signer: RefCell<InvokeSigner>,
+}
+
+/// Why one attempt failed, and whether it may be retried on a fresh connection.
+struct AttemptError {
+    error: InvokeError,
+    retryable: bool,
+}
+
+impl Upstream {
+    /// A worker's upstream side.
+    pub fn new(tls: Arc<rustls::ClientConfig>) -> Self {
+        Upstream {
+            pool: RefCell::new(Pool::default()),
+            tls: monoio_rustls::TlsConnector::from(tls),
+            signer: RefCell::new(InvokeSigner::default()),
+        }
+    }
+
+    /// Invokes `plugin`'s function with `payload`, within the plugin's `timeout`.
+    pub async fn invoke(
+        &self,
+        plugin: &ResolvedPlugin,
+        payload: &[u8],
+        bufs: &mut InvokeBuffers,
+        resp: &mut InvokeResponse,
+    ) -> Result<(), InvokeError> {
+        let timeout = plugin.config.timeout;
+        match monoio::time::timeout(timeout, self.invoke_with_retry(plugin, payload, bufs, resp))
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(InvokeError::Timeout(timeout)),
+        }
+    }
+
+    async fn invoke_with_retry(
+        &self,
+        plugin: &ResolvedPlugin,
+        payload: &[u8],
+        bufs: &mut InvokeBuffers,
+        resp: &mut InvokeResponse,
+    ) -> Result<(), InvokeError> {
+        let pooled = self.pool.borrow_mut().take(&plugin.endpoint);
+        let reused = pooled.is_some();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.connect(plugin).await?,
+        };
+        match self.attempt(plugin, conn, payload, bufs, resp).await {
+            Ok(()) => Ok(()),
+            // A pooled connection the peer had closed: nothing of the response arrived, so the
+            // request can be sent again on a new connection (pingora's rule).
+            Err(e) if reused && e.retryable => {
+                log::debug!(
+                    "retrying on a new connection after a stale pooled one failed: {}",
+                    e.error
+                );
+                let conn = self.connect(plugin).await?;
+                self.attempt(plugin, conn, payload, bufs, resp)
+                    .await
+                    .map_err(|e| e.error)
+            }
+            Err(e) => Err(e.error),
+        }
+    }
+
+    async fn connect(&self, plugin: &ResolvedPlugin) -> Result<IdleConn, InvokeError> {
+        let ep = &plugin.endpoint;
+        let label = || format!("{}:{}", ep.host, ep.port);
+        let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
+            .await
+            .map_err(|source| InvokeError::Connect {
+                endpoint: label(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let fd = raw_fd(&tcp);
+        self.pool.borrow_mut().opened += 1;
+        let stream = if ep.tls {
+            let name = ServerName::try_from(ep.host.clone()).map_err(|e| InvokeError::Tls {
+                endpoint: label(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+            })?;
+            let tls = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| InvokeError::Tls {
+                    endpoint: label(),
+                    source: e.into(),
+                })?;
+            Stream::Tls(Box::new(tls))
+        } else {
+            Stream::Plain(tcp)
+        };
+        Ok(IdleConn {
+            stream,
+            fd,
+            since: Instant::now(),
+            keepalive: plugin.config.keepalive,
+        })
+    }
+
+    async fn attempt(
+        &self,
+        plugin: &ResolvedPlugin,
+        mut conn: IdleConn,
+        payload: &[u8],
+        bufs: &mut InvokeBuffers,
+        resp: &mut InvokeResponse,
+    ) -> Result<(), AttemptError> {
+        let label = || format!("{}:{}", plugin.endpoint.host, plugin.endpoint.port);
+        self.write_request(plugin, payload, bufs);
+        let (res, write) = conn.stream.write_all(std::mem::take(&mut bufs.write)).await;
+        bufs.write = write;
+        if let Err(source) = res {
+            return Err(AttemptError {
+                error: InvokeError::Io {
+                    endpoint: label(),
+                    source,
+                },
+                retryable: true,
+            });
+        }
+        let reusable = read_response(&mut conn.stream, bufs, resp).await.map_err(
+            |(error, nothing_read)| AttemptError {
+                error: error.with_endpoint(label()),
+                retryable: nothing_read,
+            },
+        )?;
+        if reusable {
+            conn.since = Instant::now();
+            conn.keepalive = plugin.config.keepalive;
+            self.pool.borrow_mut().put(&plugin.endpoint, conn);
+        }
+        Ok(())
+    }
+
+    /// Writes head + payload into `bufs.write`, signed now.
+    fn write_request(&self, plugin: &ResolvedPlugin, payload: &[u8], bufs: &mut InvokeBuffers) {
+        let date = AmzDate::from_system_time(SystemTime::now());
+        let w = &mut bufs.write;
+        w.clear();
+        if let Some(creds) = &plugin.credentials {
+            self.signer.borrow_mut().sign(
+                &plugin.template,
+                creds,
+                &date,
+                payload,
+                &mut bufs.authorization,
+            );
+        }
+        w.extend_from_slice(b"POST ");
+        w.extend_from_slice(plugin.invoke_path.as_bytes());
+        w.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        w.extend_from_slice(plugin.template.host.as_bytes());
+        w.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+        crate::json::write_u64(w, payload.len() as u64);
+        w.extend_from_slice(b"\r\nX-Amz-Invocation-Type: ");
+        w.extend_from_slice(plugin.template.invocation_type.as_bytes());
+        w.extend_from_slice(b"\r\nX-Amz-Log-Type: ");
+        w.extend_from_slice(plugin.template.log_type.as_bytes());
+        w.extend_from_slice(b"\r\nX-Amz-Date: ");
+        w.extend_from_slice(&date.timestamp);
+        if let Some(token) = plugin
+            .credentials
+            .as_ref()
+            .and_then(|c| c.session_token.as_ref())
+        {
+            w.extend_from_slice(b"\r\nX-Amz-Security-Token: ");
+            w.extend_from_slice(token.0.as_bytes());
+        }
+        w.extend_from_slice(b"\r\nAuthorization: ");
+        w.extend_from_slice(&bufs.authorization);
+        w.extend_from_slice(b"\r\n\r\n");
+        w.extend_from_slice(payload);
+    }
+}
+
+/// A response-reading failure before the endpoint label is attached.
+enum ReadError {
+    Io(io::Error),
+    Bad(&'static str),
+    TooLarge,
+}
+
+impl ReadError {
+    fn with_endpoint(self, endpoint: String) -> InvokeError {
+        match self {
+            ReadError::Io(source) => InvokeError::Io { endpoint, source },
+            ReadError::Bad(why) => InvokeError::BadResponse { endpoint, why },
+            ReadError::TooLarge => InvokeError::ResponseTooLarge {
+                endpoint,
+                limit: MAX_RESPONSE_BYTES,
+            },
+        }
+    }
+}
+
+/// Reads one more chunk; `Ok(0)` is EOF.
+async fn fill(stream: &mut Stream, buf: &mut Vec<u8>) -> Result<usize, ReadError> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+    let (res, b) = stream.read_append(std::mem::take(buf)).await;
+    *buf = b;
+    res.map_err(ReadError::Io)
+}
+
+/// Reads and frames one response. `Ok(reusable)`; on error, whether nothing at all was read.
+async fn read_response(
+    stream: &mut Stream,
+    bufs: &mut InvokeBuffers,
+    resp: &mut InvokeResponse,
+) -> Result<bool, (ReadError, bool)> {
+    let buf = &mut bufs.read;
+    buf.clear();
+    // Head.
+    let (head_len, framing, server_close) = loop {
+        let n = fill(stream, buf).await.map_err(|e| (e, buf.is_empty()))?;
+        if n == 0 {
+            let nothing = buf.is_empty();
+            return Err((
+                if nothing {
+                    ReadError::Io(io::ErrorKind::UnexpectedEof.into())
+                } else {
+                    ReadError::Bad("truncated response head")
+                },
+                nothing,
+            ));
+        }
+        match parse_head(buf, resp) {
+            Ok(Some(parsed)) => break parsed,
+            Ok(None) if buf.len() > MAX_RESPONSE_HEAD => {
+                return Err((ReadError::Bad("response head too large"), false))
+            }
+            Ok(None) => continue,
+            Err(why) => return Err((ReadError::Bad(why), false)),
+        }
+    };
+    resp.head_len = head_len;
+    let fail = |e| (e, false);
+    let reusable = match framing {
+        Framing::Length(len) => {
+            if len > MAX_RESPONSE_BYTES {
+                return Err(fail(ReadError::TooLarge));
+            }
+            let want = head_len + len;
+            buf.reserve(want.saturating_sub(buf.len()));
+            while buf.len() < want {
+                if fill(stream, buf).await.map_err(fail)? == 0 {
+                    return Err(fail(ReadError::Bad("truncated response body")));
+                }
+            }
+            resp.body = head_len..want;
+            // Bytes beyond the response we asked for: the connection is out of sync.
+            buf.len() == want && !server_close
+        }
+        Framing::Chunked => {
+            let mut decoder = ChunkedDecoder::new(MAX_RESPONSE_BYTES);
+            let decoded = &mut bufs.chunked;
+            decoded.clear();
+            let mut pos = head_len;
+            loop {
+                let used = decoder.decode(&buf[pos..], decoded).map_err(|e| match e {
+                    crate::http::chunked::ChunkedError::TooLarge => fail(ReadError::TooLarge),
+                    crate::http::chunked::ChunkedError::Invalid(why) => fail(ReadError::Bad(why)),
+                })?;
+                pos += used;
+                if decoder.is_done() {
+                    break;
+                }
+                if fill(stream, buf).await.map_err(fail)? == 0 {
+                    return Err(fail(ReadError::Bad("truncated chunked response body")));
+                }
+            }
+            let clean = pos == buf.len() && !server_close;
+            buf.truncate(head_len);
+            buf.extend_from_slice(decoded);
+            resp.body = head_len..buf.len();
+            clean
+        }
+        Framing::UntilClose => {
+            loop {
+                if buf.len() - head_len > MAX_RESPONSE_BYTES {
+                    return Err(fail(ReadError::TooLarge));
+                }
+                if fill(stream, buf).await.map_err(fail)? == 0 {
+                    break;
+                }
+            }
+            resp.body = head_len..buf.len();
+            false
+        }
+        Framing::Empty => {
+            resp.body = head_len..head_len;
+            buf.len() == head_len && !server_close
+        }
+    };
+    Ok(reusable)
+}
+
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+    Empty,
+}
+
+/// Parses the response head; `Ok(None)` if incomplete.
+fn parse_head(
+    buf: &[u8],
+    resp: &mut InvokeResponse,
+) -> Result<Option<(usize, Framing, bool)>, &'static str> {
+    let mut slots = [httparse::EMPTY_HEADER; 64];
+    let mut r = httparse::Response::new(&mut slots);
+    let len = match r.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err("too many response headers"),
+        Err(_) => return Err("invalid response head"),
+    };
+    let status = r.code.ok_or("invalid response head")?;
+    resp.status = status;
+    resp.headers.clear();
+    let base = buf.as_ptr() as usize;
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    let mut close = r.version == Some(0);
+    for h in r.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = crate::http::framing::trim_ows(h.value);
+        let n = name.as_ptr() as usize - base;
+        let v = value.as_ptr() as usize - base;
+        resp.headers.push((n..n + name.len(), v..v + value.len()));
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let l = parse_length(value).ok_or("invalid Content-Length in response")? as usize;
+            if length.is_some_and(|prev| prev != l) {
+                return Err("conflicting Content-Length in response");
+            }
+            length = Some(l);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if !value.eq_ignore_ascii_case(b"chunked") {
+                return Err("unsupported Transfer-Encoding in response");
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            close |= value
+                .split(|&b| b == b',')
+                .any(|t| crate::http::framing::trim_ows(t).eq_ignore_ascii_case(b"close"));
+        }
+    }
+    if status < 200 {
+        return Err("unexpected informational response");
+    }
+    let framing = if status == 204 || status == 304 {
+        Framing::Empty
+    } else if chunked {
+        if length.is_some() {
+            return Err("both Content-Length and Transfer-Encoding in response");
+        }
+        Framing::Chunked
+    } else if let Some(l) = length {
+        if l == 0 {
+            Framing::Empty
+        } else {
+            Framing::Length(l)
+        }
+    } else {
+        Framing::UntilClose
+    };
+    Ok(Some((len, framing, close)))
+}

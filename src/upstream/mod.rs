@@ -1,0 +1,6 @@
+//! The Lambda side: TLS settings, the per-worker connection pool, and the invoke client.
+
+pub mod client;
+pub mod pool;
+pub mod stream;
+pub mod tls;

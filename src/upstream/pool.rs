@@ -1,0 +1,78 @@
+//! A worker's pool of idle connections to Lambda endpoints, keyed by endpoint (TLS or not, host,
+//! which is also the SNI, and port). Worker-local: no locks.
+
+use super::stream::{idle_socket_is_clean, Stream};
+use crate::aws::endpoint::Endpoint;
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+/// An idle connection.
+pub struct IdleConn {
+    /// The connection.
+    pub stream: Stream,
+    /// Its socket, for the liveness probe.
+    pub fd: RawFd,
+    /// When it was returned.
+    pub since: Instant,
+    /// How long it may stay idle (the plugin's `keepalive`).
+    pub keepalive: Duration,
+}
+
+/// Most idle connections kept per endpoint per worker.
+pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
+
+/// The pool.
+#[derive(Default)]
+pub struct Pool {
+    idle: HashMap<Endpoint, Vec<IdleConn>>,
+    /// Connections opened by this worker (for tests and metrics).
+    pub opened: u64,
+    /// Pooled connections found dead or expired and dropped.
+    pub discarded: u64,
+}
+
+impl Pool {
+    /// The most recently returned live connection to `endpoint`, if any.
+    pub fn take(&mut self, endpoint: &Endpoint) -> Option<IdleConn> {
+        let list = self.idle.get_mut(endpoint)?;
+        let now = Instant::now();
+        while let Some(conn) = list.pop() {
+            if now.duration_since(conn.since) < conn.keepalive && idle_socket_is_clean(conn.fd) {
+                return Some(conn);
+            }
+            self.discarded += 1;
+        }
+        None
+    }
+
+    /// Returns a connection for reuse (dropped when `keepalive` is zero or the pool is full).
+    pub fn put(&mut self, endpoint: &Endpoint, conn: IdleConn) {
+        if conn.keepalive.is_zero() {
+            return;
+        }
+        let list = match self.idle.get_mut(endpoint) {
+            Some(list) => list,
+            None => self.idle.entry(endpoint.clone()).or_default(),
+        };
+        if list.len() < MAX_IDLE_PER_ENDPOINT {
+            list.push(conn);
+        }
+    }
+
+    /// Closes connections idle longer than their keepalive.
+    pub fn sweep(&mut self) {
+        let now = Instant::now();
+        for list in self.idle.values_mut() {
+            let before = list.len();
+            list.retain(|c| now.duration_since(c.since) < c.keepalive);
+            self.discarded += (before - list.len()) as u64;
+        }
+        self.idle.retain(|_, l| !l.is_empty());
+    }
+
+    /// Idle connections held.
+    pub fn idle_count(&self) -> usize {
+        self.idle.values().map(Vec::len).sum()
+    }
+}
