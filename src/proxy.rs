@@ -36,7 +36,7 @@ pub struct Proxy {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// Pool, TLS, signer.
     pub upstream: Upstream,
-    free: RefCell<Vec<Box<Scratch>>>,
+    free: RefCell<Vec<Scratch>>,
 }
 
 /// Most scratch sets kept for reuse per worker.
@@ -53,15 +53,15 @@ impl Proxy {
     }
 
     /// A scratch set for one request.
-    pub fn take_scratch(&self) -> Box<Scratch> {
+    pub fn take_scratch(&self) -> Scratch {
         self.free.borrow_mut().pop().unwrap_or_default()
     }
 
     /// Returns a scratch set after the response was written.
-    pub fn give_back(&self, mut s: Box<Scratch>) {
+    pub fn give_back(&self, mut s: Scratch) {
         // A huge response should not pin its memory forever.
         if s.out.capacity() > 1 << 20 || s.invoke.read.capacity() > 1 << 20 {
-            s = Box::default();
+            s = Scratch::default();
         }
         let mut free = self.free.borrow_mut();
         if free.len() < MAX_FREE_SCRATCH {

@@ -9,6 +9,10 @@
 use super::model::Route;
 use regex::bytes::Regex;
 
+/// Priority of an entry, compared descending: (match categories, all hosts exact, header
+/// rules, regex_priority, path length).
+type SortKey = (u8, u8, usize, i64, usize);
+
 /// How one path of a route matches.
 #[derive(Clone, Debug)]
 enum PathRule {
@@ -61,7 +65,7 @@ impl Router {
     /// Builds the router; routes whose regex fails to compile are skipped (validation has
     /// already refused them, so this only guards against a bypass).
     pub fn new(routes: &[Route], route_enabled: impl Fn(&Route) -> bool) -> Router {
-        let mut keyed: Vec<((u8, u8, usize, i64, usize), usize, Entry)> = Vec::new();
+        let mut keyed: Vec<(SortKey, usize, Entry)> = Vec::new();
         let mut order = 0usize;
         for (index, route) in routes.iter().enumerate() {
             if !route_enabled(route) {

@@ -221,7 +221,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
 async fn finish<S: AsyncWriteRent>(
     stream: &mut S,
     proxy: &Proxy,
-    mut s: Box<Scratch>,
+    mut s: Scratch,
     keep_alive: bool,
 ) {
     s.out.clear();

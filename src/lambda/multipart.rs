@@ -25,21 +25,25 @@ pub fn boundary(content_type: &[u8]) -> Option<&[u8]> {
     None
 }
 
+/// A body that is not valid multipart for its boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Malformed;
+
 /// Calls `field(name, content)` for every part, in order. `Err` for a body that is not valid
 /// multipart with this boundary (missing delimiters, a part without a name, no closing delimiter).
 pub fn for_each_field<'a>(
     body: &'a [u8],
     boundary: &[u8],
     mut field: impl FnMut(&'a [u8], &'a [u8]),
-) -> Result<(), ()> {
+) -> Result<(), Malformed> {
     let mut delimiter = Vec::with_capacity(boundary.len() + 4);
     delimiter.extend_from_slice(b"--");
     delimiter.extend_from_slice(boundary);
     let finder = memchr::memmem::Finder::new(&delimiter);
     // The first delimiter may follow a preamble.
-    let first = finder.find(body).ok_or(())?;
+    let first = finder.find(body).ok_or(Malformed)?;
     if first != 0 && !body[..first].ends_with(b"\r\n") {
-        return Err(());
+        return Err(Malformed);
     }
     let mut pos = first + delimiter.len();
     loop {
@@ -48,29 +52,29 @@ pub fn for_each_field<'a>(
             return Ok(()); // close delimiter; the epilogue is ignored
         }
         // Transport padding, then CRLF.
-        let line_end = memchr::memmem::find(rest, b"\r\n").ok_or(())?;
+        let line_end = memchr::memmem::find(rest, b"\r\n").ok_or(Malformed)?;
         if !rest[..line_end].iter().all(|&b| b == b' ' || b == b'\t') {
-            return Err(());
+            return Err(Malformed);
         }
         let part_start = pos + line_end + 2;
         let part = &body[part_start..];
-        let head_end = memchr::memmem::find(part, b"\r\n\r\n").ok_or(())?;
+        let head_end = memchr::memmem::find(part, b"\r\n\r\n").ok_or(Malformed)?;
         let headers = &part[..head_end];
         let content_start = part_start + head_end + 4;
         // The part ends at CRLF + delimiter.
         let mut search = content_start;
         let content_end = loop {
-            let at = search + finder.find(&body[search..]).ok_or(())?;
+            let at = search + finder.find(&body[search..]).ok_or(Malformed)?;
             if at >= content_start + 2 && &body[at - 2..at] == b"\r\n" {
                 break at - 2;
             }
             if at == content_start {
                 // An empty part directly followed by the delimiter is malformed (needs CRLF).
-                return Err(());
+                return Err(Malformed);
             }
             search = at + 1;
         };
-        let name = field_name(headers).ok_or(())?;
+        let name = field_name(headers).ok_or(Malformed)?;
         field(name, &body[content_start..content_end]);
         pos = content_end + 2 + delimiter.len();
     }
@@ -110,7 +114,7 @@ fn trim(v: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    fn fields(body: &[u8], b: &[u8]) -> Result<Vec<(String, String)>, ()> {
+    fn fields(body: &[u8], b: &[u8]) -> Result<Vec<(String, String)>, Malformed> {
         let mut out = Vec::new();
         for_each_field(body, b, |n, v| {
             out.push((

@@ -93,7 +93,7 @@ impl ResponseMapper {
             .header("x-amz-function-error")
             .map(|v| String::from_utf8_lossy(v).into_owned());
         if cfg.is_proxy_integration && answer.status == 200 {
-            return match self.map_proxy(&answer.headers, answer.body, resp) {
+            return match self.map_proxy(answer.headers, answer.body, resp) {
                 Ok(()) => function_error.map_or(Outcome::Ok, Outcome::FunctionError),
                 Err(why) => {
                     let mut detail = b"could not JSON decode Lambda function response: ".to_vec();
