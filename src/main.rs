@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// An HTTP gateway that turns requests into AWS Lambda Invoke calls, configured like Kong's
 /// aws-lambda plugin (declarative kong.yml).
@@ -51,6 +52,14 @@ struct Cli {
     )]
     admin_listen: String,
 
+    /// Time a client has to send a request head, and then its body (e.g. 30s, 500ms).
+    #[arg(long, global = true, env = "LAMBDA_GATEWAY_CLIENT_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    client_timeout: Duration,
+
+    /// How long an idle keep-alive client connection is kept open (e.g. 60s).
+    #[arg(long, global = true, env = "LAMBDA_GATEWAY_KEEPALIVE_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    keepalive_timeout: Duration,
+
     /// Worker threads (default: one per core).
     #[arg(long, global = true, env = "LAMBDA_GATEWAY_WORKERS", value_name = "N")]
     workers: Option<usize>,
@@ -68,6 +77,28 @@ enum Command {
     },
     /// Serve the seed example (/lambda1 → MyLambda) against a built-in local Lambda emulator.
     Demo,
+}
+
+/// `500ms`, `30s`, `2m`, or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 30s or 500ms, got {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use ms, s or m)")),
+    };
+    if !(0.001..=86_400.0).contains(&secs) {
+        return Err(format!("{s:?} is out of range (1ms to 24h)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn main() -> ExitCode {
@@ -188,7 +219,11 @@ fn serve(cli: &Cli, cfg: config::Config) -> ExitCode {
     let serve_cfg = ServeConfig {
         listen: cli.listen,
         workers,
-        limits: Limits::default(),
+        limits: Limits {
+            client_timeout: cli.client_timeout,
+            keepalive_timeout: cli.keepalive_timeout,
+            ..Limits::default()
+        },
         snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
         tls,
     };

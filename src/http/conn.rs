@@ -181,7 +181,6 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
             }
         };
 
-        let keep_alive = head.keep_alive && !shutdown.is_set();
         let is_head = head.method.get(&buf) == b"HEAD";
         {
             let mut body = std::mem::take(&mut s.body);
@@ -198,7 +197,8 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
             body.clear();
             s.body = body;
         }
-        let keep_alive = keep_alive && !s.response.close;
+        // Decided after handling: a stop signal that arrived meanwhile closes the connection.
+        let keep_alive = head.keep_alive && !shutdown.is_set() && !s.response.close;
         s.out.clear();
         write_response(&mut s.out, &s.response, keep_alive, is_head);
         let out = std::mem::take(&mut s.out);

@@ -1,0 +1,919 @@
+//! Test support: a mock Lambda over TLS that verifies every signature independently (with
+//! aws-sigv4's own full `sign()`), a gateway process runner, and a raw HTTP/1.1 client.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Credentials the mock knows (access key → secret).
+pub const ACCESS_KEY: &str = "AKIDTESTEXAMPLE";
+/// A secret with `+`, `/` and `=` in it, as real ones have.
+pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLE=KEY";
+/// Environment credentials used by some tests.
+pub const ENV_ACCESS_KEY: &str = "ASIAENVEXAMPLE";
+/// See [`ENV_ACCESS_KEY`].
+pub const ENV_SECRET_KEY: &str = "envSecret/With+Symbols=";
+/// See [`ENV_ACCESS_KEY`].
+pub const ENV_SESSION_TOKEN: &str = "FwoGZXIvYXdzEJr//////////wEaDEXAMPLETOKEN==";
+
+/// One request the mock received.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// Headers as (lower-case name, value).
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// First value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "payload is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+#[derive(Default)]
+struct MockState {
+    connections: usize,
+    requests: Vec<Recorded>,
+    signature_failures: Vec<String>,
+    signatures_verified: usize,
+}
+
+/// A TLS Lambda emulator on 127.0.0.1 with a CA generated at test time.
+pub struct MockLambda {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// PEM of the CA that signed its certificate (for AWS_CA_BUNDLE).
+    pub ca_file: PathBuf,
+    state: Arc<Mutex<MockState>>,
+    _dir: TempDir,
+}
+
+impl MockLambda {
+    /// Starts a mock whose certificate is valid for `localhost` only.
+    pub fn start() -> MockLambda {
+        let dir = TempDir::new("mock");
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "lambda-gateway test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("CA");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().expect("key");
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .expect("params")
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf");
+        let ca_file = dir.path.join("ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem()).expect("write CA");
+
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .expect("server config");
+        let server = Arc::new(server);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(Mutex::new(MockState::default()));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                let server = server.clone();
+                let st = st.clone();
+                st.lock().expect("lock").connections += 1;
+                std::thread::spawn(move || {
+                    let Ok(conn) = rustls::ServerConnection::new(server) else {
+                        return;
+                    };
+                    let mut tls = rustls::StreamOwned::new(conn, tcp);
+                    serve_connection(&mut tls, &st);
+                });
+            }
+        });
+        MockLambda {
+            addr,
+            ca_file,
+            state,
+            _dir: dir,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.lock().expect("lock").connections
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().expect("lock").requests.clone()
+    }
+
+    /// The last request received.
+    pub fn last(&self) -> Recorded {
+        self.requests().pop().expect("the mock received a request")
+    }
+
+    /// Panics if any signature failed verification; returns how many were verified.
+    pub fn assert_all_signatures_valid(&self) -> usize {
+        let s = self.state.lock().expect("lock");
+        assert!(
+            s.signature_failures.is_empty(),
+            "signatures that did not verify: {:#?}",
+            s.signature_failures
+        );
+        s.signatures_verified
+    }
+}
+
+impl Drop for MockLambda {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let s = self.state.lock().expect("lock");
+            assert!(
+                s.signature_failures.is_empty(),
+                "signatures that did not verify: {:#?}",
+                s.signature_failures
+            );
+        }
+    }
+}
+
+fn serve_connection<S: Read + Write>(stream: &mut S, state: &Mutex<MockState>) {
+    let mut buf = Vec::new();
+    let mut served_here = 0usize;
+    loop {
+        let Some((req, consumed)) = read_request(stream, &mut buf) else {
+            return;
+        };
+        buf.drain(..consumed);
+        served_here += 1;
+        let verified = verify_signature(&req);
+        {
+            let mut s = state.lock().expect("lock");
+            match &verified {
+                Ok(()) => s.signatures_verified += 1,
+                Err(why) => s
+                    .signature_failures
+                    .push(format!("{} {}: {why}", req.method, req.target)),
+            }
+            s.requests.push(req.clone());
+        }
+        if let Err(why) = verified {
+            let body = format!(r#"{{"message":"{why}"}}"#);
+            let _ = write_response(
+                stream,
+                403,
+                &[("x-amzn-ErrorType", "InvalidSignatureException")],
+                body.as_bytes(),
+                false,
+            );
+            continue;
+        }
+        let function = req
+            .target
+            .trim_start_matches("/2015-03-31/functions/")
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let function = percent_decode(&function);
+        match behave(&function, &req, served_here) {
+            Behaviour::Respond {
+                status,
+                headers,
+                body,
+                chunked,
+            } => {
+                let hs: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
+                    .collect();
+                if write_response(stream, status, &hs, &body, chunked).is_err() {
+                    return;
+                }
+            }
+            Behaviour::RespondThenClose { status, body } => {
+                let _ = write_response(stream, status, &[], &body, false);
+                return;
+            }
+            Behaviour::RawThenClose(raw) => {
+                let _ = stream.write_all(&raw);
+                let _ = stream.flush();
+                return;
+            }
+            Behaviour::Close => return,
+        }
+    }
+}
+
+enum Behaviour {
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        chunked: bool,
+    },
+    RespondThenClose {
+        status: u16,
+        body: Vec<u8>,
+    },
+    RawThenClose(Vec<u8>),
+    Close,
+}
+
+fn lambda_headers(req: &Recorded) -> Vec<(String, String)> {
+    let mut h = vec![
+        ("Content-Type".to_string(), "application/json".to_string()),
+        (
+            "x-amzn-RequestId".to_string(),
+            "a1b2c3d4-0000-4000-8000-000000000001".to_string(),
+        ),
+        (
+            "X-Amzn-Trace-Id".to_string(),
+            "root=1-6543-abcdef;sampled=0".to_string(),
+        ),
+        (
+            "x-amzn-Remapped-Content-Length".to_string(),
+            "0".to_string(),
+        ),
+        ("X-Amz-Executed-Version".to_string(), "$LATEST".to_string()),
+    ];
+    if req.header("x-amz-log-type") == Some("Tail") {
+        h.push((
+            "X-Amz-Log-Result".to_string(),
+            "U0VDUkVUIExPRyBMSU5F".to_string(),
+        ));
+    }
+    h
+}
+
+/// What the mock does for each function name.
+fn behave(function: &str, req: &Recorded, served_on_this_connection: usize) -> Behaviour {
+    let ok = |body: Vec<u8>| Behaviour::Respond {
+        status: 200,
+        headers: lambda_headers(req),
+        body,
+        chunked: false,
+    };
+    let error = |status: u16, kind: &str, extra: &[(&str, &str)]| {
+        let mut headers = vec![
+            ("x-amzn-RequestId".to_string(), "err-request-id".to_string()),
+            (
+                "x-amzn-ErrorType".to_string(),
+                format!("{kind}:http://internal.amazon.com/coral/com.amazonaws.awslambda/"),
+            ),
+            ("Content-Type".to_string(), "application/json".to_string()),
+        ];
+        headers.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+        Behaviour::Respond {
+            status,
+            headers,
+            body: format!(r#"{{"Type":"User","message":"{kind}"}}"#).into_bytes(),
+            chunked: false,
+        }
+    };
+    let invocation = req
+        .header("x-amz-invocation-type")
+        .unwrap_or("RequestResponse");
+    match function {
+        _ if invocation == "Event" => Behaviour::Respond { status: 202, headers: lambda_headers(req), body: Vec::new(), chunked: false },
+        _ if invocation == "DryRun" => Behaviour::Respond { status: 204, headers: lambda_headers(req), body: Vec::new(), chunked: false },
+        "MyLambda" => ok(br#"{"response": "yes"}"#.to_vec()),
+        "echo" | "arn:aws:lambda:us-east-1:123456789012:function:echo" | "echo:live" => ok(req.body.clone()),
+        "empty-array" => ok(b"[]".to_vec()),
+        "chunked" => Behaviour::Respond { status: 200, headers: lambda_headers(req), body: req.body.clone(), chunked: true },
+        "unhandled" => {
+            let mut h = lambda_headers(req);
+            h.push(("X-Amz-Function-Error".to_string(), "Unhandled".to_string()));
+            Behaviour::Respond { status: 200, headers: h, body: br#"{"errorMessage":"boom","errorType":"Error"}"#.to_vec(), chunked: false }
+        }
+        "proxy-ok" => ok(br#"{"statusCode":201,"headers":{"X-Fn":"yes","Content-Type":"text/plain"},"multiValueHeaders":{"Set-Cookie":["a=1","b=2"]},"body":"aGVsbG8gd29ybGQ=","isBase64Encoded":true}"#.to_vec()),
+        "proxy-bad" => ok(br#"{"statusCode":"hello"}"#.to_vec()),
+        "slow" => {
+            std::thread::sleep(Duration::from_millis(600));
+            ok(req.body.clone())
+        }
+        "throttled" => error(429, "TooManyRequestsException", &[("Retry-After", "7")]),
+        "too-large" => error(413, "RequestTooLargeException", &[]),
+        "server-error" => error(500, "ServiceException", &[]),
+        // Answers, then closes the connection without saying so: the pooled connection dies idle.
+        "bye" => Behaviour::RespondThenClose { status: 200, body: br#"{"bye":true}"#.to_vec() },
+        // Serves only the first request of a connection; later ones see the connection closed
+        // before any response byte: the client must retry on a new connection.
+        "first-only" if served_on_this_connection > 1 => Behaviour::Close,
+        "first-only" => ok(br#"{"first":true}"#.to_vec()),
+        "huge" => ok(vec![b'x'; 8 * 1024 * 1024]),
+        "lying-length" => Behaviour::RawThenClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort".to_vec()),
+        "garbage" => Behaviour::RawThenClose(b"this is not HTTP\r\n\r\n".to_vec()),
+        _ => error(404, "ResourceNotFoundException", &[]),
+    }
+}
+
+fn write_response<S: Write>(
+    stream: &mut S,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    chunked: bool,
+) -> std::io::Result<()> {
+    let mut out = format!("HTTP/1.1 {status} X\r\n").into_bytes();
+    for (n, v) in headers {
+        out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+    }
+    if chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+        for piece in body.chunks(7) {
+            out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            out.extend_from_slice(piece);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        out.extend_from_slice(body);
+    }
+    stream.write_all(&out)?;
+    stream.flush()
+}
+
+/// Reads one request (head + Content-Length body) from `stream`, buffering in `buf`.
+fn read_request<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Option<(Recorded, usize)> {
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut slots);
+        if let Ok(httparse::Status::Complete(head_len)) = req.parse(buf) {
+            let headers: Vec<(String, String)> = req
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect();
+            let len: usize = headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or(0);
+            let method = req.method.unwrap_or("").to_string();
+            let target = req.path.unwrap_or("").to_string();
+            while buf.len() < head_len + len {
+                if !fill(stream, buf) {
+                    return None;
+                }
+            }
+            let body = buf[head_len..head_len + len].to_vec();
+            return Some((
+                Recorded {
+                    method,
+                    target,
+                    headers,
+                    body,
+                },
+                head_len + len,
+            ));
+        }
+        if !fill(stream, buf) {
+            return None;
+        }
+    }
+}
+
+fn fill<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 16384];
+    match stream.read(&mut chunk) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            true
+        }
+    }
+}
+
+/// Recomputes the request's signature with aws-sigv4's full `sign()` over exactly the headers
+/// the request says it signed, and compares.
+fn verify_signature(req: &Recorded) -> Result<(), String> {
+    let auth = req
+        .header("authorization")
+        .ok_or("no Authorization header")?;
+    let rest = auth
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .ok_or("not AWS4-HMAC-SHA256")?;
+    let mut credential = None;
+    let mut signed = None;
+    let mut signature = None;
+    for part in rest.split(", ") {
+        if let Some(v) = part.strip_prefix("Credential=") {
+            credential = Some(v);
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed = Some(v);
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            signature = Some(v);
+        }
+    }
+    let (credential, signed, signature) = (
+        credential.ok_or("no Credential")?,
+        signed.ok_or("no SignedHeaders")?,
+        signature.ok_or("no Signature")?,
+    );
+    let scope: Vec<&str> = credential.split('/').collect();
+    if scope.len() != 5 || scope[3] != "lambda" || scope[4] != "aws4_request" {
+        return Err(format!("bad credential scope {credential}"));
+    }
+    let (key, region) = (scope[0], scope[2]);
+    let secret = match key {
+        ACCESS_KEY => SECRET_KEY,
+        ENV_ACCESS_KEY => ENV_SECRET_KEY,
+        "AKIDDEMO" => "demo-secret",
+        other => return Err(format!("unknown access key {other}")),
+    };
+    let token = req.header("x-amz-security-token").map(str::to_string);
+    if key == ENV_ACCESS_KEY && token.as_deref() != Some(ENV_SESSION_TOKEN) {
+        return Err("temporary credentials without their session token".into());
+    }
+    let date = req.header("x-amz-date").ok_or("no X-Amz-Date")?;
+    if !date.starts_with(scope[1]) {
+        return Err("X-Amz-Date does not match the credential scope".into());
+    }
+    let time = parse_amz_date(date).ok_or("bad X-Amz-Date")?;
+    let signed_names: Vec<&str> = signed.split(';').collect();
+    for required in ["host", "x-amz-date", "content-type", "content-length"] {
+        if !signed_names.contains(&required) {
+            return Err(format!("{required} is not signed"));
+        }
+    }
+    // Every header sent (but Authorization) must be signed.
+    for (name, _) in &req.headers {
+        if name != "authorization" && !signed_names.contains(&name.as_str()) {
+            return Err(format!("header {name} is sent but not signed"));
+        }
+    }
+    let headers: Vec<(&str, &str)> = req
+        .headers
+        .iter()
+        .filter(|(n, _)| {
+            signed_names.contains(&n.as_str()) && n != "x-amz-date" && n != "x-amz-security-token"
+        })
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let creds = aws_credential_types::Credentials::new(key, secret, token, None, "test");
+    let identity: aws_smithy_runtime_api::client::identity::Identity = creds.into();
+    let mut settings = aws_sigv4::http_request::SigningSettings::default();
+    settings.excluded_headers = Some(vec![]);
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("lambda")
+        .time(time)
+        .settings(settings)
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let signable = aws_sigv4::http_request::SignableRequest::new(
+        &req.method,
+        req.target.clone(),
+        headers.into_iter(),
+        aws_sigv4::http_request::SignableBody::Bytes(&req.body),
+    )
+    .map_err(|e| e.to_string())?;
+    let out = aws_sigv4::http_request::sign(signable, &params).map_err(|e| e.to_string())?;
+    if out.signature() != signature {
+        return Err(format!(
+            "signature {signature} but aws-sigv4 computes {}",
+            out.signature()
+        ));
+    }
+    Ok(())
+}
+
+fn parse_amz_date(s: &str) -> Option<SystemTime> {
+    if s.len() != 16 {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d, hh, mm, ss) = (
+        n(0..4)?,
+        n(4..6)?,
+        n(6..8)?,
+        n(9..11)?,
+        n(11..13)?,
+        n(13..15)?,
+    );
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some(UNIX_EPOCH + Duration::from_secs((days * 86_400 + hh * 3600 + mm * 60 + ss) as u64))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir {
+    /// Its path.
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    /// A new empty directory.
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!(
+            "lambda-gateway-test-{}-{tag}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Which monoio driver the gateway runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// io_uring (the default where available).
+    IoUring,
+    /// epoll, forced with MONOIO_FORCE_LEGACY_DRIVER=1.
+    Epoll,
+}
+
+/// Both drivers: every end-to-end behaviour runs on each.
+pub const DRIVERS: [Driver; 2] = [Driver::IoUring, Driver::Epoll];
+
+/// A running gateway process.
+pub struct Gateway {
+    /// Its proxy address.
+    pub addr: SocketAddr,
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+    _dir: TempDir,
+}
+
+/// How to start a gateway.
+pub struct GatewayOptions<'a> {
+    /// The config file's contents.
+    pub config: &'a str,
+    /// Driver to force.
+    pub driver: Driver,
+    /// Extra environment variables.
+    pub env: Vec<(&'a str, String)>,
+    /// Extra arguments.
+    pub args: Vec<String>,
+}
+
+impl Gateway {
+    /// Starts `lambda-gateway --config <file>` trusting `mock`'s CA, and waits until it listens.
+    pub fn start(mock: &MockLambda, config: &str, driver: Driver) -> Gateway {
+        Gateway::start_with(
+            mock,
+            GatewayOptions {
+                config,
+                driver,
+                env: vec![],
+                args: vec![],
+            },
+        )
+    }
+
+    /// Like [`Gateway::start`] with options.
+    pub fn start_with(mock: &MockLambda, opts: GatewayOptions<'_>) -> Gateway {
+        let dir = TempDir::new("gw");
+        let config_path = dir.path.join("kong.yml");
+        std::fs::write(&config_path, opts.config).expect("write config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lambda-gateway"));
+        cmd.arg("--config").arg(&config_path).args([
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--admin-listen",
+            "off",
+        ]);
+        cmd.args(&opts.args);
+        for var in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_LAMBDA",
+            "MONOIO_FORCE_LEGACY_DRIVER",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_CA_BUNDLE", &mock.ca_file)
+            .env("LAMBDA_GATEWAY_LOG", "debug");
+        if opts.driver == Driver::Epoll {
+            cmd.env("MONOIO_FORCE_LEGACY_DRIVER", "1");
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn gateway");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l = logs.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line
+                    .split("listening on ")
+                    .nth(1)
+                    .and_then(|r| r.split(' ').next())
+                {
+                    if let (Some(t), Ok(a)) = (tx.take(), addr.parse::<SocketAddr>()) {
+                        let _ = t.send(a);
+                    }
+                }
+                l.lock().expect("lock").push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "gateway did not start; logs:\n{}",
+                    logs.lock().expect("lock").join("\n")
+                );
+            }
+        };
+        let gw = Gateway {
+            addr,
+            child,
+            logs,
+            _dir: dir,
+        };
+        let want = match opts.driver {
+            Driver::IoUring => "workers use io_uring",
+            Driver::Epoll => "workers use the epoll driver",
+        };
+        // io_uring may be unavailable on a CI kernel: then both runs are epoll runs, said in the log.
+        if opts.driver == Driver::Epoll || gw.logs().contains("io_uring") {
+            assert!(
+                gw.logs().contains(want) || opts.driver == Driver::IoUring,
+                "expected {want:?} in logs:\n{}",
+                gw.logs()
+            );
+        }
+        gw
+    }
+
+    /// Everything the gateway logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("lock").join("\n")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    /// Waits for exit, up to `limit`; the exit status if it exited.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// A new client connection.
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// One request on a fresh connection.
+    pub fn send(&self, raw: &str) -> Response {
+        self.connect().request(raw.as_bytes())
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status.
+    pub status: u16,
+    /// Headers as sent (name case preserved).
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// First value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All values of a header.
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A raw HTTP/1.1 client connection.
+pub struct Client {
+    /// The socket.
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    /// Connects.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect to gateway");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, raw: &[u8]) {
+        self.stream.write_all(raw).expect("write");
+    }
+
+    /// Sends a request and reads one response.
+    pub fn request(&mut self, raw: &[u8]) -> Response {
+        self.send_raw(raw);
+        self.read_response().expect("a response")
+    }
+
+    /// Reads one response (Content-Length framed, or none for 1xx/204/304); `None` on EOF.
+    pub fn read_response(&mut self) -> Option<Response> {
+        loop {
+            let mut slots = [httparse::EMPTY_HEADER; 64];
+            let mut r = httparse::Response::new(&mut slots);
+            if let Ok(httparse::Status::Complete(head_len)) = r.parse(&self.buf) {
+                let status = r.code.unwrap_or(0);
+                let headers: Vec<(String, String)> = r
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let len: usize = headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                while self.buf.len() < head_len + len {
+                    if !fill(&mut self.stream, &mut self.buf) {
+                        return None;
+                    }
+                }
+                let body = self.buf[head_len..head_len + len].to_vec();
+                self.buf.drain(..head_len + len);
+                return Some(Response {
+                    status,
+                    headers,
+                    body,
+                });
+            }
+            if !fill(&mut self.stream, &mut self.buf) {
+                return None;
+            }
+        }
+    }
+
+    /// True when the server closed the connection (EOF with nothing pending).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+/// A config with one service, one route on `path`, and one aws-lambda plugin on it with
+/// `plugin_config` (YAML flow mapping entries) added to the connection settings for `mock`.
+pub fn config_for(mock: &MockLambda, path: &str, function: &str, plugin_config: &str) -> String {
+    let extra = if plugin_config.is_empty() {
+        String::new()
+    } else {
+        format!(", {plugin_config}")
+    };
+    format!(
+        r#"_format_version: "3.0"
+services:
+- name: svc
+  routes:
+  - name: route
+    paths: ["{path}"]
+  plugins:
+  - name: aws-lambda
+    config: {{aws_key: {ACCESS_KEY}, aws_secret: "{SECRET_KEY}", aws_region: us-east-1, function_name: "{function}", host: localhost, port: {port}{extra}}}
+"#,
+        port = mock.addr.port()
+    )
+}
+
+/// Shorthand: a GET for `target`.
+pub fn get(target: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nHost: gateway.test\r\n\r\n")
+}
+
+/// All entries of a map, for quick lookups.
+pub fn header_map(r: &Response) -> HashMap<String, String> {
+    r.headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+        .collect()
+}
