@@ -30,6 +30,21 @@ pub struct Scratch {
     header_refs: Vec<(usize, usize, usize, usize)>,
 }
 
+impl Scratch {
+    /// Bytes of buffer capacity this set holds on to.
+    fn retained_bytes(&self) -> usize {
+        self.response.headers.capacity()
+            + self.response.body.capacity()
+            + self.out.capacity()
+            + self.body.capacity()
+            + self.payload.retained_bytes()
+            + self.mapper.retained_bytes()
+            + self.invoke.write.capacity()
+            + self.invoke.read.capacity()
+            + self.invoke.chunked.capacity()
+    }
+}
+
 /// A worker's shared state: everything here is worker-local except the snapshot.
 pub struct Proxy {
     /// The published config.
@@ -40,7 +55,10 @@ pub struct Proxy {
 }
 
 /// Most scratch sets kept for reuse per worker.
-const MAX_FREE_SCRATCH: usize = 1024;
+const MAX_FREE_SCRATCH: usize = 256;
+/// A scratch set holding more than this is dropped rather than kept: one 6 MiB payload should
+/// not pin its memory forever.
+const MAX_RETAINED_BYTES: usize = 256 * 1024;
 
 impl Proxy {
     /// A worker's proxy state.
@@ -59,8 +77,7 @@ impl Proxy {
 
     /// Returns a scratch set after the response was written.
     pub fn give_back(&self, mut s: Scratch) {
-        // A huge response should not pin its memory forever.
-        if s.out.capacity() > 1 << 20 || s.invoke.read.capacity() > 1 << 20 {
+        if s.retained_bytes() > MAX_RETAINED_BYTES {
             s = Scratch::default();
         }
         let mut free = self.free.borrow_mut();
@@ -76,6 +93,7 @@ impl Proxy {
         let query = RouteQuery {
             method: req.method(),
             host: req.host(),
+            authority: req.authority(),
             path: req.path(),
             headers: &headers,
         };

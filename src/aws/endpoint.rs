@@ -20,10 +20,15 @@ impl Endpoint {
     /// The `Host` header value: `host`, plus `:port` when not the scheme's default.
     pub fn host_header(&self) -> String {
         let default = if self.tls { 443 } else { 80 };
-        if self.port == default {
-            self.host.clone()
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
         } else {
-            format!("{}:{}", self.host, self.port)
+            self.host.clone()
+        };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
         }
     }
 }
@@ -125,6 +130,7 @@ mod tests {
             (e.host.as_str(), e.port, e.path_prefix.as_str(), e.tls),
             ("::1", 80, "/lambda", false)
         );
+        assert_eq!(e.host_header(), "[::1]");
         assert!(parse_endpoint_url("ftp://x").is_err());
         assert!(parse_endpoint_url("https://x:99999").is_err());
     }

@@ -55,6 +55,8 @@ pub struct RouteQuery<'a> {
     pub method: &'a [u8],
     /// Host without port, as sent.
     pub host: Option<&'a [u8]>,
+    /// Host with its port, as sent (matched by route hosts that name a port).
+    pub authority: Option<&'a [u8]>,
     /// Path without query.
     pub path: &'a [u8],
     /// Request headers.
@@ -144,8 +146,13 @@ impl Entry {
             return false;
         }
         if !self.hosts.is_empty() {
-            let Some(host) = q.host else { return false };
-            if !self.hosts.iter().any(|h| h.matches(host)) {
+            let matched = self.hosts.iter().any(|h| match h {
+                HostRule::Exact(name) if name.contains(':') => {
+                    q.authority.is_some_and(|a| h.matches(a))
+                }
+                _ => q.host.is_some_and(|host| h.matches(host)),
+            });
+            if !matched {
                 return false;
             }
         }
@@ -209,9 +216,11 @@ mod tests {
         path: &str,
     ) -> Option<String> {
         let no_headers = |_: &str| None;
+        let bare = host.split(':').next().unwrap_or(host);
         let q = RouteQuery {
             method: method.as_bytes(),
-            host: Some(host.as_bytes()),
+            host: Some(bare.as_bytes()),
+            authority: Some(host.as_bytes()),
             path: path.as_bytes(),
             headers: &no_headers,
         };
@@ -230,6 +239,7 @@ mod tests {
             route("host", &["/api"], &["example.com"], &[]),
             route("wild", &["/api"], &["*.example.com"], &[]),
             route("post", &["/api"], &[], &["POST"]),
+            route("port", &["/api"], &["ported.test:8000"], &[]),
         ];
         let r = Router::new(&routes, |_| true);
         assert_eq!(
@@ -263,6 +273,18 @@ mod tests {
         assert_eq!(
             find(&r, &routes, "GET", "x", "/nope/api").as_deref(),
             Some("root")
+        );
+        assert_eq!(
+            find(&r, &routes, "GET", "ported.test:8000", "/api").as_deref(),
+            Some("port")
+        );
+        assert_eq!(
+            find(&r, &routes, "GET", "ported.test:9000", "/api").as_deref(),
+            Some("api")
+        );
+        assert_eq!(
+            find(&r, &routes, "GET", "example.com:1234", "/api").as_deref(),
+            Some("host")
         );
     }
 

@@ -61,6 +61,11 @@ impl<'a> Request<'a> {
         Some(strip_port(host))
     }
 
+    /// The authority the client addressed, port included.
+    pub fn authority(&self) -> Option<&'a [u8]> {
+        self.head.host.map(|h| h.get(self.buf))
+    }
+
     /// The Content-Type header value.
     pub fn content_type(&self) -> Option<&'a [u8]> {
         self.head.content_type.map(|s| s.get(self.buf))

@@ -39,6 +39,14 @@ pub struct PayloadEncoder {
 }
 
 impl PayloadEncoder {
+    /// Bytes of buffer capacity held between requests.
+    pub fn retained_bytes(&self) -> usize {
+        self.out.capacity()
+            + self.query.scratch.capacity()
+            + self.body.scratch.capacity()
+            + self.headers.scratch.capacity()
+    }
+
     /// Encodes the payload for `req` under `cfg` into [`PayloadEncoder::out`].
     pub fn encode(&mut self, cfg: &LambdaConfig, req: &Request<'_>) -> Result<(), PayloadError> {
         self.out.clear();

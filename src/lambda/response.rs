@@ -78,6 +78,12 @@ impl Default for ResponseMapper {
 }
 
 impl ResponseMapper {
+    /// Bytes of buffer capacity held between requests (the tape is counted by node).
+    pub fn retained_bytes(&self) -> usize {
+        self.decoded.capacity()
+            + self.tape.0.capacity() * std::mem::size_of::<simd_json::Node<'static>>()
+    }
+
     /// Maps `answer` into `resp` under `cfg`.
     pub fn map(
         &mut self,
