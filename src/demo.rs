@@ -137,11 +137,14 @@ fn serve(mut conn: TcpStream) {
 
 fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 8192];
-    match conn.read(&mut chunk) {
-        Ok(0) | Err(_) => false,
-        Ok(n) => {
-            buf.extend_from_slice(&chunk[..n]);
-            true
+    loop {
+        match conn.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(0) | Err(_) => return false,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return true;
+            }
         }
     }
 }

@@ -393,7 +393,9 @@ fn chunked_lambda_responses_are_decoded() {
     on_both(|driver| {
         let mock = MockLambda::start();
         let gw = Gateway::start(&mock, &config_for(&mock, "/c", "chunked", ""), driver);
-        let r = gw.send(&get("/c?some=value&more=values"));
+        let r = gw
+            .connect()
+            .request_or_logs(get("/c?some=value&more=values").as_bytes(), &gw);
         assert_eq!(r.json(), json!({"some": "value", "more": "values"}));
         assert_eq!(r.header("Transfer-Encoding"), None);
     });

@@ -246,8 +246,15 @@ async fn write_with_timeout<S: AsyncWriteRent>(
     limit: Duration,
 ) -> (bool, Vec<u8>) {
     match monoio::time::timeout(limit, stream.write_all(out)).await {
-        Ok((res, out)) => (res.is_ok(), out),
-        Err(_) => (false, Vec::new()),
+        Ok((Ok(_), out)) => (true, out),
+        Ok((Err(e), out)) => {
+            log::debug!("writing a response failed: {e}");
+            (false, out)
+        }
+        Err(_) => {
+            log::debug!("writing a response timed out after {limit:?}");
+            (false, Vec::new())
+        }
     }
 }
 

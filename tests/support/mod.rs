@@ -414,11 +414,17 @@ fn read_request<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Option<(Recorded,
 
 fn fill<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 16384];
-    match stream.read(&mut chunk) {
-        Ok(0) | Err(_) => false,
-        Ok(n) => {
-            buf.extend_from_slice(&chunk[..n]);
-            true
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return false,
+            // A signal delivered to the test process (the gateway children exiting) interrupts
+            // a blocking read; that is no EOF.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return true;
+            }
         }
     }
 }
@@ -835,6 +841,22 @@ impl Client {
         self.read_response().expect("a response")
     }
 
+    /// Like [`Client::request`], showing the gateway's log if no response comes.
+    pub fn request_or_logs(&mut self, raw: &[u8], gw: &Gateway) -> Response {
+        self.send_raw(raw);
+        match self.read_response() {
+            Some(r) => r,
+            None => {
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "no response (got {:?}); gateway log:\n{}",
+                    String::from_utf8_lossy(&self.buf),
+                    gw.logs()
+                )
+            }
+        }
+    }
+
     /// Reads one response (Content-Length framed, or none for 1xx/204/304); `None` on EOF.
     pub fn read_response(&mut self) -> Option<Response> {
         loop {
@@ -879,7 +901,12 @@ impl Client {
     /// True when the server closed the connection (EOF with nothing pending).
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
-        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+        loop {
+            match self.stream.read(&mut b) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => return matches!(r, Ok(0) | Err(_)),
+            }
+        }
     }
 }
 
