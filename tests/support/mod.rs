@@ -731,6 +731,18 @@ impl Gateway {
         self.logs.lock().expect("lock").join("\n")
     }
 
+    /// True once the log contains `needle` (waits up to 5 s: stderr is read by another thread).
+    pub fn logged(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let _ = Command::new("kill")
