@@ -20,6 +20,7 @@ pub mod http;
 pub mod json;
 pub mod lambda;
 pub mod logging;
+pub mod metrics;
 pub mod proxy;
 pub mod runtime;
 pub mod upstream;

@@ -226,6 +226,7 @@ fn serve(cli: &Cli, cfg: config::Config) -> ExitCode {
         },
         snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
         tls,
+        metrics: Arc::new(lambda_gateway::metrics::Registry::default()),
     };
     match runtime::serve(serve_cfg, stop, None) {
         Ok(()) => {

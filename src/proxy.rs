@@ -4,25 +4,20 @@
 use crate::config::router::RouteQuery;
 use crate::config::Snapshot;
 use crate::http::answers;
+use crate::http::conn::{BufferPool, Handler};
 use crate::http::encode::Response;
 use crate::http::request::Request;
 use crate::lambda::payload::{PayloadEncoder, PayloadError};
 use crate::lambda::response::{LambdaAnswer, Outcome, ResponseMapper};
+use crate::metrics::WorkerMetrics;
 use crate::upstream::client::{InvokeBuffers, InvokeResponse, Upstream};
 use arc_swap::ArcSwap;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-/// Everything one request needs beyond the connection's read buffer; reused via a free list so
-/// memory follows the number of requests in flight, not the number of open connections.
+/// The invoke-side buffers of one request; reused through the proxy's free list.
 #[derive(Default)]
-pub struct Scratch {
-    /// The client response being built.
-    pub response: Response,
-    /// The encoded response bytes.
-    pub out: Vec<u8>,
-    /// A de-chunked request body.
-    pub body: Vec<u8>,
+struct InvokeScratch {
     payload: PayloadEncoder,
     mapper: ResponseMapper,
     invoke: InvokeBuffers,
@@ -30,14 +25,10 @@ pub struct Scratch {
     header_refs: Vec<(usize, usize, usize, usize)>,
 }
 
-impl Scratch {
+impl InvokeScratch {
     /// Bytes of buffer capacity this set holds on to.
     fn retained_bytes(&self) -> usize {
-        self.response.headers.capacity()
-            + self.response.body.capacity()
-            + self.out.capacity()
-            + self.body.capacity()
-            + self.payload.retained_bytes()
+        self.payload.retained_bytes()
             + self.mapper.retained_bytes()
             + self.invoke.write.capacity()
             + self.invoke.read.capacity()
@@ -45,49 +36,60 @@ impl Scratch {
     }
 }
 
-/// A worker's shared state: everything here is worker-local except the snapshot.
+/// A worker's proxy: everything here is worker-local except the snapshot.
 pub struct Proxy {
     /// The published config.
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// Pool, TLS, signer.
     pub upstream: Upstream,
-    free: RefCell<Vec<Scratch>>,
+    /// Request counters, read by the Admin API.
+    pub metrics: Arc<WorkerMetrics>,
+    buffers: BufferPool,
+    free: RefCell<Vec<InvokeScratch>>,
 }
 
-/// Most scratch sets kept for reuse per worker.
+/// Most invoke scratch sets kept for reuse per worker.
 const MAX_FREE_SCRATCH: usize = 256;
 /// A scratch set holding more than this is dropped rather than kept: one 6 MiB payload should
 /// not pin its memory forever.
 const MAX_RETAINED_BYTES: usize = 256 * 1024;
 
+impl Handler for Proxy {
+    async fn handle(&self, req: Request<'_>, resp: &mut Response) {
+        let mut scratch = self.free.borrow_mut().pop().unwrap_or_default();
+        self.serve(req, resp, &mut scratch).await;
+        self.metrics.count_response(resp.status);
+        if scratch.retained_bytes() <= MAX_RETAINED_BYTES {
+            let mut free = self.free.borrow_mut();
+            if free.len() < MAX_FREE_SCRATCH {
+                free.push(scratch);
+            }
+        }
+    }
+
+    fn buffers(&self) -> &BufferPool {
+        &self.buffers
+    }
+}
+
 impl Proxy {
     /// A worker's proxy state.
-    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, upstream: Upstream) -> Self {
+    pub fn new(
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        upstream: Upstream,
+        metrics: Arc<WorkerMetrics>,
+    ) -> Self {
         Proxy {
             snapshot,
             upstream,
+            metrics,
+            buffers: BufferPool::default(),
             free: RefCell::new(Vec::new()),
         }
     }
 
-    /// A scratch set for one request.
-    pub fn take_scratch(&self) -> Scratch {
-        self.free.borrow_mut().pop().unwrap_or_default()
-    }
-
-    /// Returns a scratch set after the response was written.
-    pub fn give_back(&self, mut s: Scratch) {
-        if s.retained_bytes() > MAX_RETAINED_BYTES {
-            s = Scratch::default();
-        }
-        let mut free = self.free.borrow_mut();
-        if free.len() < MAX_FREE_SCRATCH {
-            free.push(s);
-        }
-    }
-
-    /// Handles one complete request, filling `s.response`.
-    pub async fn handle(&self, req: Request<'_>, s: &mut Scratch) {
+    /// The request phases, in order: route, plugin, payload, invoke, response mapping.
+    async fn serve(&self, req: Request<'_>, resp: &mut Response, s: &mut InvokeScratch) {
         let snapshot = self.snapshot.load_full();
         let headers = |name: &str| req.header(name);
         let query = RouteQuery {
@@ -98,7 +100,7 @@ impl Proxy {
             headers: &headers,
         };
         let Some(route_index) = snapshot.router.find(&query) else {
-            answers::message(&mut s.response, 404, answers::NO_ROUTE);
+            answers::message(resp, 404, answers::NO_ROUTE);
             return;
         };
         let Some(plugin) = snapshot
@@ -112,7 +114,7 @@ impl Proxy {
                 route.name.as_deref().unwrap_or(&route.id)
             );
             answers::with_error(
-                &mut s.response,
+                resp,
                 502,
                 answers::BAD_GATEWAY,
                 Some(b"no aws-lambda plugin on this route"),
@@ -126,13 +128,13 @@ impl Proxy {
                 plugin.route_label,
                 function
             );
-            answers::message(&mut s.response, 500, answers::INTERNAL);
+            answers::message(resp, 500, answers::INTERNAL);
             return;
         }
         if let Err(PayloadError::TooLarge { size, limit }) = s.payload.encode(&plugin.config, &req)
         {
             log::error!("route={} function={} status=413 cause=\"payload of {size} bytes over the {limit}-byte limit\"", plugin.route_label, function);
-            answers::message(&mut s.response, 413, answers::PAYLOAD_TOO_LARGE);
+            answers::message(resp, 413, answers::PAYLOAD_TOO_LARGE);
             return;
         }
         if let Err(e) = self
@@ -140,12 +142,12 @@ impl Proxy {
             .invoke(&plugin, &s.payload.out, &mut s.invoke, &mut s.answer)
             .await
         {
-            e.answer(&mut s.response);
+            e.answer(resp);
             log::error!(
                 "route={} function={} status={} cause=\"{e}\"",
                 plugin.route_label,
                 function,
-                s.response.status
+                resp.status
             );
             return;
         }
@@ -181,7 +183,7 @@ impl Proxy {
             headers: &header_pairs,
             body: &mut body[body_range],
         };
-        let outcome = s.mapper.map(&plugin.config, answer, &mut s.response);
+        let outcome = s.mapper.map(&plugin.config, answer, resp);
         match outcome {
             Outcome::Ok => {}
             Outcome::FunctionError(kind) => {
@@ -189,7 +191,7 @@ impl Proxy {
                     "route={} function={} status={} cause=\"function error: {kind}\"",
                     plugin.route_label,
                     function,
-                    s.response.status
+                    resp.status
                 )
             }
             Outcome::ApiError(kind) | Outcome::BadProxyResponse(kind) => {
@@ -197,7 +199,7 @@ impl Proxy {
                     "route={} function={} status={} cause=\"{kind}\"",
                     plugin.route_label,
                     function,
-                    s.response.status
+                    resp.status
                 )
             }
         }

@@ -4,12 +4,11 @@
 
 use super::answers;
 use super::chunked::{ChunkedDecoder, ChunkedError};
-use super::encode::write_response;
+use super::encode::{write_response, Response};
 use super::framing::BodyFraming;
 use super::head::{self, RequestHead};
 use super::limits::Limits;
 use super::request::Request;
-use crate::proxy::{Proxy, Scratch};
 use crate::runtime::shutdown::Shutdown;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use std::time::{Duration, Instant};
@@ -17,6 +16,61 @@ use std::time::{Duration, Instant};
 const INITIAL_BUFFER: usize = 4096;
 /// An idle connection's read buffer above this is released between requests.
 const KEEP_BUFFER: usize = 64 * 1024;
+
+/// A request handler served by [`serve`]: the proxy, or the Admin API.
+pub trait Handler {
+    /// Handles one complete request, filling `resp` (cleared beforehand).
+    fn handle(
+        &self,
+        req: Request<'_>,
+        resp: &mut Response,
+    ) -> impl std::future::Future<Output = ()>;
+
+    /// The free list the connection takes its per-request buffers from.
+    fn buffers(&self) -> &BufferPool;
+}
+
+/// The buffers one request needs while it is served; taken from a [`BufferPool`] so memory
+/// follows the number of requests in flight, not the number of open connections.
+#[derive(Default)]
+pub struct ConnBuffers {
+    /// The response being built.
+    pub response: Response,
+    /// The encoded response.
+    pub out: Vec<u8>,
+    /// A de-chunked request body.
+    pub body: Vec<u8>,
+}
+
+/// A worker-local free list of [`ConnBuffers`].
+#[derive(Default)]
+pub struct BufferPool {
+    free: std::cell::RefCell<Vec<ConnBuffers>>,
+}
+
+/// Most buffer sets kept per pool.
+const MAX_FREE_BUFFERS: usize = 256;
+/// A set holding more than this is dropped rather than kept.
+const MAX_RETAINED_BYTES: usize = 256 * 1024;
+
+impl BufferPool {
+    /// A set for one request.
+    pub fn take(&self) -> ConnBuffers {
+        self.free.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Returns a set after its response was written.
+    pub fn give_back(&self, b: ConnBuffers) {
+        let held = b.response.headers.capacity()
+            + b.response.body.capacity()
+            + b.out.capacity()
+            + b.body.capacity();
+        let mut free = self.free.borrow_mut();
+        if held <= MAX_RETAINED_BYTES && free.len() < MAX_FREE_BUFFERS {
+            free.push(b);
+        }
+    }
+}
 
 /// What a bounded read produced.
 enum Read {
@@ -28,9 +82,9 @@ enum Read {
 }
 
 /// Serves one client connection until it closes, errs, idles out, or the worker shuts down.
-pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
+pub async fn serve<S: AsyncReadRent + AsyncWriteRent, H: Handler>(
     mut stream: S,
-    proxy: &Proxy,
+    handler: &H,
     limits: &Limits,
     shutdown: &Shutdown,
 ) {
@@ -47,16 +101,16 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                     Ok(false) => {}
                     Err(e) => {
                         log::debug!("refused request head: {e}");
-                        let mut s = proxy.take_scratch();
+                        let mut s = handler.buffers().take();
                         answers::for_head_error(&mut s.response, &e);
-                        finish(&mut stream, proxy, s, false).await;
+                        finish(&mut stream, handler.buffers(), s, false).await;
                         return;
                     }
                 }
             } else if buf.len() >= limits.max_head_bytes {
-                let mut s = proxy.take_scratch();
+                let mut s = handler.buffers().take();
                 answers::for_head_error(&mut s.response, &head::HeadError::TooLarge);
-                finish(&mut stream, proxy, s, false).await;
+                finish(&mut stream, handler.buffers(), s, false).await;
                 return;
             }
             scanned = buf.len();
@@ -84,16 +138,16 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                     }
                 }
                 Read::TimedOut if !idle => {
-                    let mut s = proxy.take_scratch();
+                    let mut s = handler.buffers().take();
                     answers::message(&mut s.response, 408, answers::REQUEST_TIMEOUT);
-                    finish(&mut stream, proxy, s, false).await;
+                    finish(&mut stream, handler.buffers(), s, false).await;
                     return;
                 }
                 Read::Eof | Read::TimedOut | Read::ShuttingDown | Read::Failed => return,
             }
         }
 
-        let mut s = proxy.take_scratch();
+        let mut s = handler.buffers().take();
         s.response.clear();
         // Body.
         let body_deadline = Instant::now() + limits.client_timeout;
@@ -102,7 +156,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
             BodyFraming::Length(n) => {
                 let end = head.len + n as usize;
                 if head.expect_continue && buf.len() < end && !continue_(&mut stream).await {
-                    proxy.give_back(s);
+                    handler.buffers().give_back(s);
                     return;
                 }
                 buf.reserve(end.saturating_sub(buf.len()));
@@ -112,11 +166,11 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                         Read::Data => {}
                         Read::TimedOut => {
                             answers::message(&mut s.response, 408, answers::REQUEST_TIMEOUT);
-                            finish(&mut stream, proxy, s, false).await;
+                            finish(&mut stream, handler.buffers(), s, false).await;
                             return;
                         }
                         _ => {
-                            proxy.give_back(s);
+                            handler.buffers().give_back(s);
                             return;
                         }
                     }
@@ -125,7 +179,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
             }
             BodyFraming::Chunked => {
                 if head.expect_continue && buf.len() == head.len && !continue_(&mut stream).await {
-                    proxy.give_back(s);
+                    handler.buffers().give_back(s);
                     return;
                 }
                 let mut decoder = ChunkedDecoder::new(limits.max_body_bytes);
@@ -148,7 +202,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                                     answers::message(&mut s.response, 400, answers::BAD_REQUEST)
                                 }
                             }
-                            finish(&mut stream, proxy, s, false).await;
+                            finish(&mut stream, handler.buffers(), s, false).await;
                             return;
                         }
                     };
@@ -168,11 +222,11 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                         Read::Data => {}
                         Read::TimedOut => {
                             answers::message(&mut s.response, 408, answers::REQUEST_TIMEOUT);
-                            finish(&mut stream, proxy, s, false).await;
+                            finish(&mut stream, handler.buffers(), s, false).await;
                             return;
                         }
                         _ => {
-                            proxy.give_back(s);
+                            handler.buffers().give_back(s);
                             return;
                         }
                     }
@@ -193,7 +247,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                 head: &head,
                 body: body_slice,
             };
-            proxy.handle(req, &mut s).await;
+            handler.handle(req, &mut s.response).await;
             body.clear();
             s.body = body;
         }
@@ -204,7 +258,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
         let out = std::mem::take(&mut s.out);
         let (res, out) = write_with_timeout(&mut stream, out, limits.client_timeout).await;
         s.out = out;
-        proxy.give_back(s);
+        handler.buffers().give_back(s);
         if !res || !keep_alive {
             let _ = stream.shutdown().await;
             return;
@@ -220,8 +274,8 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
 /// Writes a refusal and closes.
 async fn finish<S: AsyncWriteRent>(
     stream: &mut S,
-    proxy: &Proxy,
-    mut s: Scratch,
+    pool: &BufferPool,
+    mut s: ConnBuffers,
     keep_alive: bool,
 ) {
     s.out.clear();
@@ -229,7 +283,7 @@ async fn finish<S: AsyncWriteRent>(
     let out = std::mem::take(&mut s.out);
     let (_, out) = write_with_timeout(stream, out, Duration::from_secs(5)).await;
     s.out = out;
-    proxy.give_back(s);
+    pool.give_back(s);
     let _ = stream.shutdown().await;
 }
 

@@ -35,6 +35,8 @@ pub struct ServeConfig {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// Upstream TLS settings.
     pub tls: Arc<rustls::ClientConfig>,
+    /// Where workers register their counters.
+    pub metrics: Arc<crate::metrics::Registry>,
 }
 
 /// Runs the workers until `stop` is set and they drained. `bound` receives the actual listen
@@ -138,6 +140,7 @@ async fn worker_main(
     let proxy = Rc::new(Proxy::new(
         cfg.snapshot.clone(),
         Upstream::new(cfg.tls.clone()),
+        cfg.metrics.register(),
     ));
     let shutdown = Rc::new(Shutdown::default());
     let limits = Rc::new(cfg.limits.clone());
@@ -173,7 +176,15 @@ async fn worker_main(
                 );
                 active.set(active.get() + 1);
                 monoio::spawn(async move {
-                    crate::http::conn::serve(stream, &proxy, &limits, &shutdown).await;
+                    proxy
+                        .metrics
+                        .connections_accepted
+                        .fetch_add(1, Ordering::Relaxed);
+                    crate::http::conn::serve(stream, &*proxy, &limits, &shutdown).await;
+                    proxy
+                        .metrics
+                        .connections_closed
+                        .fetch_add(1, Ordering::Relaxed);
                     active.set(active.get() - 1);
                 });
             }
