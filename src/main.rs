@@ -2,6 +2,7 @@
 
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
+use lambda_gateway::admin::{self, api::AdminApi, store::Store};
 use lambda_gateway::config::snapshot::Environment;
 use lambda_gateway::config::{self, Snapshot};
 use lambda_gateway::http::Limits;
@@ -51,6 +52,11 @@ struct Cli {
         value_name = "ADDR|off"
     )]
     admin_listen: String,
+
+    /// Token every Admin API request must present (`Kong-Admin-Token: <token>` or
+    /// `Authorization: Bearer <token>`); required when --admin-listen is not a loopback address.
+    #[arg(long, global = true, env = "LAMBDA_GATEWAY_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 
     /// Time a client has to send a request head, and then its body (e.g. 30s, 500ms).
     #[arg(long, global = true, env = "LAMBDA_GATEWAY_CLIENT_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
@@ -104,19 +110,33 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     lambda_gateway::logging::init();
     let cli = Cli::parse();
-    if cli.admin_listen != "off" && cli.admin_listen.parse::<SocketAddr>().is_err() {
-        eprintln!(
-            "error: --admin-listen: expected an address like 127.0.0.1:8001 or `off`, got {:?}",
-            cli.admin_listen
-        );
-        return ExitCode::from(2);
+    let admin_addr = match cli.admin_listen.as_str() {
+        "off" => None,
+        text => match text.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                eprintln!("error: --admin-listen: expected an address like 127.0.0.1:8001 or `off`, got {text:?}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let token = cli.admin_token.clone().filter(|t| !t.is_empty());
+    if let Some(addr) = admin_addr {
+        if !addr.ip().is_loopback() && token.is_none() {
+            eprintln!("error: the Admin API on {addr} is reachable from other hosts: set --admin-token (or LAMBDA_GATEWAY_ADMIN_TOKEN), or listen on a loopback address");
+            return ExitCode::from(2);
+        }
     }
     match &cli.command {
         Some(Command::Check { file }) => check(file),
-        Some(Command::Demo) => demo(&cli),
+        Some(Command::Demo) => demo(&cli, admin_addr, token),
         None => match &cli.config {
+            Some(path) if !path.exists() && admin_addr.is_some() => {
+                log::info!("{} does not exist: starting with an empty config; the Admin API creates it on the first change", path.display());
+                serve(&cli, config::Config::default(), Some(path.clone()), admin_addr, token)
+            }
             Some(path) => match config::load_file(path) {
-                Ok(cfg) => serve(&cli, cfg),
+                Ok(cfg) => serve(&cli, cfg, Some(path.clone()), admin_addr, token),
                 Err(errors) => {
                     eprintln!("{}: invalid config:\n{errors}", path.display());
                     ExitCode::FAILURE
@@ -158,7 +178,7 @@ fn check(file: &std::path::Path) -> ExitCode {
     }
 }
 
-fn demo(cli: &Cli) -> ExitCode {
+fn demo(cli: &Cli, admin_addr: Option<SocketAddr>, token: Option<String>) -> ExitCode {
     let emulator = match lambda_gateway::demo::start_emulator() {
         Ok(a) => a,
         Err(e) => {
@@ -178,18 +198,12 @@ fn demo(cli: &Cli) -> ExitCode {
         "demo: Lambda emulator on {emulator}; try: curl -i http://127.0.0.1:{}/lambda1",
         cli.listen.port()
     );
-    serve(cli, cfg)
+    serve(cli, cfg, None, admin_addr, token)
 }
 
-fn serve(cli: &Cli, cfg: config::Config) -> ExitCode {
-    if cli.admin_listen != "off" {
-        log::info!(
-            "admin API ({}) is not part of this build yet; the config file is the source of truth",
-            cli.admin_listen
-        );
-    }
+fn serve(cli: &Cli, cfg: config::Config, config_path: Option<PathBuf>, admin_addr: Option<SocketAddr>, token: Option<String>) -> ExitCode {
     let (env, env_warnings) = Environment::from_process();
-    let (snapshot, warnings) = Snapshot::build(cfg, &env);
+    let (snapshot, warnings) = Snapshot::build(cfg.clone(), &env);
     for w in env_warnings.iter().chain(&warnings) {
         log::warn!("{w}");
     }
@@ -216,18 +230,33 @@ fn serve(cli: &Cli, cfg: config::Config) -> ExitCode {
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
-    let serve_cfg = ServeConfig {
-        listen: cli.listen,
-        workers,
-        limits: Limits {
-            client_timeout: cli.client_timeout,
-            keepalive_timeout: cli.keepalive_timeout,
-            ..Limits::default()
-        },
-        snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
-        tls,
-        metrics: Arc::new(lambda_gateway::metrics::Registry::default()),
+    let limits = Limits { client_timeout: cli.client_timeout, keepalive_timeout: cli.keepalive_timeout, ..Limits::default() };
+    let published = Arc::new(ArcSwap::from_pointee(snapshot));
+    let metrics = Arc::new(lambda_gateway::metrics::Registry::default());
+    let _admin = match admin_addr {
+        None => None,
+        Some(addr) => {
+            if config_path.is_none() {
+                log::warn!("Admin API changes are kept in memory only: no --config file to write them to");
+            }
+            let (published, metrics, proxy_listen) = (published.clone(), metrics.clone(), cli.listen.to_string());
+            let make_api = move || {
+                let store = Store::new(cfg, config_path, published, env);
+                AdminApi::new(store, token, metrics, proxy_listen, addr.to_string())
+            };
+            match admin::spawn(addr, limits.clone(), stop.clone(), make_api) {
+                Ok((handle, bound)) => {
+                    log::info!("admin API listening on {bound}");
+                    Some(handle)
+                }
+                Err(e) => {
+                    eprintln!("error: cannot serve the Admin API on {addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
     };
+    let serve_cfg = ServeConfig { listen: cli.listen, workers, limits, snapshot: published, tls, metrics };
     match runtime::serve(serve_cfg, stop, None) {
         Ok(()) => {
             log::info!("stopped");

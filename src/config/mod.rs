@@ -19,6 +19,16 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
     validate::config(&value)
 }
 
+/// Validates an already parsed document (the Admin API's path).
+pub fn from_document(doc: &serde_json::Value) -> Result<Config, ConfigErrors> {
+    validate::config(doc)
+}
+
+/// Parses config text (YAML or JSON) into a document without validating it.
+pub fn parse_text(text: &str) -> Result<serde_json::Value, ConfigErrors> {
+    parse_document(text)
+}
+
 /// Reads and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path)

@@ -3,6 +3,7 @@
 //! state: the validator is the only way in.
 
 use crate::lambda::config::LambdaConfig;
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// A Kong service. For a Lambda gateway it is a container for routes and plugins; its upstream
@@ -23,6 +24,8 @@ pub struct Service {
     pub path: Option<String>,
     /// Whether the service's routes are served.
     pub enabled: bool,
+    /// The entity as written (nested entities removed, `id` filled in): what is persisted.
+    pub raw: Map<String, Value>,
 }
 
 /// A Kong route.
@@ -50,6 +53,8 @@ pub struct Route {
     pub regex_priority: i64,
     /// `http` and/or `https`.
     pub protocols: Vec<String>,
+    /// The entity as written (`id` filled in, `service` as `{id: …}`): what is persisted.
+    pub raw: Map<String, Value>,
 }
 
 /// A plugin instance. Only `aws-lambda` exists.
@@ -69,6 +74,8 @@ pub struct Plugin {
     pub consumer: Option<String>,
     /// The validated plugin config.
     pub config: Arc<LambdaConfig>,
+    /// The entity as written (`id` filled in, references as `{id: …}`): what is persisted.
+    pub raw: Map<String, Value>,
 }
 
 /// A Kong consumer.
@@ -80,6 +87,8 @@ pub struct Consumer {
     pub username: Option<String>,
     /// Unique custom id, if any.
     pub custom_id: Option<String>,
+    /// The entity as written (nested plugins removed, `id` filled in): what is persisted.
+    pub raw: Map<String, Value>,
 }
 
 /// A whole validated configuration.
@@ -93,6 +102,40 @@ pub struct Config {
     pub plugins: Vec<Plugin>,
     /// All consumers.
     pub consumers: Vec<Consumer>,
+}
+
+impl Config {
+    /// The canonical declarative document: flat entity lists, every entity with its id,
+    /// references as `{id: …}`. This is what the Admin API persists.
+    pub fn to_document(&self) -> Value {
+        let list = |raws: Vec<&Map<String, Value>>| Value::Array(raws.into_iter().map(|r| Value::Object(r.clone())).collect());
+        let mut doc = Map::new();
+        doc.insert("_format_version".into(), Value::String("3.0".into()));
+        doc.insert("services".into(), list(self.services.iter().map(|e| &e.raw).collect()));
+        doc.insert("routes".into(), list(self.routes.iter().map(|e| &e.raw).collect()));
+        doc.insert("consumers".into(), list(self.consumers.iter().map(|e| &e.raw).collect()));
+        doc.insert("plugins".into(), list(self.plugins.iter().map(|e| &e.raw).collect()));
+        Value::Object(doc)
+    }
+}
+
+/// The entity `obj` as it is persisted: without the nested lists in `nested`, with `id` set.
+pub fn raw_entity(obj: &Map<String, Value>, id: &str, nested: &[&str]) -> Map<String, Value> {
+    let mut raw: Map<String, Value> = Map::new();
+    raw.insert("id".into(), Value::String(id.to_string()));
+    for (k, v) in obj {
+        if k != "id" && !nested.contains(&k.as_str()) {
+            raw.insert(k.clone(), v.clone());
+        }
+    }
+    raw
+}
+
+/// `{"id": id}`, a reference as Kong writes it.
+pub fn id_ref(id: &str) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), Value::String(id.to_string()));
+    Value::Object(m)
 }
 
 /// A new random (version 4) UUID, from the system's secure random source.

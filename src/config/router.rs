@@ -205,6 +205,7 @@ mod tests {
             preserve_host: false,
             regex_priority: 0,
             protocols: vec![],
+            raw: Default::default(),
         }
     }
 

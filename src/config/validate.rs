@@ -3,7 +3,7 @@
 //! are known, so their order in the file does not matter.
 
 use super::check::{describe, Checker, ConfigErrors};
-use super::model::{is_uuid, new_uuid, Config, Consumer, Plugin, Route, Service};
+use super::model::{id_ref, is_uuid, new_uuid, raw_entity, Config, Consumer, Plugin, Route, Service};
 use crate::lambda::config as lambda_config;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -196,6 +196,7 @@ impl Builder {
             port: 80,
             path: None,
             enabled: true,
+            raw: raw_entity(obj, &id, &["routes", "plugins"]),
         };
         if let Some(url) = self.c.opt_string(obj, "url") {
             for key in ["protocol", "host", "port", "path"] {
@@ -383,6 +384,13 @@ impl Builder {
             hosts,
             headers,
             protocols,
+            raw: {
+                let mut raw = raw_entity(obj, &id, &["plugins"]);
+                if let Some(sid) = &parent_service {
+                    raw.insert("service".into(), id_ref(sid));
+                }
+                raw
+            },
         };
         if route.paths.is_empty()
             && route.methods.is_empty()
@@ -428,6 +436,7 @@ impl Builder {
             id: id.clone(),
             username,
             custom_id,
+            raw: raw_entity(obj, &id, &["plugins"]),
         });
         self.each(obj, "plugins", |b, v| {
             b.plugin(v, Parent::Consumer(id.clone()))
@@ -528,28 +537,19 @@ impl Builder {
         let config = self
             .c
             .field("config", |c| lambda_config::validate(c, config_value));
-        if let (Some(config), true) = (config, name == "aws-lambda") {
-            self.config.plugins.push(Plugin {
-                id,
-                name,
-                enabled,
-                service,
-                route,
-                consumer,
-                config: Arc::new(config),
-            });
-        } else {
-            // Keep indexes aligned with deferred references; the whole config fails anyway.
-            self.config.plugins.push(Plugin {
-                id,
-                name,
-                enabled: false,
-                service,
-                route,
-                consumer,
-                config: Arc::new(lambda_config::LambdaConfig::placeholder()),
-            });
+        let mut raw = raw_entity(obj, &id, &[]);
+        for (field, parent_id) in [("service", &service), ("route", &route), ("consumer", &consumer)] {
+            if let Some(pid) = parent_id {
+                raw.insert(field.into(), id_ref(pid));
+            }
         }
+        // A plugin that failed validation keeps its index (deferred references point at it);
+        // the whole config fails anyway.
+        let (enabled, config) = match (config, name == "aws-lambda") {
+            (Some(config), true) => (enabled, config),
+            _ => (false, lambda_config::LambdaConfig::placeholder()),
+        };
+        self.config.plugins.push(Plugin { id, name, enabled, service, route, consumer, config: Arc::new(config), raw });
     }
 
     fn defer(&mut self, kind: Kind, target: String, slot: Slot, field: &str) {
@@ -600,11 +600,24 @@ impl Builder {
                 });
                 continue;
             };
+            let reference = id_ref(&id);
             match r.slot {
-                Slot::RouteService(i) => self.config.routes[i].service = Some(id),
-                Slot::PluginService(i) => self.config.plugins[i].service = Some(id),
-                Slot::PluginRoute(i) => self.config.plugins[i].route = Some(id),
-                Slot::PluginConsumer(i) => self.config.plugins[i].consumer = Some(id),
+                Slot::RouteService(i) => {
+                    self.config.routes[i].raw.insert("service".into(), reference);
+                    self.config.routes[i].service = Some(id);
+                }
+                Slot::PluginService(i) => {
+                    self.config.plugins[i].raw.insert("service".into(), reference);
+                    self.config.plugins[i].service = Some(id);
+                }
+                Slot::PluginRoute(i) => {
+                    self.config.plugins[i].raw.insert("route".into(), reference);
+                    self.config.plugins[i].route = Some(id);
+                }
+                Slot::PluginConsumer(i) => {
+                    self.config.plugins[i].raw.insert("consumer".into(), reference);
+                    self.config.plugins[i].consumer = Some(id);
+                }
             }
         }
     }
@@ -988,6 +1001,35 @@ plugins:
             cfg.plugins[0].route.as_deref(),
             Some(cfg.routes[0].id.as_str())
         );
+    }
+
+    #[test]
+    fn the_document_round_trips_with_ids_and_flat_references() {
+        let cfg = parse(
+            r#"
+_format_version: "3.0"
+services:
+- name: s
+  url: http://example.com
+  routes:
+  - name: r
+    paths: [/a]
+    plugins:
+    - {name: aws-lambda, config: {function_name: f, aws_region: us-east-1}}
+consumers:
+- username: u
+"#,
+        )
+        .expect("valid");
+        let doc = cfg.to_document();
+        assert_eq!(doc["routes"][0]["service"]["id"], cfg.services[0].id.as_str());
+        assert_eq!(doc["plugins"][0]["route"]["id"], cfg.routes[0].id.as_str());
+        assert!(doc["services"][0].get("routes").is_none());
+        // Loading the document again gives the same entities and ids.
+        let again = super::config(&doc).expect("the canonical document is valid");
+        assert_eq!(again.routes[0].id, cfg.routes[0].id);
+        assert_eq!(again.plugins[0].route, cfg.plugins[0].route);
+        assert_eq!(again.to_document(), doc);
     }
 
     #[test]

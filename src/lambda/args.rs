@@ -114,8 +114,18 @@ impl Args {
     /// Parses `a=1&b&c=%20` (query strings and urlencoded bodies): `+` is a space, `%XX` is
     /// decoded, a key without `=` is a flag, an empty key is skipped, at most [`MAX_ARGS`].
     pub fn parse_urlencoded(&mut self, input: &[u8]) {
+        self.parse_urlencoded_limited(input, MAX_ARGS);
+    }
+
+    /// Like [`Args::parse_urlencoded`] without the argument cap (Admin API bodies, bounded by
+    /// the body size limit).
+    pub fn parse_urlencoded_all(&mut self, input: &[u8]) {
+        self.parse_urlencoded_limited(input, usize::MAX);
+    }
+
+    fn parse_urlencoded_limited(&mut self, input: &[u8], limit: usize) {
         for part in input.split(|&b| b == b'&') {
-            if self.list.len() >= MAX_ARGS {
+            if self.list.len() >= limit {
                 break;
             }
             if part.is_empty() {

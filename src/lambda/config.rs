@@ -165,42 +165,104 @@ impl LambdaConfig {
     }
 }
 
-const FIELDS: &[&str] = &[
-    "timeout",
-    "keepalive",
-    "aws_key",
-    "aws_secret",
-    "aws_assume_role_arn",
-    "aws_role_session_name",
-    "aws_sts_endpoint_url",
-    "aws_region",
-    "function_name",
-    "qualifier",
-    "invocation_type",
-    "log_type",
-    "host",
-    "port",
-    "disable_https",
-    "unhandled_status",
-    "forward_request_method",
-    "forward_request_uri",
-    "forward_request_headers",
-    "forward_request_body",
-    "is_proxy_integration",
-    "awsgateway_compatible",
-    "awsgateway_compatible_payload_version",
-    "proxy_url",
-    "skip_large_bodies",
-    "base64_encode_body",
-    "aws_imds_protocol_version",
-    "empty_arrays_mode",
+/// The JSON type of each config field, for form bodies (where every value is text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    /// A string.
+    Text,
+    /// An integer.
+    Integer,
+    /// A boolean.
+    Boolean,
+}
+
+/// Every field of the config with its type, in Kong's order.
+pub const FIELD_TYPES: &[(&str, FieldType)] = &[
+    ("timeout", FieldType::Integer),
+    ("keepalive", FieldType::Integer),
+    ("aws_key", FieldType::Text),
+    ("aws_secret", FieldType::Text),
+    ("aws_assume_role_arn", FieldType::Text),
+    ("aws_role_session_name", FieldType::Text),
+    ("aws_sts_endpoint_url", FieldType::Text),
+    ("aws_region", FieldType::Text),
+    ("function_name", FieldType::Text),
+    ("qualifier", FieldType::Text),
+    ("invocation_type", FieldType::Text),
+    ("log_type", FieldType::Text),
+    ("host", FieldType::Text),
+    ("port", FieldType::Integer),
+    ("disable_https", FieldType::Boolean),
+    ("unhandled_status", FieldType::Integer),
+    ("forward_request_method", FieldType::Boolean),
+    ("forward_request_uri", FieldType::Boolean),
+    ("forward_request_headers", FieldType::Boolean),
+    ("forward_request_body", FieldType::Boolean),
+    ("is_proxy_integration", FieldType::Boolean),
+    ("awsgateway_compatible", FieldType::Boolean),
+    ("awsgateway_compatible_payload_version", FieldType::Text),
+    ("proxy_url", FieldType::Text),
+    ("skip_large_bodies", FieldType::Boolean),
+    ("base64_encode_body", FieldType::Boolean),
+    ("aws_imds_protocol_version", FieldType::Text),
+    ("empty_arrays_mode", FieldType::Text),
 ];
+
+/// What a redacted secret reads as in the Admin API.
+pub const REDACTED: &str = "<redacted>";
+
+/// The access key id as the Admin API shows it: its first 4 characters, the rest masked.
+pub fn mask_key(key: &str) -> String {
+    let shown: String = key.chars().take(4).collect();
+    format!("{shown}{}", "*".repeat(key.chars().count().saturating_sub(4).max(4)))
+}
+
+impl LambdaConfig {
+    /// The config as Kong's Admin API shows it: every field, defaults filled in, secrets
+    /// redacted (`aws_secret` fully, `aws_key` masked).
+    pub fn to_kong_json(&self) -> Value {
+        use serde_json::json;
+        let opt = |v: &Option<String>| v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()));
+        json!({
+            "timeout": self.timeout.as_millis() as u64,
+            "keepalive": self.keepalive.as_millis() as u64,
+            "aws_key": self.aws_key.as_deref().map_or(Value::Null, |k| Value::String(mask_key(k))),
+            "aws_secret": self.aws_secret.as_ref().map_or(Value::Null, |_| Value::String(REDACTED.into())),
+            "aws_assume_role_arn": Value::Null,
+            "aws_role_session_name": self.aws_role_session_name,
+            "aws_sts_endpoint_url": Value::Null,
+            "aws_region": opt(&self.aws_region),
+            "function_name": self.function_name,
+            "qualifier": opt(&self.qualifier),
+            "invocation_type": self.invocation_type.as_str(),
+            "log_type": self.log_type.as_str(),
+            "host": opt(&self.host),
+            "port": self.port,
+            "disable_https": self.disable_https,
+            "unhandled_status": self.unhandled_status,
+            "forward_request_method": self.forward_request_method,
+            "forward_request_uri": self.forward_request_uri,
+            "forward_request_headers": self.forward_request_headers,
+            "forward_request_body": self.forward_request_body,
+            "is_proxy_integration": self.is_proxy_integration,
+            "awsgateway_compatible": self.awsgateway_compatible,
+            "awsgateway_compatible_payload_version": self.awsgateway_compatible_payload_version,
+            "proxy_url": Value::Null,
+            "skip_large_bodies": self.skip_large_bodies,
+            "base64_encode_body": self.base64_encode_body,
+            "aws_imds_protocol_version": self.aws_imds_protocol_version,
+            "empty_arrays_mode": self.empty_arrays_mode,
+        })
+    }
+}
+
 
 /// Validates a plugin's `config` object; errors go to `c`, with paths below the current one.
 pub fn validate(c: &mut Checker, value: &Value) -> Option<LambdaConfig> {
     let obj: &Map<String, Value> = c.object(value)?;
     let before = c.errors.len();
-    c.unknown_fields(obj, FIELDS);
+    let known: smallvec::SmallVec<[&str; 32]> = FIELD_TYPES.iter().map(|(name, _)| *name).collect();
+    c.unknown_fields(obj, &known);
     let mut cfg = LambdaConfig::placeholder();
 
     if let Some(ms) = c.opt_int(obj, "timeout", 1, i64::from(i32::MAX)) {

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const ACCESS_KEY: &str = "AKIDTESTEXAMPLE";
 /// A secret with `+`, `/` and `=` in it, as real ones have.
 pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLE=KEY";
+/// The Admin API guide's credentials: `+`, `/` and `=` in both, as the seed's curl calls have.
+pub const SEED_ACCESS_KEY: &str = "AKIA+SEED/KEY=";
+/// See [`SEED_ACCESS_KEY`].
+pub const SEED_SECRET_KEY: &str = "seed+Secret/Key==";
 /// Environment credentials used by some tests.
 pub const ENV_ACCESS_KEY: &str = "ASIAENVEXAMPLE";
 /// See [`ENV_ACCESS_KEY`].
@@ -455,15 +459,17 @@ fn verify_signature(req: &Recorded) -> Result<(), String> {
         signed.ok_or("no SignedHeaders")?,
         signature.ok_or("no Signature")?,
     );
-    let scope: Vec<&str> = credential.split('/').collect();
-    if scope.len() != 5 || scope[3] != "lambda" || scope[4] != "aws4_request" {
+    // The access key is everything before the last four parts (the seed's test key has a '/').
+    let scope: Vec<&str> = credential.rsplitn(5, '/').collect();
+    if scope.len() != 5 || scope[1] != "lambda" || scope[0] != "aws4_request" {
         return Err(format!("bad credential scope {credential}"));
     }
-    let (key, region) = (scope[0], scope[2]);
+    let (key, date_part, region) = (scope[4], scope[3], scope[2]);
     let secret = match key {
         ACCESS_KEY => SECRET_KEY,
         ENV_ACCESS_KEY => ENV_SECRET_KEY,
         "AKIDDEMO" => "demo-secret",
+        SEED_ACCESS_KEY => SEED_SECRET_KEY,
         other => return Err(format!("unknown access key {other}")),
     };
     let token = req.header("x-amz-security-token").map(str::to_string);
@@ -471,7 +477,7 @@ fn verify_signature(req: &Recorded) -> Result<(), String> {
         return Err("temporary credentials without their session token".into());
     }
     let date = req.header("x-amz-date").ok_or("no X-Amz-Date")?;
-    if !date.starts_with(scope[1]) {
+    if !date.starts_with(date_part) {
         return Err("X-Amz-Date does not match the credential scope".into());
     }
     let time = parse_amz_date(date).ok_or("bad X-Amz-Date")?;
@@ -607,9 +613,13 @@ pub const DRIVERS: [Driver; 2] = [Driver::IoUring, Driver::Epoll];
 pub struct Gateway {
     /// Its proxy address.
     pub addr: SocketAddr,
+    /// Its Admin API address, when started with one.
+    pub admin: Option<SocketAddr>,
+    /// The config file it serves.
+    pub config_path: PathBuf,
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 /// How to start a gateway.
@@ -621,6 +631,18 @@ pub struct GatewayOptions<'a> {
     /// Extra environment variables.
     pub env: Vec<(&'a str, String)>,
     /// Extra arguments.
+    pub args: Vec<String>,
+}
+
+/// How to start a gateway with its Admin API.
+pub struct AdminOptions<'a> {
+    /// Config file to serve (need not exist); it is not removed afterwards.
+    pub config_path: PathBuf,
+    /// Driver to force.
+    pub driver: Driver,
+    /// Extra environment variables.
+    pub env: Vec<(&'a str, String)>,
+    /// Extra arguments (e.g. `--admin-token`).
     pub args: Vec<String>,
 }
 
@@ -643,16 +665,29 @@ impl Gateway {
         let dir = TempDir::new("gw");
         let config_path = dir.path.join("kong.yml");
         std::fs::write(&config_path, opts.config).expect("write config");
+        let mut args = vec!["--admin-listen".to_string(), "off".to_string()];
+        args.extend(opts.args);
+        Gateway::launch(mock, config_path, opts.driver, opts.env, args, Some(dir))
+    }
+
+    /// Starts a gateway with its Admin API on an ephemeral loopback port.
+    pub fn start_admin(mock: &MockLambda, opts: AdminOptions<'_>) -> Gateway {
+        let mut args = vec!["--admin-listen".to_string(), "127.0.0.1:0".to_string()];
+        args.extend(opts.args);
+        Gateway::launch(mock, opts.config_path, opts.driver, opts.env, args, None)
+    }
+
+    fn launch(
+        mock: &MockLambda,
+        config_path: PathBuf,
+        driver: Driver,
+        env: Vec<(&str, String)>,
+        args: Vec<String>,
+        dir: Option<TempDir>,
+    ) -> Gateway {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lambda-gateway"));
-        cmd.arg("--config").arg(&config_path).args([
-            "--listen",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-            "--admin-listen",
-            "off",
-        ]);
-        cmd.args(&opts.args);
+        cmd.arg("--config").arg(&config_path).args(["--listen", "127.0.0.1:0", "--workers", "2"]);
+        cmd.args(&args);
         for var in [
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
@@ -662,15 +697,15 @@ impl Gateway {
             "AWS_ENDPOINT_URL",
             "AWS_ENDPOINT_URL_LAMBDA",
             "MONOIO_FORCE_LEGACY_DRIVER",
+            "LAMBDA_GATEWAY_ADMIN_TOKEN",
         ] {
             cmd.env_remove(var);
         }
-        cmd.env("AWS_CA_BUNDLE", &mock.ca_file)
-            .env("LAMBDA_GATEWAY_LOG", "debug");
-        if opts.driver == Driver::Epoll {
+        cmd.env("AWS_CA_BUNDLE", &mock.ca_file).env("LAMBDA_GATEWAY_LOG", "debug");
+        if driver == Driver::Epoll {
             cmd.env("MONOIO_FORCE_LEGACY_DRIVER", "1");
         }
-        for (k, v) in &opts.env {
+        for (k, v) in &env {
             cmd.env(k, v);
         }
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
@@ -678,16 +713,21 @@ impl Gateway {
         let stderr = child.stderr.take().expect("stderr");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
+        let (admin_tx, admin_rx) = std::sync::mpsc::channel();
         let l = logs.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
+            let mut admin_tx = Some(admin_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line
-                    .split("listening on ")
-                    .nth(1)
-                    .and_then(|r| r.split(' ').next())
-                {
-                    if let (Some(t), Ok(a)) = (tx.take(), addr.parse::<SocketAddr>()) {
+                let addr_after = |marker: &str| {
+                    line.split(marker).nth(1).and_then(|r| r.split(' ').next()).and_then(|a| a.parse::<SocketAddr>().ok())
+                };
+                if let Some(a) = addr_after("admin API listening on ") {
+                    if let Some(t) = admin_tx.take() {
+                        let _ = t.send(a);
+                    }
+                } else if let Some(a) = addr_after("] listening on ") {
+                    if let Some(t) = tx.take() {
                         let _ = t.send(a);
                     }
                 }
@@ -698,25 +738,19 @@ impl Gateway {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
-                panic!(
-                    "gateway did not start; logs:\n{}",
-                    logs.lock().expect("lock").join("\n")
-                );
+                panic!("gateway did not start; logs:\n{}", logs.lock().expect("lock").join("\n"));
             }
         };
-        let gw = Gateway {
-            addr,
-            child,
-            logs,
-            _dir: dir,
-        };
-        let want = match opts.driver {
+        let wants_admin = !args.windows(2).any(|w| w[0] == "--admin-listen" && w[1] == "off");
+        let admin = if wants_admin { admin_rx.recv_timeout(Duration::from_secs(5)).ok() } else { None };
+        let gw = Gateway { addr, admin, config_path, child, logs, _dir: dir };
+        let want = match driver {
             Driver::IoUring => "workers use io_uring",
             Driver::Epoll => "workers use the epoll driver",
         };
         // Where the kernel has no io_uring, monoio falls back to epoll and says so; the io_uring
         // runs are then epoll runs too.
-        if opts.driver == Driver::Epoll || monoio::utils::detect_uring() {
+        if driver == Driver::Epoll || monoio::utils::detect_uring() {
             assert!(
                 gw.logs().contains(want),
                 "expected {want:?} in logs:\n{}",
@@ -741,6 +775,41 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(10));
         }
         false
+    }
+
+    /// Kills the process with SIGKILL (no chance to flush or clean up) and waits for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// An Admin API request: `method path` with `body` of `content_type`, plus extra headers.
+    pub fn admin(&self, method: &str, path: &str, content_type: &str, body: &str, headers: &[(&str, &str)]) -> Response {
+        let addr = self.admin.expect("started with the Admin API");
+        let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+        if !content_type.is_empty() {
+            raw.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
+        for (n, v) in headers {
+            raw.push_str(&format!("{n}: {v}\r\n"));
+        }
+        raw.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        Client::connect(addr).request(raw.as_bytes())
+    }
+
+    /// `POST`/`PATCH`/`PUT` with a form body.
+    pub fn admin_form(&self, method: &str, path: &str, body: &str) -> Response {
+        self.admin(method, path, "application/x-www-form-urlencoded", body, &[])
+    }
+
+    /// A request with a JSON body.
+    pub fn admin_json(&self, method: &str, path: &str, body: serde_json::Value) -> Response {
+        self.admin(method, path, "application/json", &body.to_string(), &[])
+    }
+
+    /// A GET on the Admin API.
+    pub fn admin_get(&self, path: &str) -> Response {
+        self.admin("GET", path, "", "", &[])
     }
 
     /// Sends SIGTERM.

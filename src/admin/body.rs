@@ -1,0 +1,273 @@
+//! Admin API request bodies: `application/x-www-form-urlencoded` and `multipart/form-data` with
+//! Kong's key notation (`config.aws_key=`, `paths[1]=`, `paths[]=`, a repeated key as an array),
+//! and `application/json`. Form values are text; [`coerce`] gives them the entity's types.
+
+use crate::lambda::args::{body_kind, media_type, Args, ArgValue, BodyKind};
+use serde_json::{Map, Value};
+
+/// Why a body was refused (400, or 415 for an unsupported type).
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not parseable as its content type says.
+    Invalid(String),
+    /// A content type the Admin API does not read.
+    UnsupportedType,
+}
+
+/// Parses a request body into a JSON object.
+pub fn parse(content_type: Option<&[u8]>, body: &[u8]) -> Result<(Map<String, Value>, bool), BodyError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok((Map::new(), false));
+    }
+    match body_kind(content_type) {
+        BodyKind::Json => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok((map, false)),
+            Ok(_) => Err(BodyError::Invalid("expected a JSON object".into())),
+            Err(e) => Err(BodyError::Invalid(format!("Cannot parse JSON body: {e}"))),
+        },
+        BodyKind::Form => {
+            let mut args = Args::default();
+            args.parse_urlencoded_all(body);
+            Ok((from_pairs(&args)?, true))
+        }
+        BodyKind::Multipart => {
+            let mut args = Args::default();
+            if !args.parse_multipart(content_type.unwrap_or_default(), body) {
+                return Err(BodyError::Invalid("Cannot parse multipart body".into()));
+            }
+            Ok((from_pairs(&args)?, true))
+        }
+        BodyKind::Missing => Err(BodyError::UnsupportedType),
+        BodyKind::Unsupported => {
+            let _ = media_type(content_type.unwrap_or_default());
+            Err(BodyError::UnsupportedType)
+        }
+    }
+}
+
+/// One step of a form key: `a.b[1][]` is Field(a), Field(b), Index(1), Append.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Field(String),
+    Index(usize),
+    Append,
+}
+
+fn parse_key(key: &str) -> Result<Vec<Step>, BodyError> {
+    let mut steps = Vec::new();
+    for part in key.split('.') {
+        let (name, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if name.is_empty() {
+            return Err(BodyError::Invalid(format!("invalid key {key:?}")));
+        }
+        steps.push(Step::Field(name.to_string()));
+        while let Some(stripped) = rest.strip_prefix('[') {
+            let end = stripped.find(']').ok_or_else(|| BodyError::Invalid(format!("invalid key {key:?}")))?;
+            let inner = &stripped[..end];
+            steps.push(if inner.is_empty() {
+                Step::Append
+            } else if let Ok(i) = inner.parse::<usize>() {
+                // Kong's indexes start at 1; `[0]` is accepted as the first too.
+                Step::Index(i.saturating_sub(1))
+            } else {
+                Step::Field(inner.to_string())
+            });
+            rest = &stripped[end + 1..];
+        }
+        if !rest.is_empty() {
+            return Err(BodyError::Invalid(format!("invalid key {key:?}")));
+        }
+    }
+    Ok(steps)
+}
+
+/// Builds an object from form pairs; a key given twice without brackets becomes an array.
+fn from_pairs(args: &Args) -> Result<Map<String, Value>, BodyError> {
+    let mut root = Value::Object(Map::new());
+    for arg in &args.list {
+        let key = String::from_utf8_lossy(args.key(arg)).into_owned();
+        let value = match &arg.value {
+            ArgValue::Flag => Value::String(String::new()),
+            ArgValue::Text(r) | ArgValue::Json(r) => Value::String(String::from_utf8_lossy(&args.scratch[r.clone()]).into_owned()),
+        };
+        insert(&mut root, &parse_key(&key)?, value)?;
+    }
+    match root {
+        Value::Object(map) => Ok(map),
+        _ => Ok(Map::new()),
+    }
+}
+
+fn insert(node: &mut Value, steps: &[Step], value: Value) -> Result<(), BodyError> {
+    let Some((step, rest)) = steps.split_first() else {
+        return Ok(());
+    };
+    let conflict = || BodyError::Invalid("conflicting keys in form body".into());
+    match step {
+        Step::Field(name) => {
+            if node.is_null() {
+                *node = Value::Object(Map::new());
+            }
+            let map = node.as_object_mut().ok_or_else(conflict)?;
+            if rest.is_empty() {
+                match map.get_mut(name) {
+                    // A plain key repeated: an array of its values.
+                    Some(Value::Array(items)) => items.push(value),
+                    Some(existing) => {
+                        let first = existing.take();
+                        *existing = Value::Array(vec![first, value]);
+                    }
+                    None => {
+                        map.insert(name.clone(), value);
+                    }
+                }
+                Ok(())
+            } else {
+                insert(map.entry(name.clone()).or_insert(Value::Null), rest, value)
+            }
+        }
+        Step::Index(_) | Step::Append => {
+            if node.is_null() {
+                *node = Value::Array(Vec::new());
+            }
+            let items = node.as_array_mut().ok_or_else(conflict)?;
+            let i = match step {
+                Step::Index(i) => *i,
+                _ => items.len(),
+            };
+            if i > 10_000 {
+                return Err(BodyError::Invalid("array index too large".into()));
+            }
+            if items.len() <= i {
+                items.resize(i + 1, Value::Null);
+            }
+            if rest.is_empty() {
+                items[i] = value;
+                Ok(())
+            } else {
+                insert(&mut items[i], rest, value)
+            }
+        }
+    }
+}
+
+/// The type a form value is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Text stays text.
+    Text,
+    /// `"8000"` → 8000.
+    Integer,
+    /// `"true"` → true.
+    Boolean,
+    /// `"/a"` → `["/a"]`; an array of text stays.
+    TextArray,
+    /// `{name: "v"}` → `{name: ["v"]}` (route `headers`).
+    HeaderMap,
+}
+
+/// Gives form values their types by `shapes` (field → shape); `config` is coerced by
+/// `config_shapes`. An empty value of a non-text field becomes null, as in Kong.
+pub fn coerce(map: &mut Map<String, Value>, shapes: &[(&str, Shape)], config_shapes: &[(&str, Shape)]) {
+    for (field, value) in map.iter_mut() {
+        if field == "config" {
+            if let Value::Object(config) = value {
+                coerce(config, config_shapes, &[]);
+            }
+            continue;
+        }
+        let Some((_, shape)) = shapes.iter().find(|(f, _)| f == field) else { continue };
+        coerce_value(value, *shape);
+    }
+}
+
+fn coerce_value(value: &mut Value, shape: Shape) {
+    let text = value.as_str().map(str::to_string);
+    match (shape, text) {
+        (Shape::Text, _) => {}
+        (Shape::Integer | Shape::Boolean | Shape::TextArray | Shape::HeaderMap, Some(t)) if t.is_empty() => *value = Value::Null,
+        (Shape::Integer, Some(t)) => {
+            if let Ok(n) = t.trim().parse::<i64>() {
+                *value = Value::from(n);
+            }
+        }
+        (Shape::Boolean, Some(t)) => match t.as_str() {
+            "true" => *value = Value::Bool(true),
+            "false" => *value = Value::Bool(false),
+            _ => {}
+        },
+        (Shape::TextArray, Some(t)) => *value = Value::Array(vec![Value::String(t)]),
+        (Shape::HeaderMap, _) => {
+            if let Value::Object(headers) = value {
+                for v in headers.values_mut() {
+                    if let Value::String(s) = v {
+                        *v = Value::Array(vec![Value::String(std::mem::take(s))]);
+                    }
+                }
+            }
+        }
+        (Shape::TextArray, None) => {
+            // `paths[1]=…&paths[3]=…` leaves holes: drop them.
+            if let Value::Array(items) = value {
+                items.retain(|v| !v.is_null());
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn form(body: &str) -> Value {
+        let (m, _) = parse(Some(b"application/x-www-form-urlencoded"), body.as_bytes()).expect("valid");
+        Value::Object(m)
+    }
+
+    #[test]
+    fn kong_form_notation() {
+        assert_eq!(form("name=lambda1&url=http%3A%2F%2Flocalhost%3A8000"), json!({"name": "lambda1", "url": "http://localhost:8000"}));
+        assert_eq!(form("paths[1]=/a&paths[2]=/b"), json!({"paths": ["/a", "/b"]}));
+        assert_eq!(form("paths[]=/a&paths[]=/b"), json!({"paths": ["/a", "/b"]}));
+        assert_eq!(form("paths=/a&paths=/b"), json!({"paths": ["/a", "/b"]}));
+        assert_eq!(
+            form("name=aws-lambda&config.aws_key=AK%2B%2F%3D&config.aws_secret=a%2Bb%2Fc%3D&config.timeout=100"),
+            json!({"name": "aws-lambda", "config": {"aws_key": "AK+/=", "aws_secret": "a+b/c=", "timeout": "100"}})
+        );
+        assert_eq!(form("service.id=abc&headers.x-a[]=1"), json!({"service": {"id": "abc"}, "headers": {"x-a": ["1"]}}));
+        assert!(parse(Some(b"application/x-www-form-urlencoded"), b"a.b=1&a=2").is_err());
+        assert!(parse(Some(b"application/x-www-form-urlencoded"), b"a[=1").is_err());
+    }
+
+    #[test]
+    fn json_and_multipart_and_types() {
+        let (m, is_form) = parse(Some(b"application/json"), br#"{"name":"x","paths":["/a"]}"#).expect("valid");
+        assert_eq!((Value::Object(m), is_form), (json!({"name": "x", "paths": ["/a"]}), false));
+        assert!(matches!(parse(Some(b"application/json"), b"[1]"), Err(BodyError::Invalid(_))));
+        assert_eq!(parse(Some(b"text/plain"), b"x"), Err(BodyError::UnsupportedType));
+        let mp = b"--B\r\nContent-Disposition: form-data; name=\"paths[1]\"\r\n\r\n/m\r\n--B--\r\n";
+        let (m, _) = parse(Some(b"multipart/form-data; boundary=B"), mp).expect("valid");
+        assert_eq!(Value::Object(m), json!({"paths": ["/m"]}));
+    }
+
+    #[test]
+    fn coercion() {
+        let Value::Object(mut m) = form("port=8000&enabled=false&paths=/a&strip_path=&config.timeout=5&config.disable_https=true") else {
+            panic!("object")
+        };
+        coerce(
+            &mut m,
+            &[("port", Shape::Integer), ("enabled", Shape::Boolean), ("paths", Shape::TextArray), ("strip_path", Shape::Boolean)],
+            &[("timeout", Shape::Integer), ("disable_https", Shape::Boolean)],
+        );
+        assert_eq!(
+            Value::Object(m),
+            json!({"port": 8000, "enabled": false, "paths": ["/a"], "strip_path": null, "config": {"timeout": 5, "disable_https": true}})
+        );
+    }
+}

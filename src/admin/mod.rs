@@ -1,0 +1,88 @@
+//! The Kong-compatible Admin API (SPEC §7) on its own thread and monoio runtime: changes are
+//! validated by the declarative config's own rules, written to the config file atomically, and
+//! published to every worker by an atomic snapshot swap.
+
+pub mod api;
+pub mod body;
+pub mod present;
+pub mod store;
+
+use crate::http::Limits;
+use crate::runtime::shutdown::Shutdown;
+use api::AdminApi;
+use monoio::net::{ListenerOpts, TcpListener};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// Largest Admin API request body (a whole `POST /config`).
+pub const MAX_ADMIN_BODY: usize = 16 * 1024 * 1024;
+
+/// Starts the Admin API thread on `addr`; returns the bound address. `make_api` runs on the
+/// admin thread (the API's state is not shared with any other thread).
+pub fn spawn(
+    addr: SocketAddr,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+    make_api: impl FnOnce() -> AdminApi + Send + 'static,
+) -> std::io::Result<(std::thread::JoinHandle<()>, SocketAddr)> {
+    let (tx, rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
+    let handle = std::thread::Builder::new().name("admin".into()).spawn(move || {
+        let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new().enable_timer().build();
+        let mut runtime = match runtime {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let listener = match TcpListener::bind_with_config(addr, &ListenerOpts::new().reuse_port(false).reuse_addr(true)) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = tx.send(Ok(listener.local_addr().unwrap_or(addr)));
+            let api = Rc::new(make_api());
+            let limits = Rc::new(Limits { max_body_bytes: MAX_ADMIN_BODY, ..limits });
+            let shutdown = Rc::new(Shutdown::default());
+            {
+                let shutdown = shutdown.clone();
+                monoio::spawn(async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        monoio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    shutdown.trigger();
+                });
+            }
+            loop {
+                let accepted = monoio::select! {
+                    r = listener.accept() => Some(r),
+                    _ = shutdown.wait() => None,
+                };
+                match accepted {
+                    None => break,
+                    Some(Ok((stream, _))) => {
+                        let (api, limits, shutdown) = (api.clone(), limits.clone(), shutdown.clone());
+                        monoio::spawn(async move {
+                            crate::http::conn::serve(stream, &*api, &limits, &shutdown).await;
+                        });
+                    }
+                    Some(Err(e)) => {
+                        log::warn!("admin accept failed: {e}");
+                        monoio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+    })?;
+    match rx.recv() {
+        Ok(Ok(bound)) => Ok((handle, bound)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(std::io::Error::other("admin thread failed to start")),
+    }
+}
