@@ -55,7 +55,13 @@ struct Cli {
 
     /// Token every Admin API request must present (`Kong-Admin-Token: <token>` or
     /// `Authorization: Bearer <token>`); required when --admin-listen is not a loopback address.
-    #[arg(long, global = true, env = "LAMBDA_GATEWAY_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_GATEWAY_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     admin_token: Option<String>,
 
     /// Time a client has to send a request head, and then its body (e.g. 30s, 500ms).
@@ -133,7 +139,13 @@ fn main() -> ExitCode {
         None => match &cli.config {
             Some(path) if !path.exists() && admin_addr.is_some() => {
                 log::info!("{} does not exist: starting with an empty config; the Admin API creates it on the first change", path.display());
-                serve(&cli, config::Config::default(), Some(path.clone()), admin_addr, token)
+                serve(
+                    &cli,
+                    config::Config::default(),
+                    Some(path.clone()),
+                    admin_addr,
+                    token,
+                )
             }
             Some(path) => match config::load_file(path) {
                 Ok(cfg) => serve(&cli, cfg, Some(path.clone()), admin_addr, token),
@@ -201,7 +213,13 @@ fn demo(cli: &Cli, admin_addr: Option<SocketAddr>, token: Option<String>) -> Exi
     serve(cli, cfg, None, admin_addr, token)
 }
 
-fn serve(cli: &Cli, cfg: config::Config, config_path: Option<PathBuf>, admin_addr: Option<SocketAddr>, token: Option<String>) -> ExitCode {
+fn serve(
+    cli: &Cli,
+    cfg: config::Config,
+    config_path: Option<PathBuf>,
+    admin_addr: Option<SocketAddr>,
+    token: Option<String>,
+) -> ExitCode {
     let (env, env_warnings) = Environment::from_process();
     let (snapshot, warnings) = Snapshot::build(cfg.clone(), &env);
     for w in env_warnings.iter().chain(&warnings) {
@@ -230,16 +248,23 @@ fn serve(cli: &Cli, cfg: config::Config, config_path: Option<PathBuf>, admin_add
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
-    let limits = Limits { client_timeout: cli.client_timeout, keepalive_timeout: cli.keepalive_timeout, ..Limits::default() };
+    let limits = Limits {
+        client_timeout: cli.client_timeout,
+        keepalive_timeout: cli.keepalive_timeout,
+        ..Limits::default()
+    };
     let published = Arc::new(ArcSwap::from_pointee(snapshot));
     let metrics = Arc::new(lambda_gateway::metrics::Registry::default());
     let _admin = match admin_addr {
         None => None,
         Some(addr) => {
             if config_path.is_none() {
-                log::warn!("Admin API changes are kept in memory only: no --config file to write them to");
+                log::warn!(
+                    "Admin API changes are kept in memory only: no --config file to write them to"
+                );
             }
-            let (published, metrics, proxy_listen) = (published.clone(), metrics.clone(), cli.listen.to_string());
+            let (published, metrics, proxy_listen) =
+                (published.clone(), metrics.clone(), cli.listen.to_string());
             let make_api = move || {
                 let store = Store::new(cfg, config_path, published, env);
                 AdminApi::new(store, token, metrics, proxy_listen, addr.to_string())
@@ -256,7 +281,14 @@ fn serve(cli: &Cli, cfg: config::Config, config_path: Option<PathBuf>, admin_add
             }
         }
     };
-    let serve_cfg = ServeConfig { listen: cli.listen, workers, limits, snapshot: published, tls, metrics };
+    let serve_cfg = ServeConfig {
+        listen: cli.listen,
+        workers,
+        limits,
+        snapshot: published,
+        tls,
+        metrics,
+    };
     match runtime::serve(serve_cfg, stop, None) {
         Ok(()) => {
             log::info!("stopped");

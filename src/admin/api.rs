@@ -41,16 +41,21 @@ impl AdminError {
             AdminError::NotFound => (404, json!({"message": "Not found"})),
             AdminError::MethodNotAllowed => (405, json!({"message": "Method not allowed"})),
             AdminError::BadRequest(m) => (400, json!({"message": m})),
-            AdminError::UnsupportedMediaType => (415, json!({"message": "Unsupported Content-Type"})),
-            AdminError::Schema { message, fields } => {
-                (400, json!({"code": 2, "name": "schema violation", "message": message, "fields": fields}))
+            AdminError::UnsupportedMediaType => {
+                (415, json!({"message": "Unsupported Content-Type"}))
             }
-            AdminError::Unique { message, fields } => {
-                (409, json!({"code": 5, "name": "unique constraint violation", "message": message, "fields": fields}))
-            }
-            AdminError::Declarative { message, fields } => {
-                (400, json!({"code": 14, "name": "invalid declarative configuration", "message": message, "fields": fields}))
-            }
+            AdminError::Schema { message, fields } => (
+                400,
+                json!({"code": 2, "name": "schema violation", "message": message, "fields": fields}),
+            ),
+            AdminError::Unique { message, fields } => (
+                409,
+                json!({"code": 5, "name": "unique constraint violation", "message": message, "fields": fields}),
+            ),
+            AdminError::Declarative { message, fields } => (
+                400,
+                json!({"code": 14, "name": "invalid declarative configuration", "message": message, "fields": fields}),
+            ),
             AdminError::Internal(m) => (500, json!({"message": m})),
         }
     }
@@ -126,7 +131,11 @@ impl Kind {
                 ("https_redirect_status_code", Shape::Integer),
                 ("headers", Shape::HeaderMap),
             ],
-            Kind::Plugin => &[("enabled", Shape::Boolean), ("protocols", Shape::TextArray), ("tags", Shape::TextArray)],
+            Kind::Plugin => &[
+                ("enabled", Shape::Boolean),
+                ("protocols", Shape::TextArray),
+                ("tags", Shape::TextArray),
+            ],
             Kind::Consumer => &[("tags", Shape::TextArray)],
         }
     }
@@ -137,11 +146,14 @@ fn config_shapes() -> Vec<(&'static str, Shape)> {
     crate::lambda::config::FIELD_TYPES
         .iter()
         .map(|(name, t)| {
-            (*name, match t {
-                FieldType::Text => Shape::Text,
-                FieldType::Integer => Shape::Integer,
-                FieldType::Boolean => Shape::Boolean,
-            })
+            (
+                *name,
+                match t {
+                    FieldType::Text => Shape::Text,
+                    FieldType::Integer => Shape::Integer,
+                    FieldType::Boolean => Shape::Boolean,
+                },
+            )
         })
         .collect()
 }
@@ -159,21 +171,43 @@ pub struct AdminApi {
 
 impl AdminApi {
     /// The Admin API over `store`; with `token`, every request must present it.
-    pub fn new(store: Store, token: Option<String>, metrics: Arc<Registry>, proxy_listen: String, admin_listen: String) -> Self {
-        AdminApi { store: RefCell::new(store), token, metrics, node_id: new_uuid(), proxy_listen, admin_listen, buffers: BufferPool::default() }
+    pub fn new(
+        store: Store,
+        token: Option<String>,
+        metrics: Arc<Registry>,
+        proxy_listen: String,
+        admin_listen: String,
+    ) -> Self {
+        AdminApi {
+            store: RefCell::new(store),
+            token,
+            metrics,
+            node_id: new_uuid(),
+            proxy_listen,
+            admin_listen,
+            buffers: BufferPool::default(),
+        }
     }
 
     fn authorized(&self, req: &Request<'_>) -> bool {
-        let Some(token) = &self.token else { return true };
-        let presented = req
-            .header("kong-admin-token")
-            .or_else(|| req.header("authorization").and_then(|a| a.strip_prefix(b"Bearer ")).map(crate::http::framing::trim_ows));
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let presented = req.header("kong-admin-token").or_else(|| {
+            req.header("authorization")
+                .and_then(|a| a.strip_prefix(b"Bearer "))
+                .map(crate::http::framing::trim_ows)
+        });
         presented.is_some_and(|p| constant_time_eq(p, token.as_bytes()))
     }
 
     fn dispatch(&self, req: &Request<'_>) -> Answer {
         let path = String::from_utf8_lossy(req.path()).into_owned();
-        let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(decode_segment).collect();
+        let segments: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(decode_segment)
+            .collect();
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         let query = parse_query(req.query().unwrap_or_default());
         let method = req.method();
@@ -198,7 +232,9 @@ impl AdminApi {
             }
             (_, [parent, parent_key, child]) => {
                 let (parent_kind, child_kind) = nested(parent, child)?;
-                let parent_id = self.find_id(parent_kind, parent_key).ok_or(AdminError::NotFound)?;
+                let parent_id = self
+                    .find_id(parent_kind, parent_key)
+                    .ok_or(AdminError::NotFound)?;
                 match method {
                     b"GET" => self.list(child_kind, Some((parent_kind, &parent_id)), &query),
                     b"POST" => self.create(child_kind, Some((parent_kind, &parent_id)), req),
@@ -207,8 +243,16 @@ impl AdminApi {
             }
             (_, [parent, parent_key, child, key]) => {
                 let (parent_kind, child_kind) = nested(parent, child)?;
-                let parent_id = self.find_id(parent_kind, parent_key).ok_or(AdminError::NotFound)?;
-                self.one(child_kind, key, Some((parent_kind, &parent_id)), method, req)
+                let parent_id = self
+                    .find_id(parent_kind, parent_key)
+                    .ok_or(AdminError::NotFound)?;
+                self.one(
+                    child_kind,
+                    key,
+                    Some((parent_kind, &parent_id)),
+                    method,
+                    req,
+                )
             }
             _ => Err(AdminError::NotFound),
         }
@@ -216,8 +260,14 @@ impl AdminApi {
 
     fn node_info(&self) -> Value {
         let store = self.store.borrow();
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
-        let enabled: Vec<&str> = if store.config.plugins.is_empty() { vec![] } else { vec!["aws-lambda"] };
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        let enabled: Vec<&str> = if store.config.plugins.is_empty() {
+            vec![]
+        } else {
+            vec!["aws-lambda"]
+        };
         json!({
             "version": "3.4.0",
             "lambda_gateway_version": env!("CARGO_PKG_VERSION"),
@@ -260,7 +310,8 @@ impl AdminApi {
     fn get_config(&self) -> Answer {
         let store = self.store.borrow();
         let doc = present::redacted_document(&store.config);
-        let yaml = serde_norway::to_string(&doc).map_err(|e| AdminError::Internal(e.to_string()))?;
+        let yaml =
+            serde_norway::to_string(&doc).map_err(|e| AdminError::Internal(e.to_string()))?;
         Ok((200, json!({ "config": yaml })))
     }
 
@@ -268,14 +319,21 @@ impl AdminApi {
     fn post_config(&self, req: &Request<'_>) -> Answer {
         let doc = match body::parse(req.content_type(), req.body) {
             Ok((mut map, _)) => match map.remove("config") {
-                Some(Value::String(text)) => crate::config::parse_text(&text).map_err(|e| declarative_error(&e))?,
+                Some(Value::String(text)) => {
+                    crate::config::parse_text(&text).map_err(|e| declarative_error(&e))?
+                }
                 Some(Value::Object(o)) => Value::Object(o),
-                Some(_) => return Err(AdminError::BadRequest("'config' must be declarative config text or an object".into())),
+                Some(_) => {
+                    return Err(AdminError::BadRequest(
+                        "'config' must be declarative config text or an object".into(),
+                    ))
+                }
                 None => Value::Object(map),
             },
             Err(BodyError::UnsupportedType) => {
                 // A raw YAML body (e.g. `curl --data-binary @kong.yml -H 'Content-Type: text/yaml'`).
-                let text = std::str::from_utf8(req.body).map_err(|_| AdminError::BadRequest("body is not UTF-8".into()))?;
+                let text = std::str::from_utf8(req.body)
+                    .map_err(|_| AdminError::BadRequest("body is not UTF-8".into()))?;
                 crate::config::parse_text(text).map_err(|e| declarative_error(&e))?
             }
             Err(BodyError::Invalid(m)) => return Err(AdminError::BadRequest(m)),
@@ -287,7 +345,10 @@ impl AdminApi {
             if let Some(Value::Array(plugins)) = doc.get_mut("plugins") {
                 for p in plugins.iter_mut() {
                     let id = p.get("id").and_then(Value::as_str).map(str::to_string);
-                    let stored = id.and_then(|id| store.config.plugins.iter().find(|x| x.id == id)).and_then(|x| x.raw.get("config")).and_then(Value::as_object);
+                    let stored = id
+                        .and_then(|id| store.config.plugins.iter().find(|x| x.id == id))
+                        .and_then(|x| x.raw.get("config"))
+                        .and_then(Value::as_object);
                     if let Some(Value::Object(cfg)) = p.get_mut("config") {
                         present::unredact_config(cfg, stored).map_err(AdminError::BadRequest)?;
                     }
@@ -324,16 +385,33 @@ impl AdminApi {
         let c = &store.config;
         let all: Vec<Value> = match kind {
             Kind::Service => c.services.iter().map(present::service).collect(),
-            Kind::Route => c.routes.iter().filter(|r| belongs(parent, r.service.as_deref(), None, None)).map(present::route).collect(),
+            Kind::Route => c
+                .routes
+                .iter()
+                .filter(|r| belongs(parent, r.service.as_deref(), None, None))
+                .map(present::route)
+                .collect(),
             Kind::Plugin => c
                 .plugins
                 .iter()
-                .filter(|p| belongs(parent, p.service.as_deref(), p.route.as_deref(), p.consumer.as_deref()))
+                .filter(|p| {
+                    belongs(
+                        parent,
+                        p.service.as_deref(),
+                        p.route.as_deref(),
+                        p.consumer.as_deref(),
+                    )
+                })
                 .map(present::plugin)
                 .collect(),
             Kind::Consumer => c.consumers.iter().map(present::consumer).collect(),
         };
-        let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
         let size = match param("size") {
             None => 100,
             Some(s) => match s.parse::<usize>() {
@@ -365,10 +443,18 @@ impl AdminApi {
         Ok((200, body))
     }
 
-    fn one(&self, kind: Kind, key: &str, parent: Option<(Kind, &str)>, method: &[u8], req: &Request<'_>) -> Answer {
+    fn one(
+        &self,
+        kind: Kind,
+        key: &str,
+        parent: Option<(Kind, &str)>,
+        method: &[u8],
+        req: &Request<'_>,
+    ) -> Answer {
         let index = {
             let store = self.store.borrow();
-            find_index(&store.config, kind, key).filter(|&i| parent.is_none_or(|p| entity_belongs(&store.config, kind, i, p)))
+            find_index(&store.config, kind, key)
+                .filter(|&i| parent.is_none_or(|p| entity_belongs(&store.config, kind, i, p)))
         };
         match method {
             b"GET" => {
@@ -395,10 +481,11 @@ impl AdminApi {
     }
 
     fn read_body(&self, kind: Kind, req: &Request<'_>) -> Result<Map<String, Value>, AdminError> {
-        let (mut map, is_form) = body::parse(req.content_type(), req.body).map_err(|e| match e {
-            BodyError::Invalid(m) => AdminError::BadRequest(m),
-            BodyError::UnsupportedType => AdminError::UnsupportedMediaType,
-        })?;
+        let (mut map, is_form) =
+            body::parse(req.content_type(), req.body).map_err(|e| match e {
+                BodyError::Invalid(m) => AdminError::BadRequest(m),
+                BodyError::UnsupportedType => AdminError::UnsupportedMediaType,
+            })?;
         if is_form {
             body::coerce(&mut map, kind.shapes(), &config_shapes());
         }
@@ -430,23 +517,28 @@ impl AdminApi {
         let index = list.len();
         list.push(Value::Object(entity));
         apply(&mut store, &doc, kind, index)?;
-        let i = find_index(&store.config, kind, &id).ok_or_else(|| AdminError::Internal("created entity not found".into()))?;
+        let i = find_index(&store.config, kind, &id)
+            .ok_or_else(|| AdminError::Internal("created entity not found".into()))?;
         Ok((201, present_entity(&store.config, kind, i)))
     }
 
     /// PATCH (merge into an existing entity) or PUT (replace, or create with the key's id/name).
-    fn update(&self, kind: Kind, index: Option<usize>, body: Map<String, Value>, parent: Option<(Kind, &str)>, replace: bool, key: &str) -> Answer {
-        let (existing, created) = {
-            let store = self.store.borrow();
-            match index {
-                Some(i) => (Some(raw_of(&store.config, kind, i)), false),
-                None => (None, true),
-            }
-        };
+    fn update(
+        &self,
+        kind: Kind,
+        index: Option<usize>,
+        body: Map<String, Value>,
+        parent: Option<(Kind, &str)>,
+        replace: bool,
+        key: &str,
+    ) -> Answer {
+        let existing = index.map(|i| raw_of(&self.store.borrow().config, kind, i));
         let mut entity = match (&existing, replace) {
             (Some(old), false) => {
                 let mut merged = old.clone();
-                if kind == Kind::Service && body.contains_key("protocol") | body.contains_key("host") {
+                if kind == Kind::Service
+                    && body.contains_key("protocol") | body.contains_key("host")
+                {
                     merged.remove("url");
                 }
                 for (k, v) in body {
@@ -467,12 +559,18 @@ impl AdminApi {
             _ => body,
         };
         let id = match &existing {
-            Some(old) => old.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
+            Some(old) => old
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
             None if is_uuid(key) => key.to_ascii_lowercase(),
             None => {
                 // PUT /services/my-name creates `my-name`.
                 if let Some(name_field) = kind.unique_fields().first() {
-                    entity.entry(name_field.to_string()).or_insert_with(|| Value::String(key.to_string()));
+                    entity
+                        .entry(name_field.to_string())
+                        .or_insert_with(|| Value::String(key.to_string()));
                 }
                 new_uuid()
             }
@@ -482,10 +580,17 @@ impl AdminApi {
             entity.insert(parent_field(pk).into(), json!({ "id": pid }));
         }
         let now = Value::from(unix_now());
-        let created_at = existing.as_ref().and_then(|o| o.get("created_at").cloned()).unwrap_or(now.clone());
+        let created_at = existing
+            .as_ref()
+            .and_then(|o| o.get("created_at").cloned())
+            .unwrap_or(now.clone());
         entity.insert("created_at".into(), created_at);
         entity.insert("updated_at".into(), now);
-        let stored_config = existing.as_ref().and_then(|o| o.get("config")).and_then(Value::as_object).cloned();
+        let stored_config = existing
+            .as_ref()
+            .and_then(|o| o.get("config"))
+            .and_then(Value::as_object)
+            .cloned();
         self.unredact(kind, &mut entity, stored_config.as_ref())?;
         self.check_unique(kind, &entity, Some(&id))?;
         let mut store = self.store.borrow_mut();
@@ -502,22 +607,36 @@ impl AdminApi {
             }
         };
         apply(&mut store, &doc, kind, position)?;
-        let i = find_index(&store.config, kind, &id).ok_or_else(|| AdminError::Internal("updated entity not found".into()))?;
-        Ok((if created && replace { 200 } else { 200 }, present_entity(&store.config, kind, i)))
+        let i = find_index(&store.config, kind, &id)
+            .ok_or_else(|| AdminError::Internal("updated entity not found".into()))?;
+        Ok((200, present_entity(&store.config, kind, i)))
     }
 
     fn delete(&self, kind: Kind, index: usize) -> Answer {
         let mut store = self.store.borrow_mut();
         let id = entity_id(&store.config, kind, index);
-        if kind == Kind::Service && store.config.routes.iter().any(|r| r.service.as_deref() == Some(id.as_str())) {
-            return Err(AdminError::BadRequest("an existing 'routes' entity references this 'services' entity".into()));
+        if kind == Kind::Service
+            && store
+                .config
+                .routes
+                .iter()
+                .any(|r| r.service.as_deref() == Some(id.as_str()))
+        {
+            return Err(AdminError::BadRequest(
+                "an existing 'routes' entity references this 'services' entity".into(),
+            ));
         }
         let mut doc = store.document();
         doc_list(&mut doc, kind).remove(index);
         // Plugins scoped to what is deleted go with it, as in Kong.
         if kind != Kind::Plugin {
             let field = parent_field(kind);
-            doc_list(&mut doc, Kind::Plugin).retain(|p| p.get(field).and_then(|r| r.get("id")).and_then(Value::as_str) != Some(id.as_str()));
+            doc_list(&mut doc, Kind::Plugin).retain(|p| {
+                p.get(field)
+                    .and_then(|r| r.get("id"))
+                    .and_then(Value::as_str)
+                    != Some(id.as_str())
+            });
         }
         match store.apply(&doc) {
             Ok(()) => Ok((204, Value::Null)),
@@ -526,31 +645,56 @@ impl AdminApi {
         }
     }
 
-    fn unredact(&self, kind: Kind, entity: &mut Map<String, Value>, stored: Option<&Map<String, Value>>) -> Result<(), AdminError> {
+    fn unredact(
+        &self,
+        kind: Kind,
+        entity: &mut Map<String, Value>,
+        stored: Option<&Map<String, Value>>,
+    ) -> Result<(), AdminError> {
         if kind != Kind::Plugin {
             return Ok(());
         }
         match entity.get_mut("config") {
-            Some(Value::Object(cfg)) => present::unredact_config(cfg, stored).map_err(|m| AdminError::Schema {
-                message: format!("schema violation ({m})"),
-                fields: json!({"config": {"aws_secret": m}}),
-            }),
+            Some(Value::Object(cfg)) => {
+                present::unredact_config(cfg, stored).map_err(|m| AdminError::Schema {
+                    message: format!("schema violation ({m})"),
+                    fields: json!({"config": {"aws_secret": m}}),
+                })
+            }
             _ => Ok(()),
         }
     }
 
     /// Kong answers a duplicate name with 409, before any other validation.
-    fn check_unique(&self, kind: Kind, entity: &Map<String, Value>, own_id: Option<&str>) -> Result<(), AdminError> {
+    fn check_unique(
+        &self,
+        kind: Kind,
+        entity: &Map<String, Value>,
+        own_id: Option<&str>,
+    ) -> Result<(), AdminError> {
         let store = self.store.borrow();
         let doc = store.document();
-        let list = doc.get(kind.collection()).and_then(Value::as_array).cloned().unwrap_or_default();
+        let list = doc
+            .get(kind.collection())
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for field in kind.unique_fields().iter().chain(&["id"]) {
-            let Some(value) = entity.get(*field).filter(|v| !v.is_null()) else { continue };
+            let Some(value) = entity.get(*field).filter(|v| !v.is_null()) else {
+                continue;
+            };
             let clash = list.iter().any(|other| {
-                other.get(*field) == Some(value) && other.get("id").and_then(Value::as_str) != own_id.or(entity.get("id").and_then(Value::as_str)).filter(|_| *field != "id" || own_id.is_some())
+                other.get(*field) == Some(value)
+                    && other.get("id").and_then(Value::as_str)
+                        != own_id
+                            .or(entity.get("id").and_then(Value::as_str))
+                            .filter(|_| *field != "id" || own_id.is_some())
             });
             if clash {
-                let shown = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+                let shown = value
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| value.to_string());
                 return Err(AdminError::Unique {
                     message: format!("UNIQUE violation detected on '{{{field}=\"{shown}\"}}'"),
                     fields: json!({ *field: shown }),
@@ -579,7 +723,11 @@ impl Handler for AdminApi {
             Ok(ok) => ok,
             Err(e) => {
                 if matches!(e, AdminError::Internal(_)) {
-                    log::error!("admin: {} {}: {e:?}", String::from_utf8_lossy(req.method()), String::from_utf8_lossy(req.path()));
+                    log::error!(
+                        "admin: {} {}: {e:?}",
+                        String::from_utf8_lossy(req.method()),
+                        String::from_utf8_lossy(req.path())
+                    );
                 }
                 e.status_and_body()
             }
@@ -613,33 +761,61 @@ fn entity_error(errors: &ConfigErrors, kind: Kind, index: usize) -> AdminError {
     let mut fields = Value::Object(Map::new());
     let mut messages = Vec::new();
     for e in &errors.0 {
-        let rest = e.path.strip_prefix(&prefix).map(|r| r.trim_start_matches('.'));
+        let rest = e
+            .path
+            .strip_prefix(&prefix)
+            .map(|r| r.trim_start_matches('.'));
         match rest {
             Some("") | None => {
-                let text = if rest.is_none() { e.to_string() } else { e.message.clone() };
-                insert_field(&mut fields, &["@entity".to_string()], Value::String(text.clone()));
+                let text = if rest.is_none() {
+                    e.to_string()
+                } else {
+                    e.message.clone()
+                };
+                insert_field(
+                    &mut fields,
+                    &["@entity".to_string()],
+                    Value::String(text.clone()),
+                );
                 messages.push(text);
             }
             Some(path) => {
-                insert_field(&mut fields, &split_path(path), Value::String(e.message.clone()));
+                insert_field(
+                    &mut fields,
+                    &split_path(path),
+                    Value::String(e.message.clone()),
+                );
                 messages.push(format!("{path}: {}", e.message));
             }
         }
     }
-    AdminError::Schema { message: format!("schema violation ({})", messages.join("; ")), fields }
+    AdminError::Schema {
+        message: format!("schema violation ({})", messages.join("; ")),
+        fields,
+    }
 }
 
 fn declarative_error(errors: &ConfigErrors) -> AdminError {
     let mut fields = Value::Object(Map::new());
     for e in &errors.0 {
-        let path = if e.path.is_empty() { vec!["@entity".to_string()] } else { split_path(&e.path) };
+        let path = if e.path.is_empty() {
+            vec!["@entity".to_string()]
+        } else {
+            split_path(&e.path)
+        };
         insert_field(&mut fields, &path, Value::String(e.message.clone()));
     }
-    AdminError::Declarative { message: format!("declarative config is invalid: {errors}"), fields }
+    AdminError::Declarative {
+        message: format!("declarative config is invalid: {errors}"),
+        fields,
+    }
 }
 
 fn schema(field: &str, message: &str) -> AdminError {
-    AdminError::Schema { message: format!("schema violation ({field}: {message})"), fields: json!({ field: message }) }
+    AdminError::Schema {
+        message: format!("schema violation ({field}: {message})"),
+        fields: json!({ field: message }),
+    }
 }
 
 /// `config.aws_region` → ["config", "aws_region"]; `paths[0]` → ["paths", "[0]"].
@@ -677,7 +853,11 @@ fn insert_field(node: &mut Value, path: &[String], value: Value) {
         }
         return;
     };
-    if let Some(i) = head.strip_prefix('[').and_then(|h| h.strip_suffix(']')).and_then(|n| n.parse::<usize>().ok()) {
+    if let Some(i) = head
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|n| n.parse::<usize>().ok())
+    {
         if !node.is_array() {
             *node = Value::Array(Vec::new());
         }
@@ -724,7 +904,12 @@ fn parent_field(kind: Kind) -> &'static str {
     }
 }
 
-fn belongs(parent: Option<(Kind, &str)>, service: Option<&str>, route: Option<&str>, consumer: Option<&str>) -> bool {
+fn belongs(
+    parent: Option<(Kind, &str)>,
+    service: Option<&str>,
+    route: Option<&str>,
+    consumer: Option<&str>,
+) -> bool {
     match parent {
         None => true,
         Some((Kind::Service, id)) => service == Some(id),
@@ -739,7 +924,12 @@ fn entity_belongs(c: &Config, kind: Kind, i: usize, parent: (Kind, &str)) -> boo
         Kind::Route => belongs(Some(parent), c.routes[i].service.as_deref(), None, None),
         Kind::Plugin => {
             let p = &c.plugins[i];
-            belongs(Some(parent), p.service.as_deref(), p.route.as_deref(), p.consumer.as_deref())
+            belongs(
+                Some(parent),
+                p.service.as_deref(),
+                p.route.as_deref(),
+                p.consumer.as_deref(),
+            )
         }
         _ => false,
     }
@@ -748,13 +938,20 @@ fn entity_belongs(c: &Config, kind: Kind, i: usize, parent: (Kind, &str)) -> boo
 fn find_index(c: &Config, kind: Kind, key: &str) -> Option<usize> {
     let key_id = key.to_ascii_lowercase();
     match kind {
-        Kind::Service => c.services.iter().position(|e| e.id == key_id || e.name.as_deref() == Some(key)),
-        Kind::Route => c.routes.iter().position(|e| e.id == key_id || e.name.as_deref() == Some(key)),
-        Kind::Plugin => c.plugins.iter().position(|e| e.id == key_id),
-        Kind::Consumer => c
-            .consumers
+        Kind::Service => c
+            .services
             .iter()
-            .position(|e| e.id == key_id || e.username.as_deref() == Some(key) || e.custom_id.as_deref() == Some(key)),
+            .position(|e| e.id == key_id || e.name.as_deref() == Some(key)),
+        Kind::Route => c
+            .routes
+            .iter()
+            .position(|e| e.id == key_id || e.name.as_deref() == Some(key)),
+        Kind::Plugin => c.plugins.iter().position(|e| e.id == key_id),
+        Kind::Consumer => c.consumers.iter().position(|e| {
+            e.id == key_id
+                || e.username.as_deref() == Some(key)
+                || e.custom_id.as_deref() == Some(key)
+        }),
     }
 }
 
@@ -797,14 +994,24 @@ fn doc_list(doc: &mut Value, kind: Kind) -> &mut Vec<Value> {
 
 /// A service's `url` stored as Kong stores it: protocol, host, port, path.
 fn split_url(entity: &mut Map<String, Value>) -> Result<(), AdminError> {
-    let Some(url) = entity.get("url") else { return Ok(()) };
+    let Some(url) = entity.get("url") else {
+        return Ok(());
+    };
     if url.is_null() {
         entity.remove("url");
         return Ok(());
     }
-    let text = url.as_str().ok_or_else(|| schema("url", "expected a string"))?.to_string();
+    let text = url
+        .as_str()
+        .ok_or_else(|| schema("url", "expected a string"))?
+        .to_string();
     let probe = json!({"_format_version": "3.0", "services": [{"url": text}]});
-    let cfg = crate::config::from_document(&probe).map_err(|e| schema("url", &e.0.first().map(|x| x.message.clone()).unwrap_or_default()))?;
+    let cfg = crate::config::from_document(&probe).map_err(|e| {
+        schema(
+            "url",
+            &e.0.first().map(|x| x.message.clone()).unwrap_or_default(),
+        )
+    })?;
     let s = &cfg.services[0];
     entity.remove("url");
     entity.insert("protocol".into(), json!(s.protocol));
@@ -827,7 +1034,9 @@ fn parse_query(q: &[u8]) -> Vec<(String, String)> {
         .iter()
         .map(|a| {
             let v = match &a.value {
-                crate::lambda::args::ArgValue::Text(r) => String::from_utf8_lossy(&args.scratch[r.clone()]).into_owned(),
+                crate::lambda::args::ArgValue::Text(r) => {
+                    String::from_utf8_lossy(&args.scratch[r.clone()]).into_owned()
+                }
                 _ => String::new(),
             };
             (String::from_utf8_lossy(args.key(a)).into_owned(), v)
@@ -842,12 +1051,21 @@ fn encode_offset(i: usize) -> String {
 
 fn decode_offset(o: &str) -> Option<usize> {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(o).ok()?;
-    std::str::from_utf8(&bytes).ok()?.strip_prefix('i')?.parse().ok()
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(o)
+        .ok()?;
+    std::str::from_utf8(&bytes)
+        .ok()?
+        .strip_prefix('i')?
+        .parse()
+        .ok()
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -859,7 +1077,10 @@ mod tests {
         let mut f = Value::Object(Map::new());
         insert_field(&mut f, &split_path("config.aws_region"), json!("bad"));
         insert_field(&mut f, &split_path("paths[1]"), json!("no"));
-        assert_eq!(f, json!({"config": {"aws_region": "bad"}, "paths": [null, "no"]}));
+        assert_eq!(
+            f,
+            json!({"config": {"aws_region": "bad"}, "paths": [null, "no"]})
+        );
         assert_eq!(decode_offset(&encode_offset(42)), Some(42));
         assert_eq!(decode_offset("garbage"), None);
     }

@@ -2,7 +2,7 @@
 //! Kong's key notation (`config.aws_key=`, `paths[1]=`, `paths[]=`, a repeated key as an array),
 //! and `application/json`. Form values are text; [`coerce`] gives them the entity's types.
 
-use crate::lambda::args::{body_kind, media_type, Args, ArgValue, BodyKind};
+use crate::lambda::args::{body_kind, media_type, ArgValue, Args, BodyKind};
 use serde_json::{Map, Value};
 
 /// Why a body was refused (400, or 415 for an unsupported type).
@@ -15,7 +15,10 @@ pub enum BodyError {
 }
 
 /// Parses a request body into a JSON object.
-pub fn parse(content_type: Option<&[u8]>, body: &[u8]) -> Result<(Map<String, Value>, bool), BodyError> {
+pub fn parse(
+    content_type: Option<&[u8]>,
+    body: &[u8],
+) -> Result<(Map<String, Value>, bool), BodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok((Map::new(), false));
     }
@@ -65,7 +68,9 @@ fn parse_key(key: &str) -> Result<Vec<Step>, BodyError> {
         }
         steps.push(Step::Field(name.to_string()));
         while let Some(stripped) = rest.strip_prefix('[') {
-            let end = stripped.find(']').ok_or_else(|| BodyError::Invalid(format!("invalid key {key:?}")))?;
+            let end = stripped
+                .find(']')
+                .ok_or_else(|| BodyError::Invalid(format!("invalid key {key:?}")))?;
             let inner = &stripped[..end];
             steps.push(if inner.is_empty() {
                 Step::Append
@@ -91,7 +96,9 @@ fn from_pairs(args: &Args) -> Result<Map<String, Value>, BodyError> {
         let key = String::from_utf8_lossy(args.key(arg)).into_owned();
         let value = match &arg.value {
             ArgValue::Flag => Value::String(String::new()),
-            ArgValue::Text(r) | ArgValue::Json(r) => Value::String(String::from_utf8_lossy(&args.scratch[r.clone()]).into_owned()),
+            ArgValue::Text(r) | ArgValue::Json(r) => {
+                Value::String(String::from_utf8_lossy(&args.scratch[r.clone()]).into_owned())
+            }
         };
         insert(&mut root, &parse_key(&key)?, value)?;
     }
@@ -116,6 +123,7 @@ fn insert(node: &mut Value, steps: &[Step], value: Value) -> Result<(), BodyErro
                 match map.get_mut(name) {
                     // A plain key repeated: an array of its values.
                     Some(Value::Array(items)) => items.push(value),
+                    Some(Value::Object(_)) => return Err(conflict()),
                     Some(existing) => {
                         let first = existing.take();
                         *existing = Value::Array(vec![first, value]);
@@ -171,7 +179,11 @@ pub enum Shape {
 
 /// Gives form values their types by `shapes` (field → shape); `config` is coerced by
 /// `config_shapes`. An empty value of a non-text field becomes null, as in Kong.
-pub fn coerce(map: &mut Map<String, Value>, shapes: &[(&str, Shape)], config_shapes: &[(&str, Shape)]) {
+pub fn coerce(
+    map: &mut Map<String, Value>,
+    shapes: &[(&str, Shape)],
+    config_shapes: &[(&str, Shape)],
+) {
     for (field, value) in map.iter_mut() {
         if field == "config" {
             if let Value::Object(config) = value {
@@ -179,7 +191,9 @@ pub fn coerce(map: &mut Map<String, Value>, shapes: &[(&str, Shape)], config_sha
             }
             continue;
         }
-        let Some((_, shape)) = shapes.iter().find(|(f, _)| f == field) else { continue };
+        let Some((_, shape)) = shapes.iter().find(|(f, _)| f == field) else {
+            continue;
+        };
         coerce_value(value, *shape);
     }
 }
@@ -188,7 +202,11 @@ fn coerce_value(value: &mut Value, shape: Shape) {
     let text = value.as_str().map(str::to_string);
     match (shape, text) {
         (Shape::Text, _) => {}
-        (Shape::Integer | Shape::Boolean | Shape::TextArray | Shape::HeaderMap, Some(t)) if t.is_empty() => *value = Value::Null,
+        (Shape::Integer | Shape::Boolean | Shape::TextArray | Shape::HeaderMap, Some(t))
+            if t.is_empty() =>
+        {
+            *value = Value::Null
+        }
         (Shape::Integer, Some(t)) => {
             if let Ok(n) = t.trim().parse::<i64>() {
                 *value = Value::from(n);
@@ -225,31 +243,54 @@ mod tests {
     use serde_json::json;
 
     fn form(body: &str) -> Value {
-        let (m, _) = parse(Some(b"application/x-www-form-urlencoded"), body.as_bytes()).expect("valid");
+        let (m, _) =
+            parse(Some(b"application/x-www-form-urlencoded"), body.as_bytes()).expect("valid");
         Value::Object(m)
     }
 
     #[test]
     fn kong_form_notation() {
-        assert_eq!(form("name=lambda1&url=http%3A%2F%2Flocalhost%3A8000"), json!({"name": "lambda1", "url": "http://localhost:8000"}));
-        assert_eq!(form("paths[1]=/a&paths[2]=/b"), json!({"paths": ["/a", "/b"]}));
-        assert_eq!(form("paths[]=/a&paths[]=/b"), json!({"paths": ["/a", "/b"]}));
+        assert_eq!(
+            form("name=lambda1&url=http%3A%2F%2Flocalhost%3A8000"),
+            json!({"name": "lambda1", "url": "http://localhost:8000"})
+        );
+        assert_eq!(
+            form("paths[1]=/a&paths[2]=/b"),
+            json!({"paths": ["/a", "/b"]})
+        );
+        assert_eq!(
+            form("paths[]=/a&paths[]=/b"),
+            json!({"paths": ["/a", "/b"]})
+        );
         assert_eq!(form("paths=/a&paths=/b"), json!({"paths": ["/a", "/b"]}));
         assert_eq!(
             form("name=aws-lambda&config.aws_key=AK%2B%2F%3D&config.aws_secret=a%2Bb%2Fc%3D&config.timeout=100"),
             json!({"name": "aws-lambda", "config": {"aws_key": "AK+/=", "aws_secret": "a+b/c=", "timeout": "100"}})
         );
-        assert_eq!(form("service.id=abc&headers.x-a[]=1"), json!({"service": {"id": "abc"}, "headers": {"x-a": ["1"]}}));
+        assert_eq!(
+            form("service.id=abc&headers.x-a[]=1"),
+            json!({"service": {"id": "abc"}, "headers": {"x-a": ["1"]}})
+        );
         assert!(parse(Some(b"application/x-www-form-urlencoded"), b"a.b=1&a=2").is_err());
         assert!(parse(Some(b"application/x-www-form-urlencoded"), b"a[=1").is_err());
     }
 
     #[test]
     fn json_and_multipart_and_types() {
-        let (m, is_form) = parse(Some(b"application/json"), br#"{"name":"x","paths":["/a"]}"#).expect("valid");
-        assert_eq!((Value::Object(m), is_form), (json!({"name": "x", "paths": ["/a"]}), false));
-        assert!(matches!(parse(Some(b"application/json"), b"[1]"), Err(BodyError::Invalid(_))));
-        assert_eq!(parse(Some(b"text/plain"), b"x"), Err(BodyError::UnsupportedType));
+        let (m, is_form) =
+            parse(Some(b"application/json"), br#"{"name":"x","paths":["/a"]}"#).expect("valid");
+        assert_eq!(
+            (Value::Object(m), is_form),
+            (json!({"name": "x", "paths": ["/a"]}), false)
+        );
+        assert!(matches!(
+            parse(Some(b"application/json"), b"[1]"),
+            Err(BodyError::Invalid(_))
+        ));
+        assert_eq!(
+            parse(Some(b"text/plain"), b"x"),
+            Err(BodyError::UnsupportedType)
+        );
         let mp = b"--B\r\nContent-Disposition: form-data; name=\"paths[1]\"\r\n\r\n/m\r\n--B--\r\n";
         let (m, _) = parse(Some(b"multipart/form-data; boundary=B"), mp).expect("valid");
         assert_eq!(Value::Object(m), json!({"paths": ["/m"]}));
@@ -262,8 +303,16 @@ mod tests {
         };
         coerce(
             &mut m,
-            &[("port", Shape::Integer), ("enabled", Shape::Boolean), ("paths", Shape::TextArray), ("strip_path", Shape::Boolean)],
-            &[("timeout", Shape::Integer), ("disable_https", Shape::Boolean)],
+            &[
+                ("port", Shape::Integer),
+                ("enabled", Shape::Boolean),
+                ("paths", Shape::TextArray),
+                ("strip_path", Shape::Boolean),
+            ],
+            &[
+                ("timeout", Shape::Integer),
+                ("disable_https", Shape::Boolean),
+            ],
         );
         assert_eq!(
             Value::Object(m),

@@ -29,57 +29,68 @@ pub fn spawn(
     make_api: impl FnOnce() -> AdminApi + Send + 'static,
 ) -> std::io::Result<(std::thread::JoinHandle<()>, SocketAddr)> {
     let (tx, rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
-    let handle = std::thread::Builder::new().name("admin".into()).spawn(move || {
-        let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new().enable_timer().build();
-        let mut runtime = match runtime {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        };
-        runtime.block_on(async move {
-            let listener = match TcpListener::bind_with_config(addr, &ListenerOpts::new().reuse_port(false).reuse_addr(true)) {
-                Ok(l) => l,
+    let handle = std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || {
+            let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+                .enable_timer()
+                .build();
+            let mut runtime = match runtime {
+                Ok(rt) => rt,
                 Err(e) => {
                     let _ = tx.send(Err(e));
                     return;
                 }
             };
-            let _ = tx.send(Ok(listener.local_addr().unwrap_or(addr)));
-            let api = Rc::new(make_api());
-            let limits = Rc::new(Limits { max_body_bytes: MAX_ADMIN_BODY, ..limits });
-            let shutdown = Rc::new(Shutdown::default());
-            {
-                let shutdown = shutdown.clone();
-                monoio::spawn(async move {
-                    while !stop.load(Ordering::SeqCst) {
-                        monoio::time::sleep(Duration::from_millis(100)).await;
+            runtime.block_on(async move {
+                let listener = match TcpListener::bind_with_config(
+                    addr,
+                    &ListenerOpts::new().reuse_port(false).reuse_addr(true),
+                ) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
                     }
-                    shutdown.trigger();
-                });
-            }
-            loop {
-                let accepted = monoio::select! {
-                    r = listener.accept() => Some(r),
-                    _ = shutdown.wait() => None,
                 };
-                match accepted {
-                    None => break,
-                    Some(Ok((stream, _))) => {
-                        let (api, limits, shutdown) = (api.clone(), limits.clone(), shutdown.clone());
-                        monoio::spawn(async move {
-                            crate::http::conn::serve(stream, &*api, &limits, &shutdown).await;
-                        });
-                    }
-                    Some(Err(e)) => {
-                        log::warn!("admin accept failed: {e}");
-                        monoio::time::sleep(Duration::from_millis(50)).await;
+                let _ = tx.send(Ok(listener.local_addr().unwrap_or(addr)));
+                let api = Rc::new(make_api());
+                let limits = Rc::new(Limits {
+                    max_body_bytes: MAX_ADMIN_BODY,
+                    ..limits
+                });
+                let shutdown = Rc::new(Shutdown::default());
+                {
+                    let shutdown = shutdown.clone();
+                    monoio::spawn(async move {
+                        while !stop.load(Ordering::SeqCst) {
+                            monoio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        shutdown.trigger();
+                    });
+                }
+                loop {
+                    let accepted = monoio::select! {
+                        r = listener.accept() => Some(r),
+                        _ = shutdown.wait() => None,
+                    };
+                    match accepted {
+                        None => break,
+                        Some(Ok((stream, _))) => {
+                            let (api, limits, shutdown) =
+                                (api.clone(), limits.clone(), shutdown.clone());
+                            monoio::spawn(async move {
+                                crate::http::conn::serve(stream, &*api, &limits, &shutdown).await;
+                            });
+                        }
+                        Some(Err(e)) => {
+                            log::warn!("admin accept failed: {e}");
+                            monoio::time::sleep(Duration::from_millis(50)).await;
+                        }
                     }
                 }
-            }
-        });
-    })?;
+            });
+        })?;
     match rx.recv() {
         Ok(Ok(bound)) => Ok((handle, bound)),
         Ok(Err(e)) => Err(e),

@@ -127,9 +127,14 @@ pub fn redact_config(cfg: &mut Map<String, Value>) {
 /// A value given back as the redaction marker (or the masked key) keeps the stored secret, so
 /// that a GET → edit → PUT round trip does not overwrite credentials with placeholders.
 /// Returns an error naming the field when there is no stored secret to keep.
-pub fn unredact_config(incoming: &mut Map<String, Value>, stored: Option<&Map<String, Value>>) -> Result<(), String> {
+pub fn unredact_config(
+    incoming: &mut Map<String, Value>,
+    stored: Option<&Map<String, Value>>,
+) -> Result<(), String> {
     for name in ["aws_secret", "aws_key"] {
-        let Some(Value::String(given)) = incoming.get(name) else { continue };
+        let Some(Value::String(given)) = incoming.get(name) else {
+            continue;
+        };
         let stored_value = stored.and_then(|s| s.get(name)).and_then(Value::as_str);
         let is_placeholder = match (name, stored_value) {
             ("aws_secret", _) => given == REDACTED,
@@ -143,7 +148,11 @@ pub fn unredact_config(incoming: &mut Map<String, Value>, stored: Option<&Map<St
             Some(v) => {
                 incoming.insert(name.to_string(), Value::String(v.to_string()));
             }
-            None => return Err(format!("config.{name}: {given:?} is a redaction placeholder, not a value")),
+            None => {
+                return Err(format!(
+                    "config.{name}: {given:?} is a redaction placeholder, not a value"
+                ))
+            }
         }
     }
     Ok(())

@@ -35,8 +35,19 @@ pub struct Store {
 
 impl Store {
     /// A store over `config`, already published in `published`.
-    pub fn new(config: Config, path: Option<PathBuf>, published: Arc<ArcSwap<Snapshot>>, env: Environment) -> Store {
-        Store { config, path, published, env, changes: 0 }
+    pub fn new(
+        config: Config,
+        path: Option<PathBuf>,
+        published: Arc<ArcSwap<Snapshot>>,
+        env: Environment,
+    ) -> Store {
+        Store {
+            config,
+            path,
+            published,
+            env,
+            changes: 0,
+        }
     }
 
     /// The current document (flat, with ids).
@@ -49,7 +60,9 @@ impl Store {
         let new = config::from_document(doc).map_err(ApplyError::Invalid)?;
         if let Some(path) = &self.path {
             let canonical = new.to_document();
-            write_atomically(path, &serialize(path, &canonical)?).map_err(|e| ApplyError::Persist(format!("cannot write {}: {e}", path.display())))?;
+            write_atomically(path, &serialize(path, &canonical)?).map_err(|e| {
+                ApplyError::Persist(format!("cannot write {}: {e}", path.display()))
+            })?;
         }
         let (snapshot, warnings) = Snapshot::build(new.clone(), &self.env);
         for w in warnings {
@@ -65,13 +78,20 @@ impl Store {
 
 /// The document as the file's format: JSON for `.json`, YAML otherwise.
 fn serialize(path: &Path, doc: &Value) -> Result<Vec<u8>, ApplyError> {
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
-        let mut out = serde_json::to_vec_pretty(doc).map_err(|e| ApplyError::Persist(e.to_string()))?;
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        let mut out =
+            serde_json::to_vec_pretty(doc).map_err(|e| ApplyError::Persist(e.to_string()))?;
         out.push(b'\n');
         Ok(out)
     } else {
         let yaml = serde_norway::to_string(doc).map_err(|e| ApplyError::Persist(e.to_string()))?;
-        Ok(format!("# Kong declarative config, maintained by lambda-gateway's Admin API.\n{yaml}").into_bytes())
+        Ok(
+            format!("# Kong declarative config, maintained by lambda-gateway's Admin API.\n{yaml}")
+                .into_bytes(),
+        )
     }
 }
 
@@ -83,10 +103,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "config".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -111,17 +139,29 @@ mod tests {
         write_atomically(&path, b"a: 1\n").expect("write");
         write_atomically(&path, b"a: 2\n").expect("write");
         assert_eq!(fs::read(&path).expect("read"), b"a: 2\n");
-        let leftovers: Vec<_> = fs::read_dir(&dir).expect("dir").flatten().filter(|e| e.file_name().to_string_lossy().contains(".tmp-")).collect();
+        let leftovers: Vec<_> = fs::read_dir(&dir)
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
         assert!(leftovers.is_empty());
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn invalid_documents_change_nothing() {
         let published = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-        let mut store = Store::new(Config::default(), None, published.clone(), Environment::default());
+        let mut store = Store::new(
+            Config::default(),
+            None,
+            published.clone(),
+            Environment::default(),
+        );
         let bad = serde_json::json!({"_format_version": "3.0", "routes": [{"paths": ["nope"]}]});
         assert!(matches!(store.apply(&bad), Err(ApplyError::Invalid(_))));
         assert_eq!(store.changes, 0);

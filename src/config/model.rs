@@ -108,13 +108,27 @@ impl Config {
     /// The canonical declarative document: flat entity lists, every entity with its id,
     /// references as `{id: …}`. This is what the Admin API persists.
     pub fn to_document(&self) -> Value {
-        let list = |raws: Vec<&Map<String, Value>>| Value::Array(raws.into_iter().map(|r| Value::Object(r.clone())).collect());
+        let list = |raws: Vec<&Map<String, Value>>| {
+            Value::Array(raws.into_iter().map(|r| Value::Object(r.clone())).collect())
+        };
         let mut doc = Map::new();
         doc.insert("_format_version".into(), Value::String("3.0".into()));
-        doc.insert("services".into(), list(self.services.iter().map(|e| &e.raw).collect()));
-        doc.insert("routes".into(), list(self.routes.iter().map(|e| &e.raw).collect()));
-        doc.insert("consumers".into(), list(self.consumers.iter().map(|e| &e.raw).collect()));
-        doc.insert("plugins".into(), list(self.plugins.iter().map(|e| &e.raw).collect()));
+        doc.insert(
+            "services".into(),
+            list(self.services.iter().map(|e| &e.raw).collect()),
+        );
+        doc.insert(
+            "routes".into(),
+            list(self.routes.iter().map(|e| &e.raw).collect()),
+        );
+        doc.insert(
+            "consumers".into(),
+            list(self.consumers.iter().map(|e| &e.raw).collect()),
+        );
+        doc.insert(
+            "plugins".into(),
+            list(self.plugins.iter().map(|e| &e.raw).collect()),
+        );
         Value::Object(doc)
     }
 }

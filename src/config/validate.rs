@@ -3,7 +3,9 @@
 //! are known, so their order in the file does not matter.
 
 use super::check::{describe, Checker, ConfigErrors};
-use super::model::{id_ref, is_uuid, new_uuid, raw_entity, Config, Consumer, Plugin, Route, Service};
+use super::model::{
+    id_ref, is_uuid, new_uuid, raw_entity, Config, Consumer, Plugin, Route, Service,
+};
 use crate::lambda::config as lambda_config;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -538,7 +540,11 @@ impl Builder {
             .c
             .field("config", |c| lambda_config::validate(c, config_value));
         let mut raw = raw_entity(obj, &id, &[]);
-        for (field, parent_id) in [("service", &service), ("route", &route), ("consumer", &consumer)] {
+        for (field, parent_id) in [
+            ("service", &service),
+            ("route", &route),
+            ("consumer", &consumer),
+        ] {
             if let Some(pid) = parent_id {
                 raw.insert(field.into(), id_ref(pid));
             }
@@ -549,7 +555,16 @@ impl Builder {
             (Some(config), true) => (enabled, config),
             _ => (false, lambda_config::LambdaConfig::placeholder()),
         };
-        self.config.plugins.push(Plugin { id, name, enabled, service, route, consumer, config: Arc::new(config), raw });
+        self.config.plugins.push(Plugin {
+            id,
+            name,
+            enabled,
+            service,
+            route,
+            consumer,
+            config: Arc::new(config),
+            raw,
+        });
     }
 
     fn defer(&mut self, kind: Kind, target: String, slot: Slot, field: &str) {
@@ -603,11 +618,15 @@ impl Builder {
             let reference = id_ref(&id);
             match r.slot {
                 Slot::RouteService(i) => {
-                    self.config.routes[i].raw.insert("service".into(), reference);
+                    self.config.routes[i]
+                        .raw
+                        .insert("service".into(), reference);
                     self.config.routes[i].service = Some(id);
                 }
                 Slot::PluginService(i) => {
-                    self.config.plugins[i].raw.insert("service".into(), reference);
+                    self.config.plugins[i]
+                        .raw
+                        .insert("service".into(), reference);
                     self.config.plugins[i].service = Some(id);
                 }
                 Slot::PluginRoute(i) => {
@@ -615,7 +634,9 @@ impl Builder {
                     self.config.plugins[i].route = Some(id);
                 }
                 Slot::PluginConsumer(i) => {
-                    self.config.plugins[i].raw.insert("consumer".into(), reference);
+                    self.config.plugins[i]
+                        .raw
+                        .insert("consumer".into(), reference);
                     self.config.plugins[i].consumer = Some(id);
                 }
             }
@@ -1022,7 +1043,10 @@ consumers:
         )
         .expect("valid");
         let doc = cfg.to_document();
-        assert_eq!(doc["routes"][0]["service"]["id"], cfg.services[0].id.as_str());
+        assert_eq!(
+            doc["routes"][0]["service"]["id"],
+            cfg.services[0].id.as_str()
+        );
         assert_eq!(doc["plugins"][0]["route"]["id"], cfg.routes[0].id.as_str());
         assert!(doc["services"][0].get("routes").is_none());
         // Loading the document again gives the same entities and ids.

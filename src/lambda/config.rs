@@ -214,7 +214,10 @@ pub const REDACTED: &str = "<redacted>";
 /// The access key id as the Admin API shows it: its first 4 characters, the rest masked.
 pub fn mask_key(key: &str) -> String {
     let shown: String = key.chars().take(4).collect();
-    format!("{shown}{}", "*".repeat(key.chars().count().saturating_sub(4).max(4)))
+    format!(
+        "{shown}{}",
+        "*".repeat(key.chars().count().saturating_sub(4).max(4))
+    )
 }
 
 impl LambdaConfig {
@@ -255,7 +258,6 @@ impl LambdaConfig {
         })
     }
 }
-
 
 /// Validates a plugin's `config` object; errors go to `c`, with paths below the current one.
 pub fn validate(c: &mut Checker, value: &Value) -> Option<LambdaConfig> {

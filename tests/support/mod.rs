@@ -686,7 +686,9 @@ impl Gateway {
         dir: Option<TempDir>,
     ) -> Gateway {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lambda-gateway"));
-        cmd.arg("--config").arg(&config_path).args(["--listen", "127.0.0.1:0", "--workers", "2"]);
+        cmd.arg("--config")
+            .arg(&config_path)
+            .args(["--listen", "127.0.0.1:0", "--workers", "2"]);
         cmd.args(&args);
         for var in [
             "AWS_ACCESS_KEY_ID",
@@ -701,7 +703,8 @@ impl Gateway {
         ] {
             cmd.env_remove(var);
         }
-        cmd.env("AWS_CA_BUNDLE", &mock.ca_file).env("LAMBDA_GATEWAY_LOG", "debug");
+        cmd.env("AWS_CA_BUNDLE", &mock.ca_file)
+            .env("LAMBDA_GATEWAY_LOG", "debug");
         if driver == Driver::Epoll {
             cmd.env("MONOIO_FORCE_LEGACY_DRIVER", "1");
         }
@@ -720,7 +723,10 @@ impl Gateway {
             let mut admin_tx = Some(admin_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let addr_after = |marker: &str| {
-                    line.split(marker).nth(1).and_then(|r| r.split(' ').next()).and_then(|a| a.parse::<SocketAddr>().ok())
+                    line.split(marker)
+                        .nth(1)
+                        .and_then(|r| r.split(' ').next())
+                        .and_then(|a| a.parse::<SocketAddr>().ok())
                 };
                 if let Some(a) = addr_after("admin API listening on ") {
                     if let Some(t) = admin_tx.take() {
@@ -738,12 +744,28 @@ impl Gateway {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
-                panic!("gateway did not start; logs:\n{}", logs.lock().expect("lock").join("\n"));
+                panic!(
+                    "gateway did not start; logs:\n{}",
+                    logs.lock().expect("lock").join("\n")
+                );
             }
         };
-        let wants_admin = !args.windows(2).any(|w| w[0] == "--admin-listen" && w[1] == "off");
-        let admin = if wants_admin { admin_rx.recv_timeout(Duration::from_secs(5)).ok() } else { None };
-        let gw = Gateway { addr, admin, config_path, child, logs, _dir: dir };
+        let wants_admin = !args
+            .windows(2)
+            .any(|w| w[0] == "--admin-listen" && w[1] == "off");
+        let admin = if wants_admin {
+            admin_rx.recv_timeout(Duration::from_secs(5)).ok()
+        } else {
+            None
+        };
+        let gw = Gateway {
+            addr,
+            admin,
+            config_path,
+            child,
+            logs,
+            _dir: dir,
+        };
         let want = match driver {
             Driver::IoUring => "workers use io_uring",
             Driver::Epoll => "workers use the epoll driver",
@@ -784,7 +806,14 @@ impl Gateway {
     }
 
     /// An Admin API request: `method path` with `body` of `content_type`, plus extra headers.
-    pub fn admin(&self, method: &str, path: &str, content_type: &str, body: &str, headers: &[(&str, &str)]) -> Response {
+    pub fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let addr = self.admin.expect("started with the Admin API");
         let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
         if !content_type.is_empty() {
