@@ -15,23 +15,20 @@ use ring::{digest, hmac};
 /// The only algorithm this module implements.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
-/// Appends the lower-case hex of `bytes`.
-pub fn hex_into(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Lower-case hex of a 32-byte digest or MAC, on the stack.
+fn hex32(bytes: &[u8]) -> [u8; 64] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        out.push(HEX[(b >> 4) as usize]);
-        out.push(HEX[(b & 0xf) as usize]);
+    let mut out = [b'0'; 64];
+    for (i, &b) in bytes.iter().take(32).enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 0xf) as usize];
     }
+    out
 }
 
 /// Lower-case hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> [u8; 64] {
-    let d = digest::digest(&digest::SHA256, data);
-    let mut out = [0u8; 64];
-    let mut v = Vec::with_capacity(64);
-    hex_into(&mut v, d.as_ref());
-    out.copy_from_slice(&v);
-    out
+    hex32(digest::digest(&digest::SHA256, data).as_ref())
 }
 
 /// Derives `kSigning` = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
@@ -224,12 +221,7 @@ fn push_scope(out: &mut Vec<u8>, date: &AmzDate, region: &str, service: &str) {
 
 /// Hex signature of `string_to_sign` under `key`.
 pub fn signature_hex(key: &hmac::Key, string_to_sign: &[u8]) -> [u8; 64] {
-    let tag = hmac::sign(key, string_to_sign);
-    let mut v = Vec::with_capacity(64);
-    hex_into(&mut v, tag.as_ref());
-    let mut out = [0u8; 64];
-    out.copy_from_slice(&v);
-    out
+    hex32(hmac::sign(key, string_to_sign).as_ref())
 }
 
 /// One cached signing key.
@@ -358,6 +350,20 @@ impl InvokeSigner {
         payload: &[u8],
         authorization: &mut Vec<u8>,
     ) {
+        let hash = sha256_hex(payload);
+        self.sign_prehashed(t, creds, date, payload.len(), &hash, authorization);
+    }
+
+    /// [`InvokeSigner::sign`] for a payload whose length and hex SHA-256 are already known.
+    pub fn sign_prehashed(
+        &mut self,
+        t: &InvokeTemplate,
+        creds: &Credentials,
+        date: &AmzDate,
+        payload_len: usize,
+        payload_hash: &[u8; 64],
+        authorization: &mut Vec<u8>,
+    ) {
         let c = &mut self.canonical;
         c.clear();
         c.extend_from_slice(b"POST\n");
@@ -365,7 +371,7 @@ impl InvokeSigner {
         c.push(b'\n');
         c.extend_from_slice(&t.canonical_query);
         c.extend_from_slice(b"\ncontent-length:");
-        crate::json::write_u64(c, payload.len() as u64);
+        crate::json::write_u64(c, payload_len as u64);
         c.extend_from_slice(b"\ncontent-type:application/json\nhost:");
         c.extend_from_slice(t.host.as_bytes());
         c.extend_from_slice(b"\nx-amz-date:");
@@ -382,7 +388,7 @@ impl InvokeSigner {
         let signed = signed_headers(creds.session_token.is_some());
         c.extend_from_slice(signed.as_bytes());
         c.push(b'\n');
-        c.extend_from_slice(&sha256_hex(payload));
+        c.extend_from_slice(payload_hash);
 
         self.to_sign.clear();
         string_to_sign(

@@ -6,6 +6,7 @@ use crate::lambda::config::LambdaConfig;
 use base64::Engine;
 use simd_json::prelude::*;
 use simd_json::tape::{Tape, Value as TapeValue};
+use std::io::Write as _;
 
 /// Lambda's answer as the upstream client read it.
 pub struct LambdaAnswer<'a> {
@@ -65,6 +66,7 @@ pub struct ResponseMapper {
     tape: Tape<'static>,
     buffers: simd_json::Buffers,
     decoded: Vec<u8>,
+    scratch: Vec<u8>,
 }
 
 impl Default for ResponseMapper {
@@ -73,6 +75,7 @@ impl Default for ResponseMapper {
             tape: Tape(Vec::new()),
             buffers: simd_json::Buffers::new(4096),
             decoded: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 }
@@ -131,7 +134,13 @@ impl ResponseMapper {
             Err("proxy response must be json format".to_string())
         } else {
             match simd_json::fill_tape(body, &mut self.buffers, &mut tape) {
-                Ok(()) => apply_proxy(tape.as_value(), lambda_headers, resp, &mut self.decoded),
+                Ok(()) => apply_proxy(
+                    tape.as_value(),
+                    lambda_headers,
+                    resp,
+                    &mut self.decoded,
+                    &mut self.scratch,
+                ),
                 Err(_) => Err("proxy response must be json format".to_string()),
             }
         };
@@ -145,6 +154,7 @@ fn apply_proxy(
     lambda_headers: &[(&[u8], &[u8])],
     resp: &mut Response,
     decoded: &mut Vec<u8>,
+    scalar: &mut Vec<u8>,
 ) -> Result<(), String> {
     let obj = v.as_object().ok_or("proxy response must be json format")?;
     let status = obj.get("statusCode").and_then(|s| {
@@ -201,7 +211,6 @@ fn apply_proxy(
     let overridden_bytes: smallvec::SmallVec<[&[u8]; 16]> =
         overridden.iter().map(|k| k.as_bytes()).collect();
     pass_headers(lambda_headers, resp, &overridden_bytes);
-    let mut scalar = Vec::new();
     if let Some(h) = headers.and_then(|h| h.as_object()) {
         for (name, value) in h.iter() {
             let in_multi = multi
@@ -210,13 +219,13 @@ fn apply_proxy(
             if in_multi || is_dropped(name.as_bytes()) {
                 continue;
             }
-            write_header_values(resp, name.as_bytes(), value, &mut scalar);
+            write_header_values(resp, name.as_bytes(), value, scalar);
         }
     }
     if let Some(m) = multi.and_then(|m| m.as_object()) {
         for (name, value) in m.iter() {
             if !is_dropped(name.as_bytes()) {
-                write_header_values(resp, name.as_bytes(), value, &mut scalar);
+                write_header_values(resp, name.as_bytes(), value, scalar);
             }
         }
     }
@@ -251,9 +260,9 @@ fn scalar_text(v: TapeValue<'_, '_>, out: &mut Vec<u8>) -> bool {
     } else if let Some(b) = v.as_bool() {
         crate::json::write_bool(out, b);
     } else if let Some(n) = v.as_i64() {
-        out.extend_from_slice(n.to_string().as_bytes());
+        let _ = write!(out, "{n}");
     } else if let Some(f) = v.as_f64() {
-        out.extend_from_slice(f.to_string().as_bytes());
+        let _ = write!(out, "{f}");
     } else {
         return false;
     }

@@ -104,7 +104,7 @@ impl Upstream {
         let reused = pooled.is_some();
         let conn = match pooled {
             Some(c) => c,
-            None => self.connect(plugin).await?,
+            None => Box::pin(self.connect(plugin)).await?,
         };
         match self.attempt(plugin, conn, payload, bufs, resp).await {
             Ok(()) => Ok(()),
@@ -115,7 +115,7 @@ impl Upstream {
                     "retrying on a new connection after a stale pooled one failed: {}",
                     e.error
                 );
-                let conn = self.connect(plugin).await?;
+                let conn = Box::pin(self.connect(plugin)).await?;
                 self.attempt(plugin, conn, payload, bufs, resp)
                     .await
                     .map_err(|e| e.error)
@@ -199,42 +199,53 @@ impl Upstream {
     /// Writes head + payload into `bufs.write`, signed now.
     fn write_request(&self, plugin: &ResolvedPlugin, payload: &[u8], bufs: &mut InvokeBuffers) {
         let date = AmzDate::from_system_time(SystemTime::now());
-        let w = &mut bufs.write;
-        w.clear();
-        if let Some(creds) = &plugin.credentials {
-            self.signer.borrow_mut().sign(
-                &plugin.template,
-                creds,
-                &date,
-                payload,
-                &mut bufs.authorization,
-            );
-        }
-        w.extend_from_slice(b"POST ");
-        w.extend_from_slice(plugin.invoke_path.as_bytes());
-        w.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        w.extend_from_slice(plugin.template.host.as_bytes());
-        w.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
-        crate::json::write_u64(w, payload.len() as u64);
-        w.extend_from_slice(b"\r\nX-Amz-Invocation-Type: ");
-        w.extend_from_slice(plugin.template.invocation_type.as_bytes());
-        w.extend_from_slice(b"\r\nX-Amz-Log-Type: ");
-        w.extend_from_slice(plugin.template.log_type.as_bytes());
-        w.extend_from_slice(b"\r\nX-Amz-Date: ");
-        w.extend_from_slice(&date.timestamp);
-        if let Some(token) = plugin
-            .credentials
-            .as_ref()
-            .and_then(|c| c.session_token.as_ref())
-        {
-            w.extend_from_slice(b"\r\nX-Amz-Security-Token: ");
-            w.extend_from_slice(token.0.as_bytes());
-        }
-        w.extend_from_slice(b"\r\nAuthorization: ");
-        w.extend_from_slice(&bufs.authorization);
-        w.extend_from_slice(b"\r\n\r\n");
-        w.extend_from_slice(payload);
+        encode_request(&mut self.signer.borrow_mut(), plugin, payload, &date, bufs);
     }
+}
+
+/// Writes the signed invoke request (head + payload) for `plugin` at `date` into `bufs.write`.
+pub fn encode_request(
+    signer: &mut InvokeSigner,
+    plugin: &ResolvedPlugin,
+    payload: &[u8],
+    date: &AmzDate,
+    bufs: &mut InvokeBuffers,
+) {
+    let w = &mut bufs.write;
+    w.clear();
+    if let Some(creds) = &plugin.credentials {
+        signer.sign(
+            &plugin.template,
+            creds,
+            date,
+            payload,
+            &mut bufs.authorization,
+        );
+    }
+    w.extend_from_slice(b"POST ");
+    w.extend_from_slice(plugin.invoke_path.as_bytes());
+    w.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    w.extend_from_slice(plugin.template.host.as_bytes());
+    w.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+    crate::json::write_u64(w, payload.len() as u64);
+    w.extend_from_slice(b"\r\nX-Amz-Invocation-Type: ");
+    w.extend_from_slice(plugin.template.invocation_type.as_bytes());
+    w.extend_from_slice(b"\r\nX-Amz-Log-Type: ");
+    w.extend_from_slice(plugin.template.log_type.as_bytes());
+    w.extend_from_slice(b"\r\nX-Amz-Date: ");
+    w.extend_from_slice(&date.timestamp);
+    if let Some(token) = plugin
+        .credentials
+        .as_ref()
+        .and_then(|c| c.session_token.as_ref())
+    {
+        w.extend_from_slice(b"\r\nX-Amz-Security-Token: ");
+        w.extend_from_slice(token.0.as_bytes());
+    }
+    w.extend_from_slice(b"\r\nAuthorization: ");
+    w.extend_from_slice(&bufs.authorization);
+    w.extend_from_slice(b"\r\n\r\n");
+    w.extend_from_slice(payload);
 }
 
 /// A response-reading failure before the endpoint label is attached.

@@ -1,0 +1,159 @@
+//! Steady state allocates nothing: parse → encode → sign → map of a 1 KiB request, counted by
+//! a global allocator, in both payload modes and with a plain and a proxy-integration answer.
+
+use lambda_gateway::aws::sigv4::InvokeSigner;
+use lambda_gateway::aws::time::AmzDate;
+use lambda_gateway::config::snapshot::{Environment, Snapshot};
+use lambda_gateway::http::encode::{write_response, Response};
+use lambda_gateway::http::head::{self, RequestHead};
+use lambda_gateway::http::request::Request;
+use lambda_gateway::http::Limits;
+use lambda_gateway::lambda::payload::PayloadEncoder;
+use lambda_gateway::lambda::response::{LambdaAnswer, ResponseMapper};
+use lambda_gateway::upstream::client::{encode_request, InvokeBuffers};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the only addition is a
+// thread-local counter update, which neither allocates nor touches the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn count() {
+    // try_with: the thread-local may be gone while a thread shuts down.
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `f`, on this thread.
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|on| on.set(true));
+    f();
+    COUNTING.with(|on| on.set(false));
+    ALLOCATIONS.with(|n| n.get())
+}
+
+const CONFIG: &str = r#"
+_format_version: "3.0"
+routes:
+- {name: legacy, paths: [/legacy], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET}}]}
+- {name: forward, paths: [/forward], plugins: [{name: aws-lambda, config: {function_name: "arn:aws:lambda:us-east-1:123456789012:function:f", aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true,
+    forward_request_method: true, forward_request_uri: true, forward_request_headers: true, forward_request_body: true}}]}
+"#;
+
+fn request(path: &str) -> Vec<u8> {
+    let mut body = br#"{"message":""#.to_vec();
+    body.resize(1024 - 2, b'x');
+    body.extend_from_slice(b"\"}");
+    let mut raw = format!(
+        "POST {path}?a=1&b=two&flag HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: wrk\r\nAccept: */*\r\nContent-Type: application/json\r\nX-Request-Id: 42\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&body);
+    raw
+}
+
+#[test]
+fn the_request_path_allocates_nothing_in_steady_state() {
+    let cfg = lambda_gateway::config::parse(CONFIG).expect("valid config");
+    let (snapshot, _) = Snapshot::build(cfg, &Environment::default());
+    let limits = Limits::default();
+    let lambda_headers: Vec<(&[u8], &[u8])> = vec![
+        (b"Content-Type", b"application/json"),
+        (b"x-amzn-RequestId", b"a1b2c3d4-0000-4000-8000-000000000001"),
+        (b"X-Amzn-Trace-Id", b"root=1-6543-abcdef;sampled=0"),
+        (b"X-Amz-Executed-Version", b"$LATEST"),
+        (b"Content-Length", b"1024"),
+    ];
+    let mut plain_answer = br#"{"output":""#.to_vec();
+    plain_answer.resize(1022, b'y');
+    plain_answer.extend_from_slice(b"\"}");
+    let proxy_answer = br#"{"statusCode":201,"headers":{"Content-Type":"text/plain","X-Count":3},"multiValueHeaders":{"Set-Cookie":["a=1","b=2"]},"body":"aGVsbG8gd29ybGQ=","isBase64Encoded":true}"#.to_vec();
+
+    let mut head = RequestHead::default();
+    let mut encoder = PayloadEncoder::default();
+    let mut signer = InvokeSigner::default();
+    let mut bufs = InvokeBuffers::default();
+    let mut mapper = ResponseMapper::default();
+    let mut resp = Response::default();
+    let mut out = Vec::new();
+    let mut answer_buf = Vec::new();
+    let date = AmzDate::from_unix(1_732_406_400);
+
+    for (path, route_index, answer) in [
+        ("/legacy", 0usize, &plain_answer),
+        ("/forward", 1, &proxy_answer),
+    ] {
+        let raw = request(path);
+        let plugin = snapshot.route_plugins[route_index].clone().expect("plugin");
+        let mut one = || {
+            assert_eq!(head::parse(&raw, &limits, &mut head), Ok(true));
+            let req = Request {
+                buf: &raw,
+                head: &head,
+                body: &raw[head.len..],
+            };
+            encoder.encode(&plugin.config, &req).expect("fits");
+            encode_request(&mut signer, &plugin, &encoder.out, &date, &mut bufs);
+            answer_buf.clear();
+            answer_buf.extend_from_slice(answer);
+            resp.clear();
+            mapper.map(
+                &plugin.config,
+                LambdaAnswer {
+                    status: 200,
+                    headers: &lambda_headers,
+                    body: &mut answer_buf,
+                },
+                &mut resp,
+            );
+            out.clear();
+            write_response(&mut out, &resp, true, false);
+        };
+        // Warm up: buffers grow to their steady size, the signing key is derived and cached.
+        for _ in 0..3 {
+            one();
+        }
+        let n = allocations_in(|| {
+            for _ in 0..1000 {
+                one();
+            }
+        });
+        assert_eq!(n, 0, "{path}: {n} allocations in 1000 requests");
+        assert!(resp.status == 200 || resp.status == 201);
+    }
+    // The counter works: an allocation is seen.
+    assert_eq!(
+        allocations_in(|| drop(std::hint::black_box(vec![1u8; 10]))),
+        1
+    );
+}
