@@ -34,12 +34,16 @@ impl Response {
         }
         self.headers.extend_from_slice(name);
         self.headers.extend_from_slice(b": ");
-        self.headers.extend(
-            value
-                .iter()
-                .copied()
-                .filter(|&b| b != b'\r' && b != b'\n' && b != 0),
-        );
+        if memchr::memchr3(b'\r', b'\n', 0, value).is_none() {
+            self.headers.extend_from_slice(value);
+        } else {
+            self.headers.extend(
+                value
+                    .iter()
+                    .copied()
+                    .filter(|&b| b != b'\r' && b != b'\n' && b != 0),
+            );
+        }
         self.headers.extend_from_slice(b"\r\n");
     }
 }

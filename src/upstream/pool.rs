@@ -19,6 +19,9 @@ pub struct IdleConn {
     pub keepalive: Duration,
 }
 
+/// Pooled connections idle at least this long are probed for a peer's close before reuse.
+pub const PROBE_AFTER: Duration = Duration::from_secs(1);
+
 /// Most idle connections kept per endpoint per worker.
 pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
 
@@ -38,7 +41,11 @@ impl Pool {
         let list = self.idle.get_mut(endpoint)?;
         let now = Instant::now();
         while let Some(conn) = list.pop() {
-            if now.duration_since(conn.since) < conn.keepalive && idle_socket_is_clean(conn.fd) {
+            let idle = now.duration_since(conn.since);
+            // A connection back from a request moments ago is not probed (a syscall per request
+            // on a busy pool); if it did die, the request is resent on a new connection before
+            // any response byte arrives (see client.rs).
+            if idle < conn.keepalive && (idle < PROBE_AFTER || idle_socket_is_clean(conn.fd)) {
                 return Some(conn);
             }
             self.discarded += 1;
