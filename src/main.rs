@@ -244,7 +244,8 @@ fn serve(
         })
         .max(1);
     let stop = Arc::new(AtomicBool::new(false));
-    if let Err(e) = runtime::stop_on_signals(stop.clone()) {
+    let reload = Arc::new(AtomicBool::new(false));
+    if let Err(e) = runtime::handle_signals(stop.clone(), reload.clone()) {
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
@@ -256,7 +257,26 @@ fn serve(
     let published = Arc::new(ArcSwap::from_pointee(snapshot));
     let metrics = Arc::new(lambda_gateway::metrics::Registry::default());
     let _admin = match admin_addr {
-        None => None,
+        None => {
+            // No Admin API: a small thread owns the store, for SIGHUP reloads.
+            let mut store = Store::new(cfg, config_path, published.clone(), env);
+            let (stop, reload) = (stop.clone(), reload.clone());
+            let spawned = std::thread::Builder::new()
+                .name("reload".into())
+                .spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(100));
+                        if reload.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                            store.reload();
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                eprintln!("error: cannot start the reload thread: {e}");
+                return ExitCode::FAILURE;
+            }
+            None
+        }
         Some(addr) => {
             if config_path.is_none() {
                 log::warn!(
@@ -269,7 +289,7 @@ fn serve(
                 let store = Store::new(cfg, config_path, published, env);
                 AdminApi::new(store, token, metrics, proxy_listen, addr.to_string())
             };
-            match admin::spawn(addr, limits.clone(), stop.clone(), make_api) {
+            match admin::spawn(addr, limits.clone(), stop.clone(), reload.clone(), make_api) {
                 Ok((handle, bound)) => {
                     log::info!("admin API listening on {bound}");
                     Some(handle)

@@ -189,6 +189,11 @@ impl AdminApi {
         }
     }
 
+    /// Reloads the config file (SIGHUP).
+    pub fn reload(&self) {
+        self.store.borrow_mut().reload();
+    }
+
     fn authorized(&self, req: &Request<'_>) -> bool {
         let Some(token) = &self.token else {
             return true;

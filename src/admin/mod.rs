@@ -26,6 +26,7 @@ pub fn spawn(
     addr: SocketAddr,
     limits: Limits,
     stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
     make_api: impl FnOnce() -> AdminApi + Send + 'static,
 ) -> std::io::Result<(std::thread::JoinHandle<()>, SocketAddr)> {
     let (tx, rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
@@ -61,10 +62,13 @@ pub fn spawn(
                 });
                 let shutdown = Rc::new(Shutdown::default());
                 {
-                    let shutdown = shutdown.clone();
+                    let (shutdown, api) = (shutdown.clone(), api.clone());
                     monoio::spawn(async move {
                         while !stop.load(Ordering::SeqCst) {
                             monoio::time::sleep(Duration::from_millis(100)).await;
+                            if reload.swap(false, Ordering::SeqCst) {
+                                api.reload();
+                            }
                         }
                         shutdown.trigger();
                     });

@@ -55,6 +55,40 @@ impl Store {
         self.config.to_document()
     }
 
+    /// Reloads the config file (SIGHUP) and publishes it; a file that does not validate leaves
+    /// the current config in place and says why.
+    pub fn reload(&mut self) {
+        let Some(path) = self.path.clone() else {
+            log::warn!("SIGHUP ignored: no --config file to reload");
+            return;
+        };
+        match config::load_file(&path) {
+            Ok(new) => {
+                let (snapshot, warnings) = Snapshot::build(new.clone(), &self.env);
+                for w in warnings {
+                    log::warn!("{w}");
+                }
+                self.published.store(Arc::new(snapshot));
+                log::info!(
+                    "reloaded {}: {} services, {} routes, {} plugins",
+                    path.display(),
+                    new.services.len(),
+                    new.routes.len(),
+                    new.plugins.len()
+                );
+                self.config = new;
+                self.changes += 1;
+            }
+            Err(errors) => {
+                let errors = errors.to_string().replace('\n', "; ");
+                log::error!(
+                    "reload of {} failed, keeping the current config: {errors}",
+                    path.display()
+                );
+            }
+        }
+    }
+
     /// Validates `doc`, persists it, publishes it. On error nothing changes.
     pub fn apply(&mut self, doc: &Value) -> Result<(), ApplyError> {
         let new = config::from_document(doc).map_err(ApplyError::Invalid)?;

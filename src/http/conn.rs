@@ -17,7 +17,9 @@ use crate::runtime::shutdown::Shutdown;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use std::time::{Duration, Instant};
 
-/// Bytes asked for per read while a head arrives.
+/// Bytes asked for per read while a head arrives: most heads fit, bigger ones take more reads.
+const HEAD_READ: usize = 4096;
+/// Bytes asked for per read of a chunked body.
 const READ_CHUNK: usize = 16 * 1024;
 
 /// A request handler served by [`serve`]: the proxy, or the Admin API.
@@ -194,7 +196,7 @@ where
         let room = limits
             .max_head_bytes
             .saturating_sub(s.read.len())
-            .clamp(1, READ_CHUNK);
+            .clamp(1, HEAD_READ);
         // A timed-out read takes the buffer with it: whether a head had begun is noted first.
         let head_begun = !s.read.is_empty();
         match read_some(stream, &mut s.read, room, deadline).await {

@@ -210,12 +210,24 @@ async fn worker_main(
 
 /// Sets `stop` on SIGTERM or SIGINT (from a dedicated thread).
 pub fn stop_on_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    handle_signals(stop, Arc::new(AtomicBool::new(false)))
+}
+
+/// Sets `stop` on SIGTERM or SIGINT and `reload` on SIGHUP (from a dedicated thread); the
+/// thread that owns the configuration store notices `reload` and reloads the file.
+pub fn handle_signals(stop: Arc<AtomicBool>, reload: Arc<AtomicBool>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
-        if let Some(sig) = signals.forever().next() {
+        for sig in signals.forever() {
+            if sig == SIGHUP {
+                log::info!("SIGHUP: reloading the config file");
+                reload.store(true, Ordering::SeqCst);
+                continue;
+            }
             log::info!("signal {sig}: stopping (draining in-flight requests, at most {DRAIN_TIMEOUT:?})");
             stop.store(true, Ordering::SeqCst);
+            break;
         }
     })?;
     Ok(())

@@ -73,8 +73,17 @@ pub struct MockLambda {
     /// PEM of the CA that signed its certificate (for AWS_CA_BUNDLE).
     pub ca_file: PathBuf,
     state: Arc<Mutex<MockState>>,
+    server: Arc<rustls::ServerConfig>,
+    listener: TcpListener,
+    /// While serving: the stop flag and the open connections.
+    running: Arc<Mutex<Option<Running>>>,
     _dir: TempDir,
 }
+
+type Running = (
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<Mutex<Vec<TcpStream>>>,
+);
 
 impl MockLambda {
     /// Starts a mock whose certificate is valid for `localhost` only.
@@ -110,9 +119,32 @@ impl MockLambda {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(MockState::default()));
-        let st = state.clone();
+        let running = Arc::new(Mutex::new(None));
+        let listener_clone = listener.try_clone().expect("clone listener");
+        let mock = MockLambda {
+            addr,
+            ca_file,
+            state,
+            server,
+            running,
+            listener,
+            _dir: dir,
+        };
+        mock.serve_on(listener_clone);
+        mock
+    }
+
+    /// Accepts and serves connections from `listener` until the next [`MockLambda::restart`].
+    fn serve_on(&self, listener: TcpListener) {
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        *self.running.lock().expect("lock") = Some((stopping.clone(), open.clone()));
+        let (server, st) = (self.server.clone(), self.state.clone());
         std::thread::spawn(move || {
             for tcp in listener.incoming().flatten() {
+                if let Ok(clone) = tcp.try_clone() {
+                    open.lock().expect("lock").push(clone);
+                }
                 let server = server.clone();
                 let st = st.clone();
                 st.lock().expect("lock").connections += 1;
@@ -122,14 +154,29 @@ impl MockLambda {
                     };
                     let mut tls = rustls::StreamOwned::new(conn, tcp);
                     serve_connection(&mut tls, &st);
+                    // A clone is kept for `restart()`: closing needs an explicit shutdown.
+                    let _ = tls.sock.shutdown(std::net::Shutdown::Both);
                 });
+                // A connection accepted while stopping is still served: none is refused.
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
             }
         });
-        MockLambda {
-            addr,
-            ca_file,
-            state,
-            _dir: dir,
+    }
+
+    /// Restarts like an endpoint behind a kept listening socket: a new generation starts
+    /// accepting, then every open connection of the old one is shut down at once (requests in
+    /// flight on them get no answer).
+    pub fn restart(&self) {
+        let old = self.running.lock().expect("lock").take();
+        self.serve_on(self.listener.try_clone().expect("clone listener"));
+        if let Some((stopping, open)) = old {
+            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+            drop(TcpStream::connect(self.addr)); // wakes the old accept loop so it sees the flag
+            for c in open.lock().expect("lock").drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
         }
     }
 
@@ -340,6 +387,7 @@ fn behave(function: &str, req: &Recorded, served_on_this_connection: usize) -> B
         "huge" => ok(vec![b'x'; 8 * 1024 * 1024]),
         "lying-length" => Behaviour::RawThenClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort".to_vec()),
         "garbage" => Behaviour::RawThenClose(b"this is not HTTP\r\n\r\n".to_vec()),
+        "half-head" => Behaviour::RawThenClose(b"HTTP/1.1 200 OK\r\nContent-Type: applic".to_vec()),
         _ => error(404, "ResourceNotFoundException", &[]),
     }
 }
@@ -799,6 +847,19 @@ impl Gateway {
         false
     }
 
+    /// Sends SIGHUP (reload the config file).
+    pub fn hup(&self) {
+        let _ = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL (no chance to flush or clean up) and waits for it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -934,6 +995,14 @@ impl Client {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .expect("timeout");
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// A client over an already connected stream.
+    pub fn from_stream(stream: TcpStream) -> Client {
         Client {
             stream,
             buf: Vec::new(),

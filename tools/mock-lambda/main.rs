@@ -5,6 +5,10 @@
 //! after `--latency-ms`. The CA that signed its certificate (for `localhost` and 127.0.0.1) is
 //! written to `--ca-out`, for the gateway's `AWS_CA_BUNDLE` and nginx's trusted certificate.
 //!
+//! With `--fault-every N`, every Nth request (per thread) gets a fault instead, in turn: the
+//! connection closed without an answer, a 500 `ServiceException`, a truncated body, an answer
+//! slower than a second, a 429 with `Retry-After`.
+//!
 //! `cargo run --release --example mock-lambda -- --listen 127.0.0.1:9443 --ca-out /tmp/ca.pem`
 
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
@@ -21,11 +25,12 @@ struct Options {
     latency: Duration,
     ca_out: Option<String>,
     plain: bool,
+    fault_every: u64,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mock-lambda [--listen ADDR] [--threads N] [--cpus 0,1] [--response-size BYTES] [--latency-ms MS] [--ca-out FILE] [--plain]"
+        "usage: mock-lambda [--listen ADDR] [--threads N] [--cpus 0,1] [--response-size BYTES] [--latency-ms MS] [--ca-out FILE] [--plain] [--fault-every N]"
     );
     std::process::exit(2)
 }
@@ -39,6 +44,7 @@ fn options() -> Options {
         latency: Duration::ZERO,
         ca_out: None,
         plain: false,
+        fault_every: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -53,6 +59,7 @@ fn options() -> Options {
             }
             "--ca-out" => o.ca_out = Some(value()),
             "--plain" => o.plain = true,
+            "--fault-every" => o.fault_every = value().parse().unwrap_or_else(|_| usage()),
             _ => usage(),
         }
     }
@@ -113,11 +120,12 @@ fn main() {
     let response: &'static [u8] = Box::leak(response.into_boxed_slice());
     let mut handles = Vec::new();
     for i in 0..o.threads.max(1) {
-        let (tls, cpu, listen, latency) = (
+        let (tls, cpu, listen, latency, fault_every) = (
             tls.clone(),
             o.cpus.get(i % o.cpus.len().max(1)).copied(),
             o.listen,
             o.latency,
+            o.fault_every,
         );
         handles.push(std::thread::spawn(move || {
             if let Some(cpu) = cpu {
@@ -151,17 +159,21 @@ fn main() {
                     );
                 }
                 let acceptor = tls.map(monoio_rustls::TlsAcceptor::from);
+                let faults = std::rc::Rc::new(Faults {
+                    every: fault_every,
+                    count: std::cell::Cell::new(0),
+                });
                 while let Ok((tcp, _)) = listener.accept().await {
                     let _ = tcp.set_nodelay(true);
-                    let acceptor = acceptor.clone();
+                    let (acceptor, faults) = (acceptor.clone(), faults.clone());
                     monoio::spawn(async move {
                         match acceptor {
                             Some(a) => {
                                 if let Ok(tls) = a.accept(tcp).await {
-                                    serve(tls, response, latency).await;
+                                    serve(tls, response, latency, &faults).await;
                                 }
                             }
-                            None => serve(tcp, response, latency).await,
+                            None => serve(tcp, response, latency, &faults).await,
                         }
                     });
                 }
@@ -173,11 +185,35 @@ fn main() {
     }
 }
 
+/// Which requests get a fault (worker-local).
+struct Faults {
+    every: u64,
+    count: std::cell::Cell<u64>,
+}
+
+impl Faults {
+    /// The fault for the next request, if it gets one: 0..5 in turn.
+    fn next(&self) -> Option<u64> {
+        if self.every == 0 {
+            return None;
+        }
+        let n = self.count.get() + 1;
+        self.count.set(n);
+        n.is_multiple_of(self.every).then_some((n / self.every) % 5)
+    }
+}
+
+const SERVICE_ERROR: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nx-amzn-ErrorType: ServiceException\r\nx-amzn-RequestId: fault\r\nContent-Length: 39\r\n\r\n{\"Type\":\"Service\",\"message\":\"injected\"}";
+const TRUNCATED: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"trunc";
+const THROTTLED: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nx-amzn-ErrorType: TooManyRequestsException\r\nRetry-After: 1\r\nContent-Length: 2\r\n\r\n{}";
+
 /// Answers every request on the connection (Content-Length bodies) with `response`.
 async fn serve<S: AsyncReadRent + monoio::io::AsyncWriteRent>(
     mut s: S,
     response: &'static [u8],
     latency: Duration,
+    faults: &Faults,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
@@ -206,10 +242,24 @@ async fn serve<S: AsyncReadRent + monoio::io::AsyncWriteRent>(
             }
         }
         buf.drain(..head_len + body_len);
+        let answer = match faults.next() {
+            None => response,
+            Some(0) => return, // closed without an answer
+            Some(1) => SERVICE_ERROR,
+            Some(2) => {
+                let _ = s.write_all(TRUNCATED).await;
+                return;
+            }
+            Some(3) => {
+                monoio::time::sleep(Duration::from_millis(1500)).await;
+                response
+            }
+            Some(_) => THROTTLED,
+        };
         if !latency.is_zero() {
             monoio::time::sleep(latency).await;
         }
-        let (res, _) = s.write_all(response).await;
+        let (res, _) = s.write_all(answer).await;
         if res.is_err() {
             return;
         }

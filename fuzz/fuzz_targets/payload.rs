@@ -1,0 +1,89 @@
+//! The payload encoder on arbitrary requests: the output is always valid JSON, and it carries
+//! the request's values (method, URI, body) unchanged, in forward and legacy modes.
+#![no_main]
+
+use base64::Engine;
+use lambda_gateway::http::head::{self, RequestHead};
+use lambda_gateway::http::request::Request;
+use lambda_gateway::http::Limits;
+use lambda_gateway::lambda::config::LambdaConfig;
+use lambda_gateway::lambda::payload::PayloadEncoder;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+const TYPES: [&str; 6] = [
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=B",
+    "text/plain; charset=utf-8",
+    "application/octet-stream",
+    "",
+];
+
+fuzz_target!(|data: &[u8]| {
+    // data = [selector][target bytes] 0xff [header value bytes] 0xff [body bytes]
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let mut parts = rest.splitn(3, |&b| b == 0xff);
+    let (target, hval, body) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let ctype = TYPES[(sel as usize) % TYPES.len()];
+    let mut raw = b"POST /".to_vec();
+    raw.extend(target.iter().copied().filter(|&b| b > b' ' && b < 0x7f));
+    raw.extend_from_slice(b" HTTP/1.1\r\nHost: h\r\nX-Fuzz: ");
+    raw.extend(hval.iter().copied().filter(|&b| b != b'\r' && b != b'\n'));
+    raw.extend_from_slice(b"\r\n");
+    if !ctype.is_empty() {
+        raw.extend_from_slice(format!("Content-Type: {ctype}\r\n").as_bytes());
+    }
+    raw.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    raw.extend_from_slice(body);
+    let mut h = RequestHead::default();
+    if head::parse(&raw, &Limits::default(), &mut h) != Ok(true) {
+        return;
+    }
+    let req = Request {
+        buf: &raw,
+        head: &h,
+        body: &raw[h.len..],
+    };
+    let mut enc = PayloadEncoder::default();
+
+    let mut forward = LambdaConfig::placeholder();
+    forward.forward_request_body = true;
+    forward.forward_request_headers = true;
+    forward.forward_request_method = true;
+    forward.forward_request_uri = true;
+    forward.base64_encode_body = sel & 0x80 == 0;
+    if enc.encode(&forward, &req).is_ok() {
+        let v: Value = serde_json::from_slice(&enc.out).expect("forward payload is valid JSON");
+        assert_eq!(v["request_method"], "POST");
+        assert_eq!(
+            v["request_uri"].as_str().map(str::as_bytes),
+            Some(req.path_with_query())
+        );
+        match v.get("request_body") {
+            Some(Value::String(s)) if v.get("request_body_base64") == Some(&Value::Bool(true)) => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .expect("valid base64");
+                assert_eq!(decoded, req.body);
+            }
+            Some(Value::String(s)) => assert_eq!(*s, String::from_utf8_lossy(req.body)),
+            None => assert!(req.body.is_empty()),
+            Some(other) => panic!("request_body is {other}"),
+        }
+        if let Some(h) = v["request_headers"]["x-fuzz"].as_str() {
+            let sent = req.header("x-fuzz").unwrap_or_default();
+            assert_eq!(h, String::from_utf8_lossy(sent));
+        }
+    }
+    if enc.encode(&LambdaConfig::placeholder(), &req).is_ok() {
+        let v: Value = serde_json::from_slice(&enc.out).expect("legacy payload is valid JSON");
+        assert!(v.is_object() || v.is_array());
+    }
+});
