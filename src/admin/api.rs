@@ -688,12 +688,10 @@ impl AdminApi {
             let Some(value) = entity.get(*field).filter(|v| !v.is_null()) else {
                 continue;
             };
+            // On create every match clashes; on update the entity itself does not.
             let clash = list.iter().any(|other| {
                 other.get(*field) == Some(value)
-                    && other.get("id").and_then(Value::as_str)
-                        != own_id
-                            .or(entity.get("id").and_then(Value::as_str))
-                            .filter(|_| *field != "id" || own_id.is_some())
+                    && (own_id.is_none() || other.get("id").and_then(Value::as_str) != own_id)
             });
             if clash {
                 let shown = value

@@ -366,6 +366,32 @@ mod tests {
         assert_eq!(v, json!({"request_method":"GET"}));
     }
 
+    /// Found by fuzzing: numbers beyond f64 are valid JSON and pass through exactly as sent.
+    #[test]
+    fn huge_numbers_pass_through_unchanged() {
+        let raw = b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 25\r\n\r\n{\"n\":[5,7777777777e+400]}";
+        let mut h = RequestHead::default();
+        assert_eq!(head::parse(raw, &Limits::default(), &mut h), Ok(true));
+        let req = Request {
+            buf: raw,
+            head: &h,
+            body: &raw[h.len..],
+        };
+        let mut enc = PayloadEncoder::default();
+        enc.encode(&LambdaConfig::placeholder(), &req)
+            .expect("fits");
+        assert_eq!(enc.out, br#"{"n":[5,7777777777e+400]}"#);
+        let mut forward = LambdaConfig::placeholder();
+        forward.forward_request_body = true;
+        enc.encode(&forward, &req).expect("fits");
+        let top: std::collections::HashMap<String, &serde_json::value::RawValue> =
+            serde_json::from_slice(&enc.out).expect("valid JSON");
+        assert_eq!(
+            top["request_body_args"].get(),
+            r#"{"n":[5,7777777777e+400]}"#
+        );
+    }
+
     #[test]
     fn enforces_payload_limits_after_encoding() {
         let mut cfg = LambdaConfig::placeholder();

@@ -234,44 +234,41 @@ pub fn handle_signals(stop: Arc<AtomicBool>, reload: Arc<AtomicBool>) -> std::io
 }
 
 #[cfg(test)]
-mod size_probe {
+mod tests {
+    /// Every open client connection keeps its task's future; this bounds what an idle
+    /// keep-alive connection costs (the load test measures the whole: 5.4 KiB).
     #[test]
-    fn connection_future_size() {
+    fn a_connection_task_stays_small() {
         fn size<F: std::future::Future>(_: &F) -> usize {
             std::mem::size_of::<F>()
         }
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()
-            .expect("rt");
+            .expect("runtime");
         rt.block_on(async {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             let s = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
             let stream = monoio::net::TcpStream::from_std(s).expect("stream");
-            let snap = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(crate::config::Snapshot::default()));
+            let snapshot = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(
+                crate::config::Snapshot::default(),
+            ));
             let tls = crate::upstream::tls::client_config(None).expect("tls");
-            let proxy = crate::proxy::Proxy::new(snap, crate::upstream::client::Upstream::new(tls), std::sync::Arc::default());
-            let limits = crate::http::Limits::default();
-            let sd = super::shutdown::Shutdown::default();
-            let f = crate::http::conn::serve(stream, &proxy, &limits, &sd);
-            eprintln!("conn::serve future: {} bytes", size(&f));
-            drop(f);
-            use crate::http::conn::Handler;
-            let head = crate::http::head::RequestHead::default();
-            let req = crate::http::request::Request { buf: b"", head: &head, body: b"" };
-            let mut resp = crate::http::encode::Response::default();
-            let h = proxy.handle(req, &mut resp);
-            eprintln!("proxy.handle future: {} bytes", size(&h));
-            drop(h);
-            let snap = crate::config::Snapshot::default();
-            let _ = snap;
-            let cfg = crate::config::parse("_format_version: \"3.0\"\nroutes:\n- {paths: [/x]}\nplugins:\n- {name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: k, aws_secret: s}}\n").expect("cfg");
-            let (snap, _) = crate::config::Snapshot::build(cfg, &Default::default());
-            let plugin = snap.route_plugins[0].clone().expect("plugin");
-            let mut bufs = crate::upstream::client::InvokeBuffers::default();
-            let mut ans = crate::upstream::client::InvokeResponse::default();
-            let i = proxy.upstream.invoke(&plugin, b"{}", &mut bufs, &mut ans);
-            eprintln!("upstream.invoke future: {} bytes", size(&i));
+            let proxy = crate::proxy::Proxy::new(
+                snapshot,
+                crate::upstream::client::Upstream::new(tls),
+                std::sync::Arc::default(),
+            );
+            let (limits, shutdown) = (
+                crate::http::Limits::default(),
+                super::shutdown::Shutdown::default(),
+            );
+            let f = crate::http::conn::serve(stream, &proxy, &limits, &shutdown);
+            assert!(
+                size(&f) <= 6 * 1024,
+                "a connection's future is {} bytes",
+                size(&f)
+            );
         });
     }
 }
