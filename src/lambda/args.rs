@@ -358,6 +358,18 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing: a number beyond f64 is valid JSON and is kept as written.
+    #[test]
+    fn huge_numbers_are_valid_json() {
+        let mut a = Args::default();
+        let body = b"[33333e01220843840]";
+        assert!(a.parse_json(body));
+        assert_eq!(
+            show(&a, body),
+            [("1".into(), "json:33333e01220843840".into())]
+        );
+    }
+
     #[test]
     fn content_types() {
         assert_eq!(
