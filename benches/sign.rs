@@ -1,11 +1,13 @@
 //! SigV4 for one Lambda invoke: our signer (cached signing key, per-request hashing and one
-//! HMAC) against aws-sigv4's full `sign()` of the same request, in the same run.
+//! HMAC) against aws-sigv4's full `sign()` of the same request, in the same run; once with the
+//! 1 KiB payload hashed by each signer, once with its hash precomputed for both.
 //!
 //! Run: `cargo bench --bench sign`
 
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_smithy_runtime_api::client::identity::Identity;
 use lambda_gateway::aws::credentials::Credentials;
-use lambda_gateway::aws::sigv4::{InvokeSigner, InvokeTemplate};
+use lambda_gateway::aws::sigv4::{sha256_hex, InvokeSigner, InvokeTemplate};
 use lambda_gateway::aws::time::AmzDate;
 use lambda_gateway::lambda::config::Secret;
 use std::time::{Duration, UNIX_EPOCH};
@@ -16,6 +18,9 @@ fn main() {
 
 const PATH: &str = "/2015-03-31/functions/MyLambda/invocations";
 const HOST: &str = "lambda.us-east-1.amazonaws.com";
+const KEY: &str = "AKIDEXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+const EPOCH_SECONDS: u64 = 1_732_406_400;
 
 fn payload() -> Vec<u8> {
     let mut p = br#"{"key1":""#.to_vec();
@@ -24,17 +29,8 @@ fn payload() -> Vec<u8> {
     p
 }
 
-fn creds() -> Credentials {
-    Credentials {
-        access_key_id: "AKIDEXAMPLE".into(),
-        secret_access_key: Secret("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into()),
-        session_token: None,
-    }
-}
-
-/// Ours: what the gateway does per request once the key is cached.
-#[divan::bench]
-fn gateway_cached_key(bencher: divan::Bencher) {
+/// Ours, as the gateway runs it per request once the key is cached.
+fn gateway(bencher: divan::Bencher, prehashed: bool) {
     let template = InvokeTemplate::new(
         PATH,
         HOST.into(),
@@ -42,37 +38,47 @@ fn gateway_cached_key(bencher: divan::Bencher) {
         "RequestResponse",
         "Tail",
     );
-    let creds = creds();
+    let creds = Credentials {
+        access_key_id: KEY.into(),
+        secret_access_key: Secret(SECRET.into()),
+        session_token: None,
+    };
     let payload = payload();
-    let date = AmzDate::from_unix(1_732_406_400);
+    let hash = sha256_hex(&payload);
+    let date = AmzDate::from_unix(EPOCH_SECONDS);
     let mut signer = InvokeSigner::default();
     let mut auth = Vec::with_capacity(256);
     signer.sign(&template, &creds, &date, &payload, &mut auth);
     bencher.bench_local(|| {
-        signer.sign(
-            &template,
-            &creds,
-            &date,
-            divan::black_box(&payload),
-            &mut auth,
-        );
+        if prehashed {
+            signer.sign_prehashed(
+                &template,
+                &creds,
+                &date,
+                payload.len(),
+                divan::black_box(&hash),
+                &mut auth,
+            );
+        } else {
+            signer.sign(
+                &template,
+                &creds,
+                &date,
+                divan::black_box(&payload),
+                &mut auth,
+            );
+        }
         divan::black_box(&auth);
     });
 }
 
 /// The baseline: aws-sigv4's full `sign()` of the same request and headers.
-#[divan::bench]
-fn aws_sigv4_full_sign(bencher: divan::Bencher) {
-    let identity = aws_credential_types::Credentials::new(
-        "AKIDEXAMPLE",
-        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        None,
-        None,
-        "bench",
-    )
-    .into();
-    let time = UNIX_EPOCH + Duration::from_secs(1_732_406_400);
+fn aws_sigv4(bencher: divan::Bencher, prehashed: bool) {
+    let identity: Identity =
+        aws_credential_types::Credentials::new(KEY, SECRET, None, None, "bench").into();
+    let time = UNIX_EPOCH + Duration::from_secs(EPOCH_SECONDS);
     let payload = payload();
+    let hash = String::from_utf8_lossy(&sha256_hex(&payload)).into_owned();
     let len = payload.len().to_string();
     bencher.bench_local(|| {
         let params = aws_sigv4::sign::v4::SigningParams::builder()
@@ -91,99 +97,41 @@ fn aws_sigv4_full_sign(bencher: divan::Bencher) {
             ("x-amz-invocation-type", "RequestResponse"),
             ("x-amz-log-type", "Tail"),
         ];
-        if let Ok(req) = SignableRequest::new(
-            "POST",
-            PATH,
-            headers.into_iter(),
-            SignableBody::Bytes(&payload),
-        ) {
+        let body = if prehashed {
+            SignableBody::Precomputed(hash.clone())
+        } else {
+            SignableBody::Bytes(&payload)
+        };
+        if let Ok(req) = SignableRequest::new("POST", PATH, headers.into_iter(), body) {
             divan::black_box(sign(req, &params).map(|o| o.into_parts()).ok());
         }
     });
+}
+
+#[divan::bench]
+fn gateway_cached_key(bencher: divan::Bencher) {
+    gateway(bencher, false);
+}
+
+#[divan::bench]
+fn aws_sigv4_full_sign(bencher: divan::Bencher) {
+    aws_sigv4(bencher, false);
+}
+
+/// Signing proper: the payload's hash computed beforehand, for both signers.
+#[divan::bench]
+fn gateway_cached_key_prehashed(bencher: divan::Bencher) {
+    gateway(bencher, true);
+}
+
+#[divan::bench]
+fn aws_sigv4_full_sign_prehashed(bencher: divan::Bencher) {
+    aws_sigv4(bencher, true);
 }
 
 /// The part of both signers that no cache can remove: SHA-256 of the 1 KiB payload.
 #[divan::bench]
 fn payload_hash_only(bencher: divan::Bencher) {
     let payload = payload();
-    bencher.bench_local(|| {
-        divan::black_box(lambda_gateway::aws::sigv4::sha256_hex(divan::black_box(
-            &payload,
-        )))
-    });
-}
-
-/// Signing proper, the payload's hash computed beforehand for both signers: ours with the
-/// cached key ...
-#[divan::bench]
-fn gateway_cached_key_prehashed(bencher: divan::Bencher) {
-    let template = InvokeTemplate::new(
-        PATH,
-        HOST.into(),
-        "us-east-1".into(),
-        "RequestResponse",
-        "Tail",
-    );
-    let creds = creds();
-    let payload = payload();
-    let hash = lambda_gateway::aws::sigv4::sha256_hex(&payload);
-    let date = AmzDate::from_unix(1_732_406_400);
-    let mut signer = InvokeSigner::default();
-    let mut auth = Vec::with_capacity(256);
-    signer.sign_prehashed(&template, &creds, &date, payload.len(), &hash, &mut auth);
-    bencher.bench_local(|| {
-        signer.sign_prehashed(
-            &template,
-            &creds,
-            &date,
-            payload.len(),
-            divan::black_box(&hash),
-            &mut auth,
-        );
-        divan::black_box(&auth);
-    });
-}
-
-/// ... and aws-sigv4's full `sign()` given the same precomputed hash.
-#[divan::bench]
-fn aws_sigv4_full_sign_prehashed(bencher: divan::Bencher) {
-    let identity = aws_credential_types::Credentials::new(
-        "AKIDEXAMPLE",
-        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        None,
-        None,
-        "bench",
-    )
-    .into();
-    let time = UNIX_EPOCH + Duration::from_secs(1_732_406_400);
-    let payload = payload();
-    let hash = lambda_gateway::aws::sigv4::sha256_hex(&payload);
-    let hash = String::from_utf8_lossy(&hash).into_owned();
-    let len = payload.len().to_string();
-    bencher.bench_local(|| {
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("lambda")
-            .time(divan::black_box(time))
-            .settings(SigningSettings::default())
-            .build()
-            .map(Into::into);
-        let Ok(params) = params else { return };
-        let headers = [
-            ("host", HOST),
-            ("content-type", "application/json"),
-            ("content-length", len.as_str()),
-            ("x-amz-invocation-type", "RequestResponse"),
-            ("x-amz-log-type", "Tail"),
-        ];
-        if let Ok(req) = SignableRequest::new(
-            "POST",
-            PATH,
-            headers.into_iter(),
-            SignableBody::Precomputed(hash.clone()),
-        ) {
-            divan::black_box(sign(req, &params).map(|o| o.into_parts()).ok());
-        }
-    });
+    bencher.bench_local(|| divan::black_box(sha256_hex(divan::black_box(&payload))));
 }

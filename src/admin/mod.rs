@@ -73,26 +73,13 @@ pub fn spawn(
                         shutdown.trigger();
                     });
                 }
-                loop {
-                    let accepted = monoio::select! {
-                        r = listener.accept() => Some(r),
-                        _ = shutdown.wait() => None,
-                    };
-                    match accepted {
-                        None => break,
-                        Some(Ok((stream, _))) => {
-                            let (api, limits, shutdown) =
-                                (api.clone(), limits.clone(), shutdown.clone());
-                            monoio::spawn(async move {
-                                crate::http::conn::serve(stream, &*api, &limits, &shutdown).await;
-                            });
-                        }
-                        Some(Err(e)) => {
-                            log::warn!("admin accept failed: {e}");
-                            monoio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                }
+                crate::runtime::accept_until_shutdown(&listener, &shutdown, |stream| {
+                    let (api, limits, shutdown) = (api.clone(), limits.clone(), shutdown.clone());
+                    monoio::spawn(async move {
+                        crate::http::conn::serve(stream, &*api, &limits, &shutdown).await;
+                    });
+                })
+                .await;
             });
         })?;
     match rx.recv() {

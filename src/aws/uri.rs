@@ -23,23 +23,17 @@ pub fn encode_uri_component(out: &mut String, s: &str) {
 
 /// Appends `bytes` percent-encoded like [`encode_uri_component`], but keeping `/` (for paths).
 pub fn encode_path_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    for &b in bytes {
-        if is_unreserved(b) || b == b'/' {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[
-                b'%',
-                HEX_UPPER[(b >> 4) as usize],
-                HEX_UPPER[(b & 0xf) as usize],
-            ]);
-        }
-    }
+    encode_bytes(out, bytes, true);
 }
 
 /// Appends `bytes` percent-encoded, `/` included (for query names and values).
 pub fn encode_query_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    encode_bytes(out, bytes, false);
+}
+
+fn encode_bytes(out: &mut Vec<u8>, bytes: &[u8], keep_slash: bool) {
     for &b in bytes {
-        if is_unreserved(b) {
+        if is_unreserved(b) || (keep_slash && b == b'/') {
             out.push(b);
         } else {
             out.extend_from_slice(&[
@@ -58,7 +52,7 @@ pub fn percent_decode_into(out: &mut Vec<u8>, bytes: &[u8], plus_as_space: bool)
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+            if let (Some(h), Some(l)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
                 out.push((h << 4) | l);
                 i += 3;
                 continue;
@@ -69,7 +63,8 @@ pub fn percent_decode_into(out: &mut Vec<u8>, bytes: &[u8], plus_as_space: bool)
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
+/// The value of one hex digit.
+pub fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

@@ -6,6 +6,7 @@
 //! the trailer section, and line endings must be CRLF.
 
 use super::limits::{MAX_CHUNK_LINE, MAX_TRAILER_BYTES};
+use crate::aws::uri::hex_value;
 
 /// Why a chunked body was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -210,15 +211,6 @@ impl ChunkedDecoder {
             b'\t' | b' '..=b'~' | 0x80..=0xff => Ok(()),
             _ => Err(ChunkedError::Invalid("control byte in trailer")),
         }
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -159,42 +159,29 @@ async fn worker_main(
         });
     }
 
-    loop {
-        let accepted = monoio::select! {
-            r = listener.accept() => Some(r),
-            _ = shutdown.wait() => None,
-        };
-        match accepted {
-            None => break,
-            Some(Ok((stream, _peer))) => {
-                let _ = stream.set_nodelay(true);
-                let (proxy, limits, shutdown, active) = (
-                    proxy.clone(),
-                    limits.clone(),
-                    shutdown.clone(),
-                    active.clone(),
-                );
-                active.set(active.get() + 1);
-                monoio::spawn(async move {
-                    proxy
-                        .metrics
-                        .connections_accepted
-                        .fetch_add(1, Ordering::Relaxed);
-                    crate::http::conn::serve(stream, &*proxy, &limits, &shutdown).await;
-                    proxy
-                        .metrics
-                        .connections_closed
-                        .fetch_add(1, Ordering::Relaxed);
-                    active.set(active.get() - 1);
-                });
-            }
-            Some(Err(e)) => {
-                // EMFILE and friends: back off instead of spinning.
-                log::warn!("accept failed: {e}");
-                monoio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    accept_until_shutdown(&listener, &shutdown, |stream| {
+        let _ = stream.set_nodelay(true);
+        let (proxy, limits, shutdown, active) = (
+            proxy.clone(),
+            limits.clone(),
+            shutdown.clone(),
+            active.clone(),
+        );
+        active.set(active.get() + 1);
+        monoio::spawn(async move {
+            proxy
+                .metrics
+                .connections_accepted
+                .fetch_add(1, Ordering::Relaxed);
+            crate::http::conn::serve(stream, &*proxy, &limits, &shutdown).await;
+            proxy
+                .metrics
+                .connections_closed
+                .fetch_add(1, Ordering::Relaxed);
+            active.set(active.get() - 1);
+        });
+    })
+    .await;
     drop(listener);
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     while active.get() > 0 && Instant::now() < deadline {
@@ -205,6 +192,29 @@ async fn worker_main(
             "{} connections still open after the drain deadline; closing",
             active.get()
         );
+    }
+}
+
+/// Accepts connections and hands each to `on_accept` until `shutdown` starts.
+pub async fn accept_until_shutdown(
+    listener: &TcpListener,
+    shutdown: &Shutdown,
+    mut on_accept: impl FnMut(monoio::net::TcpStream),
+) {
+    loop {
+        let accepted = monoio::select! {
+            r = listener.accept() => Some(r),
+            _ = shutdown.wait() => None,
+        };
+        match accepted {
+            None => return,
+            Some(Ok((stream, _peer))) => on_accept(stream),
+            Some(Err(e)) => {
+                // EMFILE and friends: back off instead of spinning.
+                log::warn!("accept on {:?} failed: {e}", listener.local_addr().ok());
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 
