@@ -518,7 +518,7 @@ impl AdminApi {
         self.check_unique(kind, &entity, None)?;
         let mut store = self.store.borrow_mut();
         let mut doc = store.document();
-        let list = doc_list(&mut doc, kind);
+        let list = doc_list(&mut doc, kind)?;
         let index = list.len();
         list.push(Value::Object(entity));
         apply(&mut store, &doc, kind, index)?;
@@ -541,8 +541,8 @@ impl AdminApi {
         let mut entity = match (&existing, replace) {
             (Some(old), false) => {
                 let mut merged = old.clone();
-                if kind == Kind::Service
-                    && body.contains_key("protocol") | body.contains_key("host")
+                if kind == Kind::Service && body.contains_key("protocol")
+                    || body.contains_key("host")
                 {
                     merged.remove("url");
                 }
@@ -600,7 +600,7 @@ impl AdminApi {
         self.check_unique(kind, &entity, Some(&id))?;
         let mut store = self.store.borrow_mut();
         let mut doc = store.document();
-        let list = doc_list(&mut doc, kind);
+        let list = doc_list(&mut doc, kind)?;
         let position = match index {
             Some(i) => {
                 list[i] = Value::Object(entity);
@@ -632,11 +632,11 @@ impl AdminApi {
             ));
         }
         let mut doc = store.document();
-        doc_list(&mut doc, kind).remove(index);
+        doc_list(&mut doc, kind)?.remove(index);
         // Plugins scoped to what is deleted go with it, as in Kong.
         if kind != Kind::Plugin {
             let field = parent_field(kind);
-            doc_list(&mut doc, Kind::Plugin).retain(|p| {
+            doc_list(&mut doc, Kind::Plugin)?.retain(|p| {
                 p.get(field)
                     .and_then(|r| r.get("id"))
                     .and_then(Value::as_str)
@@ -985,14 +985,19 @@ fn present_entity(c: &Config, kind: Kind, i: usize) -> Value {
     }
 }
 
-fn doc_list(doc: &mut Value, kind: Kind) -> &mut Vec<Value> {
-    if !doc.get(kind.collection()).is_some_and(Value::is_array) {
-        doc[kind.collection()] = Value::Array(Vec::new());
+/// The document's list of `kind` entities (created empty if absent).
+fn doc_list(doc: &mut Value, kind: Kind) -> Result<&mut Vec<Value>, AdminError> {
+    let map = doc
+        .as_object_mut()
+        .ok_or_else(|| AdminError::Internal("the config document is not an object".into()))?;
+    let list = map
+        .entry(kind.collection())
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !list.is_array() {
+        *list = Value::Array(Vec::new());
     }
-    match doc.get_mut(kind.collection()) {
-        Some(Value::Array(list)) => list,
-        _ => unreachable!("just made an array"),
-    }
+    list.as_array_mut()
+        .ok_or_else(|| AdminError::Internal("entity list".into()))
 }
 
 /// A service's `url` stored as Kong stores it: protocol, host, port, path.
