@@ -2,7 +2,7 @@
 //! Kong's key notation (`config.aws_key=`, `paths[1]=`, `paths[]=`, a repeated key as an array),
 //! and `application/json`. Form values are text; [`coerce`] gives them the entity's types.
 
-use crate::lambda::args::{body_kind, media_type, ArgValue, Args, BodyKind};
+use crate::lambda::args::{body_kind, ArgValue, Args, BodyKind};
 use serde_json::{Map, Value};
 
 /// Why a body was refused (400, or 415 for an unsupported type).
@@ -40,11 +40,7 @@ pub fn parse(
             }
             Ok((from_pairs(&args)?, true))
         }
-        BodyKind::Missing => Err(BodyError::UnsupportedType),
-        BodyKind::Unsupported => {
-            let _ = media_type(content_type.unwrap_or_default());
-            Err(BodyError::UnsupportedType)
-        }
+        BodyKind::Missing | BodyKind::Unsupported => Err(BodyError::UnsupportedType),
     }
 }
 

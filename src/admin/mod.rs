@@ -33,10 +33,7 @@ pub fn spawn(
     let handle = std::thread::Builder::new()
         .name("admin".into())
         .spawn(move || {
-            let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-                .enable_timer()
-                .build();
-            let mut runtime = match runtime {
+            let mut runtime = match crate::runtime::build_runtime() {
                 Ok(rt) => rt,
                 Err(e) => {
                     let _ = tx.send(Err(e));

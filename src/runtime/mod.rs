@@ -70,11 +70,7 @@ pub fn serve(
                         index % cpus
                     );
                 }
-                let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-                    .enable_timer()
-                    .with_entries(1024)
-                    .build();
-                let mut runtime = match runtime {
+                let mut runtime = match build_runtime() {
                     Ok(rt) => rt,
                     Err(e) => {
                         let _ = tx.send(Err(e));
@@ -193,6 +189,19 @@ async fn worker_main(
             active.get()
         );
     }
+}
+
+/// A runtime for one thread: io_uring (epoll where unavailable), timers on, 1024 ring entries.
+pub fn build_runtime() -> std::io::Result<
+    monoio::FusionRuntime<
+        monoio::time::TimeDriver<monoio::IoUringDriver>,
+        monoio::time::TimeDriver<monoio::LegacyDriver>,
+    >,
+> {
+    monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .with_entries(1024)
+        .build()
 }
 
 /// Accepts connections and hands each to `on_accept` until `shutdown` starts.
