@@ -86,7 +86,7 @@ mod encode {
                 head: &head,
                 body: &raw[head.len..],
             };
-            divan::black_box(enc.encode(&cfg, &req).is_ok())
+            divan::black_box(enc.encode_unpaced(&cfg, &req).is_ok())
         });
     }
 

@@ -22,6 +22,7 @@ pub mod json;
 pub mod lambda;
 pub mod logging;
 pub mod metrics;
+pub mod pacing;
 pub mod proxy;
 pub mod runtime;
 pub mod upstream;

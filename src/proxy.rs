@@ -10,6 +10,7 @@ use crate::http::request::Request;
 use crate::lambda::payload::{PayloadEncoder, PayloadError};
 use crate::lambda::response::{LambdaAnswer, Outcome, ResponseMapper};
 use crate::metrics::WorkerMetrics;
+use crate::pacing::TimeSlice;
 use crate::upstream::client::{InvokeBuffers, InvokeResponse, Upstream};
 use arc_swap::ArcSwap;
 use std::cell::RefCell;
@@ -131,8 +132,9 @@ impl Proxy {
             answers::message(resp, 500, answers::INTERNAL);
             return;
         }
-        if let Err(PayloadError::TooLarge { size, limit }) = s.payload.encode(&plugin.config, &req)
-        {
+        let mut pacer = TimeSlice::default();
+        let encoded = s.payload.encode(&plugin.config, &req, &mut pacer).await;
+        if let Err(PayloadError::TooLarge { size, limit }) = encoded {
             log::error!("route={} function={} status=413 cause=\"payload of {size} bytes over the {limit}-byte limit\"", plugin.route_label, function);
             answers::message(resp, 413, answers::PAYLOAD_TOO_LARGE);
             return;

@@ -122,7 +122,7 @@ fn the_request_path_allocates_nothing_in_steady_state() {
                 head: &head,
                 body: &raw[head.len..],
             };
-            encoder.encode(&plugin.config, &req).expect("fits");
+            encoder.encode_unpaced(&plugin.config, &req).expect("fits");
             encode_request(&mut signer, &plugin, &encoder.out, &date, &mut bufs);
             answer_buf.clear();
             answer_buf.extend_from_slice(answer);

@@ -8,8 +8,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let mut args = Args::default();
     args.parse_urlencoded(data);
-    assert!(args.list.len() <= MAX_ARGS);
-    for a in &args.list {
+    assert!(args.list().len() <= MAX_ARGS);
+    for a in args.list() {
         assert!(!args.key(a).is_empty());
         if let ArgValue::Text(r) = &a.value {
             assert!(r.end <= args.scratch.len());
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut args = Args::default();
     if args.parse_multipart(ctype, body) {
-        for a in &args.list {
+        for a in args.list() {
             if let ArgValue::Text(r) = &a.value {
                 assert!(r.end <= args.scratch.len());
             }
@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let valid = serde_json::from_slice::<&serde_json::value::RawValue>(data)
         .is_ok_and(|v| v.get().starts_with('{') || v.get().starts_with('['));
     assert_eq!(accepted, valid, "{:?}", String::from_utf8_lossy(data));
-    for a in &args.list {
+    for a in args.list() {
         if let ArgValue::Json(r) = &a.value {
             assert!(
                 serde_json::from_slice::<&serde_json::value::RawValue>(&data[r.clone()]).is_ok()

@@ -1038,7 +1038,7 @@ fn decode_segment(s: &str) -> String {
 fn parse_query(q: &[u8]) -> Vec<(String, String)> {
     let mut args = crate::lambda::args::Args::default();
     args.parse_urlencoded(q);
-    args.list
+    args.list()
         .iter()
         .map(|a| {
             let v = match &a.value {

@@ -88,7 +88,7 @@ fn parse_key(key: &str) -> Result<Vec<Step>, BodyError> {
 /// Builds an object from form pairs; a key given twice without brackets becomes an array.
 fn from_pairs(args: &Args) -> Result<Map<String, Value>, BodyError> {
     let mut root = Value::Object(Map::new());
-    for arg in &args.list {
+    for arg in args.list() {
         let key = String::from_utf8_lossy(args.key(arg)).into_owned();
         let value = match &arg.value {
             ArgValue::Flag => Value::String(String::new()),

@@ -3,15 +3,23 @@
 //!
 //! Arguments are collected into an [`Args`] owned by the worker and reused: decoded keys and
 //! values go into one scratch buffer, JSON values stay as spans of the raw body.
+//!
+//! Repeated keys are grouped through a hash index as arguments arrive, so a body of many
+//! members costs time linear in its size: no step ever rescans the arguments seen so far.
 
+use super::json_body::{unescape_into, Item, TopLevel};
 use crate::aws::uri::percent_decode_into;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
-use std::borrow::Cow;
+use crate::pacing::Pacer;
+use std::hash::BuildHasher;
 use std::ops::Range;
 
 /// Most arguments read from a query or a form, as nginx's `lua_max_uri_args` / `lua_max_post_args`.
+/// JSON and multipart bodies are not capped, as in Kong (cjson and the multipart library read
+/// every member and part); their cost is linear and paced (see `crate::pacing`).
 pub const MAX_ARGS: usize = 100;
+
+/// Marks "no next argument" in [`Arg`]'s links.
+const NONE: u32 = u32::MAX;
 
 /// The value of one argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,13 +32,74 @@ pub enum ArgValue {
     Json(Range<usize>),
 }
 
-/// One argument: its decoded key (a range of the scratch) and its value.
+/// One argument: its decoded key (a range of the scratch), its value, and its link to the
+/// next argument with the same key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Arg {
     /// Key bytes in [`Args::scratch`].
     pub key: Range<usize>,
     /// The value.
     pub value: ArgValue,
+    /// True on the first argument with its key: a group is written where it first appeared.
+    first: bool,
+    /// The next argument with the same key, or [`NONE`].
+    next: u32,
+    /// On a first argument, the last one of its group (where the next repeat is linked).
+    last: u32,
+}
+
+impl Arg {
+    /// True when this is the first argument with its key (repeats are reached through it).
+    pub fn is_first(&self) -> bool {
+        self.first
+    }
+
+    /// True when a later argument has the same key.
+    pub fn is_repeated(&self) -> bool {
+        self.next != NONE
+    }
+}
+
+/// An entry of the key index: 32 bits of the key's hash next to the argument's position, so
+/// growing the table never reads the argument list (a cache miss per entry on a body of many
+/// members) and an entry is 8 bytes.
+#[derive(Clone, Copy, Debug)]
+struct Indexed {
+    hash: u32,
+    at: u32,
+}
+
+impl Indexed {
+    /// An entry for a hash already [`Indexed::fold`]ed.
+    fn new(folded: u64, at: u32) -> Self {
+        Indexed {
+            hash: folded as u32,
+            at,
+        }
+    }
+
+    /// The 64-bit hash the table sees: the kept 32 bits in both halves. hashbrown picks a
+    /// bucket from the low bits and a tag from the top 7, so both stay well mixed for any table
+    /// below 2^25 buckets (far above the most arguments a 16 MiB body can hold).
+    fn fold(hash: u64) -> u64 {
+        let low = hash & 0xffff_ffff;
+        (low << 32) | low
+    }
+
+    fn rehash(&self) -> u64 {
+        let low = u64::from(self.hash);
+        (low << 32) | low
+    }
+}
+
+/// What a repeated key does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Repeat {
+    /// Join the key's group (query and form arguments, headers: written as an array).
+    Group,
+    /// Replace the value of the first occurrence (JSON members: the last one wins, as in a
+    /// decoded Lua table).
+    Replace,
 }
 
 /// How a body's content type is handled.
@@ -92,10 +161,13 @@ pub fn is_raw_text_type(content_type: Option<&[u8]>) -> bool {
 pub struct Args {
     /// Decoded keys and text values.
     pub scratch: Vec<u8>,
-    /// The arguments, in the order they appeared.
-    pub list: Vec<Arg>,
+    list: Vec<Arg>,
     /// Set when the body was a JSON array: its elements, as JSON spans (keys "1", "2", …).
     pub json_array: bool,
+    /// Key → its first argument. Keyed by a randomly seeded SipHash (std's `RandomState`), so
+    /// no client can choose keys that collide.
+    index: hashbrown::HashTable<Indexed>,
+    hasher: std::hash::RandomState,
 }
 
 impl Args {
@@ -103,12 +175,117 @@ impl Args {
     pub fn clear(&mut self) {
         self.scratch.clear();
         self.list.clear();
+        self.index.clear();
         self.json_array = false;
+    }
+
+    /// Bytes of capacity held between requests.
+    pub fn retained_bytes(&self) -> usize {
+        self.scratch.capacity()
+            + self.list.capacity() * std::mem::size_of::<Arg>()
+            + self.index.capacity() * (std::mem::size_of::<Indexed>() + 1)
+    }
+
+    /// The arguments, in the order they appeared (a replaced JSON member keeps its first place).
+    pub fn list(&self) -> &[Arg] {
+        &self.list
     }
 
     /// The decoded key of `arg`.
     pub fn key(&self, arg: &Arg) -> &[u8] {
         &self.scratch[arg.key.clone()]
+    }
+
+    /// True when some argument has this key.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        if self.json_array {
+            // Elements are keyed "1" to "n", written without leading zeros.
+            return key.first().is_some_and(|&d| d != b'0')
+                && key.len() <= 10
+                && key.iter().all(u8::is_ascii_digit)
+                && std::str::from_utf8(key)
+                    .ok()
+                    .and_then(|k| k.parse::<usize>().ok())
+                    .is_some_and(|i| i <= self.list.len());
+        }
+        self.find(self.hasher.hash_one(key), key).is_some()
+    }
+
+    /// Every argument with the same key as `first`, in order, starting with it.
+    pub fn group<'a>(&'a self, first: &'a Arg) -> impl Iterator<Item = &'a Arg> + 'a {
+        let mut at = Some(first);
+        std::iter::from_fn(move || {
+            let arg = at?;
+            at = self.list.get(arg.next as usize);
+            Some(arg)
+        })
+    }
+
+    fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
+        let hash = Indexed::fold(hash);
+        let (list, scratch) = (&self.list, &self.scratch);
+        self.index
+            .find(hash, |e| scratch[list[e.at as usize].key.clone()] == *key)
+            .map(|e| e.at)
+    }
+
+    /// Records an argument whose key bytes were just appended to the scratch at `key`.
+    fn push(&mut self, key: Range<usize>, value: ArgValue, repeat: Repeat) {
+        let hash = Indexed::fold(self.hasher.hash_one(&self.scratch[key.clone()]));
+        let at = self.list.len() as u32;
+        let (list, scratch) = (&self.list, &self.scratch);
+        let new_key = &scratch[key.clone()];
+        let first = match self.index.entry(
+            hash,
+            |e| scratch[list[e.at as usize].key.clone()] == *new_key,
+            Indexed::rehash,
+        ) {
+            hashbrown::hash_table::Entry::Occupied(e) => e.get().at as usize,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(Indexed::new(hash, at));
+                self.list.push(Arg {
+                    key,
+                    value,
+                    first: true,
+                    next: NONE,
+                    last: at,
+                });
+                return;
+            }
+        };
+        match repeat {
+            Repeat::Replace => {
+                // The key's bytes are already in the scratch once.
+                self.scratch.truncate(key.start);
+                self.list[first].value = value;
+            }
+            Repeat::Group => {
+                let last = self.list[first].last as usize;
+                self.list[last].next = at;
+                self.list[first].last = at;
+                self.list.push(Arg {
+                    key,
+                    value,
+                    first: false,
+                    next: NONE,
+                    last: NONE,
+                });
+            }
+        }
+    }
+
+    /// Adds a text argument: `key` lower-cased when asked (header names), repeats grouped.
+    pub fn push_text(&mut self, key: &[u8], lowercase_key: bool, value: &[u8]) {
+        let k = self.scratch.len();
+        if lowercase_key {
+            self.scratch.extend(key.iter().map(u8::to_ascii_lowercase));
+        } else {
+            self.scratch.extend_from_slice(key);
+        }
+        let v = self.scratch.len();
+        self.scratch.extend_from_slice(value);
+        let end = self.scratch.len();
+        self.push(k..v, ArgValue::Text(v..end), Repeat::Group);
     }
 
     /// Parses `a=1&b&c=%20` (query strings and urlencoded bodies): `+` is a space, `%XX` is
@@ -149,138 +326,92 @@ impl Args {
                     ArgValue::Text(start..self.scratch.len())
                 }
             };
-            self.list.push(Arg { key, value });
+            self.push(key, value, Repeat::Group);
         }
     }
 
     /// Parses a JSON body: an object's members become arguments with raw JSON values, an
     /// array's elements become arguments "1", "2", … (Lua's 1-based indexes). `false` when the
-    /// body is not a JSON object or array (Kong: "invalid json body"), leaving no arguments.
+    /// body is not a JSON object or array (Kong: "invalid json body"); the list is then empty.
     pub fn parse_json(&mut self, body: &[u8]) -> bool {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let start = self.list.len();
-        let ok = de.deserialize_any(JsonArgs { args: self, body }).is_ok() && de.end().is_ok();
-        if !ok {
-            self.list.truncate(start);
-            self.json_array = false;
+        crate::pacing::run_unpaced(async |pacer| self.parse_json_paced(body, pacer).await)
+    }
+
+    /// [`Args::parse_json`], pausing between items when `pacer` says so.
+    pub async fn parse_json_paced(&mut self, body: &[u8], pacer: &mut impl Pacer) -> bool {
+        let mut walk = TopLevel::new(body);
+        loop {
+            match walk.next() {
+                Ok(Some(item)) => self.push_json(item),
+                Ok(None) => return true,
+                Err(_) => {
+                    self.clear();
+                    return false;
+                }
+            }
+            pacer.pause_if_due().await;
         }
-        ok
     }
 
-    /// Parses a multipart body's fields (values are raw bytes). `false` when it is not valid
-    /// multipart for the boundary in `content_type`.
-    pub fn parse_multipart(&mut self, content_type: &[u8], body: &[u8]) -> bool {
-        let Some(boundary) = super::multipart::boundary(content_type) else {
-            return false;
-        };
-        let start = self.list.len();
-        let scratch = &mut self.scratch;
-        let list = &mut self.list;
-        let ok = super::multipart::for_each_field(body, boundary, |name, value| {
-            if list.len() >= MAX_ARGS {
-                return;
+    /// Records one item of a JSON body's top level (see [`TopLevel`]): a member's key is
+    /// unescaped, a repeated key's last value wins; an element gets the next index as its key.
+    pub fn push_json(&mut self, item: Item<'_>) {
+        let k = self.scratch.len();
+        match item {
+            Item::Member { raw_key, value } => {
+                unescape_into(raw_key, &mut self.scratch);
+                let key = k..self.scratch.len();
+                self.push(key, ArgValue::Json(value), Repeat::Replace);
             }
-            let k = scratch.len();
-            scratch.extend_from_slice(name);
-            let v = scratch.len();
-            scratch.extend_from_slice(value);
-            list.push(Arg {
-                key: k..v,
-                value: ArgValue::Text(v..scratch.len()),
-            });
-        })
-        .is_ok();
-        if !ok {
-            self.list.truncate(start);
-        }
-        ok
-    }
-}
-
-/// A JSON object key, borrowed from the body unless it had escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
-/// Visits the top level of a JSON body, recording members without building a tree.
-struct JsonArgs<'a, 'de> {
-    args: &'a mut Args,
-    body: &'de [u8],
-}
-
-impl JsonArgs<'_, '_> {
-    fn span(&self, raw: &RawValue) -> Range<usize> {
-        let s = raw.get().as_bytes();
-        let start = s.as_ptr() as usize - self.body.as_ptr() as usize;
-        start..start + s.len()
-    }
-}
-
-impl<'de> Visitor<'de> for JsonArgs<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object or array")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let raw: &'de RawValue = map.next_value()?;
-            let value = self.span(raw);
-            let k = self.args.scratch.len();
-            self.args.scratch.extend_from_slice(key.as_bytes());
-            let key = k..self.args.scratch.len();
-            // A repeated key: the last one wins, as in a decoded Lua table.
-            let scratch = &self.args.scratch;
-            if let Some(existing) = self
-                .args
-                .list
-                .iter_mut()
-                .find(|a| scratch[a.key.clone()] == scratch[key.clone()])
-            {
-                existing.value = ArgValue::Json(value);
-            } else {
-                self.args.list.push(Arg {
-                    key,
+            Item::Element { value } => {
+                // Keys "1", "2", … are distinct by construction: no index needed (see
+                // `contains`).
+                self.json_array = true;
+                let at = self.list.len() as u32;
+                crate::json::write_u64(&mut self.scratch, u64::from(at) + 1);
+                self.list.push(Arg {
+                    key: k..self.scratch.len(),
                     value: ArgValue::Json(value),
+                    first: true,
+                    next: NONE,
+                    last: at,
                 });
             }
         }
-        Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut index = 1u64;
-        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-            let value = self.span(raw);
-            let k = self.args.scratch.len();
-            crate::json::write_u64(&mut self.args.scratch, index);
-            let key = k..self.args.scratch.len();
-            self.args.list.push(Arg {
-                key,
-                value: ArgValue::Json(value),
-            });
-            index += 1;
+    /// Parses a multipart body's fields (values are raw bytes). `false` when it is not valid
+    /// multipart for the boundary in `content_type`; the list is then empty.
+    pub fn parse_multipart(&mut self, content_type: &[u8], body: &[u8]) -> bool {
+        crate::pacing::run_unpaced(async |pacer| {
+            self.parse_multipart_paced(content_type, body, pacer).await
+        })
+    }
+
+    /// [`Args::parse_multipart`], pausing between parts when `pacer` says so. Every field is
+    /// kept, repeated names grouped (Kong's `get_all_with_arrays`).
+    pub async fn parse_multipart_paced(
+        &mut self,
+        content_type: &[u8],
+        body: &[u8],
+        pacer: &mut impl Pacer,
+    ) -> bool {
+        let parts = super::multipart::boundary(content_type)
+            .and_then(|b| super::multipart::Parts::new(body, b).ok());
+        let Some(mut parts) = parts else {
+            return false;
+        };
+        loop {
+            match parts.next() {
+                Ok(Some((name, value))) => self.push_text(name, false, value),
+                Ok(None) => return true,
+                Err(_) => {
+                    self.clear();
+                    return false;
+                }
+            }
+            pacer.pause_if_due().await;
         }
-        self.args.json_array = true;
-        Ok(())
     }
 }
 

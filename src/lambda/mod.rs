@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod config;
+pub mod json_body;
 pub mod multipart;
 pub mod payload;
 pub mod response;

@@ -1,5 +1,5 @@
 //! A `multipart/form-data` reader for bodies already in memory (RFC 7578). Yields each part's
-//! field name and content as slices of the body; no copies, no allocation.
+//! field name and content as slices of the body, one part per call; no copies, no allocation.
 //!
 //! Written here rather than taken from a crate: the maintained ones (multer) are streaming
 //! parsers tied to an async runtime, while the body is complete in memory at this point and
@@ -29,27 +29,62 @@ pub fn boundary(content_type: &[u8]) -> Option<&[u8]> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Malformed;
 
-/// Calls `field(name, content)` for every part, in order. `Err` for a body that is not valid
-/// multipart with this boundary (missing delimiters, a part without a name, no closing delimiter).
-pub fn for_each_field<'a>(
+/// One part: its field name and its content, slices of the body.
+pub type Field<'a> = (&'a [u8], &'a [u8]);
+
+/// A cursor over the parts of a multipart body, one part per call, so a caller can pause
+/// between parts. Every byte of the body is looked at a bounded number of times: each search
+/// starts where the previous one ended.
+pub struct Parts<'a> {
     body: &'a [u8],
-    boundary: &[u8],
-    mut field: impl FnMut(&'a [u8], &'a [u8]),
-) -> Result<(), Malformed> {
-    let mut delimiter = Vec::with_capacity(boundary.len() + 4);
-    delimiter.extend_from_slice(b"--");
-    delimiter.extend_from_slice(boundary);
-    let finder = memchr::memmem::Finder::new(&delimiter);
-    // The first delimiter may follow a preamble.
-    let first = finder.find(body).ok_or(Malformed)?;
-    if first != 0 && !body[..first].ends_with(b"\r\n") {
-        return Err(Malformed);
+    /// `--` and the boundary (at most 70 bytes, RFC 2046).
+    delimiter: [u8; 72],
+    delimiter_len: usize,
+    /// Where the next part's delimiter ends, or `None` once the close delimiter was read.
+    pos: Option<usize>,
+}
+
+impl<'a> Parts<'a> {
+    /// A cursor at the first delimiter (which may follow a preamble).
+    pub fn new(body: &'a [u8], boundary: &[u8]) -> Result<Self, Malformed> {
+        let mut delimiter = [0u8; 72];
+        let delimiter_len = boundary.len() + 2;
+        delimiter[..2].copy_from_slice(b"--");
+        delimiter
+            .get_mut(2..delimiter_len)
+            .ok_or(Malformed)?
+            .copy_from_slice(boundary);
+        let mut parts = Parts {
+            body,
+            delimiter,
+            delimiter_len,
+            pos: None,
+        };
+        let first = parts.find(0).ok_or(Malformed)?;
+        if first != 0 && !body[..first].ends_with(b"\r\n") {
+            return Err(Malformed);
+        }
+        parts.pos = Some(first + delimiter_len);
+        Ok(parts)
     }
-    let mut pos = first + delimiter.len();
-    loop {
+
+    /// The next delimiter at or after `from`.
+    fn find(&self, from: usize) -> Option<usize> {
+        let needle = &self.delimiter[..self.delimiter_len];
+        memchr::memmem::find(self.body.get(from..)?, needle).map(|at| from + at)
+    }
+
+    /// The next part's field name and content; `Ok(None)` after the close delimiter.
+    #[allow(clippy::should_implement_trait)] // fallible, so not an Iterator
+    pub fn next(&mut self) -> Result<Option<Field<'a>>, Malformed> {
+        let Some(pos) = self.pos else {
+            return Ok(None);
+        };
+        let body = self.body;
         let rest = &body[pos..];
         if rest.starts_with(b"--") {
-            return Ok(()); // close delimiter; the epilogue is ignored
+            self.pos = None;
+            return Ok(None); // close delimiter; the epilogue is ignored
         }
         // Transport padding, then CRLF.
         let line_end = memchr::memmem::find(rest, b"\r\n").ok_or(Malformed)?;
@@ -64,7 +99,7 @@ pub fn for_each_field<'a>(
         // The part ends at CRLF + delimiter.
         let mut search = content_start;
         let content_end = loop {
-            let at = search + finder.find(&body[search..]).ok_or(Malformed)?;
+            let at = self.find(search).ok_or(Malformed)?;
             if at >= content_start + 2 && &body[at - 2..at] == b"\r\n" {
                 break at - 2;
             }
@@ -75,8 +110,8 @@ pub fn for_each_field<'a>(
             search = at + 1;
         };
         let name = field_name(headers).ok_or(Malformed)?;
-        field(name, &body[content_start..content_end]);
-        pos = content_end + 2 + delimiter.len();
+        self.pos = Some(content_end + 2 + self.delimiter_len);
+        Ok(Some((name, &body[content_start..content_end])))
     }
 }
 
@@ -116,12 +151,13 @@ mod tests {
 
     fn fields(body: &[u8], b: &[u8]) -> Result<Vec<(String, String)>, Malformed> {
         let mut out = Vec::new();
-        for_each_field(body, b, |n, v| {
+        let mut parts = Parts::new(body, b)?;
+        while let Some((n, v)) = parts.next()? {
             out.push((
                 String::from_utf8_lossy(n).into(),
                 String::from_utf8_lossy(v).into(),
-            ))
-        })?;
+            ));
+        }
         Ok(out)
     }
 

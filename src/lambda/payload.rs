@@ -13,15 +13,17 @@ use super::args::{ArgValue, Args, BodyKind};
 use super::config::LambdaConfig;
 use crate::http::request::Request;
 use crate::json;
+use crate::pacing::Pacer;
 use base64::Engine;
 
 /// Why a payload could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
     /// The encoded payload exceeds Lambda's limit for the invocation type (413, nothing sent).
-    #[error("encoded payload of {size} bytes exceeds the {limit}-byte limit")]
+    /// Encoding stops as soon as that is certain, so `size` is a lower bound.
+    #[error("encoded payload of at least {size} bytes exceeds the {limit}-byte limit")]
     TooLarge {
-        /// Encoded size.
+        /// Encoded size, or as much of it as was known when encoding stopped.
         size: usize,
         /// The limit that applied.
         limit: usize,
@@ -42,58 +44,74 @@ impl PayloadEncoder {
     /// Bytes of buffer capacity held between requests.
     pub fn retained_bytes(&self) -> usize {
         self.out.capacity()
-            + self.query.scratch.capacity()
-            + self.body.scratch.capacity()
-            + self.headers.scratch.capacity()
+            + self.query.retained_bytes()
+            + self.body.retained_bytes()
+            + self.headers.retained_bytes()
     }
 
-    /// Encodes the payload for `req` under `cfg` into [`PayloadEncoder::out`].
-    pub fn encode(&mut self, cfg: &LambdaConfig, req: &Request<'_>) -> Result<(), PayloadError> {
+    /// Encodes the payload for `req` under `cfg` into [`PayloadEncoder::out`], pausing between
+    /// body members when `pacer` says so.
+    pub async fn encode(
+        &mut self,
+        cfg: &LambdaConfig,
+        req: &Request<'_>,
+        pacer: &mut impl Pacer,
+    ) -> Result<(), PayloadError> {
         self.out.clear();
-        if cfg.forwards_anything() {
-            self.encode_forward(cfg, req);
-        } else {
-            self.encode_legacy(req);
-        }
         let limit = cfg.invocation_type.max_payload();
-        if self.out.len() > limit {
-            return Err(PayloadError::TooLarge {
-                size: self.out.len(),
-                limit,
-            });
+        if cfg.forwards_anything() {
+            self.encode_forward(cfg, req, limit, pacer).await?;
+        } else {
+            self.encode_legacy(req, limit, pacer).await?;
         }
-        Ok(())
+        check_size(&self.out, 0, limit)
     }
 
-    fn encode_legacy(&mut self, req: &Request<'_>) {
+    /// [`PayloadEncoder::encode`] without pauses, off the request path (benchmarks, tests,
+    /// fuzzing).
+    pub fn encode_unpaced(
+        &mut self,
+        cfg: &LambdaConfig,
+        req: &Request<'_>,
+    ) -> Result<(), PayloadError> {
+        crate::pacing::run_unpaced(async |pacer| self.encode(cfg, req, pacer).await)
+    }
+
+    async fn encode_legacy(
+        &mut self,
+        req: &Request<'_>,
+        limit: usize,
+        pacer: &mut impl Pacer,
+    ) -> Result<(), PayloadError> {
         self.query.clear();
         if let Some(q) = req.query() {
             self.query.parse_urlencoded(q);
         }
-        let kind = self.parse_body_args(req);
+        let kind = self.parse_body_args(req, pacer).await;
         let body_ok = kind.is_some();
-        if body_ok && self.body.json_array && self.query.list.is_empty() {
+        if body_ok && self.body.json_array && self.query.list().is_empty() {
             // A JSON array body alone is sent as the array it is.
-            self.out
-                .extend_from_slice(crate::http::framing::trim_ows(trim_json_ws(req.body)));
-            return;
+            self.out.extend_from_slice(trim_json_ws(req.body));
+            return Ok(());
         }
         self.out.push(b'{');
-        write_members(
-            &mut self.out,
-            &self.query,
-            req.body,
-            body_ok.then_some(&self.body),
-        );
+        let overridden_by = body_ok.then_some(&self.body);
+        let out = &mut self.out;
+        write_members(out, &self.query, req.body, overridden_by, limit, pacer).await?;
         if body_ok {
-            write_members(&mut self.out, &self.body, req.body, None);
+            write_members(out, &self.body, req.body, None, limit, pacer).await?;
         }
-        json::trim_comma(&mut self.out);
-        self.out.push(b'}');
+        json::trim_comma(out);
+        out.push(b'}');
+        Ok(())
     }
 
     /// Parses the body's arguments by content type; `Some(kind)` when they parsed.
-    fn parse_body_args(&mut self, req: &Request<'_>) -> Option<BodyKind> {
+    async fn parse_body_args(
+        &mut self,
+        req: &Request<'_>,
+        pacer: &mut impl Pacer,
+    ) -> Option<BodyKind> {
         self.body.clear();
         let kind = super::args::body_kind(req.content_type());
         let ok = match kind {
@@ -102,19 +120,29 @@ impl PayloadEncoder {
                 true
             }
             BodyKind::Json => {
-                std::str::from_utf8(req.body).is_ok() && self.body.parse_json(req.body)
+                std::str::from_utf8(req.body).is_ok()
+                    && self.body.parse_json_paced(req.body, pacer).await
             }
-            BodyKind::Multipart => self
-                .body
-                .parse_multipart(req.content_type().unwrap_or_default(), req.body),
+            BodyKind::Multipart => {
+                let content_type = req.content_type().unwrap_or_default();
+                self.body
+                    .parse_multipart_paced(content_type, req.body, pacer)
+                    .await
+            }
             BodyKind::Unsupported | BodyKind::Missing => false,
         };
         ok.then_some(kind)
     }
 
-    fn encode_forward(&mut self, cfg: &LambdaConfig, req: &Request<'_>) {
+    async fn encode_forward(
+        &mut self,
+        cfg: &LambdaConfig,
+        req: &Request<'_>,
+        limit: usize,
+        pacer: &mut impl Pacer,
+    ) -> Result<(), PayloadError> {
         let parsed = if cfg.forward_request_body {
-            self.parse_body_args(req)
+            self.parse_forwarded_body(req, pacer).await
         } else {
             None
         };
@@ -135,28 +163,18 @@ impl PayloadEncoder {
             }
             json::write_key(out, "request_uri_args");
             out.push(b'{');
-            write_members(out, &self.query, b"", None);
+            write_members(out, &self.query, b"", None, limit, pacer).await?;
             json::trim_comma(out);
             out.extend_from_slice(b"},");
         }
         if cfg.forward_request_headers {
             self.headers.clear();
             for (name, value) in req.headers().take(crate::http::limits::MAX_HEADERS) {
-                let k = self.headers.scratch.len();
-                self.headers
-                    .scratch
-                    .extend(name.iter().map(u8::to_ascii_lowercase));
-                let v = self.headers.scratch.len();
-                self.headers.scratch.extend_from_slice(value);
-                let end = self.headers.scratch.len();
-                self.headers.list.push(super::args::Arg {
-                    key: k..v,
-                    value: ArgValue::Text(v..end),
-                });
+                self.headers.push_text(name, true, value);
             }
             json::write_key(out, "request_headers");
             out.push(b'{');
-            write_members(out, &self.headers, b"", None);
+            write_members(out, &self.headers, b"", None, limit, pacer).await?;
             json::trim_comma(out);
             out.extend_from_slice(b"},");
         }
@@ -166,6 +184,14 @@ impl PayloadEncoder {
             let base64 = unsupported
                 && cfg.base64_encode_body
                 && !super::args::is_raw_text_type(req.content_type());
+            // Escaping or base64 only makes text longer: refuse before writing a body that
+            // cannot fit.
+            let least = if base64 {
+                base64::encoded_len(req.body.len(), true).unwrap_or(usize::MAX)
+            } else {
+                req.body.len()
+            };
+            check_size(out, least, limit)?;
             if base64 {
                 json::write_key(out, "request_body");
                 out.push(b'"');
@@ -195,7 +221,7 @@ impl PayloadEncoder {
                     out.push(b',');
                 } else {
                     out.push(b'{');
-                    write_members(out, &self.body, req.body, None);
+                    write_members(out, &self.body, req.body, None, limit, pacer).await?;
                     json::trim_comma(out);
                     out.extend_from_slice(b"},");
                 }
@@ -203,6 +229,23 @@ impl PayloadEncoder {
         }
         json::trim_comma(&mut self.out);
         self.out.push(b'}');
+        Ok(())
+    }
+
+    /// The forwarded body's arguments: a JSON body is only checked (it is sent as written),
+    /// other kinds are parsed as in legacy mode. `Some(kind)` when the body parsed.
+    async fn parse_forwarded_body(
+        &mut self,
+        req: &Request<'_>,
+        pacer: &mut impl Pacer,
+    ) -> Option<BodyKind> {
+        if super::args::body_kind(req.content_type()) != BodyKind::Json {
+            return self.parse_body_args(req, pacer).await;
+        }
+        self.body.clear();
+        let valid = std::str::from_utf8(req.body).is_ok()
+            && super::json_body::validate_paced(req.body, pacer).await;
+        valid.then_some(BodyKind::Json)
     }
 }
 
@@ -219,34 +262,48 @@ fn trim_json_ws(mut v: &[u8]) -> &[u8] {
 
 /// Writes `"key":value,` for each distinct key of `args` (repeated keys as one array, in order),
 /// skipping keys that `overridden_by` also has. `body` is what `ArgValue::Json` spans index.
-fn write_members(out: &mut Vec<u8>, args: &Args, body: &[u8], overridden_by: Option<&Args>) {
-    let list = &args.list;
-    for (i, arg) in list.iter().enumerate() {
+/// Each argument is visited once and each skip is one hash lookup: linear in the arguments.
+/// Stops as soon as the output is over `limit`.
+async fn write_members(
+    out: &mut Vec<u8>,
+    args: &Args,
+    body: &[u8],
+    overridden_by: Option<&Args>,
+    limit: usize,
+    pacer: &mut impl Pacer,
+) -> Result<(), PayloadError> {
+    for arg in args.list().iter().filter(|a| a.is_first()) {
         let key = args.key(arg);
-        if list[..i].iter().any(|a| args.key(a) == key) {
-            continue; // written with its first occurrence
-        }
-        if let Some(other) = overridden_by {
-            if other.list.iter().any(|a| other.key(a) == key) {
-                continue;
-            }
+        if overridden_by.is_some_and(|other| other.contains(key)) {
+            continue;
         }
         json::write_str(out, key);
         out.push(b':');
-        let repeats = list[i + 1..].iter().any(|a| args.key(a) == key);
-        if repeats {
+        if !arg.is_repeated() {
+            write_value(out, args, body, &arg.value);
+        } else {
             out.push(b'[');
-            for a in list[i..].iter().filter(|a| args.key(a) == key) {
+            for a in args.group(arg) {
                 write_value(out, args, body, &a.value);
                 out.push(b',');
             }
             json::trim_comma(out);
             out.push(b']');
-        } else {
-            write_value(out, args, body, &arg.value);
         }
         out.push(b',');
+        check_size(out, 0, limit)?;
+        pacer.pause_if_due().await;
     }
+    Ok(())
+}
+
+/// `Err(TooLarge)` when `out` plus at least `more` bytes to come is over `limit`.
+fn check_size(out: &[u8], more: usize, limit: usize) -> Result<(), PayloadError> {
+    let size = out.len().saturating_add(more);
+    if size > limit {
+        return Err(PayloadError::TooLarge { size, limit });
+    }
+    Ok(())
 }
 
 fn write_value(out: &mut Vec<u8>, args: &Args, body: &[u8], value: &ArgValue) {
@@ -273,7 +330,7 @@ mod tests {
             body: &raw[h.len..],
         };
         let mut enc = PayloadEncoder::default();
-        enc.encode(cfg, &req)?;
+        enc.encode_unpaced(cfg, &req)?;
         Ok(serde_json::from_slice(&enc.out)
             .unwrap_or_else(|e| panic!("invalid JSON {e}: {}", String::from_utf8_lossy(&enc.out))))
     }
@@ -378,12 +435,12 @@ mod tests {
             body: &raw[h.len..],
         };
         let mut enc = PayloadEncoder::default();
-        enc.encode(&LambdaConfig::placeholder(), &req)
+        enc.encode_unpaced(&LambdaConfig::placeholder(), &req)
             .expect("fits");
         assert_eq!(enc.out, br#"{"n":[5,7777777777e+400]}"#);
         let mut forward = LambdaConfig::placeholder();
         forward.forward_request_body = true;
-        enc.encode(&forward, &req).expect("fits");
+        enc.encode_unpaced(&forward, &req).expect("fits");
         let top: std::collections::HashMap<String, &serde_json::value::RawValue> =
             serde_json::from_slice(&enc.out).expect("valid JSON");
         assert_eq!(

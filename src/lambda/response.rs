@@ -117,7 +117,7 @@ impl ResponseMapper {
             (Some(kind), Some(status)) if kind == "Unhandled" => status,
             _ => answer.status,
         };
-        pass_headers(answer.headers, resp, &[]);
+        pass_headers(answer.headers, resp, None);
         resp.body.extend_from_slice(answer.body);
         function_error.map_or(Outcome::Ok, Outcome::FunctionError)
     }
@@ -201,32 +201,26 @@ fn apply_proxy(
 
     resp.status = status;
     // The function's headers win over Lambda's own, and multiValueHeaders over headers.
-    let mut overridden: smallvec::SmallVec<[&str; 16]> = smallvec::SmallVec::new();
-    if let Some(m) = multi.and_then(|m| m.as_object()) {
-        overridden.extend(m.keys());
+    let multi = multi.and_then(|m| m.as_object());
+    let headers = headers.and_then(|h| h.as_object());
+    let mut in_multi = NameSet::default();
+    let mut overridden = NameSet::default();
+    for name in multi.iter().flat_map(|m| m.keys()) {
+        in_multi.insert(name.as_bytes());
+        overridden.insert(name.as_bytes());
     }
-    if let Some(h) = headers.and_then(|h| h.as_object()) {
-        overridden.extend(h.keys());
+    for name in headers.iter().flat_map(|h| h.keys()) {
+        overridden.insert(name.as_bytes());
     }
-    let overridden_bytes: smallvec::SmallVec<[&[u8]; 16]> =
-        overridden.iter().map(|k| k.as_bytes()).collect();
-    pass_headers(lambda_headers, resp, &overridden_bytes);
-    if let Some(h) = headers.and_then(|h| h.as_object()) {
-        for (name, value) in h.iter() {
-            let in_multi = multi
-                .and_then(|m| m.as_object())
-                .is_some_and(|m| m.keys().any(|k| k.eq_ignore_ascii_case(name)));
-            if in_multi || is_dropped(name.as_bytes()) {
-                continue;
-            }
+    pass_headers(lambda_headers, resp, Some(&overridden));
+    for (name, value) in headers.iter().flat_map(|h| h.iter()) {
+        if !in_multi.contains(name.as_bytes()) && !is_dropped(name.as_bytes()) {
             write_header_values(resp, name.as_bytes(), value, scalar);
         }
     }
-    if let Some(m) = multi.and_then(|m| m.as_object()) {
-        for (name, value) in m.iter() {
-            if !is_dropped(name.as_bytes()) {
-                write_header_values(resp, name.as_bytes(), value, scalar);
-            }
+    for (name, value) in multi.iter().flat_map(|m| m.iter()) {
+        if !is_dropped(name.as_bytes()) {
+            write_header_values(resp, name.as_bytes(), value, scalar);
         }
     }
     resp.header(b"Via", VIA);
@@ -269,17 +263,78 @@ fn scalar_text(v: TapeValue<'_, '_>, out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// Copies Lambda's headers (minus dropped and `skip`ped ones) and adds `Via`.
-fn pass_headers(headers: &[(&[u8], &[u8])], resp: &mut Response, skip: &[&[u8]]) {
+/// Copies Lambda's headers (minus dropped ones and those in `skip`); adds `Via` unless the
+/// caller writes more headers after these (`skip` is given).
+fn pass_headers(headers: &[(&[u8], &[u8])], resp: &mut Response, skip: Option<&NameSet<'_>>) {
     for (name, value) in headers {
-        if is_dropped(name) || skip.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+        if is_dropped(name) || skip.is_some_and(|s| s.contains(name)) {
             continue;
         }
         resp.header(name, value);
     }
-    if skip.is_empty() {
+    if skip.is_none() {
         resp.header(b"Via", VIA);
     }
+}
+
+/// Header names compared case-insensitively: a scan while there are few (no allocation for
+/// the usual handful), a hash set once there are many, so a proxy answer with a million
+/// header names costs linear time.
+#[derive(Default)]
+struct NameSet<'a> {
+    few: smallvec::SmallVec<[&'a [u8]; FEW_NAMES]>,
+    many: Option<(hashbrown::HashTable<&'a [u8]>, std::hash::RandomState)>,
+}
+
+/// Names kept in a plain list before [`NameSet`] switches to hashing.
+const FEW_NAMES: usize = 16;
+
+impl<'a> NameSet<'a> {
+    fn insert(&mut self, name: &'a [u8]) {
+        if let Some((table, hasher)) = &mut self.many {
+            let hash = hash_ignore_case(hasher, name);
+            if table.find(hash, |n| n.eq_ignore_ascii_case(name)).is_none() {
+                table.insert_unique(hash, name, |n| hash_ignore_case(hasher, n));
+            }
+            return;
+        }
+        if self.few.len() < FEW_NAMES {
+            self.few.push(name);
+            return;
+        }
+        let hasher = std::hash::RandomState::new();
+        let mut table = hashbrown::HashTable::with_capacity(FEW_NAMES * 2);
+        for n in self.few.drain(..).chain(std::iter::once(name)) {
+            let hash = hash_ignore_case(&hasher, n);
+            if table
+                .find(hash, |m: &&[u8]| m.eq_ignore_ascii_case(n))
+                .is_none()
+            {
+                table.insert_unique(hash, n, |m| hash_ignore_case(&hasher, m));
+            }
+        }
+        self.many = Some((table, hasher));
+    }
+
+    fn contains(&self, name: &[u8]) -> bool {
+        match &self.many {
+            Some((table, hasher)) => table
+                .find(hash_ignore_case(hasher, name), |n| {
+                    n.eq_ignore_ascii_case(name)
+                })
+                .is_some(),
+            None => self.few.iter().any(|n| n.eq_ignore_ascii_case(name)),
+        }
+    }
+}
+
+fn hash_ignore_case(hasher: &std::hash::RandomState, name: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = hasher.build_hasher();
+    for b in name {
+        h.write_u8(b.to_ascii_lowercase());
+    }
+    h.finish()
 }
 
 /// On an error answer the gateway makes, Lambda's request id still reaches the client.
@@ -447,6 +502,46 @@ mod tests {
             r#"{"statusCode":204,"multiValueHeaders":null}"#,
         );
         assert_eq!((r.status, r.body.len()), (204, 0));
+        // Without headers of the function's own, Lambda's pass and `Via` is there once.
+        let (r, _) = map(
+            &cfg,
+            200,
+            &[("x-amzn-RequestId", "r2")],
+            r#"{"statusCode":200}"#,
+        );
+        assert_eq!(
+            header_text(&r),
+            "x-amzn-RequestId: r2\r\nVia: 1.1 lambda-gateway\r\n"
+        );
+    }
+
+    /// Past the few names kept in a list, overrides go through the hash set; the result is
+    /// the same as with few names.
+    #[test]
+    fn many_header_names_override_as_few_do() {
+        let mut cfg = LambdaConfig::placeholder();
+        cfg.is_proxy_integration = true;
+        let names: Vec<String> = (0..40).map(|i| format!("X-H{i}")).collect();
+        let headers: Vec<String> = names.iter().map(|n| format!("\"{n}\":\"h\"")).collect();
+        // Every other name is also in multiValueHeaders, in another case: multi wins.
+        let multi: Vec<String> = names
+            .iter()
+            .step_by(2)
+            .map(|n| format!("\"{}\":[\"m\"]", n.to_lowercase()))
+            .collect();
+        let output = format!(
+            r#"{{"statusCode":200,"headers":{{{}}},"multiValueHeaders":{{{}}}}}"#,
+            headers.join(","),
+            multi.join(",")
+        );
+        let (r, o) = map(&cfg, 200, &[("X-H1", "lambda"), ("X-Other", "l")], &output);
+        assert_eq!(o, Outcome::Ok);
+        let text = header_text(&r);
+        assert!(text.starts_with("X-Other: l\r\nX-H1: h\r\n"), "{text}");
+        assert_eq!(text.matches(": h\r\n").count(), 20, "{text}");
+        assert_eq!(text.matches(": m\r\n").count(), 20, "{text}");
+        assert_eq!(text.matches("lambda-gateway").count(), 1, "{text}");
+        assert!(!text.contains("lambda\r\n"), "{text}");
     }
 
     #[test]
