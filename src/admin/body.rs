@@ -52,6 +52,14 @@ enum Step {
     Append,
 }
 
+/// Deepest form key accepted (`a.b[1].c` is 4 steps): Kong's entities nest a handful of levels;
+/// the limit keeps the recursive insert's stack bounded.
+const MAX_KEY_STEPS: usize = 32;
+
+/// Array slots a form body may leave empty (`paths[500]=/a` leaves 499) beyond one per field,
+/// so memory stays linear in the body.
+const HOLE_ALLOWANCE: usize = 1024;
+
 fn parse_key(key: &str) -> Result<Vec<Step>, BodyError> {
     let mut steps = Vec::new();
     for part in key.split('.') {
@@ -77,6 +85,14 @@ fn parse_key(key: &str) -> Result<Vec<Step>, BodyError> {
                 Step::Field(inner.to_string())
             });
             rest = &stripped[end + 1..];
+            if steps.len() > MAX_KEY_STEPS {
+                break;
+            }
+        }
+        if steps.len() > MAX_KEY_STEPS {
+            return Err(BodyError::Invalid(format!(
+                "key nested more than {MAX_KEY_STEPS} levels deep"
+            )));
         }
         if !rest.is_empty() {
             return Err(BodyError::Invalid(format!("invalid key {key:?}")));
@@ -88,6 +104,7 @@ fn parse_key(key: &str) -> Result<Vec<Step>, BodyError> {
 /// Builds an object from form pairs; a key given twice without brackets becomes an array.
 fn from_pairs(args: &Args) -> Result<Map<String, Value>, BodyError> {
     let mut root = Value::Object(Map::new());
+    let mut holes = HOLE_ALLOWANCE + args.list().len();
     for arg in args.list() {
         let key = String::from_utf8_lossy(args.key(arg)).into_owned();
         let value = match &arg.value {
@@ -96,7 +113,7 @@ fn from_pairs(args: &Args) -> Result<Map<String, Value>, BodyError> {
                 Value::String(String::from_utf8_lossy(&args.scratch[r.clone()]).into_owned())
             }
         };
-        insert(&mut root, &parse_key(&key)?, value)?;
+        insert(&mut root, &parse_key(&key)?, value, &mut holes)?;
     }
     match root {
         Value::Object(map) => Ok(map),
@@ -104,7 +121,14 @@ fn from_pairs(args: &Args) -> Result<Map<String, Value>, BodyError> {
     }
 }
 
-fn insert(node: &mut Value, steps: &[Step], value: Value) -> Result<(), BodyError> {
+/// Puts `value` at `steps` under `node`; `holes` is how many more empty array slots the body
+/// may create.
+fn insert(
+    node: &mut Value,
+    steps: &[Step],
+    value: Value,
+    holes: &mut usize,
+) -> Result<(), BodyError> {
     let Some((step, rest)) = steps.split_first() else {
         return Ok(());
     };
@@ -130,7 +154,12 @@ fn insert(node: &mut Value, steps: &[Step], value: Value) -> Result<(), BodyErro
                 }
                 Ok(())
             } else {
-                insert(map.entry(name.clone()).or_insert(Value::Null), rest, value)
+                insert(
+                    map.entry(name.clone()).or_insert(Value::Null),
+                    rest,
+                    value,
+                    holes,
+                )
             }
         }
         Step::Index(_) | Step::Append => {
@@ -142,17 +171,18 @@ fn insert(node: &mut Value, steps: &[Step], value: Value) -> Result<(), BodyErro
                 Step::Index(i) => *i,
                 _ => items.len(),
             };
-            if i > 10_000 {
-                return Err(BodyError::Invalid("array index too large".into()));
-            }
             if items.len() <= i {
+                let empty = i - items.len();
+                *holes = holes
+                    .checked_sub(empty)
+                    .ok_or_else(|| BodyError::Invalid("array index too large".into()))?;
                 items.resize(i + 1, Value::Null);
             }
             if rest.is_empty() {
                 items[i] = value;
                 Ok(())
             } else {
-                insert(&mut items[i], rest, value)
+                insert(&mut items[i], rest, value, holes)
             }
         }
     }
@@ -269,6 +299,30 @@ mod tests {
         );
         assert!(parse(Some(b"application/x-www-form-urlencoded"), b"a.b=1&a=2").is_err());
         assert!(parse(Some(b"application/x-www-form-urlencoded"), b"a[=1").is_err());
+    }
+
+    /// Hostile shapes: memory stays linear in the body, the stack stays shallow.
+    #[test]
+    fn deep_keys_and_far_indexes_are_refused() {
+        let form = Some(&b"application/x-www-form-urlencoded"[..]);
+        assert!(parse(form, b"paths[500]=/a").is_ok());
+        for deep in [
+            format!("{}=1", vec!["a"; 100_000].join(".")),
+            format!("a{}=1", "[1]".repeat(100_000)),
+        ] {
+            assert!(matches!(
+                parse(form, deep.as_bytes()),
+                Err(BodyError::Invalid(m)) if m.contains("nested")
+            ));
+        }
+        // Each field may open a few empty slots, not ten thousand.
+        let far: Vec<String> = (0..2000).map(|i| format!("k{i}[9999]=v")).collect();
+        assert_eq!(
+            parse(form, far.join("&").as_bytes()),
+            Err(BodyError::Invalid("array index too large".into()))
+        );
+        let near: Vec<String> = (0..2000).map(|i| format!("k{i}[2]=v")).collect();
+        assert!(parse(form, near.join("&").as_bytes()).is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::aws::credentials::{self, Credentials};
 use crate::aws::endpoint::{self, Endpoint};
 use crate::aws::sigv4::InvokeTemplate;
 use crate::lambda::config::LambdaConfig;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// What the process environment contributes (read once at start-up, and on reload).
@@ -91,37 +92,41 @@ impl Snapshot {
     /// Builds the snapshot. Returns it with warnings about plugins that cannot invoke.
     pub fn build(config: Config, env: &Environment) -> (Snapshot, Vec<String>) {
         let mut warnings = Vec::new();
+        let disabled_services: HashSet<&str> = config
+            .services
+            .iter()
+            .filter(|s| !s.enabled)
+            .map(|s| s.id.as_str())
+            .collect();
         let service_enabled = |r: &Route| {
-            r.service.as_ref().is_none_or(|sid| {
-                config
-                    .services
-                    .iter()
-                    .find(|s| &s.id == sid)
-                    .is_none_or(|s| s.enabled)
-            })
+            r.service
+                .as_deref()
+                .is_none_or(|sid| !disabled_services.contains(sid))
         };
         let router = Router::new(&config.routes, service_enabled);
-        let mut resolved: Vec<(String, Arc<ResolvedPlugin>)> = Vec::new();
+        let scopes = PluginScopes::new(&config.plugins);
+        // Plugins already resolved for a route label (a plugin on a service serves every route).
+        let mut resolved: HashMap<(&str, String), Arc<ResolvedPlugin>> = HashMap::new();
         let mut route_plugins = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
-            let Some(plugin) = effective_plugin(&config.plugins, route) else {
+            let Some(plugin) = scopes.effective(route) else {
                 route_plugins.push(None);
                 continue;
             };
             let label = route.name.clone().unwrap_or_else(|| route.id.clone());
-            let key = format!("{}|{}", plugin.id, label);
-            if let Some((_, r)) = resolved.iter().find(|(k, _)| *k == key) {
+            let key = (plugin.id.as_str(), label);
+            if let Some(r) = resolved.get(&key) {
                 route_plugins.push(Some(r.clone()));
                 continue;
             }
-            let r = Arc::new(resolve(plugin, label.clone(), env));
+            let r = Arc::new(resolve(plugin, key.1.clone(), env));
             if let Some(why) = &r.unusable {
                 warnings.push(format!(
-                    "route {label}: aws-lambda plugin {}: {why}",
-                    plugin.id
+                    "route {}: aws-lambda plugin {}: {why}",
+                    key.1, plugin.id
                 ));
             }
-            resolved.push((key, r.clone()));
+            resolved.insert(key, r.clone());
             route_plugins.push(Some(r));
         }
         for route in config
@@ -147,17 +152,53 @@ impl Snapshot {
     }
 }
 
-/// Kong's precedence without consumer identification (no auth plugin runs here, so
-/// consumer-scoped plugins never apply): route+service, then route, then service, then global.
-fn effective_plugin<'a>(plugins: &'a [Plugin], route: &Route) -> Option<&'a Plugin> {
-    let enabled = || plugins.iter().filter(|p| p.enabled && p.consumer.is_none());
-    let on_route = |p: &&Plugin| p.route.as_deref() == Some(route.id.as_str());
-    let on_service = |p: &&Plugin| p.service.is_some() && p.service == route.service;
-    enabled()
-        .find(|p| on_route(p) && on_service(p))
-        .or_else(|| enabled().find(|p| on_route(p) && p.service.is_none()))
-        .or_else(|| enabled().find(|p| on_service(p) && p.route.is_none()))
-        .or_else(|| enabled().find(|p| p.route.is_none() && p.service.is_none()))
+/// The enabled plugins that are not consumer-scoped, indexed by scope (the first one in file
+/// order wins within a scope), so finding a route's plugin takes four lookups.
+struct PluginScopes<'a> {
+    route_and_service: HashMap<(&'a str, &'a str), &'a Plugin>,
+    route: HashMap<&'a str, &'a Plugin>,
+    service: HashMap<&'a str, &'a Plugin>,
+    global: Option<&'a Plugin>,
+}
+
+impl<'a> PluginScopes<'a> {
+    fn new(plugins: &'a [Plugin]) -> Self {
+        let mut scopes = PluginScopes {
+            route_and_service: HashMap::new(),
+            route: HashMap::new(),
+            service: HashMap::new(),
+            global: None,
+        };
+        // No authentication plugin runs here, so consumer-scoped plugins never apply.
+        for p in plugins.iter().filter(|p| p.enabled && p.consumer.is_none()) {
+            match (p.route.as_deref(), p.service.as_deref()) {
+                (Some(r), Some(s)) => {
+                    scopes.route_and_service.entry((r, s)).or_insert(p);
+                }
+                (Some(r), None) => {
+                    scopes.route.entry(r).or_insert(p);
+                }
+                (None, Some(s)) => {
+                    scopes.service.entry(s).or_insert(p);
+                }
+                (None, None) => {
+                    scopes.global.get_or_insert(p);
+                }
+            }
+        }
+        scopes
+    }
+
+    /// Kong's precedence: route+service, then route, then service, then global.
+    fn effective(&self, route: &Route) -> Option<&'a Plugin> {
+        let service = route.service.as_deref();
+        service
+            .and_then(|s| self.route_and_service.get(&(route.id.as_str(), s)))
+            .or_else(|| self.route.get(route.id.as_str()))
+            .or_else(|| service.and_then(|s| self.service.get(s)))
+            .copied()
+            .or(self.global)
+    }
 }
 
 fn resolve(plugin: &Plugin, route_label: String, env: &Environment) -> ResolvedPlugin {

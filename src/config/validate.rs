@@ -8,7 +8,7 @@ use super::model::{
 };
 use crate::lambda::config as lambda_config;
 use serde_json::{Map, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 const FORMAT_VERSIONS: &[&str] = &["1.1", "2.1", "3.0"];
@@ -578,31 +578,47 @@ impl Builder {
     }
 
     fn resolve_refs(&mut self) {
+        // One map per kind from every id and name to the id of the first entity carrying it,
+        // so each reference is one lookup however large the config.
+        fn index<'a>(
+            keys: impl Iterator<Item = (&'a str, Vec<Option<&'a str>>)>,
+        ) -> HashMap<&'a str, &'a str> {
+            let mut map = HashMap::new();
+            for (id, names) in keys {
+                for key in std::iter::once(Some(id)).chain(names).flatten() {
+                    map.entry(key).or_insert(id);
+                }
+            }
+            map
+        }
+        let cfg = &self.config;
+        let services = index(
+            cfg.services
+                .iter()
+                .map(|s| (s.id.as_str(), vec![s.name.as_deref()])),
+        );
+        let routes = index(
+            cfg.routes
+                .iter()
+                .map(|r| (r.id.as_str(), vec![r.name.as_deref()])),
+        );
+        let consumers = index(cfg.consumers.iter().map(|c| {
+            (
+                c.id.as_str(),
+                vec![c.username.as_deref(), c.custom_id.as_deref()],
+            )
+        }));
+        let mut resolved = Vec::new();
         for r in std::mem::take(&mut self.refs) {
-            let found = match r.kind {
-                Kind::Service => self
-                    .config
-                    .services
-                    .iter()
-                    .find(|s| s.id == r.target || s.name.as_deref() == Some(&r.target))
-                    .map(|s| s.id.clone()),
-                Kind::Route => self
-                    .config
-                    .routes
-                    .iter()
-                    .find(|x| x.id == r.target || x.name.as_deref() == Some(&r.target))
-                    .map(|x| x.id.clone()),
-                Kind::Consumer => self
-                    .config
-                    .consumers
-                    .iter()
-                    .find(|x| {
-                        x.id == r.target
-                            || x.username.as_deref() == Some(&r.target)
-                            || x.custom_id.as_deref() == Some(&r.target)
-                    })
-                    .map(|x| x.id.clone()),
+            let map = match r.kind {
+                Kind::Service => &services,
+                Kind::Route => &routes,
+                Kind::Consumer => &consumers,
             };
+            let found = map.get(r.target.as_str()).map(|id| id.to_string());
+            resolved.push((r, found));
+        }
+        for (r, found) in resolved {
             let Some(id) = found else {
                 let what = match r.kind {
                     Kind::Service => "service",

@@ -3,9 +3,15 @@
 //! Bytes may arrive split anywhere; the decoder keeps its state between calls and appends the
 //! decoded data to a caller-owned buffer. Everything that could be abused is bounded: the size
 //! (at most 16 hex digits, and the body limit), the length of a chunk line with its extensions,
-//! the trailer section, and line endings must be CRLF.
+//! the trailer section, line endings must be CRLF, and the framing as a whole may not outgrow
+//! the data it carries (beyond [`FRAMING_ALLOWANCE`]), so the bytes read for a body, and the
+//! work spent on them, stay within a small multiple of the body limit.
 
 use super::limits::{MAX_CHUNK_LINE, MAX_TRAILER_BYTES};
+
+/// Framing bytes (size lines, extensions, CRLFs) a body may carry beyond one per data byte:
+/// enough for thousands of small chunks, not for a stream of 1-byte chunks at the body limit.
+pub const FRAMING_ALLOWANCE: usize = 64 * 1024;
 use crate::aws::uri::hex_value;
 
 /// Why a chunked body was refused.
@@ -55,6 +61,10 @@ pub struct ChunkedDecoder {
     line_len: usize,
     trailer_len: usize,
     max_body: usize,
+    /// Data bytes decoded so far.
+    decoded: usize,
+    /// Framing bytes read so far.
+    framing: usize,
 }
 
 impl ChunkedDecoder {
@@ -66,6 +76,8 @@ impl ChunkedDecoder {
             line_len: 0,
             trailer_len: 0,
             max_body,
+            decoded: 0,
+            framing: 0,
         }
     }
 
@@ -89,6 +101,7 @@ impl ChunkedDecoder {
                         return Err(ChunkedError::TooLarge);
                     }
                     out.extend_from_slice(&input[i..i + take]);
+                    self.decoded += take;
                     i += take;
                     let left = left - take as u64;
                     self.state = if left == 0 {
@@ -183,6 +196,11 @@ impl ChunkedDecoder {
                     return Ok(i + 1);
                 }
             }
+            // Every byte that is not chunk data is framing.
+            self.framing += 1;
+            if self.framing > FRAMING_ALLOWANCE + self.decoded {
+                return Err(ChunkedError::Invalid("chunk framing larger than its data"));
+            }
             i += 1;
         }
         Ok(i)
@@ -273,6 +291,34 @@ mod tests {
         assert!(ChunkedDecoder::new(1000)
             .decode(&long_ext, &mut Vec::new())
             .is_err());
+    }
+
+    #[test]
+    fn framing_may_not_outgrow_its_data() {
+        // 1-byte chunks: five framing bytes per data byte.
+        let tiny: Vec<u8> = b"1\r\nx\r\n".repeat(FRAMING_ALLOWANCE);
+        let got = ChunkedDecoder::new(usize::MAX).decode(&tiny, &mut Vec::new());
+        assert_eq!(
+            got,
+            Err(ChunkedError::Invalid("chunk framing larger than its data"))
+        );
+        // 64-byte chunks with a 1 KiB extension each: also refused, once past the allowance.
+        let mut ext = b"40;".to_vec();
+        ext.resize(1024, b'e');
+        ext.extend_from_slice(b"\r\n");
+        ext.extend_from_slice(&[b'd'; 64]);
+        ext.extend_from_slice(b"\r\n");
+        let got = ChunkedDecoder::new(usize::MAX).decode(&ext.repeat(200), &mut Vec::new());
+        assert!(got.is_err(), "{got:?}");
+        // 16-byte chunks carry less framing than data: any number of them is fine.
+        let mut ok = b"10\r\n0123456789abcdef\r\n".repeat(100_000);
+        ok.extend_from_slice(b"0\r\n\r\n");
+        let mut out = Vec::new();
+        assert_eq!(
+            ChunkedDecoder::new(usize::MAX).decode(&ok, &mut out),
+            Ok(ok.len())
+        );
+        assert_eq!(out.len(), 1_600_000);
     }
 
     #[test]

@@ -181,8 +181,22 @@ where
 {
     // Head: the client timeout runs from the first byte.
     let deadline = Instant::now() + limits.client_timeout;
-    let mut scanned = 0;
+    let mut scanned = 0usize;
+    // Empty lines dropped before the request line; they count towards the head limit.
+    let mut skipped = 0;
     loop {
+        match head::leading_empty_lines(&s.read) {
+            Ok(0) => {}
+            Ok(n) => {
+                s.read.drain(..n);
+                skipped += n;
+                scanned = scanned.saturating_sub(n);
+                if skipped >= limits.max_head_bytes {
+                    return refuse(stream, s, &HeadError::TooLarge).await;
+                }
+            }
+            Err(e) => return refuse(stream, s, &e).await,
+        }
         if !s.read.is_empty() && head::may_be_complete(&s.read, scanned) {
             match head::parse(&s.read, limits, &mut s.head) {
                 Ok(true) => break,

@@ -257,6 +257,22 @@ fn split_absolute_form(target: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((authority, rest))
 }
 
+/// How many bytes of empty lines (`\r\n`) start `buf`. RFC 9112 §2.2 lets a server ignore
+/// them before a request line; the connection drops them as they arrive, so they are never
+/// scanned twice. A bare LF there is refused like a bare LF anywhere in a head.
+pub fn leading_empty_lines(buf: &[u8]) -> Result<usize, HeadError> {
+    let mut at = 0;
+    loop {
+        match buf.get(at..at + 2) {
+            Some(b"\r\n") => at += 2,
+            _ if buf.get(at) == Some(&b'\n') => {
+                return Err(HeadError::Malformed("bare LF in request head"))
+            }
+            _ => return Ok(at),
+        }
+    }
+}
+
 /// Finds whether a complete head may be in `buf`, looking only at bytes from `from` on (minus
 /// an overlap of 3): an end-of-head marker is `\n\r\n` or `\n\n`. Used to avoid re-parsing a
 /// head that a slow client sends a byte at a time.
@@ -403,6 +419,18 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert_eq!(parse_err(&many), HeadError::TooManyHeaders);
+    }
+
+    #[test]
+    fn leading_empty_lines_are_counted_and_bare_lf_refused() {
+        assert_eq!(leading_empty_lines(b"GET / HTTP/1.1\r\n"), Ok(0));
+        assert_eq!(leading_empty_lines(b"\r\n\r\nGET /"), Ok(4));
+        assert_eq!(leading_empty_lines(b"\r\n\r"), Ok(2));
+        assert_eq!(leading_empty_lines(b""), Ok(0));
+        assert_eq!(
+            leading_empty_lines(b"\r\n\nGET /"),
+            Err(HeadError::Malformed("bare LF in request head"))
+        );
     }
 
     #[test]

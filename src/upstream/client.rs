@@ -286,8 +286,10 @@ async fn read_response(
 ) -> Result<bool, (ReadError, bool)> {
     let buf = &mut bufs.read;
     buf.clear();
-    // Head.
+    // Head. It is parsed again only when a read brought an end-of-head marker, so a head
+    // trickling in byte by byte costs linear time.
     let (head_len, framing, server_close) = loop {
+        let scanned = buf.len();
         let n = fill(stream, buf).await.map_err(|e| (e, buf.is_empty()))?;
         if n == 0 {
             let nothing = buf.is_empty();
@@ -299,6 +301,15 @@ async fn read_response(
                 },
                 nothing,
             ));
+        }
+        if matches!(buf.first(), Some(b'\r' | b'\n')) {
+            return Err((ReadError::Bad("invalid response head"), false));
+        }
+        if !crate::http::head::may_be_complete(buf, scanned) {
+            if buf.len() > MAX_RESPONSE_HEAD {
+                return Err((ReadError::Bad("response head too large"), false));
+            }
+            continue;
         }
         match parse_head(buf, resp) {
             Ok(Some(parsed)) => break parsed,
