@@ -33,25 +33,26 @@ pub struct Malformed;
 pub type Field<'a> = (&'a [u8], &'a [u8]);
 
 /// A cursor over the parts of a multipart body, one part per call, so a caller can pause
-/// between parts. Every byte of the body is looked at a bounded number of times: each search
-/// starts where the previous one ended.
+/// between parts. Every search starts where the previous one ended, and a part's end is found
+/// by one search for CRLF + delimiter, so a body full of near-delimiters costs no more than
+/// any other body of its size.
 pub struct Parts<'a> {
     body: &'a [u8],
-    /// `--` and the boundary (at most 70 bytes, RFC 2046).
-    delimiter: [u8; 72],
+    /// CRLF, `--` and the boundary (at most 70 bytes, RFC 2046).
+    delimiter: [u8; 74],
     delimiter_len: usize,
     /// Where the next part's delimiter ends, or `None` once the close delimiter was read.
     pos: Option<usize>,
 }
 
 impl<'a> Parts<'a> {
-    /// A cursor at the first delimiter (which may follow a preamble).
+    /// A cursor at the first delimiter (at the start, or after a preamble).
     pub fn new(body: &'a [u8], boundary: &[u8]) -> Result<Self, Malformed> {
-        let mut delimiter = [0u8; 72];
-        let delimiter_len = boundary.len() + 2;
-        delimiter[..2].copy_from_slice(b"--");
+        let mut delimiter = [0u8; 74];
+        let delimiter_len = boundary.len() + 4;
+        delimiter[..4].copy_from_slice(b"\r\n--");
         delimiter
-            .get_mut(2..delimiter_len)
+            .get_mut(4..delimiter_len)
             .ok_or(Malformed)?
             .copy_from_slice(boundary);
         let mut parts = Parts {
@@ -60,15 +61,21 @@ impl<'a> Parts<'a> {
             delimiter_len,
             pos: None,
         };
-        let first = parts.find(0).ok_or(Malformed)?;
-        if first != 0 && !body[..first].ends_with(b"\r\n") {
-            return Err(Malformed);
-        }
-        parts.pos = Some(first + delimiter_len);
+        let first_end = if body.starts_with(parts.dash_boundary()) {
+            delimiter_len - 2
+        } else {
+            parts.find(0).ok_or(Malformed)? + delimiter_len
+        };
+        parts.pos = Some(first_end);
         Ok(parts)
     }
 
-    /// The next delimiter at or after `from`.
+    /// `--` and the boundary, without the CRLF before it.
+    fn dash_boundary(&self) -> &[u8] {
+        &self.delimiter[2..self.delimiter_len]
+    }
+
+    /// The next CRLF + delimiter at or after `from`.
     fn find(&self, from: usize) -> Option<usize> {
         let needle = &self.delimiter[..self.delimiter_len];
         memchr::memmem::find(self.body.get(from..)?, needle).map(|at| from + at)
@@ -96,21 +103,14 @@ impl<'a> Parts<'a> {
         let head_end = memchr::memmem::find(part, b"\r\n\r\n").ok_or(Malformed)?;
         let headers = &part[..head_end];
         let content_start = part_start + head_end + 4;
-        // The part ends at CRLF + delimiter.
-        let mut search = content_start;
-        let content_end = loop {
-            let at = self.find(search).ok_or(Malformed)?;
-            if at >= content_start + 2 && &body[at - 2..at] == b"\r\n" {
-                break at - 2;
-            }
-            if at == content_start {
-                // An empty part directly followed by the delimiter is malformed (needs CRLF).
-                return Err(Malformed);
-            }
-            search = at + 1;
-        };
+        if body[content_start..].starts_with(self.dash_boundary()) {
+            // A delimiter right after the headers, without its own CRLF: refused rather than
+            // read as content.
+            return Err(Malformed);
+        }
+        let content_end = self.find(content_start).ok_or(Malformed)?;
         let name = field_name(headers).ok_or(Malformed)?;
-        self.pos = Some(content_end + 2 + self.delimiter_len);
+        self.pos = Some(content_end + self.delimiter_len);
         Ok(Some((name, &body[content_start..content_end])))
     }
 }
@@ -171,6 +171,25 @@ mod tests {
                 ("f".into(), "line1\r\n--not\r\nline2".into())
             ])
         );
+    }
+
+    #[test]
+    fn near_delimiters_are_content() {
+        let body = b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx--B--B\n--B\r--B\r\n--B\r\nContent-Disposition: form-data; name=\"e\"\r\n\r\n\r\n--B--";
+        assert_eq!(
+            fields(body, b"B"),
+            Ok(vec![
+                ("a".into(), "x--B--B\n--B\r--B".into()),
+                ("e".into(), "".into())
+            ])
+        );
+        // `--Bz` after CRLF is the delimiter followed by transport padding that is not
+        // whitespace: malformed, as before.
+        let body = b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--Bz\r\n";
+        assert!(fields(body, b"B").is_err());
+        // A delimiter right after the headers (no CRLF of its own) is refused.
+        let body = b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n--B--";
+        assert!(fields(body, b"B").is_err());
     }
 
     #[test]

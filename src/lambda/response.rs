@@ -104,12 +104,15 @@ impl ResponseMapper {
         if cfg.is_proxy_integration && answer.status == 200 {
             return match self.map_proxy(answer.headers, answer.body, resp) {
                 Ok(()) => function_error.map_or(Outcome::Ok, Outcome::FunctionError),
-                Err(why) => {
-                    let mut detail = b"could not JSON decode Lambda function response: ".to_vec();
-                    detail.extend_from_slice(why.as_bytes());
-                    answers::with_error(resp, 502, answers::BAD_GATEWAY, Some(&detail));
+                Err(failure) => {
+                    let detail = failure.to_string();
+                    resp.clear();
+                    answers::with_error(resp, 502, answers::BAD_GATEWAY, Some(detail.as_bytes()));
                     pass_headers_for_error(answer.headers, resp);
-                    Outcome::BadProxyResponse(why)
+                    Outcome::BadProxyResponse(match failure {
+                        ProxyFailure::Invalid(why) => why,
+                        too_large => too_large.to_string(),
+                    })
                 }
             };
         }
@@ -128,10 +131,10 @@ impl ResponseMapper {
         lambda_headers: &[(&[u8], &[u8])],
         body: &mut [u8],
         resp: &mut Response,
-    ) -> Result<(), String> {
+    ) -> Result<(), ProxyFailure> {
         let mut tape: Tape<'_> = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
         let result = if body.is_empty() {
-            Err("proxy response must be json format".to_string())
+            Err(ProxyFailure::invalid("proxy response must be json format"))
         } else {
             match simd_json::fill_tape(body, &mut self.buffers, &mut tape) {
                 Ok(()) => apply_proxy(
@@ -141,7 +144,7 @@ impl ResponseMapper {
                     &mut self.decoded,
                     &mut self.scratch,
                 ),
-                Err(_) => Err("proxy response must be json format".to_string()),
+                Err(_) => Err(ProxyFailure::invalid("proxy response must be json format")),
             }
         };
         self.tape = tape.reset();
@@ -155,7 +158,7 @@ fn apply_proxy(
     resp: &mut Response,
     decoded: &mut Vec<u8>,
     scalar: &mut Vec<u8>,
-) -> Result<(), String> {
+) -> Result<(), ProxyFailure> {
     let obj = v.as_object().ok_or("proxy response must be json format")?;
     let status = obj.get("statusCode").and_then(|s| {
         if let Some(n) = s.as_u64() {
@@ -168,19 +171,19 @@ fn apply_proxy(
     });
     let status = match status {
         Some(s) if (100..=599).contains(&s) => s as u16,
-        _ => return Err("statusCode validation failed".into()),
+        _ => return Err(ProxyFailure::invalid("statusCode validation failed")),
     };
     let headers = obj.get("headers").filter(|h| !h.is_null());
     if headers.is_some_and(|h| h.as_object().is_none()) {
-        return Err("headers must be a table".into());
+        return Err(ProxyFailure::invalid("headers must be a table"));
     }
     let multi = obj.get("multiValueHeaders").filter(|h| !h.is_null());
     if multi.is_some_and(|h| h.as_object().is_none()) {
-        return Err("multiValueHeaders must be a table".into());
+        return Err(ProxyFailure::invalid("multiValueHeaders must be a table"));
     }
     let body = obj.get("body").filter(|b| !b.is_null());
     if body.is_some_and(|b| b.as_str().is_none()) {
-        return Err("body must be a string".into());
+        return Err(ProxyFailure::invalid("body must be a string"));
     }
     let is_b64 = match obj.get("isBase64Encoded").filter(|b| !b.is_null()) {
         None => false,
@@ -194,7 +197,9 @@ fn apply_proxy(
     if is_b64 {
         base64::engine::general_purpose::STANDARD
             .decode_vec(body.trim().as_bytes(), decoded)
-            .map_err(|_| "body is not valid base64 although isBase64Encoded is true".to_string())?;
+            .map_err(|_| {
+                ProxyFailure::invalid("body is not valid base64 although isBase64Encoded is true")
+            })?;
     } else {
         decoded.extend_from_slice(body.as_bytes());
     }
@@ -203,8 +208,13 @@ fn apply_proxy(
     // The function's headers win over Lambda's own, and multiValueHeaders over headers.
     let multi = multi.and_then(|m| m.as_object());
     let headers = headers.and_then(|h| h.as_object());
-    let mut in_multi = NameSet::default();
-    let mut overridden = NameSet::default();
+    let multi_len = multi.as_ref().map_or(0, |m| m.len());
+    if multi_len + headers.as_ref().map_or(0, |h| h.len()) > MAX_PROXY_HEADER_NAMES {
+        return Err(ProxyFailure::HeadersTooLarge);
+    }
+    let mut in_multi = NameSet::with_expected(multi_len);
+    let mut overridden =
+        NameSet::with_expected(multi_len + headers.as_ref().map_or(0, |h| h.len()));
     for name in multi.iter().flat_map(|m| m.keys()) {
         in_multi.insert(name.as_bytes());
         overridden.insert(name.as_bytes());
@@ -215,12 +225,12 @@ fn apply_proxy(
     pass_headers(lambda_headers, resp, Some(&overridden));
     for (name, value) in headers.iter().flat_map(|h| h.iter()) {
         if !in_multi.contains(name.as_bytes()) && !is_dropped(name.as_bytes()) {
-            write_header_values(resp, name.as_bytes(), value, scalar);
+            write_header_values(resp, name.as_bytes(), value, scalar)?;
         }
     }
     for (name, value) in multi.iter().flat_map(|m| m.iter()) {
         if !is_dropped(name.as_bytes()) {
-            write_header_values(resp, name.as_bytes(), value, scalar);
+            write_header_values(resp, name.as_bytes(), value, scalar)?;
         }
     }
     resp.header(b"Via", VIA);
@@ -228,22 +238,30 @@ fn apply_proxy(
     Ok(())
 }
 
-/// A header value from JSON: a scalar gives one line, an array one line per element.
+/// A header value from JSON: a scalar gives one line, an array one line per element. Stops
+/// once the header block is over [`MAX_PROXY_HEADER_BYTES`].
 fn write_header_values(
     resp: &mut Response,
     name: &[u8],
     value: TapeValue<'_, '_>,
     scratch: &mut Vec<u8>,
-) {
+) -> Result<(), ProxyFailure> {
     if let Some(items) = value.as_array() {
         for item in items.iter() {
             if scalar_text(item, scratch) {
                 resp.header(name, scratch);
             }
+            if resp.headers.len() > MAX_PROXY_HEADER_BYTES {
+                return Err(ProxyFailure::HeadersTooLarge);
+            }
         }
     } else if scalar_text(value, scratch) {
         resp.header(name, scratch);
     }
+    if resp.headers.len() > MAX_PROXY_HEADER_BYTES {
+        return Err(ProxyFailure::HeadersTooLarge);
+    }
+    Ok(())
 }
 
 /// A string, number or boolean as header text (Lua's `tostring`); `false` for other types.
@@ -277,49 +295,90 @@ fn pass_headers(headers: &[(&[u8], &[u8])], resp: &mut Response, skip: Option<&N
     }
 }
 
+/// Most header names a proxy response may set (`headers` and `multiValueHeaders` together).
+pub const MAX_PROXY_HEADER_NAMES: usize = 1000;
+/// Largest header block a proxy response may make, the same bound as the response head the
+/// gateway reads from Lambda itself. Clients refuse far smaller heads (curl 100 KiB); nginx
+/// answers 502 for an upstream head over its 4-8 KiB buffer.
+pub const MAX_PROXY_HEADER_BYTES: usize = crate::upstream::client::MAX_RESPONSE_HEAD;
+
+/// Why a proxy-integration answer could not be used (a 502).
+#[derive(Debug, thiserror::Error)]
+enum ProxyFailure {
+    /// Kong's validation messages.
+    #[error("could not JSON decode Lambda function response: {0}")]
+    Invalid(String),
+    /// More headers than a client could take.
+    #[error("Lambda function response sets more than {MAX_PROXY_HEADER_NAMES} header names or {MAX_PROXY_HEADER_BYTES} bytes of headers")]
+    HeadersTooLarge,
+}
+
+impl ProxyFailure {
+    fn invalid(why: &str) -> Self {
+        ProxyFailure::Invalid(why.to_string())
+    }
+}
+
+impl From<&str> for ProxyFailure {
+    fn from(why: &str) -> Self {
+        ProxyFailure::invalid(why)
+    }
+}
+
 /// Header names compared case-insensitively: a scan while there are few (no allocation for
 /// the usual handful), a hash set once there are many, so a proxy answer with a million
 /// header names costs linear time.
-#[derive(Default)]
 struct NameSet<'a> {
     few: smallvec::SmallVec<[&'a [u8]; FEW_NAMES]>,
-    many: Option<(hashbrown::HashTable<&'a [u8]>, std::hash::RandomState)>,
+    /// Names with their hashes (so growing never hashes again), and the hasher.
+    many: Option<(
+        hashbrown::HashTable<(u64, &'a [u8])>,
+        std::hash::RandomState,
+    )>,
+    /// How many names are coming, to size the table once.
+    expected: usize,
 }
 
 /// Names kept in a plain list before [`NameSet`] switches to hashing.
 const FEW_NAMES: usize = 16;
 
 impl<'a> NameSet<'a> {
+    /// A set for about `expected` names.
+    fn with_expected(expected: usize) -> Self {
+        NameSet {
+            few: smallvec::SmallVec::new(),
+            many: None,
+            expected,
+        }
+    }
+
     fn insert(&mut self, name: &'a [u8]) {
+        if self.many.is_none() {
+            if self.few.len() < FEW_NAMES {
+                self.few.push(name);
+                return;
+            }
+            let table = hashbrown::HashTable::with_capacity(self.expected.max(FEW_NAMES * 2));
+            self.many = Some((table, std::hash::RandomState::new()));
+            for n in std::mem::take(&mut self.few) {
+                self.insert(n);
+            }
+        }
         if let Some((table, hasher)) = &mut self.many {
             let hash = hash_ignore_case(hasher, name);
-            if table.find(hash, |n| n.eq_ignore_ascii_case(name)).is_none() {
-                table.insert_unique(hash, name, |n| hash_ignore_case(hasher, n));
-            }
-            return;
-        }
-        if self.few.len() < FEW_NAMES {
-            self.few.push(name);
-            return;
-        }
-        let hasher = std::hash::RandomState::new();
-        let mut table = hashbrown::HashTable::with_capacity(FEW_NAMES * 2);
-        for n in self.few.drain(..).chain(std::iter::once(name)) {
-            let hash = hash_ignore_case(&hasher, n);
             if table
-                .find(hash, |m: &&[u8]| m.eq_ignore_ascii_case(n))
+                .find(hash, |(_, n)| n.eq_ignore_ascii_case(name))
                 .is_none()
             {
-                table.insert_unique(hash, n, |m| hash_ignore_case(&hasher, m));
+                table.insert_unique(hash, (hash, name), |(h, _)| *h);
             }
         }
-        self.many = Some((table, hasher));
     }
 
     fn contains(&self, name: &[u8]) -> bool {
         match &self.many {
             Some((table, hasher)) => table
-                .find(hash_ignore_case(hasher, name), |n| {
+                .find(hash_ignore_case(hasher, name), |(_, n)| {
                     n.eq_ignore_ascii_case(name)
                 })
                 .is_some(),
@@ -331,8 +390,12 @@ impl<'a> NameSet<'a> {
 fn hash_ignore_case(hasher: &std::hash::RandomState, name: &[u8]) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = hasher.build_hasher();
-    for b in name {
-        h.write_u8(b.to_ascii_lowercase());
+    let mut lower = [0u8; 64];
+    for chunk in name.chunks(lower.len()) {
+        let lower = &mut lower[..chunk.len()];
+        lower.copy_from_slice(chunk);
+        lower.make_ascii_lowercase();
+        h.write(lower);
     }
     h.finish()
 }
@@ -513,6 +576,42 @@ mod tests {
             header_text(&r),
             "x-amzn-RequestId: r2\r\nVia: 1.1 lambda-gateway\r\n"
         );
+    }
+
+    /// A proxy answer may not make a header block no client would take.
+    #[test]
+    fn header_bombs_are_502() {
+        let mut cfg = LambdaConfig::placeholder();
+        cfg.is_proxy_integration = true;
+        let many: Vec<String> = (0..=MAX_PROXY_HEADER_NAMES)
+            .map(|i| format!("\"x-{i}\":\"v\""))
+            .collect();
+        let values = vec!["\"v\""; 20_000].join(",");
+        for output in [
+            format!(r#"{{"statusCode":200,"headers":{{{}}}}}"#, many.join(",")),
+            format!(r#"{{"statusCode":200,"multiValueHeaders":{{"x-a":[{values}]}}}}"#),
+        ] {
+            let (r, o) = map(&cfg, 200, &[("x-amzn-RequestId", "r")], &output);
+            assert_eq!(r.status, 502);
+            assert!(
+                matches!(o, Outcome::BadProxyResponse(ref why) if why.contains("header")),
+                "{o:?}"
+            );
+            assert!(
+                String::from_utf8_lossy(&r.body).contains("more than 1000 header names"),
+                "{}",
+                String::from_utf8_lossy(&r.body)
+            );
+            assert_eq!(
+                header_text(&r),
+                "Content-Type: application/json; charset=utf-8\r\nx-amzn-RequestId: r\r\nVia: 1.1 lambda-gateway\r\n"
+            );
+        }
+        // The most names allowed pass.
+        let most = &many[..MAX_PROXY_HEADER_NAMES];
+        let output = format!(r#"{{"statusCode":200,"headers":{{{}}}}}"#, most.join(","));
+        let (r, o) = map(&cfg, 200, &[], &output);
+        assert_eq!((r.status, o), (200, Outcome::Ok));
     }
 
     /// Past the few names kept in a list, overrides go through the hash set; the result is
