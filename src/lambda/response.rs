@@ -331,13 +331,13 @@ impl From<&str> for ProxyFailure {
 struct NameSet<'a> {
     few: smallvec::SmallVec<[&'a [u8]; FEW_NAMES]>,
     /// Names with their hashes (so growing never hashes again), and the hasher.
-    many: Option<(
-        hashbrown::HashTable<(u64, &'a [u8])>,
-        std::hash::RandomState,
-    )>,
+    many: Option<(NameTable<'a>, std::hash::RandomState)>,
     /// How many names are coming, to size the table once.
     expected: usize,
 }
+
+/// Header names with their hashes.
+type NameTable<'a> = hashbrown::HashTable<(u64, &'a [u8])>;
 
 /// Names kept in a plain list before [`NameSet`] switches to hashing.
 const FEW_NAMES: usize = 16;
