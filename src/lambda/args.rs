@@ -4,8 +4,9 @@
 //! Arguments are collected into an [`Args`] owned by the worker and reused: decoded keys and
 //! values go into one scratch buffer, JSON values stay as spans of the raw body.
 //!
-//! Repeated keys are grouped through a hash index as arguments arrive, so a body of many
-//! members costs time linear in its size: no step ever rescans the arguments seen so far.
+//! Repeated keys are grouped as arguments arrive: by a scan of the few seen so far, then,
+//! past [`SCAN_LIMIT`], through a hash index, so a body of many members costs time linear in
+//! its size.
 
 use super::json_body::{unescape_into, Item, TopLevel};
 use crate::aws::uri::percent_decode_into;
@@ -168,7 +169,13 @@ pub struct Args {
     /// no client can choose keys that collide.
     index: hashbrown::HashTable<Indexed>,
     hasher: std::hash::RandomState,
+    /// Whether `index` is in use (the list outgrew [`SCAN_LIMIT`]).
+    indexed: bool,
 }
+
+/// Arguments looked up by a plain scan before the hash index takes over: most requests have a
+/// handful, for which comparing keys beats hashing them.
+const SCAN_LIMIT: usize = 16;
 
 impl Args {
     /// Empties the list, keeping its allocations.
@@ -176,6 +183,7 @@ impl Args {
         self.scratch.clear();
         self.list.clear();
         self.index.clear();
+        self.indexed = false;
         self.json_array = false;
     }
 
@@ -208,7 +216,7 @@ impl Args {
                     .and_then(|k| k.parse::<usize>().ok())
                     .is_some_and(|i| i <= self.list.len());
         }
-        self.find(self.hasher.hash_one(key), key).is_some()
+        self.find(key).is_some()
     }
 
     /// Every argument with the same key as `first`, in order, starting with it.
@@ -221,37 +229,64 @@ impl Args {
         })
     }
 
-    fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
-        let hash = Indexed::fold(hash);
+    /// The first argument with `key`: a scan while the list is short, a hash lookup after.
+    fn find(&self, key: &[u8]) -> Option<u32> {
         let (list, scratch) = (&self.list, &self.scratch);
+        if !self.indexed {
+            return list
+                .iter()
+                .position(|a| a.first && scratch[a.key.clone()] == *key)
+                .map(|i| i as u32);
+        }
+        let hash = Indexed::fold(self.hasher.hash_one(key));
         self.index
             .find(hash, |e| scratch[list[e.at as usize].key.clone()] == *key)
             .map(|e| e.at)
     }
 
+    /// Switches from scanning to the hash index: indexes every first argument so far.
+    fn build_index(&mut self) {
+        self.indexed = true;
+        for (at, arg) in self.list.iter().enumerate().filter(|(_, a)| a.first) {
+            let hash = Indexed::fold(self.hasher.hash_one(&self.scratch[arg.key.clone()]));
+            self.index
+                .insert_unique(hash, Indexed::new(hash, at as u32), Indexed::rehash);
+        }
+    }
+
     /// Records an argument whose key bytes were just appended to the scratch at `key`.
     fn push(&mut self, key: Range<usize>, value: ArgValue, repeat: Repeat) {
-        let hash = Indexed::fold(self.hasher.hash_one(&self.scratch[key.clone()]));
+        if !self.indexed && self.list.len() >= SCAN_LIMIT {
+            self.build_index();
+        }
         let at = self.list.len() as u32;
-        let (list, scratch) = (&self.list, &self.scratch);
-        let new_key = &scratch[key.clone()];
-        let first = match self.index.entry(
-            hash,
-            |e| scratch[list[e.at as usize].key.clone()] == *new_key,
-            Indexed::rehash,
-        ) {
-            hashbrown::hash_table::Entry::Occupied(e) => e.get().at as usize,
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                e.insert(Indexed::new(hash, at));
-                self.list.push(Arg {
-                    key,
-                    value,
-                    first: true,
-                    next: NONE,
-                    last: at,
-                });
-                return;
+        let first = if self.indexed {
+            let hash = Indexed::fold(self.hasher.hash_one(&self.scratch[key.clone()]));
+            let (list, scratch) = (&self.list, &self.scratch);
+            let new_key = &scratch[key.clone()];
+            match self.index.entry(
+                hash,
+                |e| scratch[list[e.at as usize].key.clone()] == *new_key,
+                Indexed::rehash,
+            ) {
+                hashbrown::hash_table::Entry::Occupied(e) => Some(e.get().at as usize),
+                hashbrown::hash_table::Entry::Vacant(e) => {
+                    e.insert(Indexed::new(hash, at));
+                    None
+                }
             }
+        } else {
+            self.find(&self.scratch[key.clone()]).map(|i| i as usize)
+        };
+        let Some(first) = first else {
+            self.list.push(Arg {
+                key,
+                value,
+                first: true,
+                next: NONE,
+                last: at,
+            });
+            return;
         };
         match repeat {
             Repeat::Replace => {
@@ -448,6 +483,71 @@ mod tests {
             ("c", ""),
         ];
         assert_eq!(got, want.map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+
+    /// Grouping is the same whether keys are found by the scan or, past [`SCAN_LIMIT`], by
+    /// the hash index: compared with a plain model over lists of every length up to 60.
+    #[test]
+    fn grouping_matches_a_plain_model_across_the_scan_limit() {
+        for len in 0..60usize {
+            // Keys from a small set, so repeats are many and start both before and after
+            // the switch to the index.
+            let keys: Vec<String> = (0..len)
+                .map(|i| format!("k{}", (i * 7 + i / 3) % 23))
+                .collect();
+            // Form arguments: repeats join their first occurrence's group, in order.
+            let form: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{k}={i}"))
+                .collect();
+            let mut a = Args::default();
+            a.parse_urlencoded_all(form.join("&").as_bytes());
+            let mut want: Vec<(String, Vec<String>)> = Vec::new();
+            for (i, k) in keys.iter().enumerate() {
+                match want.iter_mut().find(|(w, _)| w == k) {
+                    Some((_, vs)) => vs.push(i.to_string()),
+                    None => want.push((k.clone(), vec![i.to_string()])),
+                }
+            }
+            let got: Vec<(String, Vec<String>)> = a
+                .list()
+                .iter()
+                .filter(|x| x.is_first())
+                .map(|first| {
+                    let values = a
+                        .group(first)
+                        .map(|x| match &x.value {
+                            ArgValue::Text(r) => {
+                                String::from_utf8_lossy(&a.scratch[r.clone()]).into_owned()
+                            }
+                            other => format!("{other:?}"),
+                        })
+                        .collect();
+                    (String::from_utf8_lossy(a.key(first)).into_owned(), values)
+                })
+                .collect();
+            assert_eq!(got, want, "form of {len}");
+            for (k, _) in &want {
+                assert!(a.contains(k.as_bytes()));
+            }
+            assert!(!a.contains(b"absent"));
+            // JSON members: a repeat replaces the value and keeps the first place.
+            let members: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("\"{k}\":{i}"))
+                .collect();
+            let body = format!("{{{}}}", members.join(","));
+            let mut j = Args::default();
+            assert!(j.parse_json(body.as_bytes()));
+            let got: Vec<(String, String)> = show(&j, body.as_bytes());
+            let want: Vec<(String, String)> = want
+                .iter()
+                .map(|(k, vs)| (k.clone(), format!("json:{}", vs[vs.len() - 1])))
+                .collect();
+            assert_eq!(got, want, "json of {len}");
+        }
     }
 
     #[test]
