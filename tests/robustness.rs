@@ -300,3 +300,167 @@ fn broken_lambda_heads_are_502_and_the_pool_recovers() {
     );
     assert_eq!(gw.send(&get("/ok?a=b")).json(), json!({"a": "b"}));
 }
+
+/// Bodies at the body limit in the worst shapes found for each parser (see
+/// benches/worst_case.rs), as (route, content type, body, chunked).
+fn worst_case_bodies() -> Vec<(&'static str, &'static str, Vec<u8>, bool)> {
+    const LIMIT: usize = 6 * 1024 * 1024;
+    let fill = |open: &str, unit: &dyn Fn(usize) -> String, close: &str, size: usize| {
+        let mut out = open.as_bytes().to_vec();
+        for i in 0.. {
+            let u = unit(i);
+            if out.len() + u.len() + close.len() > size {
+                break;
+            }
+            out.extend_from_slice(u.as_bytes());
+        }
+        out.extend_from_slice(close.as_bytes());
+        out
+    };
+    let size = LIMIT - 64 * 1024;
+    vec![
+        // The body: many distinct tiny members.
+        (
+            "/legacy",
+            "application/json",
+            fill("{", &|i| format!("\"k{i:07}\":1,"), "\"z\":1}", size),
+            false,
+        ),
+        (
+            "/legacy",
+            "application/json",
+            fill("{", &|_| "\"k\":1,".into(), "\"z\":1}", size),
+            false,
+        ),
+        // Elements become members "1", "2", … next to a query argument: refused as too large
+        // once encoded, after paced work.
+        (
+            "/legacy?q=1",
+            "application/json",
+            fill("[", &|_| "1,".into(), "1]", size),
+            false,
+        ),
+        (
+            "/legacy",
+            "multipart/form-data; boundary=B",
+            fill(
+                "",
+                &|i| format!("--B\r\nContent-Disposition: form-data; name=\"k{i}\"\r\n\r\nv\r\n"),
+                "--B--\r\n",
+                size,
+            ),
+            false,
+        ),
+        (
+            "/legacy",
+            "application/x-www-form-urlencoded",
+            fill("", &|i| format!("k{i}=v&"), "z=1", size),
+            false,
+        ),
+        (
+            "/forward",
+            "application/json",
+            fill(
+                "{",
+                &|i| format!("\"k{i:07}\":1,"),
+                "\"z\":1}",
+                size * 2 / 5,
+            ),
+            false,
+        ),
+        ("/forward", "text/plain", vec![1u8; 1000 * 1024], false),
+        (
+            "/legacy",
+            "application/json",
+            fill("{", &|i| format!("\"k{i:07}\":1,"), "\"z\":1}", size),
+            true,
+        ),
+    ]
+}
+
+/// While one connection sends the worst-case body of each kind at the body limit, another
+/// connection's requests on the same (single) worker keep being answered quickly, and each big
+/// request gets a clear answer.
+#[test]
+fn worst_case_bodies_do_not_stall_the_worker() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let port = mock.addr.port();
+        let plugin = |extra: &str| {
+            format!("{{aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_region: us-east-1, function_name: MyLambda, host: localhost, port: {port}{extra}}}")
+        };
+        let config = format!(
+            "_format_version: \"3.0\"\nservices:\n- name: legacy\n  routes: [{{name: legacy, paths: [/legacy]}}]\n  plugins: [{{name: aws-lambda, config: {}}}]\n- name: forward\n  routes: [{{name: forward, paths: [/forward]}}]\n  plugins: [{{name: aws-lambda, config: {}}}]\n",
+            plugin(""),
+            plugin(", forward_request_body: true, forward_request_headers: true, forward_request_uri: true")
+        );
+        let gw = Gateway::start_with(
+            &mock,
+            GatewayOptions {
+                config: &config,
+                driver,
+                env: vec![],
+                args: vec!["--workers".into(), "1".into()],
+            },
+        );
+        let done = Arc::new(AtomicBool::new(false));
+        let hostile = {
+            let (addr, done) = (gw.addr, done.clone());
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                for (target, content_type, body, chunked) in worst_case_bodies() {
+                    let mut c = Client::connect(addr);
+                    let mut raw = format!(
+                        "POST {target} HTTP/1.1\r\nHost: h\r\nContent-Type: {content_type}\r\n"
+                    )
+                    .into_bytes();
+                    if chunked {
+                        raw.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                        for chunk in body.chunks(8) {
+                            raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                            raw.extend_from_slice(chunk);
+                            raw.extend_from_slice(b"\r\n");
+                        }
+                        raw.extend_from_slice(b"0\r\n\r\n");
+                    } else {
+                        raw.extend_from_slice(
+                            format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                        );
+                        raw.extend_from_slice(&body);
+                    }
+                    let started = Instant::now();
+                    let status = c.request(&raw).status;
+                    statuses.push((target, content_type, status, started.elapsed()));
+                }
+                done.store(true, Ordering::SeqCst);
+                statuses
+            })
+        };
+        let mut probe = gw.connect();
+        let mut slowest = Duration::ZERO;
+        let mut answered = 0;
+        while !done.load(Ordering::SeqCst) {
+            let started = Instant::now();
+            let r = probe.request(get("/legacy?probe=1").as_bytes());
+            assert_eq!(r.status, 200, "{}", r.text());
+            slowest = slowest.max(started.elapsed());
+            answered += 1;
+        }
+        let statuses = hostile.join().expect("hostile client");
+        for (target, content_type, status, took) in &statuses {
+            eprintln!("{driver:?} {target} {content_type}: {status} in {took:?}");
+        }
+        let expected = [200, 200, 413, 200, 200, 200, 200, 200];
+        let got: Vec<u16> = statuses.iter().map(|s| s.2).collect();
+        assert_eq!(got, expected, "{driver:?}");
+        eprintln!("{driver:?}: {answered} probe requests, slowest {slowest:?}");
+        // Unpaced sections left (hashing, escaping, copying a 6 MiB body) take milliseconds in
+        // a release build and tens of them in this unoptimised one; a stall like the one this
+        // guards against took minutes.
+        assert!(
+            slowest < Duration::from_millis(750),
+            "{driver:?}: a probe waited {slowest:?}"
+        );
+        assert!(answered > 20, "{driver:?}: only {answered} probe requests");
+    }
+}

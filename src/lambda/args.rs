@@ -9,9 +9,9 @@
 //! its size.
 
 use super::json_body::{unescape_into, Item, TopLevel};
+use super::key_groups::KeyGroups;
 use crate::aws::uri::percent_decode_into;
 use crate::pacing::Pacer;
-use std::hash::BuildHasher;
 use std::ops::Range;
 
 /// Most arguments read from a query or a form, as nginx's `lua_max_uri_args` / `lua_max_post_args`.
@@ -20,7 +20,7 @@ use std::ops::Range;
 pub const MAX_ARGS: usize = 100;
 
 /// Marks "no next argument" in [`Arg`]'s links.
-const NONE: u32 = u32::MAX;
+pub(super) const NONE: u32 = u32::MAX;
 
 /// The value of one argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,11 +42,14 @@ pub struct Arg {
     /// The value.
     pub value: ArgValue,
     /// True on the first argument with its key: a group is written where it first appeared.
-    first: bool,
+    pub(super) first: bool,
     /// The next argument with the same key, or [`NONE`].
-    next: u32,
+    pub(super) next: u32,
     /// On a first argument, the last one of its group (where the next repeat is linked).
-    last: u32,
+    pub(super) last: u32,
+    /// A JSON member whose key came again later: its value went to the first member with
+    /// that key, and it is not sent.
+    pub(super) dropped: bool,
 }
 
 impl Arg {
@@ -59,44 +62,18 @@ impl Arg {
     pub fn is_repeated(&self) -> bool {
         self.next != NONE
     }
-}
 
-/// An entry of the key index: 32 bits of the key's hash next to the argument's position, so
-/// growing the table never reads the argument list (a cache miss per entry on a body of many
-/// members) and an entry is 8 bytes.
-#[derive(Clone, Copy, Debug)]
-struct Indexed {
-    hash: u32,
-    at: u32,
-}
-
-impl Indexed {
-    /// An entry for a hash already [`Indexed::fold`]ed.
-    fn new(folded: u64, at: u32) -> Self {
-        Indexed {
-            hash: folded as u32,
-            at,
-        }
-    }
-
-    /// The 64-bit hash the table sees: the kept 32 bits in both halves. hashbrown picks a
-    /// bucket from the low bits and a tag from the top 7, so both stay well mixed for any table
-    /// below 2^25 buckets (far above the most arguments a 16 MiB body can hold).
-    fn fold(hash: u64) -> u64 {
-        let low = hash & 0xffff_ffff;
-        (low << 32) | low
-    }
-
-    fn rehash(&self) -> u64 {
-        let low = u64::from(self.hash);
-        (low << 32) | low
+    /// True for a repeated JSON member whose value went to the first member with its key.
+    pub fn is_dropped(&self) -> bool {
+        self.dropped
     }
 }
 
 /// What a repeated key does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Repeat {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Repeat {
     /// Join the key's group (query and form arguments, headers: written as an array).
+    #[default]
     Group,
     /// Replace the value of the first occurrence (JSON members: the last one wins, as in a
     /// decoded Lua table).
@@ -165,16 +142,16 @@ pub struct Args {
     list: Vec<Arg>,
     /// Set when the body was a JSON array: its elements, as JSON spans (keys "1", "2", …).
     pub json_array: bool,
-    /// Key → its first argument. Keyed by a randomly seeded SipHash (std's `RandomState`), so
-    /// no client can choose keys that collide.
-    index: hashbrown::HashTable<Indexed>,
-    hasher: std::hash::RandomState,
-    /// Whether `index` is in use (the list outgrew [`SCAN_LIMIT`]).
-    indexed: bool,
+    /// What a repeated key does in this list.
+    repeat: Repeat,
+    /// Set once the list outgrew [`SCAN_LIMIT`]: arguments are then grouped by
+    /// [`Args::finish`], in one pass, through `groups`.
+    deferred: bool,
+    groups: KeyGroups,
 }
 
-/// Arguments looked up by a plain scan before the hash index takes over: most requests have a
-/// handful, for which comparing keys beats hashing them.
+/// Arguments grouped by a plain scan as they arrive: most requests have a handful, for which
+/// comparing keys beats hashing them. Past this, grouping waits for [`Args::finish`].
 const SCAN_LIMIT: usize = 16;
 
 impl Args {
@@ -182,8 +159,8 @@ impl Args {
     pub fn clear(&mut self) {
         self.scratch.clear();
         self.list.clear();
-        self.index.clear();
-        self.indexed = false;
+        self.groups.clear();
+        self.deferred = false;
         self.json_array = false;
     }
 
@@ -191,10 +168,12 @@ impl Args {
     pub fn retained_bytes(&self) -> usize {
         self.scratch.capacity()
             + self.list.capacity() * std::mem::size_of::<Arg>()
-            + self.index.capacity() * (std::mem::size_of::<Indexed>() + 1)
+            + self.groups.retained_bytes()
     }
 
-    /// The arguments, in the order they appeared (a replaced JSON member keeps its first place).
+    /// The arguments, in the order they appeared. A repeated key's group is read from its first
+    /// argument ([`Arg::is_first`], [`Args::group`]); a JSON member repeated later keeps its
+    /// first place with the last value, and the later ones are [`Arg::is_dropped`].
     pub fn list(&self) -> &[Arg] {
         &self.list
     }
@@ -216,6 +195,9 @@ impl Args {
                     .and_then(|k| k.parse::<usize>().ok())
                     .is_some_and(|i| i <= self.list.len());
         }
+        if self.deferred {
+            return self.groups.contains(&self.list, &self.scratch, key);
+        }
         self.find(key).is_some()
     }
 
@@ -229,54 +211,24 @@ impl Args {
         })
     }
 
-    /// The first argument with `key`: a scan while the list is short, a hash lookup after.
-    fn find(&self, key: &[u8]) -> Option<u32> {
+    /// The first argument with `key`, by a scan (short lists only).
+    fn find(&self, key: &[u8]) -> Option<usize> {
         let (list, scratch) = (&self.list, &self.scratch);
-        if !self.indexed {
-            return list
-                .iter()
-                .position(|a| a.first && scratch[a.key.clone()] == *key)
-                .map(|i| i as u32);
-        }
-        let hash = Indexed::fold(self.hasher.hash_one(key));
-        self.index
-            .find(hash, |e| scratch[list[e.at as usize].key.clone()] == *key)
-            .map(|e| e.at)
-    }
-
-    /// Switches from scanning to the hash index: indexes every first argument so far.
-    fn build_index(&mut self) {
-        self.indexed = true;
-        for (at, arg) in self.list.iter().enumerate().filter(|(_, a)| a.first) {
-            let hash = Indexed::fold(self.hasher.hash_one(&self.scratch[arg.key.clone()]));
-            self.index
-                .insert_unique(hash, Indexed::new(hash, at as u32), Indexed::rehash);
-        }
+        list.iter()
+            .position(|a| a.first && scratch[a.key.clone()] == *key)
     }
 
     /// Records an argument whose key bytes were just appended to the scratch at `key`.
     fn push(&mut self, key: Range<usize>, value: ArgValue, repeat: Repeat) {
-        if !self.indexed && self.list.len() >= SCAN_LIMIT {
-            self.build_index();
-        }
+        self.repeat = repeat;
         let at = self.list.len() as u32;
-        let first = if self.indexed {
-            let hash = Indexed::fold(self.hasher.hash_one(&self.scratch[key.clone()]));
-            let (list, scratch) = (&self.list, &self.scratch);
-            let new_key = &scratch[key.clone()];
-            match self.index.entry(
-                hash,
-                |e| scratch[list[e.at as usize].key.clone()] == *new_key,
-                Indexed::rehash,
-            ) {
-                hashbrown::hash_table::Entry::Occupied(e) => Some(e.get().at as usize),
-                hashbrown::hash_table::Entry::Vacant(e) => {
-                    e.insert(Indexed::new(hash, at));
-                    None
-                }
-            }
+        if self.list.len() >= SCAN_LIMIT {
+            self.deferred = true;
+        }
+        let first = if self.deferred {
+            None
         } else {
-            self.find(&self.scratch[key.clone()]).map(|i| i as usize)
+            self.find(&self.scratch[key.clone()])
         };
         let Some(first) = first else {
             self.list.push(Arg {
@@ -285,6 +237,7 @@ impl Args {
                 first: true,
                 next: NONE,
                 last: at,
+                dropped: false,
             });
             return;
         };
@@ -304,9 +257,27 @@ impl Args {
                     first: false,
                     next: NONE,
                     last: NONE,
+                    dropped: false,
                 });
             }
         }
+    }
+
+    /// Completes the grouping of repeated keys after the last push; a long list is grouped
+    /// here in one pass (see [`KeyGroups`]), pausing when `pacer` says so. The parsers call it;
+    /// a caller pushing arguments itself calls it before reading them.
+    pub async fn finish(&mut self, pacer: &mut impl Pacer) {
+        if self.deferred {
+            let repeat = self.repeat;
+            self.groups
+                .group(&mut self.list, &self.scratch, repeat, pacer)
+                .await;
+        }
+    }
+
+    /// [`Args::finish`] without pauses.
+    pub fn finish_unpaced(&mut self) {
+        crate::pacing::run_unpaced(async |pacer| self.finish(pacer).await)
     }
 
     /// Adds a text argument: `key` lower-cased when asked (header names), repeats grouped.
@@ -363,6 +334,7 @@ impl Args {
             };
             self.push(key, value, Repeat::Group);
         }
+        self.finish_unpaced();
     }
 
     /// Parses a JSON body: an object's members become arguments with raw JSON values, an
@@ -378,7 +350,10 @@ impl Args {
         loop {
             match walk.next() {
                 Ok(Some(item)) => self.push_json(item),
-                Ok(None) => return true,
+                Ok(None) => {
+                    self.finish(pacer).await;
+                    return true;
+                }
                 Err(_) => {
                     self.clear();
                     return false;
@@ -410,6 +385,7 @@ impl Args {
                     first: true,
                     next: NONE,
                     last: at,
+                    dropped: false,
                 });
             }
         }
@@ -439,7 +415,10 @@ impl Args {
         loop {
             match parts.next() {
                 Ok(Some((name, value))) => self.push_text(name, false, value),
-                Ok(None) => return true,
+                Ok(None) => {
+                    self.finish(pacer).await;
+                    return true;
+                }
                 Err(_) => {
                     self.clear();
                     return false;
@@ -457,6 +436,7 @@ mod tests {
     fn show(args: &Args, body: &[u8]) -> Vec<(String, String)> {
         args.list
             .iter()
+            .filter(|a| !a.is_dropped())
             .map(|a| {
                 let v = match &a.value {
                     ArgValue::Flag => "<true>".to_string(),

@@ -172,6 +172,7 @@ impl PayloadEncoder {
             for (name, value) in req.headers().take(crate::http::limits::MAX_HEADERS) {
                 self.headers.push_text(name, true, value);
             }
+            self.headers.finish(pacer).await;
             json::write_key(out, "request_headers");
             out.push(b'{');
             write_members(out, &self.headers, b"", None, limit, pacer).await?;

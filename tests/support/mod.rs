@@ -736,7 +736,10 @@ impl Gateway {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lambda-gateway"));
         cmd.arg("--config")
             .arg(&config_path)
-            .args(["--listen", "127.0.0.1:0", "--workers", "2"]);
+            .args(["--listen", "127.0.0.1:0"]);
+        if !args.iter().any(|a| a == "--workers") {
+            cmd.args(["--workers", "2"]);
+        }
         cmd.args(&args);
         for var in [
             "AWS_ACCESS_KEY_ID",
