@@ -416,12 +416,7 @@ fn worst_case_bodies_do_not_stall_the_worker() {
                     .into_bytes();
                     if chunked {
                         raw.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
-                        for chunk in body.chunks(8) {
-                            raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                            raw.extend_from_slice(chunk);
-                            raw.extend_from_slice(b"\r\n");
-                        }
-                        raw.extend_from_slice(b"0\r\n\r\n");
+                        raw.extend_from_slice(&chunked_body(&body, 8));
                     } else {
                         raw.extend_from_slice(
                             format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes(),

@@ -91,8 +91,14 @@ fuzz_target!(|data: &[u8]| {
     let body = || expand(prefix, unit, suffix, BODY_SIZE);
     match sel % 10 {
         0 => encode(&request(b"?a=1", "application/json", &body()), false),
-        1 => encode(&request(b"", "application/x-www-form-urlencoded", &body()), false),
-        2 => encode(&request(b"", "multipart/form-data; boundary=B", &body()), false),
+        1 => encode(
+            &request(b"", "application/x-www-form-urlencoded", &body()),
+            false,
+        ),
+        2 => encode(
+            &request(b"", "multipart/form-data; boundary=B", &body()),
+            false,
+        ),
         3 => encode(&request(b"", "application/json", &body()), true),
         4 => encode(&request(b"", "text/plain", &body()), true),
         5 => {

@@ -405,12 +405,7 @@ fn write_response<S: Write>(
     }
     if chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
-        for piece in body.chunks(7) {
-            out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-            out.extend_from_slice(piece);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"0\r\n\r\n");
+        out.extend_from_slice(&chunked_body(body, 7));
     } else {
         out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
         out.extend_from_slice(body);
@@ -1113,6 +1108,18 @@ services:
 "#,
         port = mock.addr.port()
     )
+}
+
+/// `body` in chunked framing, `piece` bytes per chunk, with the last chunk.
+pub fn chunked_body(body: &[u8], piece: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() * 2);
+    for chunk in body.chunks(piece) {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
 }
 
 /// Shorthand: a GET for `target`.
