@@ -235,6 +235,48 @@ fn oversize_chunk_sizes_and_extensions_are_refused() {
     assert_eq!(gw.send(&get("/c")).status, 200);
 }
 
+/// Framing shapes that cost work without carrying a request: empty lines before a request
+/// line are skipped (RFC 9112 §2.2) but count towards the head limit, a bare LF there is
+/// refused, and chunk framing may not outgrow the data it carries.
+#[test]
+fn empty_lines_and_framing_without_data_are_bounded() {
+    let mock = MockLambda::start();
+    let gw = Gateway::start(
+        &mock,
+        &config_for(&mock, "/c", "echo", "forward_request_body: true"),
+        Driver::IoUring,
+    );
+    // A few empty lines, then a request: answered.
+    let r = gw.send(&format!("\r\n\r\n{}", get("/c?x=1")));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Empty lines sent one packet at a time, more than a head may hold: 431.
+    let mut c = gw.connect();
+    for _ in 0..200 {
+        c.send_raw(&b"\r\n".repeat(100));
+    }
+    let r = c.read_response().expect("an answer");
+    assert_eq!(r.status, 431);
+    let r = gw.send(&format!("\r\n\n{}", get("/c")));
+    assert_eq!(r.status, 400);
+    // 1-byte chunks: five framing bytes per data byte, refused once past the allowance.
+    let tiny = chunked_body(&vec![b'a'; 100_000], 1);
+    let mut raw = b"POST /c HTTP/1.1\r\nHost: gw\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    raw.extend_from_slice(&tiny);
+    let r = gw.connect().request(&raw);
+    assert_eq!(r.status, 400);
+    // 64-byte chunks are fine.
+    let body = vec![b'b'; 100_000];
+    let mut raw = b"POST /c HTTP/1.1\r\nHost: gw\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    raw.extend_from_slice(&chunked_body(&body, 64));
+    let r = gw.connect().request(&raw);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["request_body"].as_str().map(str::len),
+        Some(100_000)
+    );
+    assert_eq!(gw.send(&get("/c")).status, 200);
+}
+
 #[test]
 fn a_lambda_endpoint_restarted_under_load_fails_only_requests_in_flight() {
     let mock = MockLambda::start();
