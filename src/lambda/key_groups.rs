@@ -75,29 +75,12 @@ impl KeyGroups {
         pacer: &mut impl Pacer,
     ) {
         self.clear();
-        let key = |a: &Arg| &scratch[a.key.clone()];
         for (at, arg) in list.iter().enumerate().filter(|(_, a)| a.first) {
-            self.hashed.push((self.hash(key(arg)), at as u32));
+            let hash = self.hash(&scratch[arg.key.clone()]);
+            self.hashed.push((hash, at as u32));
         }
         pacer.pause_if_due().await;
-        // Partition by the top byte, keeping list order within each bucket.
-        let mut counts = [0u32; BUCKETS];
-        for &(h, _) in &self.hashed {
-            counts[(h >> 56) as usize] += 1;
-        }
-        self.starts.push(0);
-        for c in counts {
-            let last = self.starts[self.starts.len() - 1];
-            self.starts.push(last + c);
-        }
-        let mut fill = [0u32; BUCKETS];
-        fill.copy_from_slice(&self.starts[..BUCKETS]);
-        self.parted.resize(self.hashed.len(), (0, 0));
-        for &(h, at) in &self.hashed {
-            let slot = &mut fill[(h >> 56) as usize];
-            self.parted[*slot as usize] = (h as u32, at);
-            *slot += 1;
-        }
+        self.partition();
         pacer.pause_if_due().await;
         for b in 0..BUCKETS {
             let bucket = self.starts[b] as usize..self.starts[b + 1] as usize;
@@ -105,6 +88,27 @@ impl KeyGroups {
             pacer.pause_if_due().await;
         }
         self.grouped = true;
+    }
+
+    /// Fills `parted` and `starts` from `hashed`: by the hash's top byte, keeping list order
+    /// within each bucket. (A function of its own: its counters stay off the future's state.)
+    fn partition(&mut self) {
+        let mut counts = [0u32; BUCKETS];
+        for &(h, _) in &self.hashed {
+            counts[(h >> 56) as usize] += 1;
+        }
+        self.starts.push(0);
+        let mut fill = [0u32; BUCKETS];
+        for (b, c) in counts.into_iter().enumerate() {
+            fill[b] = self.starts[b];
+            self.starts.push(fill[b] + c);
+        }
+        self.parted.resize(self.hashed.len(), (0, 0));
+        for &(h, at) in &self.hashed {
+            let slot = &mut fill[(h >> 56) as usize];
+            self.parted[*slot as usize] = (h as u32, at);
+            *slot += 1;
+        }
     }
 
     fn group_bucket(

@@ -198,9 +198,20 @@ pub fn build_runtime() -> std::io::Result<
         monoio::time::TimeDriver<monoio::LegacyDriver>,
     >,
 > {
+    let mut urb = io_uring::IoUring::builder();
+    match std::env::var("LG_RING").as_deref() {
+        Ok("coop") => {
+            urb.setup_coop_taskrun().setup_taskrun_flag();
+        }
+        Ok("defer") => {
+            urb.setup_single_issuer().setup_defer_taskrun();
+        }
+        _ => {}
+    }
     monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
         .with_entries(1024)
+        .uring_builder(urb)
         .build()
 }
 
