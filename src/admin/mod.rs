@@ -7,10 +7,11 @@ pub mod body;
 pub mod present;
 pub mod store;
 
+use crate::http::conn::{self, Shared};
 use crate::http::Limits;
 use crate::runtime::shutdown::Shutdown;
 use api::AdminApi;
-use monoio::net::{ListenerOpts, TcpListener};
+use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,16 +54,22 @@ pub fn spawn(
                 };
                 let _ = tx.send(Ok(listener.local_addr().unwrap_or(addr)));
                 let api = Rc::new(make_api());
-                let limits = Rc::new(Limits {
-                    max_body_bytes: MAX_ADMIN_BODY,
-                    ..limits
-                });
                 let shutdown = Rc::new(Shutdown::default());
+                let shared = Rc::new(Shared {
+                    handler: api.clone(),
+                    limits: Limits {
+                        max_body_bytes: MAX_ADMIN_BODY,
+                        ..limits
+                    },
+                    shutdown: shutdown.clone(),
+                });
+                let slots = Rc::new(conn::request_slots::<TcpStream, AdminApi>());
                 {
                     let (shutdown, api) = (shutdown.clone(), api.clone());
                     monoio::spawn(async move {
                         while !stop.load(Ordering::SeqCst) {
                             monoio::time::sleep(Duration::from_millis(100)).await;
+                            shutdown.expire(std::time::Instant::now());
                             if reload.swap(false, Ordering::SeqCst) {
                                 api.reload();
                             }
@@ -71,9 +78,9 @@ pub fn spawn(
                     });
                 }
                 crate::runtime::accept_until_shutdown(&listener, &shutdown, |stream| {
-                    let (api, limits, shutdown) = (api.clone(), limits.clone(), shutdown.clone());
+                    let (shared, slots) = (shared.clone(), slots.clone());
                     monoio::spawn(async move {
-                        crate::http::conn::serve(stream, &*api, &limits, &shutdown).await;
+                        conn::serve(stream, shared, &slots).await;
                     });
                 })
                 .await;

@@ -2,9 +2,13 @@
 //! write the response, repeat while keep-alive allows. Pipelined requests are served in order
 //! from the same buffer. Every refusal gets its SPEC §6 answer; nothing here panics.
 //!
-//! An idle connection holds no buffer: it waits for readability, and only then takes a read
-//! buffer (and everything else a request needs) from the worker's [`BufferPool`]. Memory thus
-//! follows the requests in flight, not the connections open.
+//! Memory follows the requests in flight, not the connections open. An idle connection holds
+//! its task (small: only the idle wait's state) and a 512-byte buffer that a read waits in,
+//! so the next request's first bytes arrive with a single ring operation. Once they do, the
+//! request is served in a *request slot*: boxed memory for the request-serving future, taken
+//! from the worker's [`RequestSlots`] and given back afterwards, with buffers taken from the
+//! worker's [`BufferPool`]. Both free lists are reused, so serving a request allocates nothing
+//! in steady state.
 
 use super::answers;
 use super::chunked::{ChunkedDecoder, ChunkedError};
@@ -15,37 +19,37 @@ use super::limits::Limits;
 use super::request::Request;
 use crate::runtime::shutdown::Shutdown;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Bytes asked for per read while a head arrives: most heads fit, bigger ones take more reads.
 const HEAD_READ: usize = 4096;
 /// Bytes asked for per read of a chunked body.
 const READ_CHUNK: usize = 16 * 1024;
+/// Bytes an idle connection's waiting read can take: a typical request head fits, a larger one
+/// continues in the request's own buffer.
+pub const FIRST_READ: usize = 512;
 
 /// A request handler served by [`serve`]: the proxy, or the Admin API.
 pub trait Handler {
     /// Handles one complete request, filling `resp` (cleared beforehand).
-    fn handle(
-        &self,
-        req: Request<'_>,
-        resp: &mut Response,
-    ) -> impl std::future::Future<Output = ()>;
+    fn handle(&self, req: Request<'_>, resp: &mut Response) -> impl Future<Output = ()>;
 
     /// The free list the connection takes its per-request buffers from.
     fn buffers(&self) -> &BufferPool;
 }
 
-/// A client stream the loop can wait on without a read in flight.
-pub trait Readiness {
-    /// Completes when the stream has bytes (or EOF, or an error) to read.
-    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>>;
-}
-
-impl Readiness for monoio::net::TcpStream {
-    async fn readable(&self) -> std::io::Result<()> {
-        // Relaxed: a spurious wake-up only leads to a read that waits.
-        monoio::net::TcpStream::readable(self, true).await
-    }
+/// What every connection of one server (a worker's proxy, the Admin API) shares.
+pub struct Shared<H> {
+    /// The request handler.
+    pub handler: Rc<H>,
+    /// Client limits.
+    pub limits: Limits,
+    /// The server's stop signal.
+    pub shutdown: Rc<Shutdown>,
 }
 
 /// Everything one request needs while it is served.
@@ -78,7 +82,10 @@ impl ConnBuffers {
 /// A worker-local free list of [`ConnBuffers`].
 #[derive(Default)]
 pub struct BufferPool {
-    free: std::cell::RefCell<Vec<ConnBuffers>>,
+    // Boxed: a set moves between the connection and its request's future as a pointer, and a
+    // connection holding a pipelined request's bytes keeps 8 bytes, not the set's headers.
+    #[allow(clippy::vec_box)]
+    free: RefCell<Vec<Box<ConnBuffers>>>,
 }
 
 /// Most buffer sets kept per pool.
@@ -88,12 +95,12 @@ const MAX_RETAINED_BYTES: usize = 256 * 1024;
 
 impl BufferPool {
     /// A set for one request.
-    pub fn take(&self) -> ConnBuffers {
+    pub fn take(&self) -> Box<ConnBuffers> {
         self.free.borrow_mut().pop().unwrap_or_default()
     }
 
     /// Returns a set after its response was written.
-    pub fn give_back(&self, mut b: ConnBuffers) {
+    pub fn give_back(&self, mut b: Box<ConnBuffers>) {
         if b.retained_bytes() > MAX_RETAINED_BYTES {
             return;
         }
@@ -114,37 +121,119 @@ enum Read {
 }
 
 /// Why the loop stops after the current request.
-enum Next {
+pub enum Next {
     /// Serve the next request (its first bytes may already be buffered).
     KeepAlive,
     /// Close the connection.
     Close,
 }
 
-/// Serves one client connection until it closes, errs, idles out, or the worker shuts down.
-pub async fn serve<S, H>(mut stream: S, handler: &H, limits: &Limits, shutdown: &Shutdown)
+/// What serving one request hands back to its connection.
+pub struct Served<S> {
+    stream: S,
+    next: Next,
+    /// The buffers, when they still hold bytes of the next request (otherwise they went back).
+    held: Option<Box<ConnBuffers>>,
+}
+
+/// A request-serving future's type, as made by [`request_slots`].
+type StartRequest<S, H, F> = fn(S, Rc<Shared<H>>, Box<ConnBuffers>) -> F;
+
+/// A worker's free list of request slots: boxed memory that request-serving futures (`F`, a
+/// few KiB each) are placed in while a request is in flight and that is reused afterwards.
+pub struct RequestSlots<S, H, F> {
+    start: StartRequest<S, H, F>,
+    free: RefCell<Vec<Pin<Box<Option<F>>>>>,
+}
+
+/// Most request slots kept for reuse per worker.
+const MAX_FREE_SLOTS: usize = 256;
+
+/// The request slots of a server over streams `S` with handler `H`.
+pub fn request_slots<S, H>() -> RequestSlots<S, H, impl Future<Output = Served<S>>>
 where
-    S: AsyncReadRent + AsyncWriteRent + Readiness,
-    H: Handler,
+    S: AsyncReadRent + AsyncWriteRent + 'static,
+    H: Handler + 'static,
 {
+    RequestSlots {
+        start: serve_one::<S, H> as StartRequest<S, H, _>,
+        free: RefCell::new(Vec::new()),
+    }
+}
+
+impl<S, H, F: Future<Output = Served<S>>> RequestSlots<S, H, F> {
+    /// Serves one request in a slot: a free one, or a new one when all are in use.
+    async fn serve(&self, stream: S, shared: Rc<Shared<H>>, s: Box<ConnBuffers>) -> Served<S> {
+        let mut slot = self
+            .free
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Box::pin(None));
+        slot.set(Some((self.start)(stream, shared, s)));
+        let served = std::future::poll_fn(|cx| match slot.as_mut().as_pin_mut() {
+            Some(request) => request.poll(cx),
+            // Not reached: the slot was filled just above and is emptied only below.
+            None => std::task::Poll::Pending,
+        })
+        .await;
+        slot.set(None);
+        let mut free = self.free.borrow_mut();
+        if free.len() < MAX_FREE_SLOTS {
+            free.push(slot);
+        }
+        served
+    }
+
+    /// Slots kept for reuse.
+    pub fn free_slots(&self) -> usize {
+        self.free.borrow().len()
+    }
+
+    /// Bytes of one slot's request-serving future.
+    pub fn request_size(&self) -> usize {
+        std::mem::size_of::<F>()
+    }
+}
+
+/// Serves one client connection until it closes, errs, idles out, or the server shuts down.
+pub async fn serve<S, H, F>(mut stream: S, shared: Rc<Shared<H>>, slots: &RequestSlots<S, H, F>)
+where
+    S: AsyncReadRent + AsyncWriteRent,
+    H: Handler,
+    F: Future<Output = Served<S>>,
+{
+    let mut first: Vec<u8> = Vec::with_capacity(FIRST_READ);
     // Some while bytes of a next (pipelined) request are already buffered.
-    let mut held: Option<ConnBuffers> = None;
+    let mut held: Option<Box<ConnBuffers>> = None;
     loop {
         let s = match held.take() {
             Some(s) => s,
             None => {
-                if !wait_idle(&stream, limits.keepalive_timeout, shutdown).await {
+                let limits = &shared.limits;
+                let (arrived, buf) = wait_first(
+                    &mut stream,
+                    first,
+                    limits.keepalive_timeout,
+                    &shared.shutdown,
+                )
+                .await;
+                first = buf;
+                if !arrived {
                     return;
                 }
-                handler.buffers().take()
+                let mut s = shared.handler.buffers().take();
+                s.read.extend_from_slice(&first);
+                first.clear();
+                s
             }
         };
-        match serve_one(&mut stream, handler, limits, shutdown, s).await {
-            (Next::KeepAlive, Some(s)) => held = Some(s),
-            (Next::KeepAlive, None) => {}
+        let served = slots.serve(stream, shared.clone(), s).await;
+        stream = served.stream;
+        match (served.next, served.held) {
+            (Next::KeepAlive, held_bytes) => held = held_bytes,
             (Next::Close, s) => {
                 if let Some(s) = s {
-                    handler.buffers().give_back(s);
+                    shared.handler.buffers().give_back(s);
                 }
                 let _ = stream.shutdown().await;
                 return;
@@ -153,28 +242,50 @@ where
     }
 }
 
-/// Waits, holding no buffer, until the client sends something; false on idle timeout,
-/// shutdown, or error.
-async fn wait_idle<S: Readiness>(stream: &S, timeout: Duration, shutdown: &Shutdown) -> bool {
+/// Waits for a request's first bytes with a read into `buf` (an idle connection's only
+/// buffer). True when bytes arrived; false on EOF, error, idle timeout or shutdown (the
+/// connection then closes, so a read dropped in flight loses nothing). The idle timeout is
+/// the server's tick-driven one (see [`Shutdown::wait_until`]), not a timer of its own.
+async fn wait_first<S: AsyncReadRent>(
+    stream: &mut S,
+    buf: Vec<u8>,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> (bool, Vec<u8>) {
     if shutdown.is_set() {
-        return false;
+        return (false, buf);
     }
-    let ready = monoio::time::timeout(timeout, stream.readable());
+    let read = stream.read(buf);
     monoio::select! {
-        r = ready => matches!(r, Ok(Ok(()))),
-        _ = shutdown.wait() => false,
+        r = read => match r {
+            (Ok(n), buf) if n > 0 => (true, buf),
+            (_, buf) => (false, buf),
+        },
+        _ = shutdown.wait_until(Instant::now() + timeout) => (false, Vec::new()),
     }
 }
 
 /// Serves one request from `s` (which may hold its first bytes). Returns what to do next, and
 /// the buffers when they still hold bytes of the next request (otherwise they went back).
-async fn serve_one<S, H>(
+async fn serve_one<S, H>(mut stream: S, shared: Rc<Shared<H>>, s: Box<ConnBuffers>) -> Served<S>
+where
+    S: AsyncReadRent + AsyncWriteRent,
+    H: Handler,
+{
+    let handler = &*shared.handler;
+    let (next, held) =
+        serve_request(&mut stream, handler, &shared.limits, &shared.shutdown, s).await;
+    Served { stream, next, held }
+}
+
+/// The request at the start of `s.read` (read further as needed), answered.
+async fn serve_request<S, H>(
     stream: &mut S,
     handler: &H,
     limits: &Limits,
     shutdown: &Shutdown,
-    mut s: ConnBuffers,
-) -> (Next, Option<ConnBuffers>)
+    mut s: Box<ConnBuffers>,
+) -> (Next, Option<Box<ConnBuffers>>)
 where
     S: AsyncReadRent + AsyncWriteRent,
     H: Handler,
@@ -289,7 +400,7 @@ where
             response,
             body,
             ..
-        } = &mut s;
+        } = &mut *s;
         let body_slice: &[u8] = match head.framing {
             BodyFraming::Chunked => body,
             _ => &read[head_len..consumed],
@@ -324,9 +435,9 @@ where
 /// Answers a refused head and closes.
 async fn refuse<S: AsyncWriteRent>(
     stream: &mut S,
-    mut s: ConnBuffers,
+    mut s: Box<ConnBuffers>,
     e: &HeadError,
-) -> (Next, Option<ConnBuffers>) {
+) -> (Next, Option<Box<ConnBuffers>>) {
     log::debug!("refused request head: {e}");
     answers::for_head_error(&mut s.response, e);
     (Next::Close, Some(finish(stream, s, false).await))
@@ -335,8 +446,8 @@ async fn refuse<S: AsyncWriteRent>(
 /// Answers 408 and closes.
 async fn timed_out<S: AsyncWriteRent>(
     stream: &mut S,
-    mut s: ConnBuffers,
-) -> (Next, Option<ConnBuffers>) {
+    mut s: Box<ConnBuffers>,
+) -> (Next, Option<Box<ConnBuffers>>) {
     answers::message(&mut s.response, 408, answers::REQUEST_TIMEOUT);
     (Next::Close, Some(finish(stream, s, false).await))
 }
@@ -344,9 +455,9 @@ async fn timed_out<S: AsyncWriteRent>(
 /// Writes the response in `s` (a refusal) and hands the buffers back to the caller.
 async fn finish<S: AsyncWriteRent>(
     stream: &mut S,
-    mut s: ConnBuffers,
+    mut s: Box<ConnBuffers>,
     keep_alive: bool,
-) -> ConnBuffers {
+) -> Box<ConnBuffers> {
     s.out.clear();
     write_response(&mut s.out, &s.response, keep_alive, false);
     let out = std::mem::take(&mut s.out);

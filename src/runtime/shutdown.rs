@@ -1,19 +1,37 @@
 //! Graceful shutdown, per worker: a flag and the wakers of tasks waiting on it. The process-wide
 //! signal is an `AtomicBool` set by the signal thread; each worker polls it on a timer and
 //! triggers its local [`Shutdown`], which wakes idle connections and the accept loop.
+//!
+//! Idle keep-alive connections wait here for their idle deadline too ([`Shutdown::wait_until`]):
+//! the worker's periodic tick calls [`Shutdown::expire`], which wakes those whose deadline
+//! passed. A per-connection timer would cost each idle connection monoio's 640-byte timer
+//! entry; a slot here costs 32 bytes, and the deadline is kept to within one tick.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 /// A worker-local shutdown signal.
 #[derive(Default)]
 pub struct Shutdown {
     set: Cell<bool>,
     /// Slots of waiting tasks; a dropped waiter frees its slot.
-    waiters: RefCell<Vec<Option<Waker>>>,
+    waiters: RefCell<Vec<Option<Waiter>>>,
     free: RefCell<Vec<usize>>,
+}
+
+/// A waiting task and its deadline, if any.
+type Waiter = (Waker, Option<Instant>);
+
+/// Why a [`Shutdown::wait_until`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Woken {
+    /// Shutdown started.
+    Shutdown,
+    /// The deadline passed.
+    Expired,
 }
 
 impl Shutdown {
@@ -26,8 +44,19 @@ impl Shutdown {
     pub fn trigger(&self) {
         self.set.set(true);
         for w in self.waiters.borrow_mut().iter_mut() {
-            if let Some(w) = w.take() {
+            if let Some((w, _)) = w.take() {
                 w.wake();
+            }
+        }
+    }
+
+    /// Wakes the waiters whose deadline is `now` or earlier (called by the worker's tick).
+    pub fn expire(&self, now: Instant) {
+        for w in self.waiters.borrow_mut().iter_mut() {
+            if matches!(w, Some((_, Some(deadline))) if *deadline <= now) {
+                if let Some((w, _)) = w.take() {
+                    w.wake();
+                }
             }
         }
     }
@@ -37,24 +66,48 @@ impl Shutdown {
         Wait {
             shutdown: self,
             slot: None,
+            deadline: None,
+        }
+    }
+
+    /// Completes when shutdown starts or, within a tick of it, when `deadline` passes.
+    pub fn wait_until(&self, deadline: Instant) -> Wait<'_> {
+        Wait {
+            shutdown: self,
+            slot: None,
+            deadline: Some(deadline),
         }
     }
 }
 
-/// The future of [`Shutdown::wait`].
+/// The future of [`Shutdown::wait`] and [`Shutdown::wait_until`].
 pub struct Wait<'a> {
     shutdown: &'a Shutdown,
     slot: Option<usize>,
+    deadline: Option<Instant>,
 }
 
 impl Future for Wait<'_> {
-    type Output = ();
+    type Output = Woken;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Woken> {
         if self.shutdown.is_set() {
-            return Poll::Ready(());
+            return Poll::Ready(Woken::Shutdown);
         }
-        let waker = Some(cx.waker().clone());
+        // A slot emptied while shutdown is not set was emptied by `expire`.
+        let expired = match self.slot {
+            Some(i) => self
+                .shutdown
+                .waiters
+                .borrow()
+                .get(i)
+                .is_some_and(Option::is_none),
+            None => self.deadline.is_some_and(|d| d <= Instant::now()),
+        };
+        if expired {
+            return Poll::Ready(Woken::Expired);
+        }
+        let waker = Some((cx.waker().clone(), self.deadline));
         match self.slot {
             Some(i) => self.shutdown.waiters.borrow_mut()[i] = waker,
             None => {
@@ -110,9 +163,17 @@ mod tests {
             assert_eq!(sd.waiters.borrow().len(), 1);
             let sd2 = sd.clone();
             let waiter = monoio::spawn(async move { sd2.wait().await });
+            // A deadline wakes its waiter at the first expiry past it, not before.
+            let sd3 = sd.clone();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(20);
+            let idle = monoio::spawn(async move { sd3.wait_until(deadline).await });
             monoio::time::sleep(std::time::Duration::from_millis(5)).await;
+            sd.expire(std::time::Instant::now());
+            monoio::time::sleep(std::time::Duration::from_millis(5)).await;
+            sd.expire(deadline + std::time::Duration::from_millis(1));
+            assert_eq!(idle.await, Woken::Expired);
             sd.trigger();
-            waiter.await;
+            assert_eq!(waiter.await, Woken::Shutdown);
             assert!(sd.is_set());
         });
     }
