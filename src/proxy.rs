@@ -141,7 +141,7 @@ impl Proxy {
         }
         if let Err(e) = self
             .upstream
-            .invoke(&plugin, &s.payload.out, &mut s.invoke, &mut s.answer)
+            .invoke(&plugin, &mut s.payload.out, &mut s.invoke, &mut s.answer)
             .await
         {
             e.answer(resp);

@@ -76,11 +76,12 @@ impl Upstream {
         }
     }
 
-    /// Invokes `plugin`'s function with `payload`, within the plugin's `timeout`.
+    /// Invokes `plugin`'s function with `payload`, within the plugin's `timeout`. A large
+    /// payload is lent to the socket write and given back (empty if the invoke was cut short).
     pub async fn invoke(
         &self,
         plugin: &ResolvedPlugin,
-        payload: &[u8],
+        payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
         resp: &mut InvokeResponse,
     ) -> Result<(), InvokeError> {
@@ -96,7 +97,7 @@ impl Upstream {
     async fn invoke_with_retry(
         &self,
         plugin: &ResolvedPlugin,
-        payload: &[u8],
+        payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
         resp: &mut InvokeResponse,
     ) -> Result<(), InvokeError> {
@@ -165,14 +166,28 @@ impl Upstream {
         &self,
         plugin: &ResolvedPlugin,
         mut conn: IdleConn,
-        payload: &[u8],
+        payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
         resp: &mut InvokeResponse,
     ) -> Result<(), AttemptError> {
         let label = || format!("{}:{}", plugin.endpoint.host, plugin.endpoint.port);
-        self.write_request(plugin, payload, bufs);
-        let (res, write) = conn.stream.write_all(std::mem::take(&mut bufs.write)).await;
+        // A large payload is written on its own after the head instead of being copied behind
+        // it: a copy of the whole payload saved for one more write.
+        let separate = payload.len() >= SEPARATE_PAYLOAD;
+        let date = AmzDate::from_system_time(SystemTime::now());
+        let mut signer = self.signer.borrow_mut();
+        encode_head(&mut signer, plugin, payload, &date, bufs);
+        drop(signer);
+        if !separate {
+            bufs.write.extend_from_slice(payload);
+        }
+        let (mut res, write) = conn.stream.write_all(std::mem::take(&mut bufs.write)).await;
         bufs.write = write;
+        if separate && res.is_ok() {
+            let (r, rest) = conn.stream.write_all(std::mem::take(payload)).await;
+            *payload = rest;
+            res = r;
+        }
         if let Err(source) = res {
             return Err(AttemptError {
                 error: InvokeError::Io {
@@ -196,15 +211,25 @@ impl Upstream {
         Ok(())
     }
 
-    /// Writes head + payload into `bufs.write`, signed now.
-    fn write_request(&self, plugin: &ResolvedPlugin, payload: &[u8], bufs: &mut InvokeBuffers) {
-        let date = AmzDate::from_system_time(SystemTime::now());
-        encode_request(&mut self.signer.borrow_mut(), plugin, payload, &date, bufs);
-    }
 }
+
+/// Payloads from this size on are written after their head rather than copied behind it.
+const SEPARATE_PAYLOAD: usize = 64 * 1024;
 
 /// Writes the signed invoke request (head + payload) for `plugin` at `date` into `bufs.write`.
 pub fn encode_request(
+    signer: &mut InvokeSigner,
+    plugin: &ResolvedPlugin,
+    payload: &[u8],
+    date: &AmzDate,
+    bufs: &mut InvokeBuffers,
+) {
+    encode_head(signer, plugin, payload, date, bufs);
+    bufs.write.extend_from_slice(payload);
+}
+
+/// Writes the signed head of the invoke request carrying `payload` into `bufs.write`.
+fn encode_head(
     signer: &mut InvokeSigner,
     plugin: &ResolvedPlugin,
     payload: &[u8],
@@ -245,7 +270,6 @@ pub fn encode_request(
     w.extend_from_slice(b"\r\nAuthorization: ");
     w.extend_from_slice(&bufs.authorization);
     w.extend_from_slice(b"\r\n\r\n");
-    w.extend_from_slice(payload);
 }
 
 /// A response-reading failure before the endpoint label is attached.
