@@ -210,7 +210,6 @@ impl Upstream {
         }
         Ok(())
     }
-
 }
 
 /// Payloads from this size on are written after their head rather than copied behind it.
