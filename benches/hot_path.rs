@@ -38,7 +38,7 @@ fn request(body_len: usize) -> Vec<u8> {
 }
 
 fn plugin(forward: bool, proxy: bool) -> Arc<LambdaConfig> {
-    let mut c = LambdaConfig::placeholder();
+    let mut c = LambdaConfig::with_defaults("f");
     c.forward_request_body = forward;
     c.forward_request_headers = forward;
     c.forward_request_method = forward;

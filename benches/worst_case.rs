@@ -107,7 +107,7 @@ fn bench_encode(bencher: divan::Bencher, raw: Vec<u8>, cfg: LambdaConfig) {
 }
 
 fn forward() -> LambdaConfig {
-    let mut cfg = LambdaConfig::placeholder();
+    let mut cfg = LambdaConfig::with_defaults("f");
     cfg.forward_request_body = true;
     cfg.forward_request_method = true;
     cfg.forward_request_uri = true;
@@ -123,7 +123,7 @@ mod json_legacy {
         bench_encode(
             b,
             raw_request("/", "application/json", &one_member(BODY)),
-            LambdaConfig::placeholder(),
+            LambdaConfig::with_defaults("f"),
         );
     }
 
@@ -132,7 +132,7 @@ mod json_legacy {
         bench_encode(
             b,
             raw_request("/", "application/json", &tiny_members(BODY)),
-            LambdaConfig::placeholder(),
+            LambdaConfig::with_defaults("f"),
         );
     }
 
@@ -141,7 +141,7 @@ mod json_legacy {
         bench_encode(
             b,
             raw_request("/", "application/json", &repeated_key(BODY)),
-            LambdaConfig::placeholder(),
+            LambdaConfig::with_defaults("f"),
         );
     }
 
@@ -151,7 +151,7 @@ mod json_legacy {
     fn worst_tiny_elements_with_query(b: divan::Bencher) {
         let body = tiny_elements(BODY / 7);
         let raw = raw_request("/?1=q&x=y", "application/json", &body);
-        bench_encode(b, raw, LambdaConfig::placeholder());
+        bench_encode(b, raw, LambdaConfig::with_defaults("f"));
     }
 
     #[divan::bench(sample_count = 5, sample_size = 1)]
@@ -161,7 +161,7 @@ mod json_legacy {
         bench_encode(
             b,
             raw_request("/?q=1", "application/json", body.as_bytes()),
-            LambdaConfig::placeholder(),
+            LambdaConfig::with_defaults("f"),
         );
     }
 
@@ -206,7 +206,11 @@ mod multipart {
         let mut body = b"--B\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n".to_vec();
         body.resize(BODY - 10, b'a');
         body.extend_from_slice(b"\r\n--B--\r\n");
-        bench_encode(b, raw_request("/", CT, &body), LambdaConfig::placeholder());
+        bench_encode(
+            b,
+            raw_request("/", CT, &body),
+            LambdaConfig::with_defaults("f"),
+        );
     }
 
     #[divan::bench(sample_count = 5, sample_size = 1)]
@@ -218,7 +222,11 @@ mod multipart {
             "--B--\r\n",
             BODY,
         );
-        bench_encode(b, raw_request("/", CT, &body), LambdaConfig::placeholder());
+        bench_encode(
+            b,
+            raw_request("/", CT, &body),
+            LambdaConfig::with_defaults("f"),
+        );
     }
 
     /// A part full of `--B` not preceded by CRLF: each is a delimiter candidate to reject.
@@ -229,7 +237,11 @@ mod multipart {
             body.extend_from_slice(b"--B");
         }
         body.extend_from_slice(b"\r\n--B--\r\n");
-        bench_encode(b, raw_request("/", CT, &body), LambdaConfig::placeholder());
+        bench_encode(
+            b,
+            raw_request("/", CT, &body),
+            LambdaConfig::with_defaults("f"),
+        );
     }
 }
 
@@ -351,7 +363,7 @@ mod proxy_response {
     const SIZE: usize = 7 * 1024 * 1024 - 1024;
 
     fn bench_map(b: divan::Bencher, output: Vec<u8>, status: u16) {
-        let mut cfg = LambdaConfig::placeholder();
+        let mut cfg = LambdaConfig::with_defaults("f");
         cfg.is_proxy_integration = true;
         let mut mapper = ResponseMapper::default();
         let mut resp = Response::default();

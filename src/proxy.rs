@@ -2,10 +2,11 @@
 //! response mapping. Errors become the SPEC §6 answers and exactly one log line.
 
 use crate::config::router::RouteQuery;
+use crate::config::snapshot::RouteAction;
 use crate::config::Snapshot;
-use crate::http::answers;
 use crate::http::conn::{BufferPool, Handler};
 use crate::http::encode::Response;
+use crate::http::failure::Failure;
 use crate::http::request::Request;
 use crate::lambda::payload::{PayloadEncoder, PayloadError};
 use crate::lambda::response::{LambdaAnswer, Outcome, ResponseMapper};
@@ -15,6 +16,16 @@ use crate::upstream::client::{InvokeBuffers, InvokeResponse, Upstream};
 use arc_swap::ArcSwap;
 use std::cell::RefCell;
 use std::sync::Arc;
+
+/// Answers `failure` and writes its one log line.
+fn fail(resp: &mut Response, failure: Failure, route: &str, function: &str) {
+    failure.answer(resp);
+    log::error!(
+        "route={route} function={function} status={} cause=\"{failure}\" side={}",
+        resp.status,
+        failure.side().as_str()
+    );
+}
 
 /// The invoke-side buffers of one request; reused through the proxy's free list.
 #[derive(Default)]
@@ -101,56 +112,38 @@ impl Proxy {
             headers: &headers,
         };
         let Some(route_index) = snapshot.router.find(&query) else {
-            answers::message(resp, 404, answers::NO_ROUTE);
+            Failure::NoRoute.answer(resp);
             return;
         };
-        let Some(plugin) = snapshot
-            .route_plugins
-            .get(route_index)
-            .and_then(|p| p.clone())
-        else {
-            let route = &snapshot.config.routes[route_index];
-            log::error!(
-                "route={} cause=\"no enabled aws-lambda plugin applies to this route\"",
-                route.name.as_deref().unwrap_or(&route.id)
-            );
-            answers::with_error(
-                resp,
-                502,
-                answers::BAD_GATEWAY,
-                Some(b"no aws-lambda plugin on this route"),
-            );
-            return;
+        let plugin = match &snapshot.actions[route_index] {
+            RouteAction::Invoke(target) => target,
+            RouteAction::NoPlugin { route_label } => {
+                fail(resp, Failure::NoPlugin, route_label, "-");
+                return;
+            }
+            RouteAction::Unusable {
+                route_label,
+                function,
+                why,
+            } => {
+                fail(resp, Failure::Unusable(why.clone()), route_label, function);
+                return;
+            }
         };
         let function = plugin.config.function_name.as_str();
-        if let Some(why) = &plugin.unusable {
-            log::error!(
-                "route={} function={} cause=\"{why}\"",
-                plugin.route_label,
-                function
-            );
-            answers::message(resp, 500, answers::INTERNAL);
-            return;
-        }
         let mut pacer = TimeSlice::default();
         let encoded = s.payload.encode(&plugin.config, &req, &mut pacer).await;
         if let Err(PayloadError::TooLarge { size, limit }) = encoded {
-            log::error!("route={} function={} status=413 cause=\"payload of {size} bytes over the {limit}-byte limit\"", plugin.route_label, function);
-            answers::message(resp, 413, answers::PAYLOAD_TOO_LARGE);
+            let failure = Failure::PayloadTooLarge { size, limit };
+            fail(resp, failure, &plugin.route_label, function);
             return;
         }
         if let Err(e) = self
             .upstream
-            .invoke(&plugin, &mut s.payload.out, &mut s.invoke, &mut s.answer)
+            .invoke(plugin, &mut s.payload.out, &mut s.invoke, &mut s.answer)
             .await
         {
-            e.answer(resp);
-            log::error!(
-                "route={} function={} status={} cause=\"{e}\"",
-                plugin.route_label,
-                function,
-                resp.status
-            );
+            fail(resp, Failure::Upstream(e), &plugin.route_label, function);
             return;
         }
         // Split the read buffer: headers are read-only, the body is parsed in place.
@@ -198,7 +191,7 @@ impl Proxy {
             }
             Outcome::ApiError(kind) | Outcome::BadProxyResponse(kind) => {
                 log::error!(
-                    "route={} function={} status={} cause=\"{kind}\"",
+                    "route={} function={} status={} cause=\"{kind}\" side=upstream",
                     plugin.route_label,
                     function,
                     resp.status

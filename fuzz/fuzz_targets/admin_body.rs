@@ -1,7 +1,8 @@
 //! Admin API bodies (Kong's form notation, JSON, multipart) on arbitrary bytes: never a panic.
 #![no_main]
 
-use lambda_gateway::admin::body::{self, Shape};
+use lambda_gateway::admin::body;
+use lambda_gateway::schema::Kind;
 use libfuzzer_sys::fuzz_target;
 
 const TYPES: [&[u8]; 3] = [
@@ -15,17 +16,16 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let ctype = TYPES[(sel as usize) % TYPES.len()];
-    if let Ok((mut map, _)) = body::parse(Some(ctype), rest) {
-        body::coerce(
-            &mut map,
-            &[
-                ("port", Shape::Integer),
-                ("paths", Shape::TextArray),
-                ("enabled", Shape::Boolean),
-                ("headers", Shape::HeaderMap),
-            ],
-            &[("timeout", Shape::Integer)],
-        );
+    if let Ok((map, _)) = body::parse(Some(ctype), rest) {
+        for kind in Kind::ALL {
+            let mut copy = map.clone();
+            body::coerce(
+                &mut copy,
+                kind.schema(),
+                Some(&lambda_gateway::lambda::config::SCHEMA),
+            );
+            let _ = serde_json::to_vec(&copy);
+        }
         let _ = serde_json::to_vec(&map);
     }
 });

@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut enc = PayloadEncoder::default();
 
-    let mut forward = LambdaConfig::placeholder();
+    let mut forward = LambdaConfig::with_defaults("f");
     forward.forward_request_body = true;
     forward.forward_request_headers = true;
     forward.forward_request_method = true;
@@ -105,7 +105,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if enc
-        .encode_unpaced(&LambdaConfig::placeholder(), &req)
+        .encode_unpaced(&LambdaConfig::with_defaults("f"), &req)
         .is_ok()
     {
         let v: &RawValue = serde_json::from_slice(&enc.out).expect("legacy payload is valid JSON");

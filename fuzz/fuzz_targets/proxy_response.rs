@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let mut mapper = ResponseMapper::default();
     let mut resp = Response::default();
     for proxy in [true, false] {
-        let mut cfg = LambdaConfig::placeholder();
+        let mut cfg = LambdaConfig::with_defaults("f");
         cfg.is_proxy_integration = proxy;
         cfg.unhandled_status = Some(599);
         let mut body = data.to_vec();

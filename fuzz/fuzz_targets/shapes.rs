@@ -71,7 +71,7 @@ fn encode(raw: &[u8], forward: bool) {
         head: &h,
         body: &raw[h.len..],
     };
-    let mut cfg = LambdaConfig::placeholder();
+    let mut cfg = LambdaConfig::with_defaults("f");
     cfg.forward_request_body = forward;
     cfg.forward_request_headers = forward;
     cfg.forward_request_uri = forward;
@@ -115,7 +115,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = ChunkedDecoder::new(6 * 1024 * 1024).decode(&wire, &mut out);
         }
         7 => {
-            let mut cfg = LambdaConfig::placeholder();
+            let mut cfg = LambdaConfig::with_defaults("f");
             cfg.is_proxy_integration = true;
             let mut output = body();
             let answer = LambdaAnswer {

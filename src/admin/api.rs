@@ -1,15 +1,15 @@
 //! The Kong-compatible Admin API endpoints (SPEC §7) and Kong's response and error shapes.
 
-use super::body::{self, BodyError, Shape};
+use super::body::{self, BodyError};
 use super::present;
 use super::store::{ApplyError, Store};
 use crate::config::model::{is_uuid, new_uuid, Config};
-use crate::config::ConfigErrors;
+use crate::config::{plugins, ConfigErrors};
 use crate::http::conn::{BufferPool, Handler};
 use crate::http::encode::Response;
 use crate::http::request::Request;
-use crate::lambda::config::FieldType;
 use crate::metrics::Registry;
+use crate::schema::{Kind, Schema};
 use serde_json::{json, Map, Value};
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -62,101 +62,6 @@ impl AdminError {
 }
 
 type Answer = Result<(u16, Value), AdminError>;
-
-/// The four entity kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Service,
-    Route,
-    Plugin,
-    Consumer,
-}
-
-impl Kind {
-    fn from_collection(s: &str) -> Option<Kind> {
-        match s {
-            "services" => Some(Kind::Service),
-            "routes" => Some(Kind::Route),
-            "plugins" => Some(Kind::Plugin),
-            "consumers" => Some(Kind::Consumer),
-            _ => None,
-        }
-    }
-
-    fn collection(self) -> &'static str {
-        match self {
-            Kind::Service => "services",
-            Kind::Route => "routes",
-            Kind::Plugin => "plugins",
-            Kind::Consumer => "consumers",
-        }
-    }
-
-    /// Fields that identify an entity besides its id, and must be unique.
-    fn unique_fields(self) -> &'static [&'static str] {
-        match self {
-            Kind::Service | Kind::Route => &["name"],
-            Kind::Consumer => &["username", "custom_id"],
-            Kind::Plugin => &[],
-        }
-    }
-
-    /// Types of form values.
-    fn shapes(self) -> &'static [(&'static str, Shape)] {
-        match self {
-            Kind::Service => &[
-                ("port", Shape::Integer),
-                ("retries", Shape::Integer),
-                ("connect_timeout", Shape::Integer),
-                ("write_timeout", Shape::Integer),
-                ("read_timeout", Shape::Integer),
-                ("tls_verify_depth", Shape::Integer),
-                ("enabled", Shape::Boolean),
-                ("tls_verify", Shape::Boolean),
-                ("tags", Shape::TextArray),
-                ("ca_certificates", Shape::TextArray),
-            ],
-            Kind::Route => &[
-                ("paths", Shape::TextArray),
-                ("methods", Shape::TextArray),
-                ("hosts", Shape::TextArray),
-                ("protocols", Shape::TextArray),
-                ("tags", Shape::TextArray),
-                ("snis", Shape::TextArray),
-                ("strip_path", Shape::Boolean),
-                ("preserve_host", Shape::Boolean),
-                ("request_buffering", Shape::Boolean),
-                ("response_buffering", Shape::Boolean),
-                ("regex_priority", Shape::Integer),
-                ("https_redirect_status_code", Shape::Integer),
-                ("headers", Shape::HeaderMap),
-            ],
-            Kind::Plugin => &[
-                ("enabled", Shape::Boolean),
-                ("protocols", Shape::TextArray),
-                ("tags", Shape::TextArray),
-            ],
-            Kind::Consumer => &[("tags", Shape::TextArray)],
-        }
-    }
-}
-
-/// Form value types of the aws-lambda config, from its schema.
-fn config_shapes() -> Vec<(&'static str, Shape)> {
-    crate::lambda::config::FIELD_TYPES
-        .iter()
-        .map(|(name, t)| {
-            (
-                *name,
-                match t {
-                    FieldType::Text => Shape::Text,
-                    FieldType::Integer => Shape::Integer,
-                    FieldType::Boolean => Shape::Boolean,
-                },
-            )
-        })
-        .collect()
-}
 
 /// The Admin API: a [`Handler`] over the shared [`Store`].
 pub struct AdminApi {
@@ -346,16 +251,22 @@ impl AdminApi {
         let mut doc = doc;
         {
             let store = self.store.borrow();
-            // Secrets sent back redacted keep the stored ones (matched by plugin id).
-            if let Some(Value::Array(plugins)) = doc.get_mut("plugins") {
-                for p in plugins.iter_mut() {
+            // Secrets sent back hidden keep the stored ones (matched by plugin id).
+            if let Some(Value::Array(list)) = doc.get_mut("plugins") {
+                for p in list.iter_mut() {
                     let id = p.get("id").and_then(Value::as_str).map(str::to_string);
                     let stored = id
                         .and_then(|id| store.config.plugins.iter().find(|x| x.id == id))
                         .and_then(|x| x.raw.get("config"))
                         .and_then(Value::as_object);
-                    if let Some(Value::Object(cfg)) = p.get_mut("config") {
-                        present::unredact_config(cfg, stored).map_err(AdminError::BadRequest)?;
+                    let spec = p
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .and_then(plugins::find);
+                    if let (Some(spec), Some(Value::Object(cfg))) = (spec, p.get_mut("config")) {
+                        spec.schema
+                            .keep_hidden(cfg, stored)
+                            .map_err(AdminError::BadRequest)?;
                     }
                 }
             }
@@ -465,15 +376,15 @@ impl AdminApi {
             b"GET" => {
                 let i = index.ok_or(AdminError::NotFound)?;
                 let store = self.store.borrow();
-                Ok((200, present_entity(&store.config, kind, i)))
+                Ok((200, present::entity(&store.config, kind, i)))
             }
             b"PATCH" => {
                 let i = index.ok_or(AdminError::NotFound)?;
-                let patch = self.read_body(kind, req)?;
+                let patch = self.read_body(kind, Some(key), req)?;
                 self.update(kind, Some(i), patch, parent, false, key)
             }
             b"PUT" => {
-                let patch = self.read_body(kind, req)?;
+                let patch = self.read_body(kind, Some(key), req)?;
                 self.update(kind, index, patch, parent, true, key)
             }
             b"DELETE" => match index {
@@ -485,14 +396,41 @@ impl AdminApi {
         }
     }
 
-    fn read_body(&self, kind: Kind, req: &Request<'_>) -> Result<Map<String, Value>, AdminError> {
+    /// The schema of the config of the plugin a body is for: the body's `name`, else the
+    /// stored plugin's (a PATCH of a config field).
+    fn plugin_schema(
+        &self,
+        body: &Map<String, Value>,
+        key: Option<&str>,
+    ) -> Option<&'static Schema> {
+        let name = match body.get("name").and_then(Value::as_str) {
+            Some(name) => name.to_string(),
+            None => {
+                let store = self.store.borrow();
+                let i = find_index(&store.config, Kind::Plugin, key?)?;
+                store.config.plugins[i].name.clone()
+            }
+        };
+        plugins::find(&name).map(|p| p.schema)
+    }
+
+    fn read_body(
+        &self,
+        kind: Kind,
+        key: Option<&str>,
+        req: &Request<'_>,
+    ) -> Result<Map<String, Value>, AdminError> {
         let (mut map, is_form) =
             body::parse(req.content_type(), req.body).map_err(|e| match e {
                 BodyError::Invalid(m) => AdminError::BadRequest(m),
                 BodyError::UnsupportedType => AdminError::UnsupportedMediaType,
             })?;
         if is_form {
-            body::coerce(&mut map, kind.shapes(), &config_shapes());
+            let config_schema = match kind {
+                Kind::Plugin => self.plugin_schema(&map, key),
+                _ => None,
+            };
+            body::coerce(&mut map, kind.schema(), config_schema);
         }
         if kind == Kind::Service {
             split_url(&mut map)?;
@@ -501,7 +439,7 @@ impl AdminApi {
     }
 
     fn create(&self, kind: Kind, parent: Option<(Kind, &str)>, req: &Request<'_>) -> Answer {
-        let mut entity = self.read_body(kind, req)?;
+        let mut entity = self.read_body(kind, None, req)?;
         let id = match entity.get("id").and_then(Value::as_str) {
             Some(id) if is_uuid(id) => id.to_ascii_lowercase(),
             Some(_) => return Err(schema("id", "expected a valid UUID")),
@@ -509,7 +447,7 @@ impl AdminApi {
         };
         entity.insert("id".into(), Value::String(id.clone()));
         if let Some((pk, pid)) = parent {
-            entity.insert(parent_field(pk).into(), json!({ "id": pid }));
+            entity.insert(pk.reference_field().into(), json!({ "id": pid }));
         }
         let now = Value::from(unix_now());
         entity.insert("created_at".into(), now.clone());
@@ -524,7 +462,7 @@ impl AdminApi {
         apply(&mut store, &doc, kind, index)?;
         let i = find_index(&store.config, kind, &id)
             .ok_or_else(|| AdminError::Internal("created entity not found".into()))?;
-        Ok((201, present_entity(&store.config, kind, i)))
+        Ok((201, present::entity(&store.config, kind, i)))
     }
 
     /// PATCH (merge into an existing entity) or PUT (replace, or create with the key's id/name).
@@ -572,9 +510,9 @@ impl AdminApi {
             None if is_uuid(key) => key.to_ascii_lowercase(),
             None => {
                 // PUT /services/my-name creates `my-name`.
-                if let Some(name_field) = kind.unique_fields().first() {
+                if let Some(name_field) = kind.schema().unique_fields().next() {
                     entity
-                        .entry(name_field.to_string())
+                        .entry(name_field.name.to_string())
                         .or_insert_with(|| Value::String(key.to_string()));
                 }
                 new_uuid()
@@ -582,7 +520,7 @@ impl AdminApi {
         };
         entity.insert("id".into(), Value::String(id.clone()));
         if let Some((pk, pid)) = parent {
-            entity.insert(parent_field(pk).into(), json!({ "id": pid }));
+            entity.insert(pk.reference_field().into(), json!({ "id": pid }));
         }
         let now = Value::from(unix_now());
         let created_at = existing
@@ -614,7 +552,7 @@ impl AdminApi {
         apply(&mut store, &doc, kind, position)?;
         let i = find_index(&store.config, kind, &id)
             .ok_or_else(|| AdminError::Internal("updated entity not found".into()))?;
-        Ok((200, present_entity(&store.config, kind, i)))
+        Ok((200, present::entity(&store.config, kind, i)))
     }
 
     fn delete(&self, kind: Kind, index: usize) -> Answer {
@@ -635,7 +573,7 @@ impl AdminApi {
         doc_list(&mut doc, kind)?.remove(index);
         // Plugins scoped to what is deleted go with it, as in Kong.
         if kind != Kind::Plugin {
-            let field = parent_field(kind);
+            let field = kind.reference_field();
             doc_list(&mut doc, Kind::Plugin)?.retain(|p| {
                 p.get(field)
                     .and_then(|r| r.get("id"))
@@ -659,12 +597,18 @@ impl AdminApi {
         if kind != Kind::Plugin {
             return Ok(());
         }
-        match entity.get_mut("config") {
-            Some(Value::Object(cfg)) => {
-                present::unredact_config(cfg, stored).map_err(|m| AdminError::Schema {
-                    message: format!("schema violation ({m})"),
-                    fields: json!({"config": {"aws_secret": m}}),
-                })
+        let spec = entity
+            .get("name")
+            .and_then(Value::as_str)
+            .and_then(plugins::find);
+        match (spec, entity.get_mut("config")) {
+            (Some(spec), Some(Value::Object(cfg))) => {
+                spec.schema
+                    .keep_hidden(cfg, stored)
+                    .map_err(|m| AdminError::Schema {
+                        message: format!("schema violation ({m})"),
+                        fields: json!({"config": {"aws_secret": m}}),
+                    })
             }
             _ => Ok(()),
         }
@@ -684,13 +628,13 @@ impl AdminApi {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        for field in kind.unique_fields().iter().chain(&["id"]) {
-            let Some(value) = entity.get(*field).filter(|v| !v.is_null()) else {
+        for field in kind.schema().unique_fields().map(|f| f.name).chain(["id"]) {
+            let Some(value) = entity.get(field).filter(|v| !v.is_null()) else {
                 continue;
             };
             // On create every match clashes; on update the entity itself does not.
             let clash = list.iter().any(|other| {
-                other.get(*field) == Some(value)
+                other.get(field) == Some(value)
                     && (own_id.is_none() || other.get("id").and_then(Value::as_str) != own_id)
             });
             if clash {
@@ -700,7 +644,7 @@ impl AdminApi {
                     .unwrap_or_else(|| value.to_string());
                 return Err(AdminError::Unique {
                     message: format!("UNIQUE violation detected on '{{{field}=\"{shown}\"}}'"),
-                    fields: json!({ *field: shown }),
+                    fields: json!({ field: shown }),
                 });
             }
         }
@@ -898,15 +842,6 @@ fn nested(parent: &str, child: &str) -> Result<(Kind, Kind), AdminError> {
     }
 }
 
-fn parent_field(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Service => "service",
-        Kind::Route => "route",
-        Kind::Consumer => "consumer",
-        Kind::Plugin => "plugin",
-    }
-}
-
 fn belongs(
     parent: Option<(Kind, &str)>,
     service: Option<&str>,
@@ -976,15 +911,6 @@ fn raw_of(c: &Config, kind: Kind, i: usize) -> Map<String, Value> {
     }
 }
 
-fn present_entity(c: &Config, kind: Kind, i: usize) -> Value {
-    match kind {
-        Kind::Service => present::service(&c.services[i]),
-        Kind::Route => present::route(&c.routes[i]),
-        Kind::Plugin => present::plugin(&c.plugins[i]),
-        Kind::Consumer => present::consumer(&c.consumers[i]),
-    }
-}
-
 /// The document's list of `kind` entities (created empty if absent).
 fn doc_list(doc: &mut Value, kind: Kind) -> Result<&mut Vec<Value>, AdminError> {
     let map = doc
@@ -1031,24 +957,14 @@ fn split_url(entity: &mut Map<String, Value>) -> Result<(), AdminError> {
 
 fn decode_segment(s: &str) -> String {
     let mut out = Vec::new();
-    crate::aws::uri::percent_decode_into(&mut out, s.as_bytes(), false);
+    crate::http::percent::percent_decode_into(&mut out, s.as_bytes(), false);
     String::from_utf8_lossy(&out).into_owned()
 }
 
 fn parse_query(q: &[u8]) -> Vec<(String, String)> {
-    let mut args = crate::lambda::args::Args::default();
-    args.parse_urlencoded(q);
-    args.list()
-        .iter()
-        .map(|a| {
-            let v = match &a.value {
-                crate::lambda::args::ArgValue::Text(r) => {
-                    String::from_utf8_lossy(&args.scratch[r.clone()]).into_owned()
-                }
-                _ => String::new(),
-            };
-            (String::from_utf8_lossy(args.key(a)).into_owned(), v)
-        })
+    crate::http::form::decoded(q)
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
         .collect()
 }
 

@@ -2,7 +2,9 @@
 //! Kong's key notation (`config.aws_key=`, `paths[1]=`, `paths[]=`, a repeated key as an array),
 //! and `application/json`. Form values are text; [`coerce`] gives them the entity's types.
 
-use crate::lambda::args::{body_kind, ArgValue, Args, BodyKind};
+use crate::http::{form, multipart};
+use crate::lambda::args::{body_kind, BodyKind};
+use crate::schema::{Schema, Shape};
 use serde_json::{Map, Value};
 
 /// Why a body was refused (400, or 415 for an unsupported type).
@@ -14,7 +16,8 @@ pub enum BodyError {
     UnsupportedType,
 }
 
-/// Parses a request body into a JSON object.
+/// Parses a request body into a JSON object; `true` when it was a form (its values are text
+/// to be given their types by [`coerce`]).
 pub fn parse(
     content_type: Option<&[u8]>,
     body: &[u8],
@@ -28,17 +31,19 @@ pub fn parse(
             Ok(_) => Err(BodyError::Invalid("expected a JSON object".into())),
             Err(e) => Err(BodyError::Invalid(format!("Cannot parse JSON body: {e}"))),
         },
-        BodyKind::Form => {
-            let mut args = Args::default();
-            args.parse_urlencoded_all(body);
-            Ok((from_pairs(&args)?, true))
-        }
+        BodyKind::Form => Ok((from_pairs(form::decoded(body))?, true)),
         BodyKind::Multipart => {
-            let mut args = Args::default();
-            if !args.parse_multipart(content_type.unwrap_or_default(), body) {
-                return Err(BodyError::Invalid("Cannot parse multipart body".into()));
+            let invalid = || BodyError::Invalid("Cannot parse multipart body".into());
+            let boundary = content_type
+                .and_then(multipart::boundary)
+                .ok_or_else(invalid)?;
+            let mut parts = multipart::Parts::new(body, boundary).map_err(|_| invalid())?;
+            let mut pairs = Vec::new();
+            while let Some((name, value)) = parts.next().map_err(|_| invalid())? {
+                let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                pairs.push((text(name), Some(text(value))));
             }
-            Ok((from_pairs(&args)?, true))
+            Ok((from_pairs(pairs)?, true))
         }
         BodyKind::Missing | BodyKind::Unsupported => Err(BodyError::UnsupportedType),
     }
@@ -102,17 +107,11 @@ fn parse_key(key: &str) -> Result<Vec<Step>, BodyError> {
 }
 
 /// Builds an object from form pairs; a key given twice without brackets becomes an array.
-fn from_pairs(args: &Args) -> Result<Map<String, Value>, BodyError> {
+fn from_pairs(pairs: Vec<(String, Option<String>)>) -> Result<Map<String, Value>, BodyError> {
     let mut root = Value::Object(Map::new());
-    let mut holes = HOLE_ALLOWANCE + args.list().len();
-    for arg in args.list() {
-        let key = String::from_utf8_lossy(args.key(arg)).into_owned();
-        let value = match &arg.value {
-            ArgValue::Flag => Value::String(String::new()),
-            ArgValue::Text(r) | ArgValue::Json(r) => {
-                Value::String(String::from_utf8_lossy(&args.scratch[r.clone()]).into_owned())
-            }
-        };
+    let mut holes = HOLE_ALLOWANCE + pairs.len();
+    for (key, value) in pairs {
+        let value = Value::String(value.unwrap_or_default());
         insert(&mut root, &parse_key(&key)?, value, &mut holes)?;
     }
     match root {
@@ -188,39 +187,19 @@ fn insert(
     }
 }
 
-/// The type a form value is given.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shape {
-    /// Text stays text.
-    Text,
-    /// `"8000"` → 8000.
-    Integer,
-    /// `"true"` → true.
-    Boolean,
-    /// `"/a"` → `["/a"]`; an array of text stays.
-    TextArray,
-    /// `{name: "v"}` → `{name: ["v"]}` (route `headers`).
-    HeaderMap,
-}
-
-/// Gives form values their types by `shapes` (field → shape); `config` is coerced by
-/// `config_shapes`. An empty value of a non-text field becomes null, as in Kong.
-pub fn coerce(
-    map: &mut Map<String, Value>,
-    shapes: &[(&str, Shape)],
-    config_shapes: &[(&str, Shape)],
-) {
+/// Gives form values the types of `schema`'s fields; a plugin's `config` takes the types of
+/// `config_schema`. An empty value of a non-text field becomes null, as in Kong.
+pub fn coerce(map: &mut Map<String, Value>, schema: &Schema, config_schema: Option<&Schema>) {
     for (field, value) in map.iter_mut() {
         if field == "config" {
-            if let Value::Object(config) = value {
-                coerce(config, config_shapes, &[]);
+            if let (Value::Object(config), Some(cs)) = (&mut *value, config_schema) {
+                coerce(config, cs, None);
             }
             continue;
         }
-        let Some((_, shape)) = shapes.iter().find(|(f, _)| f == field) else {
-            continue;
-        };
-        coerce_value(value, *shape);
+        if let Some(f) = schema.field(field) {
+            coerce_value(value, f.ty.form_shape());
+        }
     }
 }
 
@@ -348,25 +327,19 @@ mod tests {
 
     #[test]
     fn coercion() {
-        let Value::Object(mut m) = form("port=8000&enabled=false&paths=/a&strip_path=&config.timeout=5&config.disable_https=true") else {
+        let Value::Object(mut m) = form(
+            "port=8000&enabled=false&tags=a&retries=&config.timeout=5&config.disable_https=true",
+        ) else {
             panic!("object")
         };
         coerce(
             &mut m,
-            &[
-                ("port", Shape::Integer),
-                ("enabled", Shape::Boolean),
-                ("paths", Shape::TextArray),
-                ("strip_path", Shape::Boolean),
-            ],
-            &[
-                ("timeout", Shape::Integer),
-                ("disable_https", Shape::Boolean),
-            ],
+            crate::schema::Kind::Service.schema(),
+            Some(&crate::lambda::config::SCHEMA),
         );
         assert_eq!(
             Value::Object(m),
-            json!({"port": 8000, "enabled": false, "paths": ["/a"], "strip_path": null, "config": {"timeout": 5, "disable_https": true}})
+            json!({"port": 8000, "enabled": false, "tags": ["a"], "retries": null, "config": {"timeout": 5, "disable_https": true}})
         );
     }
 }

@@ -8,8 +8,8 @@ pub mod present;
 pub mod store;
 
 use crate::http::conn::{self, Shared};
+use crate::http::shutdown::Shutdown;
 use crate::http::Limits;
-use crate::runtime::shutdown::Shutdown;
 use api::AdminApi;
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use std::net::SocketAddr;

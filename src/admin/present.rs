@@ -1,159 +1,85 @@
-//! Entities as Kong's Admin API shows them: every field, defaults filled in, secrets redacted.
+//! Entities as Kong's Admin API shows them: every field of the kind's schema, set or defaulted,
+//! references as `{id: …}`, secrets masked or redacted as the schema says.
 
 use crate::config::model::{Config, Consumer, Plugin, Route, Service};
-use crate::lambda::config::{mask_key, REDACTED};
+use crate::config::plugins;
+use crate::schema::Kind;
 use serde_json::{json, Map, Value};
-
-fn field(raw: &Map<String, Value>, name: &str, default: Value) -> Value {
-    match raw.get(name) {
-        Some(v) if !v.is_null() => v.clone(),
-        _ => default,
-    }
-}
 
 fn reference(id: &Option<String>) -> Value {
     id.as_ref().map_or(Value::Null, |id| json!({ "id": id }))
 }
 
-/// A service.
+/// A service (its `url` shown split, as Kong stores it).
 pub fn service(s: &Service) -> Value {
-    let r = &s.raw;
-    json!({
-        "id": s.id,
-        "name": s.name,
-        "protocol": s.protocol,
-        "host": s.host,
-        "port": s.port,
-        "path": s.path,
-        "retries": field(r, "retries", json!(5)),
-        "connect_timeout": field(r, "connect_timeout", json!(60000)),
-        "write_timeout": field(r, "write_timeout", json!(60000)),
-        "read_timeout": field(r, "read_timeout", json!(60000)),
-        "tags": field(r, "tags", Value::Null),
-        "enabled": s.enabled,
-        "client_certificate": field(r, "client_certificate", Value::Null),
-        "tls_verify": field(r, "tls_verify", Value::Null),
-        "tls_verify_depth": field(r, "tls_verify_depth", Value::Null),
-        "ca_certificates": field(r, "ca_certificates", Value::Null),
-        "created_at": field(r, "created_at", Value::Null),
-        "updated_at": field(r, "updated_at", Value::Null),
-    })
+    let mut out = Kind::Service.schema().present(&s.raw);
+    out.remove("url");
+    out.insert("id".into(), json!(s.id));
+    out.insert("protocol".into(), json!(s.protocol));
+    out.insert("host".into(), json!(s.host));
+    out.insert("port".into(), json!(s.port));
+    out.insert("path".into(), json!(s.path));
+    out.insert("enabled".into(), json!(s.enabled));
+    Value::Object(out)
 }
 
 /// A route.
-pub fn route(x: &Route) -> Value {
-    let r = &x.raw;
-    json!({
-        "id": x.id,
-        "name": x.name,
-        "protocols": x.protocols,
-        "methods": field(r, "methods", Value::Null),
-        "hosts": field(r, "hosts", Value::Null),
-        "paths": field(r, "paths", Value::Null),
-        "headers": field(r, "headers", Value::Null),
-        "https_redirect_status_code": field(r, "https_redirect_status_code", json!(426)),
-        "regex_priority": x.regex_priority,
-        "strip_path": x.strip_path,
-        "path_handling": field(r, "path_handling", json!("v0")),
-        "preserve_host": x.preserve_host,
-        "request_buffering": field(r, "request_buffering", json!(true)),
-        "response_buffering": field(r, "response_buffering", json!(true)),
-        "tags": field(r, "tags", Value::Null),
-        "service": reference(&x.service),
-        "snis": field(r, "snis", Value::Null),
-        "sources": field(r, "sources", Value::Null),
-        "destinations": field(r, "destinations", Value::Null),
-        "created_at": field(r, "created_at", Value::Null),
-        "updated_at": field(r, "updated_at", Value::Null),
-    })
+pub fn route(r: &Route) -> Value {
+    let mut out = Kind::Route.schema().present(&r.raw);
+    out.insert("id".into(), json!(r.id));
+    out.insert("service".into(), reference(&r.service));
+    Value::Object(out)
 }
 
-/// A plugin, its secrets redacted.
+/// A plugin, its config shown by the plugin's schema.
 pub fn plugin(p: &Plugin) -> Value {
-    let r = &p.raw;
-    json!({
-        "id": p.id,
-        "name": p.name,
-        "config": p.config.to_kong_json(),
-        "enabled": field(r, "enabled", json!(true)),
-        "protocols": field(r, "protocols", json!(["grpc", "grpcs", "http", "https"])),
-        "service": reference(&p.service),
-        "route": reference(&p.route),
-        "consumer": reference(&p.consumer),
-        "tags": field(r, "tags", Value::Null),
-        "instance_name": field(r, "instance_name", Value::Null),
-        "ordering": field(r, "ordering", Value::Null),
-        "created_at": field(r, "created_at", Value::Null),
-        "updated_at": field(r, "updated_at", Value::Null),
-    })
+    let mut out = Kind::Plugin.schema().present(&p.raw);
+    out.insert("id".into(), json!(p.id));
+    out.insert("service".into(), reference(&p.service));
+    out.insert("route".into(), reference(&p.route));
+    out.insert("consumer".into(), reference(&p.consumer));
+    if let Some(spec) = plugins::find(&p.name) {
+        let empty = Map::new();
+        let raw = p
+            .raw
+            .get("config")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        out.insert("config".into(), Value::Object(spec.schema.present(raw)));
+    }
+    Value::Object(out)
 }
 
 /// A consumer.
 pub fn consumer(c: &Consumer) -> Value {
-    let r = &c.raw;
-    json!({
-        "id": c.id,
-        "username": c.username,
-        "custom_id": c.custom_id,
-        "tags": field(r, "tags", Value::Null),
-        "created_at": field(r, "created_at", Value::Null),
-        "updated_at": field(r, "updated_at", Value::Null),
-    })
+    let mut out = Kind::Consumer.schema().present(&c.raw);
+    out.insert("id".into(), json!(c.id));
+    Value::Object(out)
 }
 
-/// The whole document with every plugin's secrets redacted (`GET /config`).
+/// The entity of `kind` at `index`.
+pub fn entity(c: &Config, kind: Kind, index: usize) -> Value {
+    match kind {
+        Kind::Service => service(&c.services[index]),
+        Kind::Route => route(&c.routes[index]),
+        Kind::Plugin => plugin(&c.plugins[index]),
+        Kind::Consumer => consumer(&c.consumers[index]),
+    }
+}
+
+/// The whole document with every plugin's secrets hidden (`GET /config`).
 pub fn redacted_document(config: &Config) -> Value {
     let mut doc = config.to_document();
-    if let Some(Value::Array(plugins)) = doc.get_mut("plugins") {
-        for p in plugins {
-            if let Some(Value::Object(cfg)) = p.get_mut("config") {
-                redact_config(cfg);
+    if let Some(Value::Array(list)) = doc.get_mut("plugins") {
+        for p in list {
+            let spec = p
+                .get("name")
+                .and_then(Value::as_str)
+                .and_then(plugins::find);
+            if let (Some(spec), Some(Value::Object(cfg))) = (spec, p.get_mut("config")) {
+                spec.schema.hide_secrets(cfg);
             }
         }
     }
     doc
-}
-
-/// Replaces `aws_secret` with the redaction marker and masks `aws_key`.
-pub fn redact_config(cfg: &mut Map<String, Value>) {
-    if let Some(Value::String(s)) = cfg.get_mut("aws_secret") {
-        *s = REDACTED.to_string();
-    }
-    if let Some(Value::String(k)) = cfg.get_mut("aws_key") {
-        *k = mask_key(k);
-    }
-}
-
-/// A value given back as the redaction marker (or the masked key) keeps the stored secret, so
-/// that a GET → edit → PUT round trip does not overwrite credentials with placeholders.
-/// Returns an error naming the field when there is no stored secret to keep.
-pub fn unredact_config(
-    incoming: &mut Map<String, Value>,
-    stored: Option<&Map<String, Value>>,
-) -> Result<(), String> {
-    for name in ["aws_secret", "aws_key"] {
-        let Some(Value::String(given)) = incoming.get(name) else {
-            continue;
-        };
-        let stored_value = stored.and_then(|s| s.get(name)).and_then(Value::as_str);
-        let is_placeholder = match (name, stored_value) {
-            ("aws_secret", _) => given == REDACTED,
-            (_, Some(k)) => *given == mask_key(k),
-            _ => false,
-        };
-        if !is_placeholder {
-            continue;
-        }
-        match stored_value {
-            Some(v) => {
-                incoming.insert(name.to_string(), Value::String(v.to_string()));
-            }
-            None => {
-                return Err(format!(
-                    "config.{name}: {given:?} is a redaction placeholder, not a value"
-                ))
-            }
-        }
-    }
-    Ok(())
 }

@@ -1,7 +1,17 @@
 //! AWS credentials: from the plugin config, else from the environment as the SDKs read it.
 
-use crate::lambda::config::{LambdaConfig, Secret};
+use std::fmt;
 use std::sync::Arc;
+
+/// A secret string: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 /// One set of credentials used to sign requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,9 +37,13 @@ pub fn from_env(get_env: &dyn Fn(&str) -> Option<String>) -> Option<Credentials>
     })
 }
 
-/// The credentials a plugin signs with: its own `aws_key`/`aws_secret`, else the environment's.
-pub fn for_plugin(cfg: &LambdaConfig, env: Option<&Arc<Credentials>>) -> Option<Arc<Credentials>> {
-    match (&cfg.aws_key, &cfg.aws_secret) {
+/// The credentials a plugin signs with: its own key and secret, else the environment's.
+pub fn for_plugin(
+    key: Option<&String>,
+    secret: Option<&Secret>,
+    env: Option<&Arc<Credentials>>,
+) -> Option<Arc<Credentials>> {
+    match (key, secret) {
         (Some(key), Some(secret)) => Some(Arc::new(Credentials {
             access_key_id: key.clone(),
             secret_access_key: secret.clone(),

@@ -1,8 +1,6 @@
 //! Where a plugin's invokes go: the plugin's `host`/`port`/`disable_https`, else
 //! `AWS_ENDPOINT_URL_LAMBDA`, else `AWS_ENDPOINT_URL`, else `lambda.<region>.amazonaws.com:443`.
 
-use crate::lambda::config::LambdaConfig;
-
 /// A resolved Lambda endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
@@ -32,10 +30,6 @@ impl Endpoint {
         }
     }
 }
-
-/// An endpoint URL from the environment, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EndpointOverride(pub Endpoint);
 
 /// Parses `https://host[:port][/prefix]` (or `http://`).
 pub fn parse_endpoint_url(url: &str) -> Result<Endpoint, String> {
@@ -87,13 +81,20 @@ pub fn parse_endpoint_url(url: &str) -> Result<Endpoint, String> {
     })
 }
 
-/// The endpoint for a plugin, given its region and the environment's override.
-pub fn for_plugin(cfg: &LambdaConfig, region: &str, env_override: Option<&Endpoint>) -> Endpoint {
-    if let Some(host) = &cfg.host {
+/// The endpoint for a plugin: its own `host` (with `port` and TLS unless `disable_https`),
+/// else the environment's endpoint URL, else Lambda's regional endpoint.
+pub fn for_plugin(
+    host: Option<&str>,
+    port: u16,
+    tls: bool,
+    region: &str,
+    env_override: Option<&Endpoint>,
+) -> Endpoint {
+    if let Some(host) = host {
         return Endpoint {
-            tls: !cfg.disable_https,
-            host: host.clone(),
-            port: cfg.port,
+            tls,
+            host: host.to_string(),
+            port,
             path_prefix: String::new(),
         };
     }
@@ -101,9 +102,9 @@ pub fn for_plugin(cfg: &LambdaConfig, region: &str, env_override: Option<&Endpoi
         return e.clone();
     }
     Endpoint {
-        tls: !cfg.disable_https,
+        tls,
         host: format!("lambda.{region}.amazonaws.com"),
-        port: cfg.port,
+        port,
         path_prefix: String::new(),
     }
 }
@@ -137,17 +138,17 @@ mod tests {
 
     #[test]
     fn plugin_host_beats_the_environment() {
-        let mut cfg = LambdaConfig::placeholder();
         let env = parse_endpoint_url("https://env:1").ok();
-        assert_eq!(for_plugin(&cfg, "us-east-1", env.as_ref()).host, "env");
         assert_eq!(
-            for_plugin(&cfg, "us-east-1", None).host_header(),
+            for_plugin(None, 443, true, "us-east-1", env.as_ref()).host,
+            "env"
+        );
+        assert_eq!(
+            for_plugin(None, 443, true, "us-east-1", None).host_header(),
             "lambda.us-east-1.amazonaws.com"
         );
-        cfg.host = Some("custom".into());
-        cfg.port = 8443;
         assert_eq!(
-            for_plugin(&cfg, "us-east-1", env.as_ref()).host_header(),
+            for_plugin(Some("custom"), 8443, true, "us-east-1", env.as_ref()).host_header(),
             "custom:8443"
         );
     }

@@ -95,7 +95,7 @@ fn encode_segment(out: &mut Vec<u8>, seg: &[u8], double_encode: bool) {
     } else {
         // Encode what is not yet encoded: decode first, then encode once.
         let mut decoded = Vec::with_capacity(seg.len());
-        super::uri::percent_decode_into(&mut decoded, seg, false);
+        crate::http::percent::percent_decode_into(&mut decoded, seg, false);
         super::uri::encode_path_bytes(out, &decoded);
     }
 }
@@ -111,8 +111,8 @@ pub fn canonical_query(out: &mut Vec<u8>, query: &[u8]) {
         };
         let mut dn = Vec::new();
         let mut dv = Vec::new();
-        super::uri::percent_decode_into(&mut dn, name, false);
-        super::uri::percent_decode_into(&mut dv, value, false);
+        crate::http::percent::percent_decode_into(&mut dn, name, false);
+        crate::http::percent::percent_decode_into(&mut dv, value, false);
         let mut en = Vec::new();
         let mut ev = Vec::new();
         super::uri::encode_query_bytes(&mut en, &dn);
@@ -320,14 +320,6 @@ impl InvokeTemplate {
             log_type,
         }
     }
-}
-
-/// The headers SigV4 adds to one invoke.
-pub struct InvokeSignature {
-    /// `X-Amz-Date` value.
-    pub date: AmzDate,
-    /// `Authorization` value.
-    pub authorization: Vec<u8>,
 }
 
 /// Signs invokes; owns the scratch buffers so signing allocates nothing in steady state.

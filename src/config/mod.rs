@@ -1,13 +1,13 @@
 //! Kong declarative configuration (`_format_version: "3.0"`, YAML or JSON): loading, validation
 //! with a path in every message, the validated model, the router and the published snapshot.
 
-pub mod check;
 pub mod model;
+pub mod plugins;
 pub mod router;
 pub mod snapshot;
 mod validate;
 
-pub use check::{ConfigError, ConfigErrors};
+pub use crate::schema::check::{ConfigError, ConfigErrors};
 pub use model::Config;
 pub use snapshot::Snapshot;
 

@@ -57,12 +57,19 @@ pub struct Route {
     pub raw: Map<String, Value>,
 }
 
-/// A plugin instance. Only `aws-lambda` exists.
+/// A plugin's validated config, by plugin.
+#[derive(Clone, Debug)]
+pub enum PluginConfig {
+    /// `aws-lambda`.
+    AwsLambda(Arc<LambdaConfig>),
+}
+
+/// A plugin instance.
 #[derive(Clone, Debug)]
 pub struct Plugin {
     /// UUID (given or generated).
     pub id: String,
-    /// Always `aws-lambda`.
+    /// The plugin's name (`aws-lambda`).
     pub name: String,
     /// Disabled plugins are ignored.
     pub enabled: bool,
@@ -73,7 +80,7 @@ pub struct Plugin {
     /// Scoped to this consumer id.
     pub consumer: Option<String>,
     /// The validated plugin config.
-    pub config: Arc<LambdaConfig>,
+    pub config: PluginConfig,
     /// The entity as written (`id` filled in, references as `{id: …}`): what is persisted.
     pub raw: Map<String, Value>,
 }
@@ -179,15 +186,7 @@ pub fn new_uuid() -> String {
     )
 }
 
-/// True for the canonical textual form of a UUID (any version).
-pub fn is_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            8 | 13 | 18 | 23 => c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
+pub use crate::schema::entities::is_uuid;
 
 #[cfg(test)]
 mod tests {

@@ -2,12 +2,12 @@
 //! that applies to it with everything needed to invoke (region, credentials, endpoint, the
 //! fixed SigV4 parts). Built once per config change, shared by all workers through `ArcSwap`.
 
-use super::model::{Config, Plugin, Route};
+use super::model::{Config, Plugin, PluginConfig, Route};
 use super::router::Router;
 use crate::aws::credentials::{self, Credentials};
 use crate::aws::endpoint::{self, Endpoint};
-use crate::aws::sigv4::InvokeTemplate;
 use crate::lambda::config::LambdaConfig;
+use crate::upstream::target::InvokeTarget;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -56,25 +56,25 @@ impl Environment {
     }
 }
 
-/// One aws-lambda plugin, ready to invoke.
+/// What a route does, decided once per configuration.
 #[derive(Debug)]
-pub struct ResolvedPlugin {
-    /// The plugin entity's id.
-    pub plugin_id: String,
-    /// The route it serves (name, else id), for logs.
-    pub route_label: String,
-    /// The validated config.
-    pub config: Arc<LambdaConfig>,
-    /// Why this plugin cannot invoke (no region, no credentials), answered as a 500 and logged.
-    pub unusable: Option<String>,
-    /// Credentials to sign with.
-    pub credentials: Option<Arc<Credentials>>,
-    /// Where to send invokes.
-    pub endpoint: Endpoint,
-    /// Path (and query) of the invoke request, endpoint prefix included.
-    pub invoke_path: String,
-    /// The fixed parts of the signature.
-    pub template: InvokeTemplate,
+pub enum RouteAction {
+    /// Invoke a function.
+    Invoke(Arc<InvokeTarget>),
+    /// Its aws-lambda plugin cannot invoke (no region, no credentials): a 500, logged.
+    Unusable {
+        /// The route (name, else id).
+        route_label: String,
+        /// The function the plugin names.
+        function: String,
+        /// Why.
+        why: String,
+    },
+    /// No enabled aws-lambda plugin applies: a 502, logged.
+    NoPlugin {
+        /// The route (name, else id).
+        route_label: String,
+    },
 }
 
 /// A published configuration.
@@ -84,12 +84,12 @@ pub struct Snapshot {
     pub config: Config,
     /// The router over `config.routes`.
     pub router: Router,
-    /// For each route (same index as `config.routes`), the plugin that applies, if any.
-    pub route_plugins: Vec<Option<Arc<ResolvedPlugin>>>,
+    /// For each route (same index as `config.routes`), what it does.
+    pub actions: Vec<RouteAction>,
 }
 
 impl Snapshot {
-    /// Builds the snapshot. Returns it with warnings about plugins that cannot invoke.
+    /// Builds the snapshot. Returns it with warnings about routes that cannot invoke.
     pub fn build(config: Config, env: &Environment) -> (Snapshot, Vec<String>) {
         let mut warnings = Vec::new();
         let disabled_services: HashSet<&str> = config
@@ -105,61 +105,65 @@ impl Snapshot {
         };
         let router = Router::new(&config.routes, service_enabled);
         let scopes = PluginScopes::new(&config.plugins);
-        // Plugins already resolved for a route label (a plugin on a service serves every route).
-        let mut resolved: HashMap<(&str, String), Arc<ResolvedPlugin>> = HashMap::new();
-        let mut route_plugins = Vec::with_capacity(config.routes.len());
+        // Targets already made for a (plugin, route label): a plugin on a service serves every
+        // route of it, each with its own label.
+        let mut made: HashMap<(&str, String), Arc<InvokeTarget>> = HashMap::new();
+        let mut actions = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
-            let Some(plugin) = scopes.effective(route) else {
-                route_plugins.push(None);
+            let route_label = route.name.clone().unwrap_or_else(|| route.id.clone());
+            let Some((plugin, cfg)) = scopes.effective(route) else {
+                warnings.push(format!(
+                    "route {route_label}: no enabled aws-lambda plugin applies; requests to it get 502"
+                ));
+                actions.push(RouteAction::NoPlugin { route_label });
                 continue;
             };
-            let label = route.name.clone().unwrap_or_else(|| route.id.clone());
-            let key = (plugin.id.as_str(), label);
-            if let Some(r) = resolved.get(&key) {
-                route_plugins.push(Some(r.clone()));
+            let key = (plugin.id.as_str(), route_label);
+            if let Some(target) = made.get(&key) {
+                actions.push(RouteAction::Invoke(target.clone()));
                 continue;
             }
-            let r = Arc::new(resolve(plugin, key.1.clone(), env));
-            if let Some(why) = &r.unusable {
-                warnings.push(format!(
-                    "route {}: aws-lambda plugin {}: {why}",
-                    key.1, plugin.id
-                ));
+            match target(plugin, cfg, key.1.clone(), env) {
+                Ok(t) => {
+                    let t = Arc::new(t);
+                    made.insert(key, t.clone());
+                    actions.push(RouteAction::Invoke(t));
+                }
+                Err(why) => {
+                    warnings.push(format!(
+                        "route {}: aws-lambda plugin {}: {why}",
+                        key.1, plugin.id
+                    ));
+                    actions.push(RouteAction::Unusable {
+                        route_label: key.1,
+                        function: cfg.function_name.clone(),
+                        why,
+                    });
+                }
             }
-            resolved.insert(key, r.clone());
-            route_plugins.push(Some(r));
-        }
-        for route in config
-            .routes
-            .iter()
-            .zip(&route_plugins)
-            .filter(|(_, p)| p.is_none())
-            .map(|(r, _)| r)
-        {
-            let label = route.name.clone().unwrap_or_else(|| route.id.clone());
-            warnings.push(format!(
-                "route {label}: no enabled aws-lambda plugin applies; requests to it get 502"
-            ));
         }
         (
             Snapshot {
                 config,
                 router,
-                route_plugins,
+                actions,
             },
             warnings,
         )
     }
 }
 
-/// The enabled plugins that are not consumer-scoped, indexed by scope (the first one in file
-/// order wins within a scope), so finding a route's plugin takes four lookups.
+/// The enabled aws-lambda plugins that are not consumer-scoped, indexed by scope (the first one
+/// in file order wins within a scope), so finding a route's plugin takes four lookups.
 struct PluginScopes<'a> {
-    route_and_service: HashMap<(&'a str, &'a str), &'a Plugin>,
-    route: HashMap<&'a str, &'a Plugin>,
-    service: HashMap<&'a str, &'a Plugin>,
-    global: Option<&'a Plugin>,
+    route_and_service: HashMap<(&'a str, &'a str), Lambda<'a>>,
+    route: HashMap<&'a str, Lambda<'a>>,
+    service: HashMap<&'a str, Lambda<'a>>,
+    global: Option<Lambda<'a>>,
 }
+
+/// An aws-lambda plugin and its config.
+type Lambda<'a> = (&'a Plugin, &'a Arc<LambdaConfig>);
 
 impl<'a> PluginScopes<'a> {
     fn new(plugins: &'a [Plugin]) -> Self {
@@ -171,18 +175,20 @@ impl<'a> PluginScopes<'a> {
         };
         // No authentication plugin runs here, so consumer-scoped plugins never apply.
         for p in plugins.iter().filter(|p| p.enabled && p.consumer.is_none()) {
+            let PluginConfig::AwsLambda(cfg) = &p.config;
+            let lambda = (p, cfg);
             match (p.route.as_deref(), p.service.as_deref()) {
                 (Some(r), Some(s)) => {
-                    scopes.route_and_service.entry((r, s)).or_insert(p);
+                    scopes.route_and_service.entry((r, s)).or_insert(lambda);
                 }
                 (Some(r), None) => {
-                    scopes.route.entry(r).or_insert(p);
+                    scopes.route.entry(r).or_insert(lambda);
                 }
                 (None, Some(s)) => {
-                    scopes.service.entry(s).or_insert(p);
+                    scopes.service.entry(s).or_insert(lambda);
                 }
                 (None, None) => {
-                    scopes.global.get_or_insert(p);
+                    scopes.global.get_or_insert(lambda);
                 }
             }
         }
@@ -190,7 +196,7 @@ impl<'a> PluginScopes<'a> {
     }
 
     /// Kong's precedence: route+service, then route, then service, then global.
-    fn effective(&self, route: &Route) -> Option<&'a Plugin> {
+    fn effective(&self, route: &Route) -> Option<Lambda<'a>> {
         let service = route.service.as_deref();
         service
             .and_then(|s| self.route_and_service.get(&(route.id.as_str(), s)))
@@ -201,35 +207,41 @@ impl<'a> PluginScopes<'a> {
     }
 }
 
-fn resolve(plugin: &Plugin, route_label: String, env: &Environment) -> ResolvedPlugin {
-    let cfg = plugin.config.clone();
-    let region = cfg.aws_region.clone().or_else(|| env.region.clone());
-    let credentials = credentials::for_plugin(&cfg, env.credentials.as_ref());
-    let unusable = match (&region, &credentials) {
-        (None, _) => Some("no region: set config.aws_region, AWS_REGION or AWS_DEFAULT_REGION".to_string()),
-        (_, None) => Some("no credentials: set config.aws_key/aws_secret or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".to_string()),
-        _ => None,
-    };
-    let region = region.unwrap_or_default();
-    let endpoint = endpoint::for_plugin(&cfg, &region, env.endpoint.as_ref());
-    let invoke_path = format!("{}{}", endpoint.path_prefix, cfg.invoke_path);
-    let template = InvokeTemplate::new(
-        &invoke_path,
-        endpoint.host_header(),
-        region,
-        cfg.invocation_type.as_str(),
-        cfg.log_type.as_str(),
+/// The invoke target of a plugin on a route, or why there is none.
+fn target(
+    plugin: &Plugin,
+    cfg: &Arc<LambdaConfig>,
+    route_label: String,
+    env: &Environment,
+) -> Result<InvokeTarget, String> {
+    let region = cfg
+        .aws_region
+        .clone()
+        .or_else(|| env.region.clone())
+        .ok_or("no region: set config.aws_region, AWS_REGION or AWS_DEFAULT_REGION")?;
+    let credentials = credentials::for_plugin(
+        cfg.aws_key.as_ref(),
+        cfg.aws_secret.as_ref(),
+        env.credentials.as_ref(),
+    )
+    .ok_or(
+        "no credentials: set config.aws_key/aws_secret or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+    )?;
+    let endpoint = endpoint::for_plugin(
+        cfg.host.as_deref(),
+        cfg.port,
+        !cfg.disable_https,
+        &region,
+        env.endpoint.as_ref(),
     );
-    ResolvedPlugin {
-        plugin_id: plugin.id.clone(),
+    Ok(InvokeTarget::new(
+        plugin.id.clone(),
         route_label,
-        config: cfg,
-        unusable,
+        cfg.clone(),
+        region,
         credentials,
         endpoint,
-        invoke_path,
-        template,
-    }
+    ))
 }
 
 #[cfg(test)]
@@ -268,9 +280,13 @@ plugins:
         };
         let (snap, warnings) = Snapshot::build(cfg, &env);
         let names: Vec<&str> = snap
-            .route_plugins
+            .actions
             .iter()
-            .map(|p| p.as_ref().map_or("-", |p| p.config.function_name.as_str()))
+            .map(|a| match a {
+                RouteAction::Invoke(t) => t.config.function_name.as_str(),
+                RouteAction::Unusable { function, .. } => function.as_str(),
+                RouteAction::NoPlugin { .. } => "-",
+            })
             .collect();
         assert_eq!(
             names,

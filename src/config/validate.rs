@@ -1,47 +1,62 @@
 //! Walks a parsed declarative document, building the model and recording every problem with its
-//! path. References (a route's `service`, a plugin's `route` …) are resolved after all entities
-//! are known, so their order in the file does not matter.
+//! path. Each entity is checked against its kind's schema (`crate::schema`), then built from the
+//! checked values; entity-level rules (a route needs something to match on …) follow.
+//! References (a route's `service`, a plugin's `route` …) are resolved after all entities are
+//! known, so their order in the file does not matter.
 
-use super::check::{describe, Checker, ConfigErrors};
 use super::model::{
-    id_ref, is_uuid, new_uuid, raw_entity, Config, Consumer, Plugin, Route, Service,
+    id_ref, new_uuid, raw_entity, Config, Consumer, Plugin, PluginConfig, Route, Service,
 };
-use crate::lambda::config as lambda_config;
+use crate::schema::check::{describe, Checker, ConfigError, ConfigErrors};
+use crate::schema::entities::{UNROUTABLE, UNROUTABLE_WHY};
+use crate::schema::{header_map, reference_target, Kind, Type};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 const FORMAT_VERSIONS: &[&str] = &["1.1", "2.1", "3.0"];
-
-/// The kinds of entity a reference can point to.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Service,
-    Route,
-    Consumer,
-}
 
 /// A reference written in the file (name or id), with where it was written, resolved at the end.
 struct PendingRef {
     path: String,
-    kind: Kind,
     target: String,
-    /// (entity list, index, which field) to fill in once resolved.
-    slot: Slot,
+    /// The referring entity's kind and index, and the kind it refers to.
+    from: (Kind, usize),
+    to: Kind,
 }
 
-#[derive(Clone, Copy)]
-enum Slot {
-    RouteService(usize),
-    PluginService(usize),
-    PluginRoute(usize),
-    PluginConsumer(usize),
+/// A plugin as read, its config `None` if it failed validation: it keeps its index (references
+/// point at it) and the document fails as a whole.
+struct PluginDraft {
+    id: String,
+    name: String,
+    enabled: bool,
+    service: Option<String>,
+    route: Option<String>,
+    consumer: Option<String>,
+    config: Option<PluginConfig>,
+    raw: Map<String, Value>,
+}
+
+impl PluginDraft {
+    fn into_plugin(self) -> Option<Plugin> {
+        Some(Plugin {
+            config: self.config?,
+            id: self.id,
+            name: self.name,
+            enabled: self.enabled,
+            service: self.service,
+            route: self.route,
+            consumer: self.consumer,
+            raw: self.raw,
+        })
+    }
 }
 
 #[derive(Default)]
 struct Builder {
     c: Checker,
     config: Config,
+    plugins: Vec<PluginDraft>,
     refs: Vec<PendingRef>,
 }
 
@@ -55,10 +70,33 @@ pub(super) fn config(doc: &Value) -> Result<Config, ConfigErrors> {
     }
     b.resolve_refs();
     b.check_unique();
+    let mut config = b.config;
+    // A draft without a config had its errors recorded when it failed.
+    config.plugins = b
+        .plugins
+        .into_iter()
+        .filter_map(PluginDraft::into_plugin)
+        .collect();
     if b.c.errors.is_empty() {
-        Ok(b.config)
+        Ok(config)
     } else {
         Err(ConfigErrors(b.c.errors))
+    }
+}
+
+/// Where an entity sits: at the top level, or nested in one of another kind.
+#[derive(Clone)]
+enum Parent {
+    None,
+    Of(Kind, String),
+}
+
+impl Parent {
+    fn id_of(&self, kind: Kind) -> Option<String> {
+        match self {
+            Parent::Of(k, id) if *k == kind => Some(id.clone()),
+            _ => None,
+        }
     }
 }
 
@@ -98,115 +136,125 @@ impl Builder {
                 );
             }
         }
-        self.each(root, "services", |b, v| b.service(v));
-        self.each(root, "routes", |b, v| b.route(v, None));
-        self.each(root, "consumers", |b, v| b.consumer(v));
-        self.each(root, "plugins", |b, v| b.plugin(v, Parent::None));
+        for kind in Kind::ALL {
+            self.each(root, kind, &Parent::None);
+        }
     }
 
-    /// Calls `f` for each item of the array `obj[key]`, with the path set.
-    fn each(&mut self, obj: &Map<String, Value>, key: &str, mut f: impl FnMut(&mut Self, &Value)) {
+    /// Validates each entity of the array `obj[kind's collection]`, with the path set.
+    fn each(&mut self, obj: &Map<String, Value>, kind: Kind, parent: &Parent) {
+        let key = kind.collection();
         match obj.get(key) {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.push_path(key, i);
-                    f(self, item);
-                    self.pop_path();
+                    self.c.push_field(key);
+                    self.c.push_index(i);
+                    self.entity(kind, item, parent);
+                    self.c.pop();
+                    self.c.pop();
                 }
             }
+            // The schema reports the type error where the field is.
+            Some(_) if !matches!(parent, Parent::None) => {}
             Some(other) => self
                 .c
                 .error_at(key, format!("expected an array, got {}", describe(other))),
         }
     }
 
-    fn push_path(&mut self, key: &str, i: usize) {
-        self.c.push_field(key);
-        self.c.push_index(i);
-    }
-
-    fn pop_path(&mut self) {
-        self.c.pop();
-        self.c.pop();
-    }
-
-    fn id(&mut self, obj: &Map<String, Value>) -> String {
-        match self.c.opt_string(obj, "id") {
-            Some(id) if is_uuid(&id) => id.to_ascii_lowercase(),
-            Some(id) => {
-                self.c
-                    .error_at("id", format!("expected a UUID, got {id:?}"));
-                id
-            }
-            None => new_uuid(),
-        }
-    }
-
-    fn name(&mut self, obj: &Map<String, Value>, key: &str) -> Option<String> {
-        let name = self.c.opt_string(obj, key)?;
-        let ok = !name.is_empty()
-            && name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_' | '~'));
-        if !ok {
-            self.c.error_at(
-                key,
-                format!("invalid name {name:?}: use letters, digits, '.', '-', '_' or '~'"),
-            );
-        }
-        Some(name)
-    }
-
-    fn service(&mut self, value: &Value) {
+    fn entity(&mut self, kind: Kind, value: &Value, parent: &Parent) {
         let Some(obj) = self.c.object(value) else {
             return;
         };
-        self.c.unknown_fields(
-            obj,
-            &[
-                "id",
-                "name",
-                "url",
-                "protocol",
-                "host",
-                "port",
-                "path",
-                "retries",
-                "connect_timeout",
-                "write_timeout",
-                "read_timeout",
-                "tags",
-                "enabled",
-                "client_certificate",
-                "tls_verify",
-                "tls_verify_depth",
-                "ca_certificates",
-                "routes",
-                "plugins",
-                "created_at",
-                "updated_at",
-            ],
-        );
-        let id = self.id(obj);
-        let name = self.name(obj, "name");
+        let schema = kind.schema();
+        schema.check(&mut self.c, obj);
+        let id = match schema.text(obj, "id") {
+            Some(id) => id.to_ascii_lowercase(),
+            None => new_uuid(),
+        };
+        let nested: Vec<&str> = schema
+            .fields
+            .iter()
+            .filter(|f| matches!(f.ty, Type::Nested(_)))
+            .map(|f| f.name)
+            .collect();
+        let mut raw = raw_entity(obj, &id, &nested);
+        let index = self.count(kind);
+        // References: from the parent when nested (and then not also written), else deferred.
+        let mut parents: HashMap<Kind, String> = HashMap::new();
+        for field in schema.fields {
+            let Type::Reference(to) = field.ty else {
+                continue;
+            };
+            if let Some(pid) = parent.id_of(to) {
+                if obj.get(field.name).is_some_and(|v| !v.is_null()) {
+                    let what = if kind == Kind::Route {
+                        "route"
+                    } else {
+                        "plugin"
+                    };
+                    self.c.error_at(
+                        field.name,
+                        format!("a nested {what} takes its {} from its parent", field.name),
+                    );
+                }
+                raw.insert(field.name.into(), id_ref(&pid));
+                parents.insert(to, pid);
+            } else if let Some(reference) = obj.get(field.name).filter(|v| !v.is_null()) {
+                let target = self.c.field(field.name, |c| reference_target(c, reference));
+                if let Some(target) = target {
+                    let path = self.c.field(field.name, |c| c.path());
+                    self.refs.push(PendingRef {
+                        path,
+                        target,
+                        from: (kind, index),
+                        to,
+                    });
+                }
+            }
+        }
+        match kind {
+            Kind::Service => self.service(obj, id.clone(), raw),
+            Kind::Route => self.route(obj, id.clone(), raw, parents.remove(&Kind::Service)),
+            Kind::Consumer => self.consumer(obj, id.clone(), raw),
+            Kind::Plugin => self.plugin(obj, id.clone(), raw, parents),
+        }
+        for field in schema.fields {
+            if let Type::Nested(child) = field.ty {
+                self.each(obj, child, &Parent::Of(kind, id.clone()));
+            }
+        }
+    }
+
+    fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Service => self.config.services.len(),
+            Kind::Route => self.config.routes.len(),
+            Kind::Consumer => self.config.consumers.len(),
+            Kind::Plugin => self.plugins.len(),
+        }
+    }
+
+    fn service(&mut self, obj: &Map<String, Value>, id: String, raw: Map<String, Value>) {
+        let schema = Kind::Service.schema();
         let mut service = Service {
-            id: id.clone(),
-            name,
+            id,
+            name: schema.text(obj, "name").map(str::to_string),
             protocol: "http".into(),
             host: None,
             port: 80,
             path: None,
-            enabled: true,
-            raw: raw_entity(obj, &id, &["routes", "plugins"]),
+            enabled: schema.boolean(obj, "enabled"),
+            raw,
         };
-        if let Some(url) = self.c.opt_string(obj, "url") {
+        if let Some(url) = schema.text(obj, "url") {
             for key in ["protocol", "host", "port", "path"] {
                 if obj.get(key).is_some_and(|v| !v.is_null()) {
                     self.c.error_at(key, "cannot be set together with url");
                 }
             }
-            match parse_url(&url) {
+            match parse_url(url) {
                 Some((protocol, host, port, path)) => {
                     service.protocol = protocol;
                     service.host = Some(host);
@@ -219,180 +267,56 @@ impl Builder {
                 ),
             }
         } else {
-            if let Some(protocol) = self.c.opt_string(obj, "protocol") {
-                if !matches!(protocol.as_str(), "http" | "https" | "grpc" | "grpcs") {
-                    self.c.error_at("protocol", format!("expected one of \"http\", \"https\", \"grpc\", \"grpcs\", got {protocol:?}"));
-                }
-                service.port = if protocol == "https" || protocol == "grpcs" {
+            if let Some(protocol) = obj.get("protocol").and_then(Value::as_str) {
+                service.protocol = protocol.to_string();
+                service.port = if matches!(protocol, "https" | "grpcs") {
                     443
                 } else {
                     80
                 };
-                service.protocol = protocol;
             }
-            service.host = self.c.opt_string(obj, "host");
-            if let Some(port) = self.c.opt_int(obj, "port", 0, 65535) {
+            service.host = schema.text(obj, "host").map(str::to_string);
+            if let Some(port) = obj.get("port").and_then(crate::schema::as_integer) {
                 service.port = port as u16;
             }
-            service.path = self.c.opt_string(obj, "path");
+            service.path = schema.text(obj, "path").map(str::to_string);
         }
-        if let Some(path) = &service.path {
-            if !path.starts_with('/') {
-                self.c
-                    .error_at("path", format!("should start with '/', got {path:?}"));
-            }
-        }
-        service.enabled = self.c.opt_bool(obj, "enabled").unwrap_or(true);
-        self.c.opt_strings(obj, "tags");
         self.config.services.push(service);
-        self.each(obj, "routes", |b, v| b.route(v, Some(id.clone())));
-        self.each(obj, "plugins", |b, v| {
-            b.plugin(v, Parent::Service(id.clone()))
-        });
     }
 
-    fn route(&mut self, value: &Value, parent_service: Option<String>) {
-        let Some(obj) = self.c.object(value) else {
-            return;
-        };
-        self.c.unknown_fields(
-            obj,
-            &[
-                "id",
-                "name",
-                "service",
-                "paths",
-                "methods",
-                "hosts",
-                "headers",
-                "strip_path",
-                "preserve_host",
-                "regex_priority",
-                "protocols",
-                "path_handling",
-                "https_redirect_status_code",
-                "request_buffering",
-                "response_buffering",
-                "tags",
-                "plugins",
-                "snis",
-                "sources",
-                "destinations",
-                "created_at",
-                "updated_at",
-            ],
-        );
-        let id = self.id(obj);
-        let name = self.name(obj, "name");
-        let index = self.config.routes.len();
-        let mut service = parent_service.clone();
-        if let Some(reference) = obj.get("service").filter(|v| !v.is_null()) {
-            if parent_service.is_some() {
-                self.c.error_at(
-                    "service",
-                    "a nested route takes its service from its parent",
-                );
-            } else if let Some(target) = self.c.field("service", |c| reference_target(c, reference))
-            {
-                service = None;
-                self.defer(Kind::Service, target, Slot::RouteService(index), "service");
-            }
-        }
-        let paths = self.c.opt_strings(obj, "paths").unwrap_or_default();
-        self.c.field("paths", |c| {
-            for (i, p) in paths.iter().enumerate() {
-                c.index(i, |c| check_path(c, p));
-            }
-        });
-        let methods = self.c.opt_strings(obj, "methods").unwrap_or_default();
-        self.c.field("methods", |c| {
-            for (i, m) in methods.iter().enumerate() {
-                if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
-                    c.index(i, |c| {
-                        c.error(format!(
-                            "expected an upper-case HTTP method like GET, got {m:?}"
-                        ))
-                    });
-                }
-            }
-        });
-        let hosts: Vec<String> = self.c.opt_strings(obj, "hosts").unwrap_or_default();
-        self.c.field("hosts", |c| {
-            for (i, h) in hosts.iter().enumerate() {
-                c.index(i, |c| check_host(c, h));
-            }
-        });
-        let hosts = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
-        let headers = self
-            .c
-            .field("headers", |c| route_headers(c, obj.get("headers")));
-        for key in ["snis", "sources", "destinations"] {
+    fn route(
+        &mut self,
+        obj: &Map<String, Value>,
+        id: String,
+        raw: Map<String, Value>,
+        service: Option<String>,
+    ) {
+        let schema = Kind::Route.schema();
+        for key in UNROUTABLE {
             if obj
                 .get(key)
                 .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()) || v.is_object())
             {
-                self.c.error_at(key, "not supported: lambda-gateway routes HTTP requests by host, path, method and headers");
+                self.c.error_at(key, UNROUTABLE_WHY);
             }
         }
-        let protocols = self
-            .c
-            .opt_strings(obj, "protocols")
-            .unwrap_or_else(|| vec!["http".into(), "https".into()]);
-        self.c.field("protocols", |c| {
-            for (i, p) in protocols.iter().enumerate() {
-                if p != "http" && p != "https" {
-                    c.index(i, |c| {
-                        c.error(format!("expected \"http\" or \"https\", got {p:?}"))
-                    });
-                }
-            }
-        });
-        if let Some(handling) = self.c.opt_string(obj, "path_handling") {
-            if handling != "v0" && handling != "v1" {
-                self.c.error_at(
-                    "path_handling",
-                    format!("expected \"v0\" or \"v1\", got {handling:?}"),
-                );
-            }
-        }
-        if let Some(code) = self.c.opt_int(obj, "https_redirect_status_code", 0, 999) {
-            if ![426, 301, 302, 307, 308].contains(&code) {
-                self.c.error_at(
-                    "https_redirect_status_code",
-                    format!("expected one of 426, 301, 302, 307, 308, got {code}"),
-                );
-            }
-        }
-        self.c.opt_bool(obj, "request_buffering");
-        self.c.opt_bool(obj, "response_buffering");
-        self.c.opt_strings(obj, "tags");
         let route = Route {
-            id: id.clone(),
-            name,
+            id,
+            name: schema.text(obj, "name").map(str::to_string),
             service,
-            strip_path: self.c.opt_bool(obj, "strip_path").unwrap_or(true),
-            preserve_host: self.c.opt_bool(obj, "preserve_host").unwrap_or(false),
-            regex_priority: self
-                .c
-                .opt_int(
-                    obj,
-                    "regex_priority",
-                    i64::from(i32::MIN),
-                    i64::from(i32::MAX),
-                )
-                .unwrap_or(0),
-            paths,
-            methods,
-            hosts,
-            headers,
-            protocols,
-            raw: {
-                let mut raw = raw_entity(obj, &id, &["plugins"]);
-                if let Some(sid) = &parent_service {
-                    raw.insert("service".into(), id_ref(sid));
-                }
-                raw
-            },
+            strip_path: schema.boolean(obj, "strip_path"),
+            preserve_host: schema.boolean(obj, "preserve_host"),
+            regex_priority: schema.int(obj, "regex_priority").unwrap_or(0),
+            paths: schema.texts(obj, "paths"),
+            methods: schema.texts(obj, "methods"),
+            hosts: schema
+                .texts(obj, "hosts")
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            headers: header_map(obj.get("headers")),
+            protocols: schema.texts(obj, "protocols"),
+            raw,
         };
         if route.paths.is_empty()
             && route.methods.is_empty()
@@ -403,500 +327,163 @@ impl Builder {
                 .error("must set one of 'methods', 'hosts', 'headers', 'paths'");
         }
         self.config.routes.push(route);
-        self.each(obj, "plugins", |b, v| {
-            b.plugin(v, Parent::Route(id.clone()))
-        });
     }
 
-    fn consumer(&mut self, value: &Value) {
-        let Some(obj) = self.c.object(value) else {
-            return;
-        };
-        self.c.unknown_fields(
-            obj,
-            &[
-                "id",
-                "username",
-                "custom_id",
-                "tags",
-                "plugins",
-                "created_at",
-                "updated_at",
-            ],
-        );
-        let id = self.id(obj);
-        let username = self.c.opt_string(obj, "username");
-        let custom_id = self.c.opt_string(obj, "custom_id");
+    fn consumer(&mut self, obj: &Map<String, Value>, id: String, raw: Map<String, Value>) {
+        let schema = Kind::Consumer.schema();
+        let username = schema.text(obj, "username").map(str::to_string);
+        let custom_id = schema.text(obj, "custom_id").map(str::to_string);
         if username.as_deref().unwrap_or("").is_empty()
             && custom_id.as_deref().unwrap_or("").is_empty()
         {
             self.c
                 .error("at least one of these fields must be non-empty: 'custom_id', 'username'");
         }
-        self.c.opt_strings(obj, "tags");
         self.config.consumers.push(Consumer {
-            id: id.clone(),
+            id,
             username,
             custom_id,
-            raw: raw_entity(obj, &id, &["plugins"]),
-        });
-        self.each(obj, "plugins", |b, v| {
-            b.plugin(v, Parent::Consumer(id.clone()))
-        });
-    }
-
-    fn plugin(&mut self, value: &Value, parent: Parent) {
-        let Some(obj) = self.c.object(value) else {
-            return;
-        };
-        self.c.unknown_fields(
-            obj,
-            &[
-                "id",
-                "name",
-                "config",
-                "enabled",
-                "service",
-                "route",
-                "consumer",
-                "protocols",
-                "tags",
-                "instance_name",
-                "ordering",
-                "created_at",
-                "updated_at",
-            ],
-        );
-        let id = self.id(obj);
-        let name = match self.c.opt_string(obj, "name") {
-            Some(n) if n == "aws-lambda" => n,
-            Some(n) => {
-                self.c.error_at(
-                    "name",
-                    format!("plugin '{n}' not enabled; lambda-gateway provides only 'aws-lambda'"),
-                );
-                n
-            }
-            None => {
-                self.c.error_at("name", "required field missing");
-                String::new()
-            }
-        };
-        let index = self.config.plugins.len();
-        let (mut service, mut route, mut consumer) = (None, None, None);
-        match &parent {
-            Parent::Service(id) => service = Some(id.clone()),
-            Parent::Route(id) => route = Some(id.clone()),
-            Parent::Consumer(id) => consumer = Some(id.clone()),
-            Parent::None => {}
-        }
-        for (key, kind, slot, nested) in [
-            (
-                "service",
-                Kind::Service,
-                Slot::PluginService(index),
-                matches!(parent, Parent::Service(_)),
-            ),
-            (
-                "route",
-                Kind::Route,
-                Slot::PluginRoute(index),
-                matches!(parent, Parent::Route(_)),
-            ),
-            (
-                "consumer",
-                Kind::Consumer,
-                Slot::PluginConsumer(index),
-                matches!(parent, Parent::Consumer(_)),
-            ),
-        ] {
-            let Some(reference) = obj.get(key).filter(|v| !v.is_null()) else {
-                continue;
-            };
-            if nested {
-                self.c.error_at(
-                    key,
-                    format!("a nested plugin takes its {key} from its parent"),
-                );
-            } else if let Some(target) = self.c.field(key, |c| reference_target(c, reference)) {
-                self.defer(kind, target, slot, key);
-            }
-        }
-        let enabled = self.c.opt_bool(obj, "enabled").unwrap_or(true);
-        if let Some(protocols) = self.c.opt_strings(obj, "protocols") {
-            self.c.field("protocols", |c| {
-                for (i, p) in protocols.iter().enumerate() {
-                    if !matches!(p.as_str(), "http" | "https" | "grpc" | "grpcs") {
-                        c.index(i, |c| c.error(format!("expected one of \"grpc\", \"grpcs\", \"http\", \"https\", got {p:?}")));
-                    }
-                }
-            });
-        }
-        self.c.opt_strings(obj, "tags");
-        self.c.opt_string(obj, "instance_name");
-        let empty = Value::Object(Map::new());
-        let config_value = obj.get("config").filter(|v| !v.is_null()).unwrap_or(&empty);
-        let config = self
-            .c
-            .field("config", |c| lambda_config::validate(c, config_value));
-        let mut raw = raw_entity(obj, &id, &[]);
-        for (field, parent_id) in [
-            ("service", &service),
-            ("route", &route),
-            ("consumer", &consumer),
-        ] {
-            if let Some(pid) = parent_id {
-                raw.insert(field.into(), id_ref(pid));
-            }
-        }
-        // A plugin that failed validation keeps its index (deferred references point at it);
-        // the whole config fails anyway.
-        let (enabled, config) = match (config, name == "aws-lambda") {
-            (Some(config), true) => (enabled, config),
-            _ => (false, lambda_config::LambdaConfig::placeholder()),
-        };
-        self.config.plugins.push(Plugin {
-            id,
-            name,
-            enabled,
-            service,
-            route,
-            consumer,
-            config: Arc::new(config),
             raw,
         });
     }
 
-    fn defer(&mut self, kind: Kind, target: String, slot: Slot, field: &str) {
-        let path = self.c.field(field, |c| c.path());
-        self.refs.push(PendingRef {
-            path,
-            kind,
-            target,
-            slot,
+    fn plugin(
+        &mut self,
+        obj: &Map<String, Value>,
+        id: String,
+        raw: Map<String, Value>,
+        mut parents: HashMap<Kind, String>,
+    ) {
+        let schema = Kind::Plugin.schema();
+        let name = schema.text(obj, "name").unwrap_or_default().to_string();
+        let empty = Value::Object(Map::new());
+        let config_value = obj.get("config").filter(|v| !v.is_null()).unwrap_or(&empty);
+        let config = match super::plugins::find(&name) {
+            Some(spec) => self.c.field("config", |c| (spec.validate)(c, config_value)),
+            None => {
+                if !name.is_empty() {
+                    self.c.error_at("name", super::plugins::unknown(&name));
+                }
+                None
+            }
+        };
+        self.plugins.push(PluginDraft {
+            id,
+            name,
+            enabled: schema.boolean(obj, "enabled"),
+            service: parents.remove(&Kind::Service),
+            route: parents.remove(&Kind::Route),
+            consumer: parents.remove(&Kind::Consumer),
+            config,
+            raw,
         });
     }
 
     fn resolve_refs(&mut self) {
-        // One map per kind from every id and name to the id of the first entity carrying it,
-        // so each reference is one lookup however large the config.
-        fn index<'a>(
-            keys: impl Iterator<Item = (&'a str, Vec<Option<&'a str>>)>,
-        ) -> HashMap<&'a str, &'a str> {
-            let mut map = HashMap::new();
-            for (id, names) in keys {
-                for key in std::iter::once(Some(id)).chain(names).flatten() {
-                    map.entry(key).or_insert(id);
-                }
+        // One map per kind from every id and unique name to the id of the first entity
+        // carrying it, so each reference is one lookup however large the config.
+        let mut index: HashMap<Kind, HashMap<String, String>> = HashMap::new();
+        let mut add = |kind: Kind, id: &str, names: &[Option<&str>]| {
+            let map = index.entry(kind).or_default();
+            for key in std::iter::once(Some(id))
+                .chain(names.iter().copied())
+                .flatten()
+            {
+                map.entry(key.to_string()).or_insert_with(|| id.to_string());
             }
-            map
+        };
+        for s in &self.config.services {
+            add(Kind::Service, &s.id, &[s.name.as_deref()]);
         }
-        let cfg = &self.config;
-        let services = index(
-            cfg.services
-                .iter()
-                .map(|s| (s.id.as_str(), vec![s.name.as_deref()])),
-        );
-        let routes = index(
-            cfg.routes
-                .iter()
-                .map(|r| (r.id.as_str(), vec![r.name.as_deref()])),
-        );
-        let consumers = index(cfg.consumers.iter().map(|c| {
-            (
-                c.id.as_str(),
-                vec![c.username.as_deref(), c.custom_id.as_deref()],
-            )
-        }));
-        let mut resolved = Vec::new();
+        for r in &self.config.routes {
+            add(Kind::Route, &r.id, &[r.name.as_deref()]);
+        }
+        for c in &self.config.consumers {
+            add(
+                Kind::Consumer,
+                &c.id,
+                &[c.username.as_deref(), c.custom_id.as_deref()],
+            );
+        }
         for r in std::mem::take(&mut self.refs) {
-            let map = match r.kind {
-                Kind::Service => &services,
-                Kind::Route => &routes,
-                Kind::Consumer => &consumers,
-            };
-            let found = map.get(r.target.as_str()).map(|id| id.to_string());
-            resolved.push((r, found));
-        }
-        for (r, found) in resolved {
-            let Some(id) = found else {
-                let what = match r.kind {
-                    Kind::Service => "service",
-                    Kind::Route => "route",
-                    Kind::Consumer => "consumer",
-                };
-                self.c.errors.push(super::check::ConfigError {
+            let Some(id) = index.get(&r.to).and_then(|m| m.get(&r.target)).cloned() else {
+                self.c.errors.push(ConfigError {
                     path: r.path,
-                    message: format!("no {what} named {:?}", r.target),
+                    message: format!("no {} named {:?}", r.to.reference_field(), r.target),
                 });
                 continue;
             };
-            let reference = id_ref(&id);
-            match r.slot {
-                Slot::RouteService(i) => {
-                    self.config.routes[i]
-                        .raw
-                        .insert("service".into(), reference);
-                    self.config.routes[i].service = Some(id);
+            let field = r.to.reference_field();
+            let (raw, slot) = match r.from {
+                (Kind::Route, i) => {
+                    let route = &mut self.config.routes[i];
+                    (&mut route.raw, &mut route.service)
                 }
-                Slot::PluginService(i) => {
-                    self.config.plugins[i]
-                        .raw
-                        .insert("service".into(), reference);
-                    self.config.plugins[i].service = Some(id);
+                (Kind::Plugin, i) => {
+                    let p = &mut self.plugins[i];
+                    let slot = match r.to {
+                        Kind::Service => &mut p.service,
+                        Kind::Route => &mut p.route,
+                        _ => &mut p.consumer,
+                    };
+                    (&mut p.raw, slot)
                 }
-                Slot::PluginRoute(i) => {
-                    self.config.plugins[i].raw.insert("route".into(), reference);
-                    self.config.plugins[i].route = Some(id);
-                }
-                Slot::PluginConsumer(i) => {
-                    self.config.plugins[i]
-                        .raw
-                        .insert("consumer".into(), reference);
-                    self.config.plugins[i].consumer = Some(id);
-                }
-            }
+                // Only routes and plugins refer to other entities.
+                _ => continue,
+            };
+            raw.insert(field.into(), id_ref(&id));
+            *slot = Some(id);
         }
     }
 
     fn check_unique(&mut self) {
-        fn dups<'a>(
-            c: &mut Checker,
-            list: &str,
-            field: &str,
-            values: impl Iterator<Item = (usize, Option<&'a str>)>,
-        ) {
-            let mut seen = HashSet::new();
-            for (i, v) in values {
-                if let Some(v) = v {
+        for kind in [Kind::Service, Kind::Route, Kind::Consumer, Kind::Plugin] {
+            let schema = kind.schema();
+            let raws: Vec<&Map<String, Value>> = match kind {
+                Kind::Service => self.config.services.iter().map(|e| &e.raw).collect(),
+                Kind::Route => self.config.routes.iter().map(|e| &e.raw).collect(),
+                Kind::Consumer => self.config.consumers.iter().map(|e| &e.raw).collect(),
+                Kind::Plugin => self.plugins.iter().map(|d| &d.raw).collect(),
+            };
+            let singular = &kind.collection()[..kind.collection().len() - 1];
+            for field in schema.unique_fields().map(|f| f.name).chain(["id"]) {
+                let mut seen = HashSet::new();
+                for (i, raw) in raws.iter().enumerate() {
+                    let Some(v) = raw.get(field).and_then(Value::as_str) else {
+                        continue;
+                    };
                     if !seen.insert(v) {
-                        c.errors.push(super::check::ConfigError {
-                            path: format!("{list}[{i}].{field}"),
+                        self.c.errors.push(ConfigError {
+                            path: format!("{}[{i}].{field}", kind.collection()),
                             message: format!(
-                                "UNIQUE violation: {v:?} is already used by another {}",
-                                &list[..list.len() - 1]
+                                "UNIQUE violation: {v:?} is already used by another {singular}"
                             ),
                         });
                     }
                 }
             }
         }
-        let cfg = &self.config;
-        dups(
-            &mut self.c,
-            "services",
-            "name",
-            cfg.services
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, s.name.as_deref())),
-        );
-        dups(
-            &mut self.c,
-            "services",
-            "id",
-            cfg.services
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, Some(s.id.as_str()))),
-        );
-        dups(
-            &mut self.c,
-            "routes",
-            "name",
-            cfg.routes
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, s.name.as_deref())),
-        );
-        dups(
-            &mut self.c,
-            "routes",
-            "id",
-            cfg.routes
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, Some(s.id.as_str()))),
-        );
-        dups(
-            &mut self.c,
-            "consumers",
-            "username",
-            cfg.consumers
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, s.username.as_deref())),
-        );
-        dups(
-            &mut self.c,
-            "consumers",
-            "custom_id",
-            cfg.consumers
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, s.custom_id.as_deref())),
-        );
-        dups(
-            &mut self.c,
-            "consumers",
-            "id",
-            cfg.consumers
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, Some(s.id.as_str()))),
-        );
-        dups(
-            &mut self.c,
-            "plugins",
-            "id",
-            cfg.plugins
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, Some(s.id.as_str()))),
-        );
-        let scopes: Vec<String> = cfg
-            .plugins
-            .iter()
-            .map(|p| {
-                format!(
-                    "{} on service {:?}, route {:?}, consumer {:?}",
-                    p.name, p.service, p.route, p.consumer
-                )
-            })
-            .collect();
-        dups(
-            &mut self.c,
-            "plugins",
-            "name",
-            scopes
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i, Some(s.as_str()))),
-        );
-    }
-}
-
-enum Parent {
-    None,
-    Service(String),
-    Route(String),
-    Consumer(String),
-}
-
-/// A reference is a name or id string, or `{id: …}` / `{name: …}` / `{username: …}`.
-fn reference_target(c: &mut Checker, value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Object(map) => {
-            for key in ["id", "name", "username"] {
-                if let Some(Value::String(s)) = map.get(key) {
-                    return Some(s.clone());
-                }
-            }
-            c.error("expected a reference like {id: …} or {name: …}");
-            None
-        }
-        other => {
-            c.error(format!(
-                "expected a name, an id or {{id: …}}, got {}",
-                describe(other)
-            ));
-            None
-        }
-    }
-}
-
-/// Kong's route path rules: `/prefix` or `~regex` (anchored at the start when matched).
-fn check_path(c: &mut Checker, path: &str) {
-    if let Some(re) = path.strip_prefix('~') {
-        if let Err(e) = regex::Regex::new(&format!("^(?:{re})")) {
-            c.error(format!("invalid regex {re:?}: {e}"));
-        }
-    } else if !path.starts_with('/') {
-        c.error(format!(
-            "should start with: / (fixed path) or ~/ (regex path), got {path:?}"
-        ));
-    } else if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        c.error(format!(
-            "must not contain whitespace or control characters, got {path:?}"
-        ));
-    }
-}
-
-/// A host: a hostname with an optional port, or a wildcard `*.example.com` / `example.*`.
-fn check_host(c: &mut Checker, host: &str) {
-    let (name, port) = match host.rsplit_once(':') {
-        Some((n, p)) if !n.contains(':') => (n, Some(p)),
-        _ => (host, None),
-    };
-    if let Some(p) = port {
-        if p.parse::<u16>().is_err() {
-            c.error(format!("invalid port in host {host:?}"));
-            return;
-        }
-    }
-    let core = name
-        .strip_prefix("*.")
-        .or_else(|| name.strip_suffix(".*"))
-        .unwrap_or(name);
-    let valid = !core.is_empty()
-        && core.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if !valid {
-        c.error(format!("invalid hostname {host:?}"));
-    }
-}
-
-fn route_headers(c: &mut Checker, value: Option<&Value>) -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
-    match value {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (name, values) in map {
-                c.field(name, |c| {
-                    if name.eq_ignore_ascii_case("host") {
-                        c.error("use 'hosts' to match the Host header");
-                        return;
-                    }
-                    let list: Vec<String> = match values {
-                        Value::String(s) => vec![s.clone()],
-                        Value::Array(items) => items
-                            .iter()
-                            .filter_map(|v| v.as_str().map(str::to_string))
-                            .collect(),
-                        other => {
-                            c.error(format!(
-                                "expected a list of strings, got {}",
-                                describe(other)
-                            ));
-                            return;
-                        }
-                    };
-                    if list.iter().any(|v| v.starts_with("~*")) {
-                        c.error("regex header values (~*) are not supported");
-                        return;
-                    }
-                    out.push((
-                        name.to_ascii_lowercase(),
-                        list.into_iter().map(|v| v.to_ascii_lowercase()).collect(),
-                    ));
+        // One plugin of a name per scope.
+        let mut seen = HashSet::new();
+        for (i, p) in self.plugins.iter().enumerate() {
+            let scope = format!(
+                "{} on service {:?}, route {:?}, consumer {:?}",
+                p.name, p.service, p.route, p.consumer
+            );
+            if !seen.insert(scope.clone()) {
+                self.c.errors.push(ConfigError {
+                    path: format!("plugins[{i}].name"),
+                    message: format!(
+                        "UNIQUE violation: {scope:?} is already used by another plugin"
+                    ),
                 });
             }
         }
-        Some(other) => c.error(format!(
-            "expected an object of header names to values, got {}",
-            describe(other)
-        )),
     }
-    out
 }
 
 /// `scheme://host[:port][/path]` → (scheme, host, port, path).
-fn parse_url(url: &str) -> Option<(String, String, u16, Option<String>)> {
+pub(crate) fn parse_url(url: &str) -> Option<(String, String, u16, Option<String>)> {
     let (scheme, rest) = url.split_once("://")?;
     let scheme = scheme.to_ascii_lowercase();
     let default_port = match scheme.as_str() {
@@ -967,7 +554,8 @@ services:
             cfg.plugins[0].service.as_deref(),
             Some(cfg.services[0].id.as_str())
         );
-        assert_eq!(cfg.plugins[0].config.function_name, "MyLambda");
+        let super::PluginConfig::AwsLambda(lambda) = &cfg.plugins[0].config;
+        assert_eq!(lambda.function_name, "MyLambda");
         assert!(cfg.routes[0].strip_path);
     }
 

@@ -44,21 +44,6 @@ pub fn with_error(resp: &mut Response, status: u16, message: &str, error: Option
     resp.body.push(b'}');
 }
 
-/// The answer for a request the server refuses before routing, and whether the connection must
-/// close afterwards (always, except for limits the server can answer without losing sync).
-pub fn for_head_error(resp: &mut Response, err: &super::head::HeadError) {
-    use super::framing::FramingError;
-    use super::head::HeadError;
-    match err {
-        HeadError::TooLarge | HeadError::TooManyHeaders => message(resp, 431, HEADERS_TOO_LARGE),
-        HeadError::Framing(FramingError::TooLarge(_)) => message(resp, 413, PAYLOAD_TOO_LARGE),
-        HeadError::Expectation => message(resp, 417, EXPECTATION_FAILED),
-        HeadError::Malformed(_) | HeadError::Framing(_) => message(resp, 400, BAD_REQUEST),
-    }
-    // The stream cannot be trusted past a refused head.
-    resp.close = true;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

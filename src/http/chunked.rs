@@ -12,7 +12,7 @@ use super::limits::{MAX_CHUNK_LINE, MAX_TRAILER_BYTES};
 /// Framing bytes (size lines, extensions, CRLFs) a body may carry beyond one per data byte:
 /// enough for thousands of small chunks, not for a stream of 1-byte chunks at the body limit.
 pub const FRAMING_ALLOWANCE: usize = 64 * 1024;
-use crate::aws::uri::hex_value;
+use super::percent::hex_value;
 
 /// Why a chunked body was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -10,14 +10,14 @@
 //! worker's [`BufferPool`]. Both free lists are reused, so serving a request allocates nothing
 //! in steady state.
 
-use super::answers;
-use super::chunked::{ChunkedDecoder, ChunkedError};
+use super::chunked::ChunkedDecoder;
 use super::encode::{write_response, Response};
+use super::failure::Failure;
 use super::framing::BodyFraming;
 use super::head::{self, HeadError, RequestHead};
 use super::limits::Limits;
 use super::request::Request;
-use crate::runtime::shutdown::Shutdown;
+use super::shutdown::Shutdown;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use std::cell::RefCell;
 use std::future::Future;
@@ -303,19 +303,19 @@ where
                 skipped += n;
                 scanned = scanned.saturating_sub(n);
                 if skipped >= limits.max_head_bytes {
-                    return refuse(stream, s, &HeadError::TooLarge).await;
+                    return refuse(stream, s, Failure::Head(HeadError::TooLarge)).await;
                 }
             }
-            Err(e) => return refuse(stream, s, &e).await,
+            Err(e) => return refuse(stream, s, Failure::Head(e)).await,
         }
         if !s.read.is_empty() && head::may_be_complete(&s.read, scanned) {
             match head::parse(&s.read, limits, &mut s.head) {
                 Ok(true) => break,
                 Ok(false) => {}
-                Err(e) => return refuse(stream, s, &e).await,
+                Err(e) => return refuse(stream, s, Failure::Head(e)).await,
             }
         } else if s.read.len() >= limits.max_head_bytes {
-            return refuse(stream, s, &HeadError::TooLarge).await;
+            return refuse(stream, s, Failure::Head(HeadError::TooLarge)).await;
         }
         scanned = s.read.len();
         let room = limits
@@ -326,7 +326,7 @@ where
         let head_begun = !s.read.is_empty();
         match read_some(stream, &mut s.read, room, deadline).await {
             Read::Data => {}
-            Read::TimedOut if head_begun => return timed_out(stream, s).await,
+            Read::TimedOut if head_begun => return refuse(stream, s, Failure::ClientTimeout).await,
             _ => return (Next::Close, Some(s)),
         }
     }
@@ -347,7 +347,7 @@ where
                 let want = end - s.read.len();
                 match read_some(stream, &mut s.read, want, deadline).await {
                     Read::Data => {}
-                    Read::TimedOut => return timed_out(stream, s).await,
+                    Read::TimedOut => return refuse(stream, s, Failure::ClientTimeout).await,
                     _ => return (Next::Close, Some(s)),
                 }
             }
@@ -366,25 +366,14 @@ where
                     Ok(used) => {
                         s.read.drain(head_len..head_len + used);
                     }
-                    Err(e) => {
-                        log::debug!("refused chunked body: {e}");
-                        match e {
-                            ChunkedError::TooLarge => {
-                                answers::message(&mut s.response, 413, answers::PAYLOAD_TOO_LARGE)
-                            }
-                            ChunkedError::Invalid(_) => {
-                                answers::message(&mut s.response, 400, answers::BAD_REQUEST)
-                            }
-                        }
-                        return (Next::Close, Some(finish(stream, s, false).await));
-                    }
+                    Err(e) => return refuse(stream, s, Failure::Chunked(e)).await,
                 }
                 if decoder.is_done() {
                     break;
                 }
                 match read_some(stream, &mut s.read, READ_CHUNK, deadline).await {
                     Read::Data => {}
-                    Read::TimedOut => return timed_out(stream, s).await,
+                    Read::TimedOut => return refuse(stream, s, Failure::ClientTimeout).await,
                     _ => return (Next::Close, Some(s)),
                 }
             }
@@ -436,19 +425,10 @@ where
 async fn refuse<S: AsyncWriteRent>(
     stream: &mut S,
     mut s: Box<ConnBuffers>,
-    e: &HeadError,
+    failure: Failure,
 ) -> (Next, Option<Box<ConnBuffers>>) {
-    log::debug!("refused request head: {e}");
-    answers::for_head_error(&mut s.response, e);
-    (Next::Close, Some(finish(stream, s, false).await))
-}
-
-/// Answers 408 and closes.
-async fn timed_out<S: AsyncWriteRent>(
-    stream: &mut S,
-    mut s: Box<ConnBuffers>,
-) -> (Next, Option<Box<ConnBuffers>>) {
-    answers::message(&mut s.response, 408, answers::REQUEST_TIMEOUT);
+    log::debug!("refused request: {failure}");
+    failure.answer(&mut s.response);
     (Next::Close, Some(finish(stream, s, false).await))
 }
 

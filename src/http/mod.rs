@@ -6,11 +6,17 @@
 
 pub mod answers;
 pub mod chunked;
+pub mod client;
 pub mod conn;
 pub mod encode;
+pub mod failure;
+pub mod form;
 pub mod framing;
 pub mod head;
 pub mod limits;
+pub mod multipart;
+pub mod percent;
 pub mod request;
+pub mod shutdown;
 
 pub use limits::Limits;

@@ -10,7 +10,7 @@
 
 use super::json_body::{unescape_into, Item, TopLevel};
 use super::key_groups::KeyGroups;
-use crate::aws::uri::percent_decode_into;
+use crate::http::form;
 use crate::pacing::Pacer;
 use std::ops::Range;
 
@@ -297,29 +297,12 @@ impl Args {
     /// Parses `a=1&b&c=%20` (query strings and urlencoded bodies): `+` is a space, `%XX` is
     /// decoded, a key without `=` is a flag, an empty key is skipped, at most [`MAX_ARGS`].
     pub fn parse_urlencoded(&mut self, input: &[u8]) {
-        self.parse_urlencoded_limited(input, MAX_ARGS);
-    }
-
-    /// Like [`Args::parse_urlencoded`] without the argument cap (Admin API bodies, bounded by
-    /// the body size limit).
-    pub fn parse_urlencoded_all(&mut self, input: &[u8]) {
-        self.parse_urlencoded_limited(input, usize::MAX);
-    }
-
-    fn parse_urlencoded_limited(&mut self, input: &[u8], limit: usize) {
-        for part in input.split(|&b| b == b'&') {
-            if self.list.len() >= limit {
+        for (raw_key, raw_value) in form::fields(input) {
+            if self.list.len() >= MAX_ARGS {
                 break;
             }
-            if part.is_empty() {
-                continue;
-            }
-            let (raw_key, raw_value) = match memchr::memchr(b'=', part) {
-                Some(i) => (&part[..i], Some(&part[i + 1..])),
-                None => (part, None),
-            };
             let key_start = self.scratch.len();
-            percent_decode_into(&mut self.scratch, raw_key, true);
+            form::decode_into(&mut self.scratch, raw_key);
             if self.scratch.len() == key_start {
                 continue;
             }
@@ -328,7 +311,7 @@ impl Args {
                 None => ArgValue::Flag,
                 Some(v) => {
                     let start = self.scratch.len();
-                    percent_decode_into(&mut self.scratch, v, true);
+                    form::decode_into(&mut self.scratch, v);
                     ArgValue::Text(start..self.scratch.len())
                 }
             };
@@ -407,8 +390,8 @@ impl Args {
         body: &[u8],
         pacer: &mut impl Pacer,
     ) -> bool {
-        let parts = super::multipart::boundary(content_type)
-            .and_then(|b| super::multipart::Parts::new(body, b).ok());
+        let parts = crate::http::multipart::boundary(content_type)
+            .and_then(|b| crate::http::multipart::Parts::new(body, b).ok());
         let Some(mut parts) = parts else {
             return false;
         };
@@ -482,7 +465,7 @@ mod tests {
                 .map(|(i, k)| format!("{k}={i}"))
                 .collect();
             let mut a = Args::default();
-            a.parse_urlencoded_all(form.join("&").as_bytes());
+            a.parse_urlencoded(form.join("&").as_bytes());
             let mut want: Vec<(String, Vec<String>)> = Vec::new();
             for (i, k) in keys.iter().enumerate() {
                 match want.iter_mut().find(|(w, _)| w == k) {

@@ -2,9 +2,9 @@
 //! validated into a type the rest of the gateway can trust.
 
 use crate::aws::uri::encode_uri_component;
-use crate::config::check::{describe, Checker};
+use crate::schema::check::Checker;
+use crate::schema::{Default, Field, Schema, Shown, Type};
 use serde_json::{Map, Value};
-use std::fmt;
 use std::time::Duration;
 
 /// `X-Amz-Invocation-Type`.
@@ -56,14 +56,33 @@ impl LogType {
     }
 }
 
-/// A secret string: never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
+pub use crate::aws::credentials::Secret;
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
+/// Which API Gateway event an `awsgateway_compatible` plugin sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadVersion {
+    /// `"1.0"`: the REST API event.
+    V1,
+    /// `"2.0"`: the HTTP API event.
+    V2,
+}
+
+/// Kong's `empty_arrays_mode` (accepted; outputs pass through unchanged, SPEC §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmptyArraysMode {
+    /// `legacy`.
+    Legacy,
+    /// `correct`.
+    Correct,
+}
+
+/// Kong's `aws_imds_protocol_version`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImdsVersion {
+    /// `v1`.
+    V1,
+    /// `v2`.
+    V2,
 }
 
 /// The validated config of one aws-lambda plugin instance.
@@ -107,53 +126,88 @@ pub struct LambdaConfig {
     pub disable_https: bool,
     /// Send an API Gateway proxy event.
     pub awsgateway_compatible: bool,
-    /// `"1.0"` or `"2.0"`.
-    pub awsgateway_compatible_payload_version: String,
+    /// Which event.
+    pub awsgateway_compatible_payload_version: PayloadVersion,
     /// Base64 bodies of types that are not known to be text.
     pub base64_encode_body: bool,
     /// Accepted for compatibility: bodies are always held in memory up to the body limit.
     pub skip_large_bodies: bool,
     /// Accepted for compatibility: bodies pass through unchanged (SPEC §5).
-    pub empty_arrays_mode: String,
+    pub empty_arrays_mode: EmptyArraysMode,
     /// Accepted for compatibility.
-    pub aws_imds_protocol_version: String,
+    pub aws_imds_protocol_version: ImdsVersion,
     /// Accepted for compatibility (used with `aws_assume_role_arn`).
     pub aws_role_session_name: String,
-    /// The invoke request's path and query, computed once: function name percent-encoded.
-    pub invoke_path: String,
 }
 
+/// The plugin's schema: every field of Kong's, with Kong's defaults, in Kong's order.
+pub static SCHEMA: Schema = Schema {
+    name: "aws-lambda",
+    fields: &[
+        Field::new(
+            "timeout",
+            Type::Integer {
+                min: 1,
+                max: i32::MAX as i64,
+            },
+        )
+        .default(Default::Int(60000)),
+        Field::new(
+            "keepalive",
+            Type::Integer {
+                min: 0,
+                max: i32::MAX as i64,
+            },
+        )
+        .default(Default::Int(60000)),
+        Field::new("aws_key", Type::Text(None)).shown(Shown::Masked),
+        Field::new("aws_secret", Type::Text(None)).shown(Shown::Redacted),
+        Field::new("aws_assume_role_arn", Type::Text(None)).refused(
+            "assuming a role through STS is not supported by this version of lambda-gateway yet",
+        ),
+        Field::new("aws_role_session_name", Type::Text(None)).default(Default::Text("kong")),
+        Field::new("aws_sts_endpoint_url", Type::Text(None)),
+        Field::new("aws_region", Type::Text(Some(check_region))),
+        Field::new("function_name", Type::Text(Some(check_function_name))).required(),
+        Field::new("qualifier", Type::Text(Some(check_qualifier))),
+        Field::new(
+            "invocation_type",
+            Type::OneOf(&["RequestResponse", "Event", "DryRun"]),
+        )
+        .default(Default::Text("RequestResponse")),
+        Field::new("log_type", Type::OneOf(&["Tail", "None"])).default(Default::Text("Tail")),
+        Field::new("host", Type::Text(Some(check_host))),
+        Field::new("port", Type::Integer { min: 0, max: 65535 }).default(Default::Int(443)),
+        Field::new("disable_https", Type::Boolean).default(Default::Bool(false)),
+        Field::new("unhandled_status", Type::Integer { min: 100, max: 999 }),
+        Field::new("forward_request_method", Type::Boolean).default(Default::Bool(false)),
+        Field::new("forward_request_uri", Type::Boolean).default(Default::Bool(false)),
+        Field::new("forward_request_headers", Type::Boolean).default(Default::Bool(false)),
+        Field::new("forward_request_body", Type::Boolean).default(Default::Bool(false)),
+        Field::new("is_proxy_integration", Type::Boolean).default(Default::Bool(false)),
+        Field::new("awsgateway_compatible", Type::Boolean).default(Default::Bool(false)),
+        Field::new(
+            "awsgateway_compatible_payload_version",
+            Type::OneOf(&["1.0", "2.0"]),
+        )
+        .default(Default::Text("1.0")),
+        Field::new("proxy_url", Type::Text(Some(check_proxy_url))),
+        Field::new("skip_large_bodies", Type::Boolean).default(Default::Bool(true)),
+        Field::new("base64_encode_body", Type::Boolean).default(Default::Bool(true)),
+        Field::new("aws_imds_protocol_version", Type::OneOf(&["v1", "v2"]))
+            .default(Default::Text("v1")),
+        Field::new("empty_arrays_mode", Type::OneOf(&["legacy", "correct"]))
+            .default(Default::Text("legacy")),
+    ],
+};
+
 impl LambdaConfig {
-    /// A config that is never served: stands in for one that failed validation.
-    pub fn placeholder() -> Self {
-        LambdaConfig {
-            aws_key: None,
-            aws_secret: None,
-            aws_region: None,
-            function_name: String::new(),
-            qualifier: None,
-            invocation_type: InvocationType::RequestResponse,
-            log_type: LogType::Tail,
-            timeout: Duration::from_millis(60_000),
-            keepalive: Duration::from_millis(60_000),
-            unhandled_status: None,
-            forward_request_body: false,
-            forward_request_headers: false,
-            forward_request_method: false,
-            forward_request_uri: false,
-            is_proxy_integration: false,
-            host: None,
-            port: 443,
-            disable_https: false,
-            awsgateway_compatible: false,
-            awsgateway_compatible_payload_version: "1.0".into(),
-            base64_encode_body: true,
-            skip_large_bodies: true,
-            empty_arrays_mode: "legacy".into(),
-            aws_imds_protocol_version: "v1".into(),
-            aws_role_session_name: "kong".into(),
-            invoke_path: String::new(),
-        }
+    /// A config with Kong's defaults invoking `function_name`: what validating
+    /// `{function_name: …}` gives. Tests and benchmarks build on it.
+    pub fn with_defaults(function_name: &str) -> Self {
+        let mut obj = Map::new();
+        obj.insert("function_name".into(), Value::String(function_name.into()));
+        from_checked(&obj)
     }
 
     /// True when any `forward_request_*` flag is set (the "forward" payload mode).
@@ -163,99 +217,17 @@ impl LambdaConfig {
             || self.forward_request_method
             || self.forward_request_uri
     }
-}
 
-/// The JSON type of each config field, for form bodies (where every value is text).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FieldType {
-    /// A string.
-    Text,
-    /// An integer.
-    Integer,
-    /// A boolean.
-    Boolean,
-}
-
-/// Every field of the config with its type, in Kong's order.
-pub const FIELD_TYPES: &[(&str, FieldType)] = &[
-    ("timeout", FieldType::Integer),
-    ("keepalive", FieldType::Integer),
-    ("aws_key", FieldType::Text),
-    ("aws_secret", FieldType::Text),
-    ("aws_assume_role_arn", FieldType::Text),
-    ("aws_role_session_name", FieldType::Text),
-    ("aws_sts_endpoint_url", FieldType::Text),
-    ("aws_region", FieldType::Text),
-    ("function_name", FieldType::Text),
-    ("qualifier", FieldType::Text),
-    ("invocation_type", FieldType::Text),
-    ("log_type", FieldType::Text),
-    ("host", FieldType::Text),
-    ("port", FieldType::Integer),
-    ("disable_https", FieldType::Boolean),
-    ("unhandled_status", FieldType::Integer),
-    ("forward_request_method", FieldType::Boolean),
-    ("forward_request_uri", FieldType::Boolean),
-    ("forward_request_headers", FieldType::Boolean),
-    ("forward_request_body", FieldType::Boolean),
-    ("is_proxy_integration", FieldType::Boolean),
-    ("awsgateway_compatible", FieldType::Boolean),
-    ("awsgateway_compatible_payload_version", FieldType::Text),
-    ("proxy_url", FieldType::Text),
-    ("skip_large_bodies", FieldType::Boolean),
-    ("base64_encode_body", FieldType::Boolean),
-    ("aws_imds_protocol_version", FieldType::Text),
-    ("empty_arrays_mode", FieldType::Text),
-];
-
-/// What a redacted secret reads as in the Admin API.
-pub const REDACTED: &str = "<redacted>";
-
-/// The access key id as the Admin API shows it: its first 4 characters, the rest masked.
-pub fn mask_key(key: &str) -> String {
-    let shown: String = key.chars().take(4).collect();
-    format!(
-        "{shown}{}",
-        "*".repeat(key.chars().count().saturating_sub(4).max(4))
-    )
-}
-
-impl LambdaConfig {
-    /// The config as Kong's Admin API shows it: every field, defaults filled in, secrets
-    /// redacted (`aws_secret` fully, `aws_key` masked).
-    pub fn to_kong_json(&self) -> Value {
-        use serde_json::json;
-        let opt = |v: &Option<String>| v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()));
-        json!({
-            "timeout": self.timeout.as_millis() as u64,
-            "keepalive": self.keepalive.as_millis() as u64,
-            "aws_key": self.aws_key.as_deref().map_or(Value::Null, |k| Value::String(mask_key(k))),
-            "aws_secret": self.aws_secret.as_ref().map_or(Value::Null, |_| Value::String(REDACTED.into())),
-            "aws_assume_role_arn": Value::Null,
-            "aws_role_session_name": self.aws_role_session_name,
-            "aws_sts_endpoint_url": Value::Null,
-            "aws_region": opt(&self.aws_region),
-            "function_name": self.function_name,
-            "qualifier": opt(&self.qualifier),
-            "invocation_type": self.invocation_type.as_str(),
-            "log_type": self.log_type.as_str(),
-            "host": opt(&self.host),
-            "port": self.port,
-            "disable_https": self.disable_https,
-            "unhandled_status": self.unhandled_status,
-            "forward_request_method": self.forward_request_method,
-            "forward_request_uri": self.forward_request_uri,
-            "forward_request_headers": self.forward_request_headers,
-            "forward_request_body": self.forward_request_body,
-            "is_proxy_integration": self.is_proxy_integration,
-            "awsgateway_compatible": self.awsgateway_compatible,
-            "awsgateway_compatible_payload_version": self.awsgateway_compatible_payload_version,
-            "proxy_url": Value::Null,
-            "skip_large_bodies": self.skip_large_bodies,
-            "base64_encode_body": self.base64_encode_body,
-            "aws_imds_protocol_version": self.aws_imds_protocol_version,
-            "empty_arrays_mode": self.empty_arrays_mode,
-        })
+    /// The invoke request's path and query: function name and qualifier percent-encoded.
+    pub fn invoke_path(&self) -> String {
+        let mut path = String::from("/2015-03-31/functions/");
+        encode_uri_component(&mut path, &self.function_name);
+        path.push_str("/invocations");
+        if let Some(q) = &self.qualifier {
+            path.push_str("?Qualifier=");
+            encode_uri_component(&mut path, q);
+        }
+        path
     }
 }
 
@@ -263,178 +235,122 @@ impl LambdaConfig {
 pub fn validate(c: &mut Checker, value: &Value) -> Option<LambdaConfig> {
     let obj: &Map<String, Value> = c.object(value)?;
     let before = c.errors.len();
-    let known: smallvec::SmallVec<[&str; 32]> = FIELD_TYPES.iter().map(|(name, _)| *name).collect();
-    c.unknown_fields(obj, &known);
-    let mut cfg = LambdaConfig::placeholder();
-
-    if let Some(ms) = c.opt_int(obj, "timeout", 1, i64::from(i32::MAX)) {
-        cfg.timeout = Duration::from_millis(ms as u64);
-    }
-    if let Some(ms) = c.opt_int(obj, "keepalive", 0, i64::from(i32::MAX)) {
-        cfg.keepalive = Duration::from_millis(ms as u64);
-    }
-    cfg.aws_key = c.opt_string(obj, "aws_key");
-    cfg.aws_secret = c.opt_string(obj, "aws_secret").map(Secret);
-    if cfg.aws_key.is_some() != cfg.aws_secret.is_some() {
+    SCHEMA.check(c, obj);
+    let set = |name: &str| obj.get(name).is_some_and(|v| !v.is_null());
+    if set("aws_key") != set("aws_secret") {
         c.error("all or none of these fields must be set: 'config.aws_key', 'config.aws_secret'");
     }
-    if let Some(region) = c.opt_string(obj, "aws_region") {
-        if is_region(&region) {
-            cfg.aws_region = Some(region);
-        } else {
-            c.error_at(
-                "aws_region",
-                format!("expected a region like us-east-1, got {region:?}"),
-            );
-        }
-    }
-    match c.opt_string(obj, "function_name") {
-        Some(name) if is_function_name(&name) => cfg.function_name = name,
-        Some(name) => c.error_at(
-            "function_name",
-            format!("expected a function name, name:alias or ARN (letters, digits, '-', '_', '.', ':'), got {name:?}"),
-        ),
-        None => c.error_at("function_name", "required field missing"),
-    }
-    if let Some(q) = c.opt_string(obj, "qualifier") {
-        if !q.is_empty()
-            && q.len() <= 128
-            && q.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"$_-.".contains(&b))
-        {
-            cfg.qualifier = Some(q);
-        } else {
-            c.error_at(
-                "qualifier",
-                format!("expected a version or alias, got {q:?}"),
-            );
-        }
-    }
-    if let Some(t) = one_of(
-        c,
-        obj,
-        "invocation_type",
-        &["RequestResponse", "Event", "DryRun"],
-    ) {
-        cfg.invocation_type = match t.as_str() {
-            "Event" => InvocationType::Event,
-            "DryRun" => InvocationType::DryRun,
-            _ => InvocationType::RequestResponse,
-        };
-    }
-    if let Some(t) = one_of(c, obj, "log_type", &["Tail", "None"]) {
-        cfg.log_type = if t == "None" {
-            LogType::None
-        } else {
-            LogType::Tail
-        };
-    }
-    if let Some(host) = c.opt_string(obj, "host") {
-        let ok = !host.is_empty()
-            && host.len() <= 253
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
-        if ok {
-            cfg.host = Some(host.to_ascii_lowercase());
-        } else {
-            c.error_at(
-                "host",
-                format!("expected a hostname or IP address, got {host:?}"),
-            );
-        }
-    }
-    if let Some(port) = c.opt_int(obj, "port", 0, 65535) {
-        cfg.port = port as u16;
-    }
-    cfg.disable_https = c.opt_bool(obj, "disable_https").unwrap_or(false);
-    cfg.unhandled_status = c
-        .opt_int(obj, "unhandled_status", 100, 999)
-        .map(|s| s as u16);
-    cfg.forward_request_method = c.opt_bool(obj, "forward_request_method").unwrap_or(false);
-    cfg.forward_request_uri = c.opt_bool(obj, "forward_request_uri").unwrap_or(false);
-    cfg.forward_request_headers = c.opt_bool(obj, "forward_request_headers").unwrap_or(false);
-    cfg.forward_request_body = c.opt_bool(obj, "forward_request_body").unwrap_or(false);
-    cfg.is_proxy_integration = c.opt_bool(obj, "is_proxy_integration").unwrap_or(false);
-    cfg.awsgateway_compatible = c.opt_bool(obj, "awsgateway_compatible").unwrap_or(false);
-    if cfg.awsgateway_compatible {
+    if obj.get("awsgateway_compatible") == Some(&Value::Bool(true)) {
         c.error_at(
             "awsgateway_compatible",
             "API Gateway proxy events are not supported by this version of lambda-gateway yet",
         );
     }
-    if let Some(v) = one_of(
-        c,
-        obj,
-        "awsgateway_compatible_payload_version",
-        &["1.0", "2.0"],
-    ) {
-        cfg.awsgateway_compatible_payload_version = v;
-    }
-    if let Some(url) = c.opt_string(obj, "proxy_url") {
-        if url
-            .split_once("://")
-            .is_some_and(|(scheme, _)| scheme != "http")
-        {
-            c.error_at("proxy_url", "proxy_url scheme must be http");
-        } else {
-            c.error_at(
-                "proxy_url",
-                "forward proxies are not supported by this version of lambda-gateway yet",
-            );
-        }
-    }
-    cfg.skip_large_bodies = c.opt_bool(obj, "skip_large_bodies").unwrap_or(true);
-    cfg.base64_encode_body = c.opt_bool(obj, "base64_encode_body").unwrap_or(true);
-    if c.opt_string(obj, "aws_assume_role_arn").is_some() {
-        c.error_at(
-            "aws_assume_role_arn",
-            "assuming a role through STS is not supported by this version of lambda-gateway yet",
-        );
-    }
-    if let Some(name) = c.opt_string(obj, "aws_role_session_name") {
-        cfg.aws_role_session_name = name;
-    }
-    c.opt_string(obj, "aws_sts_endpoint_url");
-    if let Some(v) = one_of(c, obj, "aws_imds_protocol_version", &["v1", "v2"]) {
-        cfg.aws_imds_protocol_version = v;
-    }
-    if let Some(v) = one_of(c, obj, "empty_arrays_mode", &["legacy", "correct"]) {
-        cfg.empty_arrays_mode = v;
-    }
-
-    let mut path = String::from("/2015-03-31/functions/");
-    encode_uri_component(&mut path, &cfg.function_name);
-    path.push_str("/invocations");
-    if let Some(q) = &cfg.qualifier {
-        path.push_str("?Qualifier=");
-        encode_uri_component(&mut path, q);
-    }
-    cfg.invoke_path = path;
-    (c.errors.len() == before).then_some(cfg)
+    (c.errors.len() == before).then(|| from_checked(obj))
 }
 
-fn one_of(
-    c: &mut Checker,
-    obj: &Map<String, Value>,
-    key: &str,
-    allowed: &[&str],
-) -> Option<String> {
-    match obj.get(key) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if allowed.contains(&s.as_str()) => Some(s.clone()),
-        Some(other) => {
-            let list = allowed
-                .iter()
-                .map(|a| format!("\"{a}\""))
-                .collect::<Vec<_>>()
-                .join(", ");
-            c.error_at(
-                key,
-                format!("expected one of: {list}, got {}", describe(other)),
-            );
-            None
-        }
+/// The config of an object the schema accepted.
+fn from_checked(obj: &Map<String, Value>) -> LambdaConfig {
+    let s = &SCHEMA;
+    let text = |name: &str| s.text(obj, name).map(str::to_string);
+    let int = |name: &str| s.int(obj, name);
+    let millis = |name: &str| Duration::from_millis(int(name).unwrap_or(0).max(0) as u64);
+    LambdaConfig {
+        aws_key: text("aws_key"),
+        aws_secret: text("aws_secret").map(Secret),
+        aws_region: text("aws_region"),
+        function_name: text("function_name").unwrap_or_default(),
+        qualifier: text("qualifier"),
+        invocation_type: match s.text(obj, "invocation_type") {
+            Some("Event") => InvocationType::Event,
+            Some("DryRun") => InvocationType::DryRun,
+            _ => InvocationType::RequestResponse,
+        },
+        log_type: match s.text(obj, "log_type") {
+            Some("None") => LogType::None,
+            _ => LogType::Tail,
+        },
+        timeout: millis("timeout"),
+        keepalive: millis("keepalive"),
+        unhandled_status: int("unhandled_status").map(|s| s as u16),
+        forward_request_body: s.boolean(obj, "forward_request_body"),
+        forward_request_headers: s.boolean(obj, "forward_request_headers"),
+        forward_request_method: s.boolean(obj, "forward_request_method"),
+        forward_request_uri: s.boolean(obj, "forward_request_uri"),
+        is_proxy_integration: s.boolean(obj, "is_proxy_integration"),
+        host: text("host").map(|h| h.to_ascii_lowercase()),
+        port: int("port").unwrap_or(443) as u16,
+        disable_https: s.boolean(obj, "disable_https"),
+        awsgateway_compatible: s.boolean(obj, "awsgateway_compatible"),
+        awsgateway_compatible_payload_version: match s
+            .text(obj, "awsgateway_compatible_payload_version")
+        {
+            Some("2.0") => PayloadVersion::V2,
+            _ => PayloadVersion::V1,
+        },
+        base64_encode_body: s.boolean(obj, "base64_encode_body"),
+        skip_large_bodies: s.boolean(obj, "skip_large_bodies"),
+        empty_arrays_mode: match s.text(obj, "empty_arrays_mode") {
+            Some("correct") => EmptyArraysMode::Correct,
+            _ => EmptyArraysMode::Legacy,
+        },
+        aws_imds_protocol_version: match s.text(obj, "aws_imds_protocol_version") {
+            Some("v2") => ImdsVersion::V2,
+            _ => ImdsVersion::V1,
+        },
+        aws_role_session_name: text("aws_role_session_name").unwrap_or_default(),
+    }
+}
+
+fn check_region(region: &str) -> Result<(), String> {
+    if is_region(region) {
+        Ok(())
+    } else {
+        Err(format!("expected a region like us-east-1, got {region:?}"))
+    }
+}
+
+fn check_function_name(name: &str) -> Result<(), String> {
+    if is_function_name(name) {
+        Ok(())
+    } else {
+        Err(format!("expected a function name, name:alias or ARN (letters, digits, '-', '_', '.', ':'), got {name:?}"))
+    }
+}
+
+fn check_qualifier(q: &str) -> Result<(), String> {
+    let ok = !q.is_empty()
+        && q.len() <= 128
+        && q.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"$_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("expected a version or alias, got {q:?}"))
+    }
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("expected a hostname or IP address, got {host:?}"))
+    }
+}
+
+fn check_proxy_url(url: &str) -> Result<(), String> {
+    if url
+        .split_once("://")
+        .is_some_and(|(scheme, _)| scheme != "http")
+    {
+        Err("proxy_url scheme must be http".into())
+    } else {
+        Err("forward proxies are not supported by this version of lambda-gateway yet".into())
     }
 }
 
@@ -480,7 +396,7 @@ mod tests {
         assert_eq!(cfg.port, 443);
         assert!(cfg.base64_encode_body && cfg.skip_large_bodies && !cfg.disable_https);
         assert_eq!(
-            cfg.invoke_path,
+            cfg.invoke_path(),
             "/2015-03-31/functions/MyLambda/invocations"
         );
     }
@@ -490,7 +406,7 @@ mod tests {
         let cfg = check(r#"{"function_name":"arn:aws:lambda:us-east-1:123456789012:function:f","qualifier":"$LATEST"}"#)
             .expect("valid");
         assert_eq!(
-            cfg.invoke_path,
+            cfg.invoke_path(),
             "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af/invocations?Qualifier=%24LATEST"
         );
     }

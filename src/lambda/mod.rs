@@ -5,6 +5,5 @@ pub mod args;
 pub mod config;
 pub mod json_body;
 pub mod key_groups;
-pub mod multipart;
 pub mod payload;
 pub mod response;

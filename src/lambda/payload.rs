@@ -337,11 +337,11 @@ mod tests {
     }
 
     fn legacy(raw: &str) -> Value {
-        encode_with(&LambdaConfig::placeholder(), raw.as_bytes()).expect("fits")
+        encode_with(&LambdaConfig::with_defaults("f"), raw.as_bytes()).expect("fits")
     }
 
     fn forward(raw: &[u8]) -> Value {
-        let mut cfg = LambdaConfig::placeholder();
+        let mut cfg = LambdaConfig::with_defaults("f");
         cfg.forward_request_body = true;
         cfg.forward_request_headers = true;
         cfg.forward_request_method = true;
@@ -418,7 +418,7 @@ mod tests {
 
     #[test]
     fn forward_uri_off_omits_uri_fields() {
-        let mut cfg = LambdaConfig::placeholder();
+        let mut cfg = LambdaConfig::with_defaults("f");
         cfg.forward_request_method = true;
         let v = encode_with(&cfg, b"GET /a?b=1 HTTP/1.1\r\nHost: h\r\n\r\n").expect("fits");
         assert_eq!(v, json!({"request_method":"GET"}));
@@ -436,10 +436,10 @@ mod tests {
             body: &raw[h.len..],
         };
         let mut enc = PayloadEncoder::default();
-        enc.encode_unpaced(&LambdaConfig::placeholder(), &req)
+        enc.encode_unpaced(&LambdaConfig::with_defaults("f"), &req)
             .expect("fits");
         assert_eq!(enc.out, br#"{"n":[5,7777777777e+400]}"#);
-        let mut forward = LambdaConfig::placeholder();
+        let mut forward = LambdaConfig::with_defaults("f");
         forward.forward_request_body = true;
         enc.encode_unpaced(&forward, &req).expect("fits");
         let top: std::collections::HashMap<String, &serde_json::value::RawValue> =
@@ -452,7 +452,7 @@ mod tests {
 
     #[test]
     fn enforces_payload_limits_after_encoding() {
-        let mut cfg = LambdaConfig::placeholder();
+        let mut cfg = LambdaConfig::with_defaults("f");
         cfg.invocation_type = crate::lambda::config::InvocationType::Event;
         cfg.forward_request_body = true;
         // 800 KiB of binary becomes ~1.07 MiB of base64: over Event's 1 MiB limit.

@@ -1,7 +1,7 @@
 //! Mapping Lambda's answer to the client's response (SPEC §5 and the Lambda rows of §6).
 
-use crate::http::answers;
 use crate::http::encode::Response;
+use crate::http::failure::Failure;
 use crate::lambda::config::LambdaConfig;
 use base64::Engine;
 use simd_json::prelude::*;
@@ -106,8 +106,7 @@ impl ResponseMapper {
                 Ok(()) => function_error.map_or(Outcome::Ok, Outcome::FunctionError),
                 Err(failure) => {
                     let detail = failure.to_string();
-                    resp.clear();
-                    answers::with_error(resp, 502, answers::BAD_GATEWAY, Some(detail.as_bytes()));
+                    Failure::BadProxyResponse(detail.clone()).answer(resp);
                     pass_headers_for_error(answer.headers, resp);
                     Outcome::BadProxyResponse(match failure {
                         ProxyFailure::Invalid(why) => why,
@@ -413,25 +412,15 @@ fn pass_headers_for_error(headers: &[(&[u8], &[u8])], resp: &mut Response) {
 /// The Invoke API refused the call: 429 (with Retry-After), 413, or 502 with the error type.
 fn map_api_error(answer: &LambdaAnswer<'_>, resp: &mut Response) -> Outcome {
     let error_type = error_type(answer);
-    match answer.status {
-        429 => {
-            answers::with_error(
-                resp,
-                429,
-                answers::TOO_MANY_REQUESTS,
-                Some(error_type.as_bytes()),
-            );
-            if let Some(retry) = answer.header("retry-after") {
-                resp.header(b"Retry-After", retry);
-            }
+    Failure::LambdaApi {
+        status: answer.status,
+        error_type: error_type.clone(),
+    }
+    .answer(resp);
+    if answer.status == 429 {
+        if let Some(retry) = answer.header("retry-after") {
+            resp.header(b"Retry-After", retry);
         }
-        413 => answers::with_error(
-            resp,
-            413,
-            answers::PAYLOAD_TOO_LARGE,
-            Some(error_type.as_bytes()),
-        ),
-        _ => answers::with_error(resp, 502, answers::BAD_GATEWAY, Some(error_type.as_bytes())),
     }
     pass_headers_for_error(answer.headers, resp);
     Outcome::ApiError(error_type)
@@ -491,7 +480,7 @@ mod tests {
 
     #[test]
     fn passes_the_body_byte_for_byte_with_headers() {
-        let cfg = LambdaConfig::placeholder();
+        let cfg = LambdaConfig::with_defaults("f");
         let (r, o) = map(
             &cfg,
             200,
@@ -516,7 +505,7 @@ mod tests {
 
     #[test]
     fn unhandled_status() {
-        let mut cfg = LambdaConfig::placeholder();
+        let mut cfg = LambdaConfig::with_defaults("f");
         let err = [("X-Amz-Function-Error", "Unhandled")];
         assert_eq!(map(&cfg, 200, &err, "{}").0.status, 200);
         cfg.unhandled_status = Some(412);
@@ -535,7 +524,7 @@ mod tests {
 
     #[test]
     fn proxy_integration() {
-        let mut cfg = LambdaConfig::placeholder();
+        let mut cfg = LambdaConfig::with_defaults("f");
         cfg.is_proxy_integration = true;
         let (r, o) = map(
             &cfg,
@@ -581,7 +570,7 @@ mod tests {
     /// A proxy answer may not make a header block no client would take.
     #[test]
     fn header_bombs_are_502() {
-        let mut cfg = LambdaConfig::placeholder();
+        let mut cfg = LambdaConfig::with_defaults("f");
         cfg.is_proxy_integration = true;
         let many: Vec<String> = (0..=MAX_PROXY_HEADER_NAMES)
             .map(|i| format!("\"x-{i}\":\"v\""))
@@ -618,7 +607,7 @@ mod tests {
     /// the same as with few names.
     #[test]
     fn many_header_names_override_as_few_do() {
-        let mut cfg = LambdaConfig::placeholder();
+        let mut cfg = LambdaConfig::with_defaults("f");
         cfg.is_proxy_integration = true;
         let names: Vec<String> = (0..40).map(|i| format!("X-H{i}")).collect();
         let headers: Vec<String> = names.iter().map(|n| format!("\"{n}\":\"h\"")).collect();
@@ -645,7 +634,7 @@ mod tests {
 
     #[test]
     fn malformed_proxy_answers_are_502_with_kongs_messages() {
-        let mut cfg = LambdaConfig::placeholder();
+        let mut cfg = LambdaConfig::with_defaults("f");
         cfg.is_proxy_integration = true;
         for (body, why) in [
             ("not json", "proxy response must be json format"),
@@ -674,7 +663,7 @@ mod tests {
 
     #[test]
     fn api_errors() {
-        let cfg = LambdaConfig::placeholder();
+        let cfg = LambdaConfig::with_defaults("f");
         let (r, o) = map(
             &cfg,
             404,

@@ -1,16 +1,14 @@
 //! Worker threads: one pinned monoio runtime per core, each with its own SO_REUSEPORT listener,
 //! upstream pool and signer; graceful stop on SIGTERM/SIGINT.
 
-pub mod shutdown;
-
 use crate::config::Snapshot;
 use crate::http::conn::{self, Shared};
+use crate::http::shutdown::Shutdown;
 use crate::http::Limits;
 use crate::proxy::Proxy;
 use crate::upstream::client::Upstream;
 use arc_swap::ArcSwap;
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
-use shutdown::Shutdown;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -305,7 +303,7 @@ mod tests {
             let shared = std::rc::Rc::new(Shared {
                 handler: std::rc::Rc::new(proxy),
                 limits: crate::http::Limits::default(),
-                shutdown: std::rc::Rc::new(super::shutdown::Shutdown::default()),
+                shutdown: std::rc::Rc::new(crate::http::shutdown::Shutdown::default()),
             });
             let slots = conn::request_slots::<monoio::net::TcpStream, crate::proxy::Proxy>();
             let f = conn::serve(stream, shared, &slots);

@@ -4,17 +4,15 @@
 
 use super::pool::{IdleConn, Pool};
 use super::stream::{raw_fd, Stream};
+use super::target::InvokeTarget;
 use crate::aws::sigv4::InvokeSigner;
 use crate::aws::time::AmzDate;
-use crate::config::snapshot::ResolvedPlugin;
-use crate::error::InvokeError;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::framing::parse_length;
+use crate::http::client::{parse_head, Framing, HeadInfo, ResponseHead, UpstreamError};
 use monoio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use std::cell::RefCell;
 use std::io;
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -38,17 +36,7 @@ pub struct InvokeBuffers {
 }
 
 /// A framed Lambda response; ranges index [`InvokeBuffers::read`].
-#[derive(Debug, Default)]
-pub struct InvokeResponse {
-    /// Status code.
-    pub status: u16,
-    /// Header (name, value) ranges.
-    pub headers: Vec<(Range<usize>, Range<usize>)>,
-    /// Length of the head; the body starts here.
-    pub head_len: usize,
-    /// Body range.
-    pub body: Range<usize>,
-}
+pub type InvokeResponse = ResponseHead;
 
 /// The worker's upstream side: its pool and TLS settings.
 pub struct Upstream {
@@ -62,7 +50,7 @@ pub struct Upstream {
 
 /// Why one attempt failed, and whether it may be retried on a fresh connection.
 struct AttemptError {
-    error: InvokeError,
+    error: UpstreamError,
     retryable: bool,
 }
 
@@ -80,27 +68,27 @@ impl Upstream {
     /// payload is lent to the socket write and given back (empty if the invoke was cut short).
     pub async fn invoke(
         &self,
-        plugin: &ResolvedPlugin,
+        plugin: &InvokeTarget,
         payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
         resp: &mut InvokeResponse,
-    ) -> Result<(), InvokeError> {
+    ) -> Result<(), UpstreamError> {
         let timeout = plugin.config.timeout;
         match monoio::time::timeout(timeout, self.invoke_with_retry(plugin, payload, bufs, resp))
             .await
         {
             Ok(result) => result,
-            Err(_) => Err(InvokeError::Timeout(timeout)),
+            Err(_) => Err(UpstreamError::Timeout(timeout)),
         }
     }
 
     async fn invoke_with_retry(
         &self,
-        plugin: &ResolvedPlugin,
+        plugin: &InvokeTarget,
         payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
         resp: &mut InvokeResponse,
-    ) -> Result<(), InvokeError> {
+    ) -> Result<(), UpstreamError> {
         let pooled = self.pool.borrow_mut().take(&plugin.endpoint);
         let reused = pooled.is_some();
         let conn = match pooled {
@@ -125,12 +113,12 @@ impl Upstream {
         }
     }
 
-    async fn connect(&self, plugin: &ResolvedPlugin) -> Result<IdleConn, InvokeError> {
+    async fn connect(&self, plugin: &InvokeTarget) -> Result<IdleConn, UpstreamError> {
         let ep = &plugin.endpoint;
         let label = || format!("{}:{}", ep.host, ep.port);
         let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
             .await
-            .map_err(|source| InvokeError::Connect {
+            .map_err(|source| UpstreamError::Connect {
                 endpoint: label(),
                 source,
             })?;
@@ -138,7 +126,7 @@ impl Upstream {
         let fd = raw_fd(&tcp);
         self.pool.borrow_mut().opened += 1;
         let stream = if ep.tls {
-            let name = ServerName::try_from(ep.host.clone()).map_err(|e| InvokeError::Tls {
+            let name = ServerName::try_from(ep.host.clone()).map_err(|e| UpstreamError::Tls {
                 endpoint: label(),
                 source: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
             })?;
@@ -146,7 +134,7 @@ impl Upstream {
                 .tls
                 .connect(name, tcp)
                 .await
-                .map_err(|e| InvokeError::Tls {
+                .map_err(|e| UpstreamError::Tls {
                     endpoint: label(),
                     source: e.into(),
                 })?;
@@ -164,7 +152,7 @@ impl Upstream {
 
     async fn attempt(
         &self,
-        plugin: &ResolvedPlugin,
+        plugin: &InvokeTarget,
         mut conn: IdleConn,
         payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
@@ -175,9 +163,7 @@ impl Upstream {
         // it: a copy of the whole payload saved for one more write.
         let separate = payload.len() >= SEPARATE_PAYLOAD;
         let date = AmzDate::from_system_time(SystemTime::now());
-        let mut signer = self.signer.borrow_mut();
-        encode_head(&mut signer, plugin, payload, &date, bufs);
-        drop(signer);
+        encode_head(&mut self.signer.borrow_mut(), plugin, payload, &date, bufs);
         if !separate {
             bufs.write.extend_from_slice(payload);
         }
@@ -190,7 +176,7 @@ impl Upstream {
         }
         if let Err(source) = res {
             return Err(AttemptError {
-                error: InvokeError::Io {
+                error: UpstreamError::Io {
                     endpoint: label(),
                     source,
                 },
@@ -218,7 +204,7 @@ const SEPARATE_PAYLOAD: usize = 64 * 1024;
 /// Writes the signed invoke request (head + payload) for `plugin` at `date` into `bufs.write`.
 pub fn encode_request(
     signer: &mut InvokeSigner,
-    plugin: &ResolvedPlugin,
+    plugin: &InvokeTarget,
     payload: &[u8],
     date: &AmzDate,
     bufs: &mut InvokeBuffers,
@@ -230,24 +216,22 @@ pub fn encode_request(
 /// Writes the signed head of the invoke request carrying `payload` into `bufs.write`.
 fn encode_head(
     signer: &mut InvokeSigner,
-    plugin: &ResolvedPlugin,
+    plugin: &InvokeTarget,
     payload: &[u8],
     date: &AmzDate,
     bufs: &mut InvokeBuffers,
 ) {
     let w = &mut bufs.write;
     w.clear();
-    if let Some(creds) = &plugin.credentials {
-        signer.sign(
-            &plugin.template,
-            creds,
-            date,
-            payload,
-            &mut bufs.authorization,
-        );
-    }
+    signer.sign(
+        &plugin.template,
+        &plugin.credentials,
+        date,
+        payload,
+        &mut bufs.authorization,
+    );
     w.extend_from_slice(b"POST ");
-    w.extend_from_slice(plugin.invoke_path.as_bytes());
+    w.extend_from_slice(plugin.path.as_bytes());
     w.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     w.extend_from_slice(plugin.template.host.as_bytes());
     w.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
@@ -258,11 +242,7 @@ fn encode_head(
     w.extend_from_slice(plugin.template.log_type.as_bytes());
     w.extend_from_slice(b"\r\nX-Amz-Date: ");
     w.extend_from_slice(&date.timestamp);
-    if let Some(token) = plugin
-        .credentials
-        .as_ref()
-        .and_then(|c| c.session_token.as_ref())
-    {
+    if let Some(token) = &plugin.credentials.session_token {
         w.extend_from_slice(b"\r\nX-Amz-Security-Token: ");
         w.extend_from_slice(token.0.as_bytes());
     }
@@ -279,11 +259,11 @@ enum ReadError {
 }
 
 impl ReadError {
-    fn with_endpoint(self, endpoint: String) -> InvokeError {
+    fn with_endpoint(self, endpoint: String) -> UpstreamError {
         match self {
-            ReadError::Io(source) => InvokeError::Io { endpoint, source },
-            ReadError::Bad(why) => InvokeError::BadResponse { endpoint, why },
-            ReadError::TooLarge => InvokeError::ResponseTooLarge {
+            ReadError::Io(source) => UpstreamError::Io { endpoint, source },
+            ReadError::Bad(why) => UpstreamError::BadResponse { endpoint, why },
+            ReadError::TooLarge => UpstreamError::ResponseTooLarge {
                 endpoint,
                 limit: MAX_RESPONSE_BYTES,
             },
@@ -335,7 +315,11 @@ async fn read_response(
             continue;
         }
         match parse_head(buf, resp) {
-            Ok(Some(parsed)) => break parsed,
+            Ok(Some(HeadInfo {
+                len,
+                framing,
+                close,
+            })) => break (len, framing, close),
             Ok(None) if buf.len() > MAX_RESPONSE_HEAD => {
                 return Err((ReadError::Bad("response head too large"), false))
             }
@@ -403,76 +387,4 @@ async fn read_response(
         }
     };
     Ok(reusable)
-}
-
-enum Framing {
-    Length(usize),
-    Chunked,
-    UntilClose,
-    Empty,
-}
-
-/// Parses the response head; `Ok(None)` if incomplete.
-fn parse_head(
-    buf: &[u8],
-    resp: &mut InvokeResponse,
-) -> Result<Option<(usize, Framing, bool)>, &'static str> {
-    let mut slots = [httparse::EMPTY_HEADER; 64];
-    let mut r = httparse::Response::new(&mut slots);
-    let len = match r.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err("too many response headers"),
-        Err(_) => return Err("invalid response head"),
-    };
-    let status = r.code.ok_or("invalid response head")?;
-    resp.status = status;
-    resp.headers.clear();
-    let base = buf.as_ptr() as usize;
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    let mut close = r.version == Some(0);
-    for h in r.headers.iter() {
-        let name = h.name.as_bytes();
-        let value = crate::http::framing::trim_ows(h.value);
-        let n = name.as_ptr() as usize - base;
-        let v = value.as_ptr() as usize - base;
-        resp.headers.push((n..n + name.len(), v..v + value.len()));
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let l = parse_length(value).ok_or("invalid Content-Length in response")? as usize;
-            if length.is_some_and(|prev| prev != l) {
-                return Err("conflicting Content-Length in response");
-            }
-            length = Some(l);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            if !value.eq_ignore_ascii_case(b"chunked") {
-                return Err("unsupported Transfer-Encoding in response");
-            }
-            chunked = true;
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            close |= value
-                .split(|&b| b == b',')
-                .any(|t| crate::http::framing::trim_ows(t).eq_ignore_ascii_case(b"close"));
-        }
-    }
-    if status < 200 {
-        return Err("unexpected informational response");
-    }
-    let framing = if status == 204 || status == 304 {
-        Framing::Empty
-    } else if chunked {
-        if length.is_some() {
-            return Err("both Content-Length and Transfer-Encoding in response");
-        }
-        Framing::Chunked
-    } else if let Some(l) = length {
-        if l == 0 {
-            Framing::Empty
-        } else {
-            Framing::Length(l)
-        }
-    } else {
-        Framing::UntilClose
-    };
-    Ok(Some((len, framing, close)))
 }

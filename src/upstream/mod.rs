@@ -3,4 +3,5 @@
 pub mod client;
 pub mod pool;
 pub mod stream;
+pub mod target;
 pub mod tls;

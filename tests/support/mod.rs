@@ -2,9 +2,10 @@
 //! aws-sigv4's own full `sign()`), a gateway process runner, and a raw HTTP/1.1 client.
 #![allow(dead_code)]
 
+use lambda_gateway::emulator::{Emulator, Functions, Invoke, Options, Reply};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -60,30 +61,76 @@ impl Recorded {
 
 #[derive(Default)]
 struct MockState {
-    connections: usize,
     requests: Vec<Recorded>,
     signature_failures: Vec<String>,
     signatures_verified: usize,
 }
 
-/// A TLS Lambda emulator on 127.0.0.1 with a CA generated at test time.
+/// A TLS Lambda emulator on 127.0.0.1 with a CA generated at test time: the gateway's own
+/// emulator (`lambda_gateway::emulator`) answering as [`behave`] says, after checking every
+/// signature with aws-sigv4.
 pub struct MockLambda {
     /// Its address.
     pub addr: SocketAddr,
     /// PEM of the CA that signed its certificate (for AWS_CA_BUNDLE).
     pub ca_file: PathBuf,
     state: Arc<Mutex<MockState>>,
-    server: Arc<rustls::ServerConfig>,
-    listener: TcpListener,
-    /// While serving: the stop flag and the open connections.
-    running: Arc<Mutex<Option<Running>>>,
+    emulator: Emulator,
     _dir: TempDir,
 }
 
-type Running = (
-    Arc<std::sync::atomic::AtomicBool>,
-    Arc<Mutex<Vec<TcpStream>>>,
-);
+/// The mock's answers: verify, record, then behave by function name.
+struct TestFunctions {
+    state: Arc<Mutex<MockState>>,
+}
+
+impl Functions for TestFunctions {
+    fn invoke(&self, invoke: &Invoke<'_>) -> Reply {
+        let req = Recorded {
+            method: invoke.method.to_string(),
+            target: invoke.target.to_string(),
+            headers: invoke
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect(),
+            body: invoke.body.to_vec(),
+        };
+        let verified = verify_signature(&req);
+        {
+            let mut s = self.state.lock().expect("lock");
+            match &verified {
+                Ok(()) => s.signatures_verified += 1,
+                Err(why) => s
+                    .signature_failures
+                    .push(format!("{} {}: {why}", req.method, req.target)),
+            }
+            s.requests.push(req.clone());
+        }
+        if let Err(why) = verified {
+            return Reply::Answer {
+                status: 403,
+                headers: vec![(
+                    "x-amzn-ErrorType".into(),
+                    "InvalidSignatureException".into(),
+                )],
+                body: format!(r#"{{"message":"{why}"}}"#).into_bytes(),
+                chunked: false,
+                close: false,
+            };
+        }
+        behave(
+            &percent_decode(invoke.function),
+            &req,
+            invoke.earlier_on_connection + 1,
+        )
+    }
+}
 
 impl MockLambda {
     /// Starts a mock whose certificate is valid for `localhost` only.
@@ -115,74 +162,38 @@ impl MockLambda {
                 rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
             )
             .expect("server config");
-        let server = Arc::new(server);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(MockState::default()));
-        let running = Arc::new(Mutex::new(None));
-        let listener_clone = listener.try_clone().expect("clone listener");
-        let mock = MockLambda {
-            addr,
+        let emulator = Emulator::start(
+            Options {
+                listen: "127.0.0.1:0".parse().expect("addr"),
+                // Several, so a slow signature check of a large body does not hold up others.
+                threads: 4,
+                cpus: vec![],
+                tls: Some(Arc::new(server)),
+            },
+            Arc::new(TestFunctions {
+                state: state.clone(),
+            }),
+        )
+        .expect("the mock Lambda starts");
+        MockLambda {
+            addr: emulator.addr,
             ca_file,
             state,
-            server,
-            running,
-            listener,
+            emulator,
             _dir: dir,
-        };
-        mock.serve_on(listener_clone);
-        mock
-    }
-
-    /// Accepts and serves connections from `listener` until the next [`MockLambda::restart`].
-    fn serve_on(&self, listener: TcpListener) {
-        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        *self.running.lock().expect("lock") = Some((stopping.clone(), open.clone()));
-        let (server, st) = (self.server.clone(), self.state.clone());
-        std::thread::spawn(move || {
-            for tcp in listener.incoming().flatten() {
-                if let Ok(clone) = tcp.try_clone() {
-                    open.lock().expect("lock").push(clone);
-                }
-                let server = server.clone();
-                let st = st.clone();
-                st.lock().expect("lock").connections += 1;
-                std::thread::spawn(move || {
-                    let Ok(conn) = rustls::ServerConnection::new(server) else {
-                        return;
-                    };
-                    let mut tls = rustls::StreamOwned::new(conn, tcp);
-                    serve_connection(&mut tls, &st);
-                    // A clone is kept for `restart()`: closing needs an explicit shutdown.
-                    let _ = tls.sock.shutdown(std::net::Shutdown::Both);
-                });
-                // A connection accepted while stopping is still served: none is refused.
-                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-            }
-        });
-    }
-
-    /// Restarts like an endpoint behind a kept listening socket: a new generation starts
-    /// accepting, then every open connection of the old one is shut down at once (requests in
-    /// flight on them get no answer).
-    pub fn restart(&self) {
-        let old = self.running.lock().expect("lock").take();
-        self.serve_on(self.listener.try_clone().expect("clone listener"));
-        if let Some((stopping, open)) = old {
-            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
-            drop(TcpStream::connect(self.addr)); // wakes the old accept loop so it sees the flag
-            for c in open.lock().expect("lock").drain(..) {
-                let _ = c.shutdown(std::net::Shutdown::Both);
-            }
         }
+    }
+
+    /// Restarts like an endpoint behind a kept listening socket: every open connection is
+    /// shut down at once (requests in flight on them get no answer); new ones are served.
+    pub fn restart(&self) {
+        self.emulator.restart();
     }
 
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
-        self.state.lock().expect("lock").connections
+        self.emulator.connections()
     }
 
     /// Requests received so far.
@@ -220,89 +231,6 @@ impl Drop for MockLambda {
     }
 }
 
-fn serve_connection<S: Read + Write>(stream: &mut S, state: &Mutex<MockState>) {
-    let mut buf = Vec::new();
-    let mut served_here = 0usize;
-    loop {
-        let Some((req, consumed)) = read_request(stream, &mut buf) else {
-            return;
-        };
-        buf.drain(..consumed);
-        served_here += 1;
-        let verified = verify_signature(&req);
-        {
-            let mut s = state.lock().expect("lock");
-            match &verified {
-                Ok(()) => s.signatures_verified += 1,
-                Err(why) => s
-                    .signature_failures
-                    .push(format!("{} {}: {why}", req.method, req.target)),
-            }
-            s.requests.push(req.clone());
-        }
-        if let Err(why) = verified {
-            let body = format!(r#"{{"message":"{why}"}}"#);
-            let _ = write_response(
-                stream,
-                403,
-                &[("x-amzn-ErrorType", "InvalidSignatureException")],
-                body.as_bytes(),
-                false,
-            );
-            continue;
-        }
-        let function = req
-            .target
-            .trim_start_matches("/2015-03-31/functions/")
-            .split('/')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        let function = percent_decode(&function);
-        match behave(&function, &req, served_here) {
-            Behaviour::Respond {
-                status,
-                headers,
-                body,
-                chunked,
-            } => {
-                let hs: Vec<(&str, &str)> = headers
-                    .iter()
-                    .map(|(a, b)| (a.as_str(), b.as_str()))
-                    .collect();
-                if write_response(stream, status, &hs, &body, chunked).is_err() {
-                    return;
-                }
-            }
-            Behaviour::RespondThenClose { status, body } => {
-                let _ = write_response(stream, status, &[], &body, false);
-                return;
-            }
-            Behaviour::RawThenClose(raw) => {
-                let _ = stream.write_all(&raw);
-                let _ = stream.flush();
-                return;
-            }
-            Behaviour::Close => return,
-        }
-    }
-}
-
-enum Behaviour {
-    Respond {
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-        chunked: bool,
-    },
-    RespondThenClose {
-        status: u16,
-        body: Vec<u8>,
-    },
-    RawThenClose(Vec<u8>),
-    Close,
-}
-
 fn lambda_headers(req: &Recorded) -> Vec<(String, String)> {
     let mut h = vec![
         ("Content-Type".to_string(), "application/json".to_string()),
@@ -330,13 +258,16 @@ fn lambda_headers(req: &Recorded) -> Vec<(String, String)> {
 }
 
 /// What the mock does for each function name.
-fn behave(function: &str, req: &Recorded, served_on_this_connection: usize) -> Behaviour {
-    let ok = |body: Vec<u8>| Behaviour::Respond {
-        status: 200,
-        headers: lambda_headers(req),
-        body,
-        chunked: false,
-    };
+fn behave(function: &str, req: &Recorded, served_on_this_connection: usize) -> Reply {
+    let answer =
+        |status: u16, headers: Vec<(String, String)>, body: Vec<u8>, chunked: bool| Reply::Answer {
+            status,
+            headers,
+            body,
+            chunked,
+            close: false,
+        };
+    let ok = |body: Vec<u8>| answer(200, lambda_headers(req), body, false);
     let error = |status: u16, kind: &str, extra: &[(&str, &str)]| {
         let mut headers = vec![
             ("x-amzn-RequestId".to_string(), "err-request-id".to_string()),
@@ -347,132 +278,51 @@ fn behave(function: &str, req: &Recorded, served_on_this_connection: usize) -> B
             ("Content-Type".to_string(), "application/json".to_string()),
         ];
         headers.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
-        Behaviour::Respond {
+        answer(
             status,
             headers,
-            body: format!(r#"{{"Type":"User","message":"{kind}"}}"#).into_bytes(),
-            chunked: false,
-        }
+            format!(r#"{{"Type":"User","message":"{kind}"}}"#).into_bytes(),
+            false,
+        )
     };
     let invocation = req
         .header("x-amz-invocation-type")
         .unwrap_or("RequestResponse");
     match function {
-        _ if invocation == "Event" => Behaviour::Respond { status: 202, headers: lambda_headers(req), body: Vec::new(), chunked: false },
-        _ if invocation == "DryRun" => Behaviour::Respond { status: 204, headers: lambda_headers(req), body: Vec::new(), chunked: false },
+        _ if invocation == "Event" => answer(202, lambda_headers(req), Vec::new(), false),
+        _ if invocation == "DryRun" => answer(204, lambda_headers(req), Vec::new(), false),
         "MyLambda" => ok(br#"{"response": "yes"}"#.to_vec()),
         "echo" | "arn:aws:lambda:us-east-1:123456789012:function:echo" | "echo:live" => ok(req.body.clone()),
         "empty-array" => ok(b"[]".to_vec()),
-        "chunked" => Behaviour::Respond { status: 200, headers: lambda_headers(req), body: req.body.clone(), chunked: true },
+        "chunked" => answer(200, lambda_headers(req), req.body.clone(), true),
         "unhandled" => {
             let mut h = lambda_headers(req);
             h.push(("X-Amz-Function-Error".to_string(), "Unhandled".to_string()));
-            Behaviour::Respond { status: 200, headers: h, body: br#"{"errorMessage":"boom","errorType":"Error"}"#.to_vec(), chunked: false }
+            answer(200, h, br#"{"errorMessage":"boom","errorType":"Error"}"#.to_vec(), false)
         }
         "proxy-ok" => ok(br#"{"statusCode":201,"headers":{"X-Fn":"yes","Content-Type":"text/plain"},"multiValueHeaders":{"Set-Cookie":["a=1","b=2"]},"body":"aGVsbG8gd29ybGQ=","isBase64Encoded":true}"#.to_vec()),
         "proxy-bad" => ok(br#"{"statusCode":"hello"}"#.to_vec()),
-        "slow" => {
-            std::thread::sleep(Duration::from_millis(600));
-            ok(req.body.clone())
-        }
+        "slow" => Reply::After(Duration::from_millis(600), Box::new(ok(req.body.clone()))),
         "throttled" => error(429, "TooManyRequestsException", &[("Retry-After", "7")]),
         "too-large" => error(413, "RequestTooLargeException", &[]),
         "server-error" => error(500, "ServiceException", &[]),
         // Answers, then closes the connection without saying so: the pooled connection dies idle.
-        "bye" => Behaviour::RespondThenClose { status: 200, body: br#"{"bye":true}"#.to_vec() },
+        "bye" => Reply::Answer {
+            status: 200,
+            headers: vec![],
+            body: br#"{"bye":true}"#.to_vec(),
+            chunked: false,
+            close: true,
+        },
         // Serves only the first request of a connection; later ones see the connection closed
         // before any response byte: the client must retry on a new connection.
-        "first-only" if served_on_this_connection > 1 => Behaviour::Close,
+        "first-only" if served_on_this_connection > 1 => Reply::Close,
         "first-only" => ok(br#"{"first":true}"#.to_vec()),
         "huge" => ok(vec![b'x'; 8 * 1024 * 1024]),
-        "lying-length" => Behaviour::RawThenClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort".to_vec()),
-        "garbage" => Behaviour::RawThenClose(b"this is not HTTP\r\n\r\n".to_vec()),
-        "half-head" => Behaviour::RawThenClose(b"HTTP/1.1 200 OK\r\nContent-Type: applic".to_vec()),
+        "lying-length" => Reply::RawThenClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort".to_vec()),
+        "garbage" => Reply::RawThenClose(b"this is not HTTP\r\n\r\n".to_vec()),
+        "half-head" => Reply::RawThenClose(b"HTTP/1.1 200 OK\r\nContent-Type: applic".to_vec()),
         _ => error(404, "ResourceNotFoundException", &[]),
-    }
-}
-
-fn write_response<S: Write>(
-    stream: &mut S,
-    status: u16,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    chunked: bool,
-) -> std::io::Result<()> {
-    let mut out = format!("HTTP/1.1 {status} X\r\n").into_bytes();
-    for (n, v) in headers {
-        out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
-    }
-    if chunked {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
-        out.extend_from_slice(&chunked_body(body, 7));
-    } else {
-        out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-        out.extend_from_slice(body);
-    }
-    stream.write_all(&out)?;
-    stream.flush()
-}
-
-/// Reads one request (head + Content-Length body) from `stream`, buffering in `buf`.
-fn read_request<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> Option<(Recorded, usize)> {
-    loop {
-        let mut slots = [httparse::EMPTY_HEADER; 64];
-        let mut req = httparse::Request::new(&mut slots);
-        if let Ok(httparse::Status::Complete(head_len)) = req.parse(buf) {
-            let headers: Vec<(String, String)> = req
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_ascii_lowercase(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect();
-            let len: usize = headers
-                .iter()
-                .find(|(n, _)| n == "content-length")
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or(0);
-            let method = req.method.unwrap_or("").to_string();
-            let target = req.path.unwrap_or("").to_string();
-            while buf.len() < head_len + len {
-                if !fill(stream, buf) {
-                    return None;
-                }
-            }
-            let body = buf[head_len..head_len + len].to_vec();
-            return Some((
-                Recorded {
-                    method,
-                    target,
-                    headers,
-                    body,
-                },
-                head_len + len,
-            ));
-        }
-        if !fill(stream, buf) {
-            return None;
-        }
-    }
-}
-
-fn fill<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> bool {
-    let mut chunk = [0u8; 16384];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => return false,
-            // A signal delivered to the test process (the gateway children exiting) interrupts
-            // a blocking read; that is no EOF.
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return false,
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return true;
-            }
-        }
     }
 }
 
@@ -561,7 +411,13 @@ fn verify_signature(req: &Recorded) -> Result<(), String> {
         &req.method,
         req.target.clone(),
         headers.into_iter(),
-        aws_sigv4::http_request::SignableBody::Bytes(&req.body),
+        // The payload hash by ring (assembly even in debug builds, so a 6 MiB body costs
+        // milliseconds); aws-sigv4 still builds and signs the canonical request itself.
+        aws_sigv4::http_request::SignableBody::Precomputed(hex(ring::digest::digest(
+            &ring::digest::SHA256,
+            &req.body,
+        )
+        .as_ref())),
     )
     .map_err(|e| e.to_string())?;
     let out = aws_sigv4::http_request::sign(signable, &params).map_err(|e| e.to_string())?;
@@ -593,6 +449,10 @@ fn parse_amz_date(s: &str) -> Option<SystemTime> {
     let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
     let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
     Some(UNIX_EPOCH + Duration::from_secs((days * 86_400 + hh * 3600 + mm * 60 + ss) as u64))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn percent_decode(s: &str) -> String {
@@ -1089,6 +949,24 @@ impl Client {
 
 /// A config with one service, one route on `path`, and one aws-lambda plugin on it with
 /// `plugin_config` (YAML flow mapping entries) added to the connection settings for `mock`.
+/// Reads what the stream has into `buf`: false at EOF or on an error.
+fn fill<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 16384];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return false,
+            // A signal delivered to the test process (the gateway children exiting) interrupts
+            // a blocking read; that is no EOF.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return true;
+            }
+        }
+    }
+}
+
 pub fn config_for(mock: &MockLambda, path: &str, function: &str, plugin_config: &str) -> String {
     let extra = if plugin_config.is_empty() {
         String::new()

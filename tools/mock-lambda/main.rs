@@ -1,5 +1,6 @@
-//! mock-lambda: a fast Lambda Invoke emulator for load tests (thread-per-core monoio, TLS with
-//! a certificate generated at start).
+//! mock-lambda: the gateway's Lambda emulator (`lambda_gateway::emulator`, thread-per-core
+//! monoio) as a fast stand-in Lambda for load tests, with TLS from a certificate generated at
+//! start.
 //!
 //! Every request gets `200` with Lambda's headers and a JSON body of `--response-size` bytes,
 //! after `--latency-ms`. The CA that signed its certificate (for `localhost` and 127.0.0.1) is
@@ -11,13 +12,14 @@
 //!
 //! `cargo run --release --example mock-lambda -- --listen 127.0.0.1:9443 --ca-out /tmp/ca.pem`
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::{ListenerOpts, TcpListener};
+use lambda_gateway::emulator::{Emulator, Functions, Invoke, Options, Reply};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Options {
+/// Command-line arguments.
+struct Args {
     listen: SocketAddr,
     threads: usize,
     cpus: Vec<usize>,
@@ -35,8 +37,8 @@ fn usage() -> ! {
     std::process::exit(2)
 }
 
-fn options() -> Options {
-    let mut o = Options {
+fn args() -> Args {
+    let mut o = Args {
         listen: "127.0.0.1:9443".parse().unwrap_or_else(|_| usage()),
         threads: 1,
         cpus: vec![],
@@ -106,7 +108,7 @@ fn tls_config(ca_out: Option<&str>) -> Arc<rustls::ServerConfig> {
 }
 
 fn main() {
-    let o = options();
+    let o = args();
     let tls = (!o.plain).then(|| tls_config(o.ca_out.as_deref()));
     let mut body = br#"{"data":""#.to_vec();
     body.resize(o.response_size.max(12) - 2, b'x');
@@ -117,90 +119,43 @@ fn main() {
     )
     .into_bytes();
     response.extend_from_slice(&body);
-    let response: &'static [u8] = Box::leak(response.into_boxed_slice());
-    let mut handles = Vec::new();
-    for i in 0..o.threads.max(1) {
-        let (tls, cpu, listen, latency, fault_every) = (
-            tls.clone(),
-            o.cpus.get(i % o.cpus.len().max(1)).copied(),
-            o.listen,
-            o.latency,
-            o.fault_every,
-        );
-        handles.push(std::thread::spawn(move || {
-            if let Some(cpu) = cpu {
-                let _ = monoio::utils::bind_to_cpu_set([cpu]);
-            }
-            let mut rt = match monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-                .enable_timer()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("mock-lambda: runtime: {e}");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let listener = match TcpListener::bind_with_config(
-                    listen,
-                    &ListenerOpts::new().reuse_port(true).backlog(4096),
-                ) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        eprintln!("mock-lambda: bind {listen}: {e}");
-                        return;
-                    }
-                };
-                if i == 0 {
-                    eprintln!(
-                        "mock-lambda listening on {listen} ({})",
-                        if tls.is_some() { "TLS" } else { "plain" }
-                    );
-                }
-                let acceptor = tls.map(monoio_rustls::TlsAcceptor::from);
-                let faults = std::rc::Rc::new(Faults {
-                    every: fault_every,
-                    count: std::cell::Cell::new(0),
-                });
-                while let Ok((tcp, _)) = listener.accept().await {
-                    let _ = tcp.set_nodelay(true);
-                    let (acceptor, faults) = (acceptor.clone(), faults.clone());
-                    monoio::spawn(async move {
-                        match acceptor {
-                            Some(a) => {
-                                if let Ok(tls) = a.accept(tcp).await {
-                                    serve(tls, response, latency, &faults).await;
-                                }
-                            }
-                            None => serve(tcp, response, latency, &faults).await,
-                        }
-                    });
-                }
-            });
-        }));
-    }
-    for h in handles {
-        let _ = h.join();
+    let functions = LoadFunctions {
+        response: Box::leak(response.into_boxed_slice()),
+        latency: o.latency,
+        fault_every: o.fault_every,
+        count: AtomicU64::new(0),
+    };
+    let plain = tls.is_none();
+    let emulator = Emulator::start(
+        Options {
+            listen: o.listen,
+            threads: o.threads,
+            cpus: o.cpus,
+            tls,
+        },
+        Arc::new(functions),
+    )
+    .unwrap_or_else(|e| {
+        eprintln!("mock-lambda: {e}");
+        std::process::exit(1)
+    });
+    eprintln!(
+        "mock-lambda listening on {} ({})",
+        emulator.addr,
+        if plain { "plain" } else { "TLS" }
+    );
+    loop {
+        std::thread::park();
     }
 }
 
-/// Which requests get a fault (worker-local).
-struct Faults {
-    every: u64,
-    count: std::cell::Cell<u64>,
-}
-
-impl Faults {
-    /// The fault for the next request, if it gets one: 0..5 in turn.
-    fn next(&self) -> Option<u64> {
-        if self.every == 0 {
-            return None;
-        }
-        let n = self.count.get() + 1;
-        self.count.set(n);
-        n.is_multiple_of(self.every).then_some((n / self.every) % 5)
-    }
+/// Every invoke gets the one prepared answer, after the latency; every `fault_every`th gets a
+/// fault instead, in turn.
+struct LoadFunctions {
+    response: &'static [u8],
+    latency: Duration,
+    fault_every: u64,
+    count: AtomicU64,
 }
 
 const SERVICE_ERROR: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nx-amzn-ErrorType: ServiceException\r\nx-amzn-RequestId: fault\r\nContent-Length: 39\r\n\r\n{\"Type\":\"Service\",\"message\":\"injected\"}";
@@ -208,76 +163,28 @@ const TRUNCATED: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"trunc";
 const THROTTLED: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nx-amzn-ErrorType: TooManyRequestsException\r\nRetry-After: 1\r\nContent-Length: 2\r\n\r\n{}";
 
-/// Answers every request on the connection (Content-Length bodies) with `response`.
-async fn serve<S: AsyncReadRent + monoio::io::AsyncWriteRent>(
-    mut s: S,
-    response: &'static [u8],
-    latency: Duration,
-    faults: &Faults,
-) {
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    loop {
-        // Head.
-        let (head_len, body_len) = loop {
-            if let Some(end) = memchr::memmem::find(&buf, b"\r\n\r\n") {
-                let head = &buf[..end];
-                let len = head
-                    .split(|&b| b == b'\n')
-                    .find_map(|line| {
-                        let line = std::str::from_utf8(line).ok()?.trim();
-                        let (name, value) = line.split_once(':')?;
-                        name.eq_ignore_ascii_case("content-length")
-                            .then(|| value.trim().parse::<usize>().ok())?
-                    })
-                    .unwrap_or(0);
-                break (end + 4, len);
-            }
-            if !read_more(&mut s, &mut buf).await {
-                return;
-            }
+impl Functions for LoadFunctions {
+    fn invoke(&self, _: &Invoke<'_>) -> Reply {
+        let fault = (self.fault_every > 0)
+            .then(|| self.count.fetch_add(1, Ordering::Relaxed) + 1)
+            .filter(|n| n.is_multiple_of(self.fault_every))
+            .map(|n| (n / self.fault_every) % 5);
+        let reply = match fault {
+            None => Reply::Static(self.response),
+            // Closed without an answer.
+            Some(0) => Reply::Close,
+            Some(1) => Reply::Static(SERVICE_ERROR),
+            Some(2) => Reply::RawThenClose(TRUNCATED.to_vec()),
+            Some(3) => Reply::After(
+                Duration::from_millis(1500),
+                Box::new(Reply::Static(self.response)),
+            ),
+            Some(_) => Reply::Static(THROTTLED),
         };
-        while buf.len() < head_len + body_len {
-            if !read_more(&mut s, &mut buf).await {
-                return;
-            }
-        }
-        buf.drain(..head_len + body_len);
-        let answer = match faults.next() {
-            None => response,
-            Some(0) => return, // closed without an answer
-            Some(1) => SERVICE_ERROR,
-            Some(2) => {
-                let _ = s.write_all(TRUNCATED).await;
-                return;
-            }
-            Some(3) => {
-                monoio::time::sleep(Duration::from_millis(1500)).await;
-                response
-            }
-            Some(_) => THROTTLED,
-        };
-        if !latency.is_zero() {
-            monoio::time::sleep(latency).await;
-        }
-        let (res, _) = s.write_all(answer).await;
-        if res.is_err() {
-            return;
+        if self.latency.is_zero() {
+            reply
+        } else {
+            Reply::After(self.latency, Box::new(reply))
         }
     }
-}
-
-async fn read_more<S: AsyncReadRent>(s: &mut S, buf: &mut Vec<u8>) -> bool {
-    if buf.capacity() - buf.len() < 16 * 1024 {
-        buf.reserve(64 * 1024);
-    }
-    let len = buf.len();
-    let cap = buf.capacity();
-    let (res, slice) = s
-        .read(monoio::buf::IoBufMut::slice_mut(
-            std::mem::take(buf),
-            len..cap,
-        ))
-        .await;
-    *buf = slice.into_inner();
-    matches!(res, Ok(n) if n > 0)
 }

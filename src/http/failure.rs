@@ -1,0 +1,236 @@
+//! Every way a request can end in an answer the gateway makes itself (SPEC §6): each failure
+//! knows its side, and [`Failure::answer`] is the one place that maps it to a status and a body.
+
+use super::answers::{self, with_error};
+use super::chunked::ChunkedError;
+use super::client::UpstreamError;
+use super::encode::Response;
+use super::framing::FramingError;
+use super::head::HeadError;
+
+/// Where a failure comes from: what the log line blames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The client sent something the gateway refuses.
+    Client,
+    /// Lambda, or the way to it, failed.
+    Upstream,
+    /// The gateway's own configuration cannot serve the request.
+    Internal,
+}
+
+impl Side {
+    /// The side's name in log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+            Side::Internal => "internal",
+        }
+    }
+}
+
+/// A request the gateway answers itself.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// A head refused before routing.
+    #[error("{0}")]
+    Head(HeadError),
+    /// A chunked body refused.
+    #[error("{0}")]
+    Chunked(ChunkedError),
+    /// The client did not send its head or body within the client timeout.
+    #[error("request not received within the client timeout")]
+    ClientTimeout,
+    /// No route matches.
+    #[error("no route matched")]
+    NoRoute,
+    /// The encoded payload is over Lambda's limit.
+    #[error("encoded payload of at least {size} bytes exceeds the {limit}-byte limit")]
+    PayloadTooLarge {
+        /// Encoded size, or as much of it as was known when encoding stopped.
+        size: usize,
+        /// The limit that applied.
+        limit: usize,
+    },
+    /// The exchange with Lambda failed.
+    #[error("{0}")]
+    Upstream(UpstreamError),
+    /// The Invoke API refused the call: its status and `x-amzn-ErrorType`.
+    #[error("Lambda API answered {status}: {error_type}")]
+    LambdaApi {
+        /// Lambda's status.
+        status: u16,
+        /// Lambda's error type.
+        error_type: String,
+    },
+    /// A proxy-integration output that cannot be used; the text is the client's `error`.
+    #[error("{0}")]
+    BadProxyResponse(String),
+    /// No enabled aws-lambda plugin applies to the route.
+    #[error("no enabled aws-lambda plugin applies to this route")]
+    NoPlugin,
+    /// The route's plugin cannot invoke (no region, no credentials).
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl Failure {
+    /// Who is at fault.
+    pub fn side(&self) -> Side {
+        match self {
+            Failure::Head(_)
+            | Failure::Chunked(_)
+            | Failure::ClientTimeout
+            | Failure::NoRoute
+            | Failure::PayloadTooLarge { .. } => Side::Client,
+            Failure::Upstream(_) | Failure::LambdaApi { .. } | Failure::BadProxyResponse(_) => {
+                Side::Upstream
+            }
+            Failure::NoPlugin | Failure::Unusable(_) => Side::Internal,
+        }
+    }
+
+    /// Fills `resp` with the failure's status and body; a failure after which the request
+    /// stream cannot be trusted also closes the connection.
+    pub fn answer(&self, resp: &mut Response) {
+        let (status, message, error): (u16, &str, Option<&[u8]>) = match self {
+            Failure::Head(HeadError::TooLarge | HeadError::TooManyHeaders) => {
+                (431, answers::HEADERS_TOO_LARGE, None)
+            }
+            Failure::Head(HeadError::Framing(FramingError::TooLarge(_))) => {
+                (413, answers::PAYLOAD_TOO_LARGE, None)
+            }
+            Failure::Head(HeadError::Expectation) => (417, answers::EXPECTATION_FAILED, None),
+            Failure::Head(HeadError::Malformed(_) | HeadError::Framing(_)) => {
+                (400, answers::BAD_REQUEST, None)
+            }
+            Failure::Chunked(ChunkedError::TooLarge) => (413, answers::PAYLOAD_TOO_LARGE, None),
+            Failure::Chunked(ChunkedError::Invalid(_)) => (400, answers::BAD_REQUEST, None),
+            Failure::ClientTimeout => (408, answers::REQUEST_TIMEOUT, None),
+            Failure::NoRoute => (404, answers::NO_ROUTE, None),
+            Failure::PayloadTooLarge { .. } => (413, answers::PAYLOAD_TOO_LARGE, None),
+            Failure::Upstream(UpstreamError::Timeout(_)) => (504, answers::GATEWAY_TIMEOUT, None),
+            Failure::Upstream(_) => (502, answers::BAD_GATEWAY, None),
+            Failure::LambdaApi { status, error_type } => {
+                let error = Some(error_type.as_bytes());
+                match status {
+                    429 => (429, answers::TOO_MANY_REQUESTS, error),
+                    413 => (413, answers::PAYLOAD_TOO_LARGE, error),
+                    _ => (502, answers::BAD_GATEWAY, error),
+                }
+            }
+            Failure::BadProxyResponse(detail) => {
+                (502, answers::BAD_GATEWAY, Some(detail.as_bytes()))
+            }
+            Failure::NoPlugin => (
+                502,
+                answers::BAD_GATEWAY,
+                Some(&b"no aws-lambda plugin on this route"[..]),
+            ),
+            Failure::Unusable(_) => (500, answers::INTERNAL, None),
+        };
+        with_error(resp, status, message, error);
+        // The stream cannot be trusted past a refused head, chunked body or timeout.
+        resp.close = matches!(
+            self,
+            Failure::Head(_) | Failure::Chunked(_) | Failure::ClientTimeout
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(f: Failure) -> (u16, String, bool) {
+        let mut r = Response::default();
+        f.answer(&mut r);
+        (
+            r.status,
+            String::from_utf8_lossy(&r.body).into_owned(),
+            r.close,
+        )
+    }
+
+    #[test]
+    fn every_failure_has_its_spec_answer() {
+        let cases = [
+            (
+                Failure::NoRoute,
+                404,
+                r#"{"message":"no Route matched with those values"}"#,
+                false,
+            ),
+            (
+                Failure::Head(HeadError::Malformed("x")),
+                400,
+                r#"{"message":"Bad request"}"#,
+                true,
+            ),
+            (
+                Failure::Head(HeadError::TooManyHeaders),
+                431,
+                r#"{"message":"Request header or cookie too large"}"#,
+                true,
+            ),
+            (
+                Failure::Chunked(ChunkedError::TooLarge),
+                413,
+                r#"{"message":"Payload too large"}"#,
+                true,
+            ),
+            (
+                Failure::ClientTimeout,
+                408,
+                r#"{"message":"Request timeout"}"#,
+                true,
+            ),
+            (
+                Failure::PayloadTooLarge { size: 2, limit: 1 },
+                413,
+                r#"{"message":"Payload too large"}"#,
+                false,
+            ),
+            (
+                Failure::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(1))),
+                504,
+                r#"{"message":"Gateway Timeout"}"#,
+                false,
+            ),
+            (
+                Failure::LambdaApi {
+                    status: 429,
+                    error_type: "TooManyRequestsException".into(),
+                },
+                429,
+                r#"{"message":"Too Many Requests","error":"TooManyRequestsException"}"#,
+                false,
+            ),
+            (
+                Failure::LambdaApi {
+                    status: 404,
+                    error_type: "ResourceNotFoundException".into(),
+                },
+                502,
+                r#"{"message":"Bad Gateway","error":"ResourceNotFoundException"}"#,
+                false,
+            ),
+            (
+                Failure::NoPlugin,
+                502,
+                r#"{"message":"Bad Gateway","error":"no aws-lambda plugin on this route"}"#,
+                false,
+            ),
+            (
+                Failure::Unusable("no region".into()),
+                500,
+                r#"{"message":"An unexpected error occurred"}"#,
+                false,
+            ),
+        ];
+        for (failure, status, body, close) in cases {
+            assert_eq!(answered(failure), (status, body.to_string(), close));
+        }
+    }
+}

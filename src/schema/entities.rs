@@ -1,0 +1,275 @@
+//! The schemas of Kong's entities, the subset a Lambda gateway serves plus the fields Kong
+//! users' files carry (accepted and kept, so files and Admin API clients round-trip).
+
+use super::{Default, Field, Kind, Schema, Type};
+
+/// Integers that are timestamps (seconds) or counts.
+const ANY_INT: Type = Type::Integer {
+    min: 0,
+    max: i64::MAX,
+};
+const PORT: Type = Type::Integer { min: 0, max: 65535 };
+
+/// `services`.
+pub static SERVICE: Schema = Schema {
+    name: "services",
+    fields: &[
+        Field::new("id", Type::Text(Some(check_uuid))),
+        Field::new("name", Type::Text(Some(check_name))).unique(),
+        Field::new("url", Type::Text(None)),
+        Field::new("protocol", Type::Text(Some(check_service_protocol)))
+            .default(Default::Text("http")),
+        Field::new("host", Type::Text(None)),
+        Field::new("port", PORT).default(Default::Int(80)),
+        Field::new("path", Type::Text(Some(check_service_path))),
+        Field::new("retries", Type::Integer { min: 0, max: 32767 }).default(Default::Int(5)),
+        Field::new(
+            "connect_timeout",
+            Type::Integer {
+                min: 1,
+                max: i32::MAX as i64,
+            },
+        )
+        .default(Default::Int(60000)),
+        Field::new(
+            "write_timeout",
+            Type::Integer {
+                min: 1,
+                max: i32::MAX as i64,
+            },
+        )
+        .default(Default::Int(60000)),
+        Field::new(
+            "read_timeout",
+            Type::Integer {
+                min: 1,
+                max: i32::MAX as i64,
+            },
+        )
+        .default(Default::Int(60000)),
+        Field::new("tags", Type::Texts(None)),
+        Field::new("enabled", Type::Boolean).default(Default::Bool(true)),
+        Field::new("client_certificate", Type::Any),
+        Field::new("tls_verify", Type::Boolean),
+        Field::new("tls_verify_depth", Type::Integer { min: 0, max: 64 }),
+        Field::new("ca_certificates", Type::Texts(None)),
+        Field::new("routes", Type::Nested(Kind::Route)),
+        Field::new("plugins", Type::Nested(Kind::Plugin)),
+        Field::new("created_at", ANY_INT),
+        Field::new("updated_at", ANY_INT),
+    ],
+};
+
+const NOT_ROUTED_BY: &str =
+    "not supported: lambda-gateway routes HTTP requests by host, path, method and headers";
+
+/// `routes`.
+pub static ROUTE: Schema = Schema {
+    name: "routes",
+    fields: &[
+        Field::new("id", Type::Text(Some(check_uuid))),
+        Field::new("name", Type::Text(Some(check_name))).unique(),
+        Field::new("protocols", Type::Texts(Some(check_route_protocol)))
+            .default(Default::Texts(&["http", "https"])),
+        Field::new("methods", Type::Texts(Some(check_method))),
+        Field::new("hosts", Type::Texts(Some(check_host))),
+        Field::new("paths", Type::Texts(Some(check_path))),
+        Field::new("headers", Type::HeaderMap),
+        Field::new(
+            "https_redirect_status_code",
+            Type::OneOfInts(&[426, 301, 302, 307, 308]),
+        )
+        .default(Default::Int(426)),
+        Field::new(
+            "regex_priority",
+            Type::Integer {
+                min: i32::MIN as i64,
+                max: i32::MAX as i64,
+            },
+        )
+        .default(Default::Int(0)),
+        Field::new("strip_path", Type::Boolean).default(Default::Bool(true)),
+        Field::new("path_handling", Type::Text(Some(check_path_handling)))
+            .default(Default::Text("v0")),
+        Field::new("preserve_host", Type::Boolean).default(Default::Bool(false)),
+        Field::new("request_buffering", Type::Boolean).default(Default::Bool(true)),
+        Field::new("response_buffering", Type::Boolean).default(Default::Bool(true)),
+        Field::new("tags", Type::Texts(None)),
+        Field::new("service", Type::Reference(Kind::Service)),
+        Field::new("snis", Type::Any),
+        Field::new("sources", Type::Any),
+        Field::new("destinations", Type::Any),
+        Field::new("plugins", Type::Nested(Kind::Plugin)),
+        Field::new("created_at", ANY_INT),
+        Field::new("updated_at", ANY_INT),
+    ],
+};
+
+/// Route fields whose content lambda-gateway cannot route on: refused unless empty.
+pub const UNROUTABLE: [&str; 3] = ["snis", "sources", "destinations"];
+
+/// The message for [`UNROUTABLE`] fields.
+pub const UNROUTABLE_WHY: &str = NOT_ROUTED_BY;
+
+/// `consumers`.
+pub static CONSUMER: Schema = Schema {
+    name: "consumers",
+    fields: &[
+        Field::new("id", Type::Text(Some(check_uuid))),
+        Field::new("username", Type::Text(None)).unique(),
+        Field::new("custom_id", Type::Text(None)).unique(),
+        Field::new("tags", Type::Texts(None)),
+        Field::new("plugins", Type::Nested(Kind::Plugin)),
+        Field::new("created_at", ANY_INT),
+        Field::new("updated_at", ANY_INT),
+    ],
+};
+
+/// `plugins` (the entity; each plugin's `config` has the plugin's own schema).
+pub static PLUGIN: Schema = Schema {
+    name: "plugins",
+    fields: &[
+        Field::new("id", Type::Text(Some(check_uuid))),
+        Field::new("name", Type::Text(None)).required(),
+        Field::new("config", Type::PluginConfig),
+        Field::new("enabled", Type::Boolean).default(Default::Bool(true)),
+        Field::new(
+            "protocols",
+            Type::TextsOneOf(&["grpc", "grpcs", "http", "https"]),
+        )
+        .default(Default::Texts(&["grpc", "grpcs", "http", "https"])),
+        Field::new("service", Type::Reference(Kind::Service)),
+        Field::new("route", Type::Reference(Kind::Route)),
+        Field::new("consumer", Type::Reference(Kind::Consumer)),
+        Field::new("tags", Type::Texts(None)),
+        Field::new("instance_name", Type::Text(None)),
+        Field::new("ordering", Type::Any),
+        Field::new("created_at", ANY_INT),
+        Field::new("updated_at", ANY_INT),
+    ],
+};
+
+/// Entity ids are UUIDs.
+fn check_uuid(id: &str) -> Result<(), String> {
+    if is_uuid(id) {
+        Ok(())
+    } else {
+        Err(format!("expected a UUID, got {id:?}"))
+    }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, hex digits in either case.
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Kong's entity names: letters, digits, `.`, `-`, `_`, `~`.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_' | '~'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name {name:?}: use letters, digits, '.', '-', '_' or '~'"
+        ))
+    }
+}
+
+fn check_service_protocol(p: &str) -> Result<(), String> {
+    if matches!(p, "http" | "https" | "grpc" | "grpcs") {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected one of \"http\", \"https\", \"grpc\", \"grpcs\", got {p:?}"
+        ))
+    }
+}
+
+fn check_service_path(path: &str) -> Result<(), String> {
+    if path.starts_with('/') {
+        Ok(())
+    } else {
+        Err(format!("should start with '/', got {path:?}"))
+    }
+}
+
+fn check_route_protocol(p: &str) -> Result<(), String> {
+    if p == "http" || p == "https" {
+        Ok(())
+    } else {
+        Err(format!("expected \"http\" or \"https\", got {p:?}"))
+    }
+}
+
+fn check_method(m: &str) -> Result<(), String> {
+    if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected an upper-case HTTP method like GET, got {m:?}"
+        ))
+    }
+}
+
+fn check_path_handling(h: &str) -> Result<(), String> {
+    if h == "v0" || h == "v1" {
+        Ok(())
+    } else {
+        Err(format!("expected \"v0\" or \"v1\", got {h:?}"))
+    }
+}
+
+/// Kong's route path rules: `/prefix` or `~regex` (anchored at the start when matched).
+fn check_path(path: &str) -> Result<(), String> {
+    if let Some(re) = path.strip_prefix('~') {
+        if let Err(e) = regex::Regex::new(&format!("^(?:{re})")) {
+            return Err(format!("invalid regex {re:?}: {e}"));
+        }
+    } else if !path.starts_with('/') {
+        return Err(format!(
+            "should start with: / (fixed path) or ~/ (regex path), got {path:?}"
+        ));
+    } else if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!(
+            "must not contain whitespace or control characters, got {path:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// A host: a hostname with an optional port, or a wildcard `*.example.com` / `example.*`.
+fn check_host(host: &str) -> Result<(), String> {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.contains(':') => (n, Some(p)),
+        _ => (host, None),
+    };
+    if let Some(p) = port {
+        if p.parse::<u16>().is_err() {
+            return Err(format!("invalid port in host {host:?}"));
+        }
+    }
+    let core = name
+        .strip_prefix("*.")
+        .or_else(|| name.strip_suffix(".*"))
+        .unwrap_or(name);
+    let valid = !core.is_empty()
+        && core.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("invalid hostname {host:?}"))
+    }
+}
