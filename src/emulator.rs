@@ -339,18 +339,16 @@ pub fn lambda_headers(request_id: &str) -> Vec<(String, String)> {
     ]
 }
 
-/// Lambda's answer to a failed API call: `status` with `x-amzn-ErrorType` and a JSON body.
-pub fn api_error(status: u16, error_type: &str, extra: &[(&str, &str)]) -> Reply {
+/// Lambda's answer to a failed API call: `status` with `x-amzn-ErrorType` (in the long form
+/// Lambda sends), the request id, `extra` headers and a JSON body.
+pub fn api_error(status: u16, error_type: &str, request_id: &str, extra: &[(&str, &str)]) -> Reply {
     let mut headers = vec![
-        ("Content-Type".to_string(), "application/json".to_string()),
+        ("x-amzn-RequestId".to_string(), request_id.to_string()),
         (
             "x-amzn-ErrorType".to_string(),
             format!("{error_type}:http://internal.amazon.com/coral/com.amazonaws.awslambda/"),
         ),
-        (
-            "x-amzn-RequestId".to_string(),
-            "00000000-error-4000-8000-000000000000".to_string(),
-        ),
+        ("Content-Type".to_string(), "application/json".to_string()),
     ];
     headers.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
     Reply::Answer {

@@ -24,6 +24,8 @@ pub mod logging;
 pub mod metrics;
 pub mod pacing;
 pub mod proxy;
+pub mod reactor;
 pub mod runtime;
 pub mod schema;
+pub mod signals;
 pub mod upstream;

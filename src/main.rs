@@ -7,10 +7,10 @@ use lambda_gateway::config::snapshot::Environment;
 use lambda_gateway::config::{self, Snapshot};
 use lambda_gateway::http::Limits;
 use lambda_gateway::runtime::{self, ServeConfig};
+use lambda_gateway::signals::{Event, Signals};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -243,12 +243,18 @@ fn serve(
                 .unwrap_or(1)
         })
         .max(1);
-    let stop = Arc::new(AtomicBool::new(false));
-    let reload = Arc::new(AtomicBool::new(false));
-    if let Err(e) = runtime::handle_signals(stop.clone(), reload.clone()) {
+    let signals = Signals::default();
+    if let Err(e) = signals.install() {
         eprintln!("error: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
+    let events = match signals.subscribe() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot subscribe to signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let limits = Limits {
         client_timeout: cli.client_timeout,
         keepalive_timeout: cli.keepalive_timeout,
@@ -260,15 +266,12 @@ fn serve(
         None => {
             // No Admin API: a small thread owns the store, for SIGHUP reloads.
             let mut store = Store::new(cfg, config_path, published.clone(), env);
-            let (stop, reload) = (stop.clone(), reload.clone());
+            let mut events = events;
             let spawned = std::thread::Builder::new()
                 .name("reload".into())
                 .spawn(move || {
-                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(100));
-                        if reload.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                            store.reload();
-                        }
+                    while events.next_blocking() == Event::Reload {
+                        store.reload();
                     }
                 });
             if let Err(e) = spawned {
@@ -289,7 +292,7 @@ fn serve(
                 let store = Store::new(cfg, config_path, published, env);
                 AdminApi::new(store, token, metrics, proxy_listen, addr.to_string())
             };
-            match admin::spawn(addr, limits.clone(), stop.clone(), reload.clone(), make_api) {
+            match admin::spawn(addr, limits.clone(), events, make_api) {
                 Ok((handle, bound)) => {
                     log::info!("admin API listening on {bound}");
                     Some(handle)
@@ -309,7 +312,7 @@ fn serve(
         tls,
         metrics,
     };
-    match runtime::serve(serve_cfg, stop, None) {
+    match runtime::serve(serve_cfg, &signals, None) {
         Ok(()) => {
             log::info!("stopped");
             ExitCode::SUCCESS

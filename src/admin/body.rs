@@ -2,8 +2,8 @@
 //! Kong's key notation (`config.aws_key=`, `paths[1]=`, `paths[]=`, a repeated key as an array),
 //! and `application/json`. Form values are text; [`coerce`] gives them the entity's types.
 
+use crate::http::media::{body_kind, BodyKind};
 use crate::http::{form, multipart};
-use crate::lambda::args::{body_kind, BodyKind};
 use crate::schema::{Schema, Shape};
 use serde_json::{Map, Value};
 
@@ -47,6 +47,25 @@ pub fn parse(
         }
         BodyKind::Missing | BodyKind::Unsupported => Err(BodyError::UnsupportedType),
     }
+}
+
+/// A service's `url` stored as Kong stores it: `protocol`, `host`, `port`, `path` (a null
+/// `url` is dropped). `Err` with the message for the `url` field.
+pub fn expand_service_url(entity: &mut Map<String, Value>) -> Result<(), String> {
+    let Some(url) = entity.remove("url") else {
+        return Ok(());
+    };
+    let text = match url {
+        Value::Null => return Ok(()),
+        Value::String(text) => text,
+        _ => return Err("expected a string".into()),
+    };
+    let u = crate::schema::entities::parse_service_url(&text)?;
+    entity.insert("protocol".into(), Value::String(u.protocol));
+    entity.insert("host".into(), Value::String(u.host));
+    entity.insert("port".into(), Value::from(u.port));
+    entity.insert("path".into(), u.path.map_or(Value::Null, Value::String));
+    Ok(())
 }
 
 /// One step of a form key: `a.b[1][]` is Field(a), Field(b), Index(1), Append.

@@ -4,37 +4,44 @@
 
 pub mod api;
 pub mod body;
+mod entities;
+pub mod errors;
+mod paging;
 pub mod present;
+mod routing;
 pub mod store;
 
 use crate::http::conn::{self, Shared};
 use crate::http::shutdown::Shutdown;
 use crate::http::Limits;
+use crate::signals::{Event, Subscription};
 use api::AdminApi;
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How often idle keep-alive Admin API connections past their timeout are closed.
+const TICK: Duration = Duration::from_millis(100);
 
 /// Largest Admin API request body (a whole `POST /config`).
 pub const MAX_ADMIN_BODY: usize = 16 * 1024 * 1024;
 
 /// Starts the Admin API thread on `addr`; returns the bound address. `make_api` runs on the
-/// admin thread (the API's state is not shared with any other thread).
+/// admin thread (the API's state is not shared with any other thread). `events` stops it and
+/// reloads the config file.
 pub fn spawn(
     addr: SocketAddr,
     limits: Limits,
-    stop: Arc<AtomicBool>,
-    reload: Arc<AtomicBool>,
+    events: Subscription,
     make_api: impl FnOnce() -> AdminApi + Send + 'static,
 ) -> std::io::Result<(std::thread::JoinHandle<()>, SocketAddr)> {
     let (tx, rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
     let handle = std::thread::Builder::new()
         .name("admin".into())
         .spawn(move || {
-            let mut runtime = match crate::runtime::build_runtime() {
+            let mut runtime = match crate::reactor::build_runtime() {
                 Ok(rt) => rt,
                 Err(e) => {
                     let _ = tx.send(Err(e));
@@ -42,6 +49,13 @@ pub fn spawn(
                 }
             };
             runtime.block_on(async move {
+                let mut events = match events.into_async() {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
                 let listener = match TcpListener::bind_with_config(
                     addr,
                     &ListenerOpts::new().reuse_port(false).reuse_addr(true),
@@ -67,17 +81,22 @@ pub fn spawn(
                 {
                     let (shutdown, api) = (shutdown.clone(), api.clone());
                     monoio::spawn(async move {
-                        while !stop.load(Ordering::SeqCst) {
-                            monoio::time::sleep(Duration::from_millis(100)).await;
-                            shutdown.expire(std::time::Instant::now());
-                            if reload.swap(false, Ordering::SeqCst) {
-                                api.reload();
-                            }
+                        while events.next().await == Event::Reload {
+                            api.reload();
                         }
                         shutdown.trigger();
                     });
                 }
-                crate::runtime::accept_until_shutdown(&listener, &shutdown, |stream| {
+                {
+                    let shutdown = shutdown.clone();
+                    monoio::spawn(async move {
+                        while !shutdown.is_set() {
+                            monoio::time::sleep(TICK).await;
+                            shutdown.expire(Instant::now());
+                        }
+                    });
+                }
+                conn::accept_until_shutdown(&listener, &shutdown, |stream| {
                     let (shared, slots) = (shared.clone(), slots.clone());
                     monoio::spawn(async move {
                         conn::serve(stream, shared, &slots).await;

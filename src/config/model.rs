@@ -3,6 +3,7 @@
 //! state: the validator is the only way in.
 
 use crate::lambda::config::LambdaConfig;
+use crate::schema::Kind;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -112,30 +113,63 @@ pub struct Config {
 }
 
 impl Config {
+    /// How many entities of `kind` there are.
+    pub fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Service => self.services.len(),
+            Kind::Route => self.routes.len(),
+            Kind::Consumer => self.consumers.len(),
+            Kind::Plugin => self.plugins.len(),
+        }
+    }
+
+    /// The id and stored fields of entity `kind[i]` (`i` below [`Config::count`]).
+    pub fn entity(&self, kind: Kind, i: usize) -> (&str, &Map<String, Value>) {
+        match kind {
+            Kind::Service => (&self.services[i].id, &self.services[i].raw),
+            Kind::Route => (&self.routes[i].id, &self.routes[i].raw),
+            Kind::Consumer => (&self.consumers[i].id, &self.consumers[i].raw),
+            Kind::Plugin => (&self.plugins[i].id, &self.plugins[i].raw),
+        }
+    }
+
+    /// The index of the entity of `kind` that `key` names: its id (in any case), or the value
+    /// of one of its unique fields (a service's name, a consumer's username or custom_id …).
+    pub fn find(&self, kind: Kind, key: &str) -> Option<usize> {
+        let id = key.to_ascii_lowercase();
+        (0..self.count(kind)).find(|&i| {
+            let (entity_id, raw) = self.entity(kind, i);
+            entity_id == id
+                || kind
+                    .schema()
+                    .unique_fields()
+                    .any(|f| raw.get(f.name).and_then(Value::as_str) == Some(key))
+        })
+    }
+
+    /// The id of the `parent` entity that `kind[i]` is scoped to: a route's service, a
+    /// plugin's service, route or consumer.
+    pub fn scope(&self, kind: Kind, i: usize, parent: Kind) -> Option<&str> {
+        match (kind, parent) {
+            (Kind::Route, Kind::Service) => self.routes[i].service.as_deref(),
+            (Kind::Plugin, Kind::Service) => self.plugins[i].service.as_deref(),
+            (Kind::Plugin, Kind::Route) => self.plugins[i].route.as_deref(),
+            (Kind::Plugin, Kind::Consumer) => self.plugins[i].consumer.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The canonical declarative document: flat entity lists, every entity with its id,
     /// references as `{id: …}`. This is what the Admin API persists.
     pub fn to_document(&self) -> Value {
-        let list = |raws: Vec<&Map<String, Value>>| {
-            Value::Array(raws.into_iter().map(|r| Value::Object(r.clone())).collect())
-        };
         let mut doc = Map::new();
         doc.insert("_format_version".into(), Value::String("3.0".into()));
-        doc.insert(
-            "services".into(),
-            list(self.services.iter().map(|e| &e.raw).collect()),
-        );
-        doc.insert(
-            "routes".into(),
-            list(self.routes.iter().map(|e| &e.raw).collect()),
-        );
-        doc.insert(
-            "consumers".into(),
-            list(self.consumers.iter().map(|e| &e.raw).collect()),
-        );
-        doc.insert(
-            "plugins".into(),
-            list(self.plugins.iter().map(|e| &e.raw).collect()),
-        );
+        for kind in Kind::ALL {
+            let list = (0..self.count(kind))
+                .map(|i| Value::Object(self.entity(kind, i).1.clone()))
+                .collect();
+            doc.insert(kind.collection().into(), Value::Array(list));
+        }
         Value::Object(doc)
     }
 }

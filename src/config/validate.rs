@@ -8,7 +8,7 @@ use super::model::{
     id_ref, new_uuid, raw_entity, Config, Consumer, Plugin, PluginConfig, Route, Service,
 };
 use crate::schema::check::{describe, Checker, ConfigError, ConfigErrors};
-use crate::schema::entities::{UNROUTABLE, UNROUTABLE_WHY};
+use crate::schema::entities::{parse_service_url, UNROUTABLE, UNROUTABLE_WHY};
 use crate::schema::{header_map, reference_target, Kind, Type};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -254,17 +254,12 @@ impl Builder {
                     self.c.error_at(key, "cannot be set together with url");
                 }
             }
-            match parse_url(url) {
-                Some((protocol, host, port, path)) => {
-                    service.protocol = protocol;
-                    service.host = Some(host);
-                    service.port = port;
-                    service.path = path;
-                }
-                None => self.c.error_at(
-                    "url",
-                    format!("expected a URL like http://example.com:8080/path, got {url:?}"),
-                ),
+            // The schema reported a URL that does not parse.
+            if let Ok(u) = parse_service_url(url) {
+                service.protocol = u.protocol;
+                service.host = Some(u.host);
+                service.port = u.port;
+                service.path = u.path;
             }
         } else {
             if let Some(protocol) = obj.get("protocol").and_then(Value::as_str) {
@@ -446,17 +441,14 @@ impl Builder {
                 Kind::Plugin => self.plugins.iter().map(|d| &d.raw).collect(),
             };
             let singular = &kind.collection()[..kind.collection().len() - 1];
-            for field in schema.unique_fields().map(|f| f.name).chain(["id"]) {
-                let mut seen = HashSet::new();
-                for (i, raw) in raws.iter().enumerate() {
-                    let Some(v) = raw.get(field).and_then(Value::as_str) else {
-                        continue;
-                    };
-                    if !seen.insert(v) {
+            let mut seen = HashSet::new();
+            for (i, raw) in raws.iter().enumerate() {
+                for (field, value) in schema.unique_values(raw) {
+                    if !seen.insert((field, value)) {
                         self.c.errors.push(ConfigError {
                             path: format!("{}[{i}].{field}", kind.collection()),
                             message: format!(
-                                "UNIQUE violation: {v:?} is already used by another {singular}"
+                                "UNIQUE violation: {value:?} is already used by another {singular}"
                             ),
                         });
                     }
@@ -480,37 +472,6 @@ impl Builder {
             }
         }
     }
-}
-
-/// `scheme://host[:port][/path]` → (scheme, host, port, path).
-pub(crate) fn parse_url(url: &str) -> Option<(String, String, u16, Option<String>)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "http" | "grpc" => 80,
-        "https" | "grpcs" => 443,
-        _ => return None,
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], Some(rest[i..].to_string())),
-        None => (rest, None),
-    };
-    let (host, port) = if let Some(v6_end) = authority.strip_prefix('[').and_then(|a| a.find(']')) {
-        let host = &authority[..v6_end + 2];
-        match &authority[v6_end + 2..] {
-            "" => (host, default_port),
-            p => (host, p.strip_prefix(':')?.parse().ok()?),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().ok()?),
-            None => (authority, default_port),
-        }
-    };
-    if host.is_empty() || host.contains(['@', ' ', '?', '#']) {
-        return None;
-    }
-    Some((scheme, host.to_string(), port, path))
 }
 
 #[cfg(test)]
@@ -658,19 +619,5 @@ consumers:
         assert_eq!(again.routes[0].id, cfg.routes[0].id);
         assert_eq!(again.plugins[0].route, cfg.plugins[0].route);
         assert_eq!(again.to_document(), doc);
-    }
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            super::parse_url("http://localhost:8000"),
-            Some(("http".into(), "localhost".into(), 8000, None))
-        );
-        assert_eq!(
-            super::parse_url("https://h/p"),
-            Some(("https".into(), "h".into(), 443, Some("/p".into())))
-        );
-        assert_eq!(super::parse_url("ftp://h"), None);
-        assert_eq!(super::parse_url("http://h:x"), None);
     }
 }

@@ -184,11 +184,6 @@ impl<S, H, F: Future<Output = Served<S>>> RequestSlots<S, H, F> {
         served
     }
 
-    /// Slots kept for reuse.
-    pub fn free_slots(&self) -> usize {
-        self.free.borrow().len()
-    }
-
     /// Bytes of one slot's request-serving future.
     pub fn request_size(&self) -> usize {
         std::mem::size_of::<F>()
@@ -493,6 +488,29 @@ async fn read_some<S: AsyncReadRent>(
                 Ok(0) => Read::Eof,
                 Ok(_) => Read::Data,
                 Err(_) => Read::Failed,
+            }
+        }
+    }
+}
+
+/// Accepts connections and hands each to `on_accept` until `shutdown` starts.
+pub async fn accept_until_shutdown(
+    listener: &monoio::net::TcpListener,
+    shutdown: &Shutdown,
+    mut on_accept: impl FnMut(monoio::net::TcpStream),
+) {
+    loop {
+        let accepted = monoio::select! {
+            r = listener.accept() => Some(r),
+            _ = shutdown.wait() => None,
+        };
+        match accepted {
+            None => return,
+            Some(Ok((stream, _peer))) => on_accept(stream),
+            Some(Err(e)) => {
+                // EMFILE and friends: back off instead of spinning.
+                log::warn!("accept on {:?} failed: {e}", listener.local_addr().ok());
+                monoio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }

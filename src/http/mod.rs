@@ -14,6 +14,7 @@ pub mod form;
 pub mod framing;
 pub mod head;
 pub mod limits;
+pub mod media;
 pub mod multipart;
 pub mod percent;
 pub mod request;

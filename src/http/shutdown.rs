@@ -1,6 +1,6 @@
-//! Graceful shutdown, per worker: a flag and the wakers of tasks waiting on it. The process-wide
-//! signal is an `AtomicBool` set by the signal thread; each worker polls it on a timer and
-//! triggers its local [`Shutdown`], which wakes idle connections and the accept loop.
+//! Graceful shutdown, per worker: a flag and the wakers of tasks waiting on it. A worker
+//! triggers its [`Shutdown`] when the process is told to stop, which wakes idle connections and
+//! the accept loop.
 //!
 //! Idle keep-alive connections wait here for their idle deadline too ([`Shutdown::wait_until`]):
 //! the worker's periodic tick calls [`Shutdown::expire`], which wakes those whose deadline

@@ -9,8 +9,9 @@
 //!
 //! API Gateway proxy events (`awsgateway_compatible`) will be a third mode next to these.
 
-use super::args::{ArgValue, Args, BodyKind};
+use super::args::{ArgValue, Args};
 use super::config::LambdaConfig;
+use crate::http::media::{body_kind, BodyKind};
 use crate::http::request::Request;
 use crate::json;
 use crate::pacing::Pacer;
@@ -113,7 +114,7 @@ impl PayloadEncoder {
         pacer: &mut impl Pacer,
     ) -> Option<BodyKind> {
         self.body.clear();
-        let kind = super::args::body_kind(req.content_type());
+        let kind = body_kind(req.content_type());
         let ok = match kind {
             BodyKind::Form => {
                 self.body.parse_urlencoded(req.body);
@@ -180,7 +181,7 @@ impl PayloadEncoder {
             out.extend_from_slice(b"},");
         }
         if cfg.forward_request_body {
-            let kind = super::args::body_kind(req.content_type());
+            let kind = body_kind(req.content_type());
             let unsupported = matches!(kind, BodyKind::Unsupported | BodyKind::Missing);
             let base64 = unsupported
                 && cfg.base64_encode_body
@@ -240,7 +241,7 @@ impl PayloadEncoder {
         req: &Request<'_>,
         pacer: &mut impl Pacer,
     ) -> Option<BodyKind> {
-        if super::args::body_kind(req.content_type()) != BodyKind::Json {
+        if body_kind(req.content_type()) != BodyKind::Json {
             return self.parse_body_args(req, pacer).await;
         }
         self.body.clear();

@@ -1,25 +1,27 @@
 //! Worker threads: one pinned monoio runtime per core, each with its own SO_REUSEPORT listener,
-//! upstream pool and signer; graceful stop on SIGTERM/SIGINT.
+//! upstream pool and signer; graceful stop when [`Signals`] says stop.
 
 use crate::config::Snapshot;
 use crate::http::conn::{self, Shared};
 use crate::http::shutdown::Shutdown;
 use crate::http::Limits;
 use crate::proxy::Proxy;
+use crate::reactor::build_runtime;
+use crate::signals::{Event, Signals, Subscription};
 use crate::upstream::client::Upstream;
 use arc_swap::ArcSwap;
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// How long in-flight requests get to finish after a stop signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often a worker looks at the process-wide stop flag, sweeps its idle pool, and closes
-/// keep-alive connections idle past their timeout.
+/// How often a worker sweeps its idle upstream pool and closes keep-alive connections idle
+/// past their timeout.
 const TICK: Duration = Duration::from_millis(100);
 
 /// What the workers need to serve.
@@ -39,11 +41,11 @@ pub struct ServeConfig {
     pub metrics: Arc<crate::metrics::Registry>,
 }
 
-/// Runs the workers until `stop` is set and they drained. `bound` receives the actual listen
-/// address once the first worker is listening (useful with port 0).
+/// Runs the workers until `signals` says stop and they drained. `bound` receives the actual
+/// listen address once the first worker is listening (useful with port 0).
 pub fn serve(
     cfg: ServeConfig,
-    stop: Arc<AtomicBool>,
+    signals: &Signals,
     bound: Option<mpsc::Sender<SocketAddr>>,
 ) -> std::io::Result<()> {
     let cpus = std::thread::available_parallelism()
@@ -60,7 +62,7 @@ pub fn serve(
     for index in 0..cfg.workers.max(1) {
         let (tx, rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
         let worker_cfg = cfg.clone();
-        let worker_stop = stop.clone();
+        let events = signals.subscribe()?;
         let handle = std::thread::Builder::new()
             .name(format!("worker-{index}"))
             .spawn(move || {
@@ -77,7 +79,7 @@ pub fn serve(
                         return;
                     }
                 };
-                runtime.block_on(worker_main(worker_cfg, addr, worker_stop, tx));
+                runtime.block_on(worker_main(worker_cfg, addr, events, tx));
             })?;
         match rx.recv() {
             Ok(Ok(bound_addr)) => {
@@ -94,7 +96,7 @@ pub fn serve(
                 }
             }
             Ok(Err(e)) => {
-                stop.store(true, Ordering::SeqCst);
+                signals.stop();
                 for h in handles {
                     let _ = h.join();
                 }
@@ -115,9 +117,16 @@ pub fn serve(
 async fn worker_main(
     cfg: ServeConfig,
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
+    events: Subscription,
     ready: mpsc::Sender<std::io::Result<SocketAddr>>,
 ) {
+    let mut events = match events.into_async() {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
     let listener = match TcpListener::bind_with_config(
         addr,
         &ListenerOpts::new()
@@ -147,21 +156,25 @@ async fn worker_main(
     let slots = Rc::new(conn::request_slots::<TcpStream, Proxy>());
     let active = Rc::new(Cell::new(0usize));
 
-    // Watches the process-wide flag and sweeps the pool.
     {
         let shutdown = shutdown.clone();
-        let proxy = proxy.clone();
         monoio::spawn(async move {
-            while !stop.load(Ordering::SeqCst) {
+            while events.next().await != Event::Stop {}
+            shutdown.trigger();
+        });
+    }
+    {
+        let (shutdown, proxy) = (shutdown.clone(), proxy.clone());
+        monoio::spawn(async move {
+            while !shutdown.is_set() {
                 monoio::time::sleep(TICK).await;
                 proxy.upstream.pool.borrow_mut().sweep();
                 shutdown.expire(Instant::now());
             }
-            shutdown.trigger();
         });
     }
 
-    accept_until_shutdown(&listener, &shutdown, |stream| {
+    conn::accept_until_shutdown(&listener, &shutdown, |stream| {
         let _ = stream.set_nodelay(true);
         let (shared, slots, active) = (shared.clone(), slots.clone(), active.clone());
         active.set(active.get() + 1);
@@ -185,90 +198,6 @@ async fn worker_main(
             active.get()
         );
     }
-}
-
-/// A runtime for one thread: io_uring (epoll where unavailable), timers on, 1024 ring entries.
-///
-/// The ring is set up with `IORING_SETUP_COOP_TASKRUN` and `IORING_SETUP_TASKRUN_FLAG`. Without
-/// them, each completion that network softirq work (often on the other core) queues for this
-/// thread interrupts it with an IPI to run the ring's task work at once: 14% of a worker's time
-/// went to `irqentry_exit_to_user_mode` under load. With them the task work waits for the
-/// thread's next `io_uring_enter`, which monoio's loop makes on every turn, whether it submits
-/// or waits. `DEFER_TASKRUN` would defer it further, to an enter that *waits* for events, but
-/// monoio's submit-only path (taken while tasks are still ready, e.g. while a paced request
-/// yields) does not ask for events, so completions would sit unreaped behind busy tasks.
-pub fn build_runtime() -> std::io::Result<Runtime> {
-    let mut ring = io_uring::IoUring::builder();
-    ring.setup_coop_taskrun().setup_taskrun_flag();
-    let tuned = runtime_builder().uring_builder(ring).build();
-    match tuned {
-        Ok(rt) => Ok(rt),
-        Err(e) => {
-            // Kernels before 5.19 refuse the flags: the default ring still beats epoll.
-            log::warn!("io_uring with cooperative task work refused ({e}); using the default ring");
-            runtime_builder().build()
-        }
-    }
-}
-
-/// A worker's runtime: io_uring with timers, or epoll with timers.
-pub type Runtime = monoio::FusionRuntime<
-    monoio::time::TimeDriver<monoio::IoUringDriver>,
-    monoio::time::TimeDriver<monoio::LegacyDriver>,
->;
-
-fn runtime_builder() -> monoio::RuntimeBuilder<monoio::time::TimeDriver<monoio::FusionDriver>> {
-    monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .enable_timer()
-        .with_entries(1024)
-}
-
-/// Accepts connections and hands each to `on_accept` until `shutdown` starts.
-pub async fn accept_until_shutdown(
-    listener: &TcpListener,
-    shutdown: &Shutdown,
-    mut on_accept: impl FnMut(monoio::net::TcpStream),
-) {
-    loop {
-        let accepted = monoio::select! {
-            r = listener.accept() => Some(r),
-            _ = shutdown.wait() => None,
-        };
-        match accepted {
-            None => return,
-            Some(Ok((stream, _peer))) => on_accept(stream),
-            Some(Err(e)) => {
-                // EMFILE and friends: back off instead of spinning.
-                log::warn!("accept on {:?} failed: {e}", listener.local_addr().ok());
-                monoio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-/// Sets `stop` on SIGTERM or SIGINT (from a dedicated thread).
-pub fn stop_on_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
-    handle_signals(stop, Arc::new(AtomicBool::new(false)))
-}
-
-/// Sets `stop` on SIGTERM or SIGINT and `reload` on SIGHUP (from a dedicated thread); the
-/// thread that owns the configuration store notices `reload` and reloads the file.
-pub fn handle_signals(stop: Arc<AtomicBool>, reload: Arc<AtomicBool>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        for sig in signals.forever() {
-            if sig == SIGHUP {
-                log::info!("SIGHUP: reloading the config file");
-                reload.store(true, Ordering::SeqCst);
-                continue;
-            }
-            log::info!("signal {sig}: stopping (draining in-flight requests, at most {DRAIN_TIMEOUT:?})");
-            stop.store(true, Ordering::SeqCst);
-            break;
-        }
-    })?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub static SERVICE: Schema = Schema {
     fields: &[
         Field::new("id", Type::Text(Some(check_uuid))),
         Field::new("name", Type::Text(Some(check_name))).unique(),
-        Field::new("url", Type::Text(None)),
+        Field::new("url", Type::Text(Some(check_service_url))),
         Field::new("protocol", Type::Text(Some(check_service_protocol)))
             .default(Default::Text("http")),
         Field::new("host", Type::Text(None)),
@@ -183,6 +183,64 @@ fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// A service's `url`, split as Kong stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceUrl {
+    /// `http`, `https`, `grpc` or `grpcs` (lower-case).
+    pub protocol: String,
+    /// The host (an IPv6 address keeps its brackets).
+    pub host: String,
+    /// The port, the protocol's default when not given.
+    pub port: u16,
+    /// The path, if any.
+    pub path: Option<String>,
+}
+
+/// `scheme://host[:port][/path]`, or the message to report.
+pub fn parse_service_url(url: &str) -> Result<ServiceUrl, String> {
+    split_url(url)
+        .ok_or_else(|| format!("expected a URL like http://example.com:8080/path, got {url:?}"))
+}
+
+fn split_url(url: &str) -> Option<ServiceUrl> {
+    let (scheme, rest) = url.split_once("://")?;
+    let protocol = scheme.to_ascii_lowercase();
+    let default_port = match protocol.as_str() {
+        "http" | "grpc" => 80,
+        "https" | "grpcs" => 443,
+        _ => return None,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(rest[i..].to_string())),
+        None => (rest, None),
+    };
+    let (host, port) = if let Some(v6_end) = authority.strip_prefix('[').and_then(|a| a.find(']')) {
+        let host = &authority[..v6_end + 2];
+        match &authority[v6_end + 2..] {
+            "" => (host, default_port),
+            p => (host, p.strip_prefix(':')?.parse().ok()?),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().ok()?),
+            None => (authority, default_port),
+        }
+    };
+    if host.is_empty() || host.contains(['@', ' ', '?', '#']) {
+        return None;
+    }
+    Some(ServiceUrl {
+        protocol,
+        host: host.to_string(),
+        port,
+        path,
+    })
+}
+
+fn check_service_url(url: &str) -> Result<(), String> {
+    parse_service_url(url).map(|_| ())
+}
+
 fn check_service_protocol(p: &str) -> Result<(), String> {
     if matches!(p, "http" | "https" | "grpc" | "grpcs") {
         Ok(())
@@ -271,5 +329,34 @@ fn check_host(host: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("invalid hostname {host:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_urls() {
+        let url = |protocol: &str, host: &str, port: u16, path: Option<&str>| ServiceUrl {
+            protocol: protocol.into(),
+            host: host.into(),
+            port,
+            path: path.map(str::to_string),
+        };
+        assert_eq!(
+            parse_service_url("http://localhost:8000"),
+            Ok(url("http", "localhost", 8000, None))
+        );
+        assert_eq!(
+            parse_service_url("https://h/p"),
+            Ok(url("https", "h", 443, Some("/p")))
+        );
+        assert_eq!(
+            parse_service_url("http://[::1]:81"),
+            Ok(url("http", "[::1]", 81, None))
+        );
+        assert!(parse_service_url("ftp://h").is_err());
+        assert!(parse_service_url("http://h:x").is_err());
     }
 }

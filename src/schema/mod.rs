@@ -237,6 +237,18 @@ impl Schema {
         self.fields.iter().filter(|f| f.unique)
     }
 
+    /// What no two entities of a kind may share: `id` and every unique field `raw` sets, as
+    /// (field, value).
+    pub fn unique_values<'a>(
+        &'a self,
+        raw: &'a Map<String, Value>,
+    ) -> impl Iterator<Item = (&'static str, &'a str)> + 'a {
+        self.unique_fields()
+            .map(|f| f.name)
+            .chain(["id"])
+            .filter_map(|name| Some((name, raw.get(name)?.as_str()?)))
+    }
+
     /// Checks `obj` against the schema: unknown fields, required fields, and the type of every
     /// field that is set (nested entities and plugin configs are left to the caller). Errors
     /// go to `c` with their paths.

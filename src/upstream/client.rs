@@ -42,7 +42,8 @@ pub type InvokeResponse = ResponseHead;
 pub struct Upstream {
     /// Idle connections.
     pub pool: RefCell<Pool>,
-    /// TLS client config (one per worker: the session cache lock stays uncontended).
+    /// TLS client config, shared by every worker (its session cache is locked only when a
+    /// connection is opened).
     pub tls: monoio_rustls::TlsConnector,
     /// Signing keys and scratch.
     pub signer: RefCell<InvokeSigner>,
@@ -124,7 +125,6 @@ impl Upstream {
             })?;
         let _ = tcp.set_nodelay(true);
         let fd = raw_fd(&tcp);
-        self.pool.borrow_mut().opened += 1;
         let stream = if ep.tls {
             let name = ServerName::try_from(ep.host.clone()).map_err(|e| UpstreamError::Tls {
                 endpoint: label(),

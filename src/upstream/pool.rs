@@ -29,10 +29,6 @@ pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
 #[derive(Default)]
 pub struct Pool {
     idle: HashMap<Endpoint, Vec<IdleConn>>,
-    /// Connections opened by this worker (for tests and metrics).
-    pub opened: u64,
-    /// Pooled connections found dead or expired and dropped.
-    pub discarded: u64,
 }
 
 impl Pool {
@@ -48,7 +44,6 @@ impl Pool {
             if idle < conn.keepalive && (idle < PROBE_AFTER || idle_socket_is_clean(conn.fd)) {
                 return Some(conn);
             }
-            self.discarded += 1;
         }
         None
     }
@@ -71,15 +66,8 @@ impl Pool {
     pub fn sweep(&mut self) {
         let now = Instant::now();
         for list in self.idle.values_mut() {
-            let before = list.len();
             list.retain(|c| now.duration_since(c.since) < c.keepalive);
-            self.discarded += (before - list.len()) as u64;
         }
         self.idle.retain(|_, l| !l.is_empty());
-    }
-
-    /// Idle connections held.
-    pub fn idle_count(&self) -> usize {
-        self.idle.values().map(Vec::len).sum()
     }
 }

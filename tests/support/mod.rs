@@ -2,7 +2,7 @@
 //! aws-sigv4's own full `sign()`), a gateway process runner, and a raw HTTP/1.1 client.
 #![allow(dead_code)]
 
-use lambda_gateway::emulator::{Emulator, Functions, Invoke, Options, Reply};
+use lambda_gateway::emulator::{api_error, Emulator, Functions, Invoke, Options, Reply};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -269,21 +269,7 @@ fn behave(function: &str, req: &Recorded, served_on_this_connection: usize) -> R
         };
     let ok = |body: Vec<u8>| answer(200, lambda_headers(req), body, false);
     let error = |status: u16, kind: &str, extra: &[(&str, &str)]| {
-        let mut headers = vec![
-            ("x-amzn-RequestId".to_string(), "err-request-id".to_string()),
-            (
-                "x-amzn-ErrorType".to_string(),
-                format!("{kind}:http://internal.amazon.com/coral/com.amazonaws.awslambda/"),
-            ),
-            ("Content-Type".to_string(), "application/json".to_string()),
-        ];
-        headers.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
-        answer(
-            status,
-            headers,
-            format!(r#"{{"Type":"User","message":"{kind}"}}"#).into_bytes(),
-            false,
-        )
+        api_error(status, kind, "err-request-id", extra)
     };
     let invocation = req
         .header("x-amz-invocation-type")

@@ -1,0 +1,199 @@
+//! Kong's Admin API error shapes: the one error type, its status and body, and validation
+//! errors turned into Kong's nested `fields`.
+
+use crate::config::ConfigErrors;
+use crate::schema::Kind;
+use serde_json::{json, Map, Value};
+
+/// A failed Admin API call, as Kong answers it.
+#[derive(Debug)]
+pub enum AdminError {
+    /// 404 `{"message":"Not found"}`.
+    NotFound,
+    /// 405.
+    MethodNotAllowed,
+    /// 400 with a message.
+    BadRequest(String),
+    /// 415.
+    UnsupportedMediaType,
+    /// 400 schema violation with `fields`.
+    Schema { message: String, fields: Value },
+    /// 409 unique constraint violation.
+    Unique { message: String, fields: Value },
+    /// 400 for `POST /config`.
+    Declarative { message: String, fields: Value },
+    /// 500.
+    Internal(String),
+}
+
+impl AdminError {
+    /// The status and JSON body Kong answers with.
+    pub fn status_and_body(&self) -> (u16, Value) {
+        match self {
+            AdminError::NotFound => (404, json!({"message": "Not found"})),
+            AdminError::MethodNotAllowed => (405, json!({"message": "Method not allowed"})),
+            AdminError::BadRequest(m) => (400, json!({"message": m})),
+            AdminError::UnsupportedMediaType => {
+                (415, json!({"message": "Unsupported Content-Type"}))
+            }
+            AdminError::Schema { message, fields } => (
+                400,
+                json!({"code": 2, "name": "schema violation", "message": message, "fields": fields}),
+            ),
+            AdminError::Unique { message, fields } => (
+                409,
+                json!({"code": 5, "name": "unique constraint violation", "message": message, "fields": fields}),
+            ),
+            AdminError::Declarative { message, fields } => (
+                400,
+                json!({"code": 14, "name": "invalid declarative configuration", "message": message, "fields": fields}),
+            ),
+            AdminError::Internal(m) => (500, json!({"message": m})),
+        }
+    }
+}
+
+/// An Admin API answer: status and JSON body, or Kong's error.
+pub type Answer = Result<(u16, Value), AdminError>;
+
+/// Kong's schema violation for the entity at `kind[index]`: its errors as nested `fields`.
+pub(super) fn entity_error(errors: &ConfigErrors, kind: Kind, index: usize) -> AdminError {
+    let prefix = format!("{}[{index}]", kind.collection());
+    let mut fields = Value::Object(Map::new());
+    let mut messages = Vec::new();
+    for e in &errors.0 {
+        let rest = e
+            .path
+            .strip_prefix(&prefix)
+            .map(|r| r.trim_start_matches('.'));
+        match rest {
+            Some("") | None => {
+                let text = if rest.is_none() {
+                    e.to_string()
+                } else {
+                    e.message.clone()
+                };
+                insert_field(
+                    &mut fields,
+                    &["@entity".to_string()],
+                    Value::String(text.clone()),
+                );
+                messages.push(text);
+            }
+            Some(path) => {
+                insert_field(
+                    &mut fields,
+                    &split_path(path),
+                    Value::String(e.message.clone()),
+                );
+                messages.push(format!("{path}: {}", e.message));
+            }
+        }
+    }
+    AdminError::Schema {
+        message: format!("schema violation ({})", messages.join("; ")),
+        fields,
+    }
+}
+
+/// Kong's invalid declarative configuration (`POST /config`): every error at its path.
+pub(super) fn declarative_error(errors: &ConfigErrors) -> AdminError {
+    let mut fields = Value::Object(Map::new());
+    for e in &errors.0 {
+        let path = if e.path.is_empty() {
+            vec!["@entity".to_string()]
+        } else {
+            split_path(&e.path)
+        };
+        insert_field(&mut fields, &path, Value::String(e.message.clone()));
+    }
+    AdminError::Declarative {
+        message: format!("declarative config is invalid: {errors}"),
+        fields,
+    }
+}
+
+/// A schema violation of one field.
+pub(super) fn field_error(field: &str, message: &str) -> AdminError {
+    AdminError::Schema {
+        message: format!("schema violation ({field}: {message})"),
+        fields: json!({ field: message }),
+    }
+}
+
+/// `config.aws_region` → ["config", "aws_region"]; `paths[0]` → ["paths", "[0]"].
+fn split_path(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(i) = rest.find('[') {
+            if i > 0 {
+                out.push(rest[..i].to_string());
+            }
+            rest = &rest[i..];
+            while let Some(end) = rest.find(']') {
+                out.push(rest[..=end].to_string());
+                rest = &rest[end + 1..];
+            }
+        } else {
+            out.push(rest.to_string());
+        }
+    }
+    out
+}
+
+/// Puts `value` at `path` in nested objects; `[n]` segments make arrays (nulls before n).
+/// A list of messages accumulates when two land on the same place.
+fn insert_field(node: &mut Value, path: &[String], value: Value) {
+    let Some((head, rest)) = path.split_first() else {
+        match node {
+            Value::Null => *node = value,
+            Value::Array(items) => items.push(value),
+            other => {
+                let first = other.take();
+                *other = Value::Array(vec![first, value]);
+            }
+        }
+        return;
+    };
+    if let Some(i) = head
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        if !node.is_array() {
+            *node = Value::Array(Vec::new());
+        }
+        if let Value::Array(items) = node {
+            if items.len() <= i && i < 10_000 {
+                items.resize(i + 1, Value::Null);
+            }
+            if let Some(slot) = items.get_mut(i) {
+                insert_field(slot, rest, value);
+            }
+        }
+    } else {
+        if !node.is_object() {
+            *node = Value::Object(Map::new());
+        }
+        if let Value::Object(map) = node {
+            insert_field(map.entry(head.clone()).or_insert(Value::Null), rest, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_paths_become_nested_fields() {
+        let mut f = Value::Object(Map::new());
+        insert_field(&mut f, &split_path("config.aws_region"), json!("bad"));
+        insert_field(&mut f, &split_path("paths[1]"), json!("no"));
+        assert_eq!(
+            f,
+            json!({"config": {"aws_region": "bad"}, "paths": [null, "no"]})
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! Admin API routing: who may call (the token), which endpoint a method and path reach, and
+//! the answer written back.
+
+use super::api::AdminApi;
+use super::errors::{AdminError, Answer};
+use crate::http::conn::{BufferPool, Handler};
+use crate::http::encode::Response;
+use crate::http::request::Request;
+use crate::schema::{Kind, Type};
+use serde_json::json;
+
+impl Handler for AdminApi {
+    async fn handle(&self, req: Request<'_>, resp: &mut Response) {
+        let answer = if self.authorized(&req) {
+            if req.method() == b"GET" && req.path() == b"/metrics" {
+                let text = self.metrics.prometheus(self.store.borrow().changes);
+                resp.status = 200;
+                resp.header(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8");
+                resp.body.extend_from_slice(text.as_bytes());
+                return;
+            }
+            self.dispatch(&req)
+        } else {
+            Ok((401, json!({"message": "Unauthorized"})))
+        };
+        let (status, body) = match answer {
+            Ok(ok) => ok,
+            Err(e) => {
+                if matches!(e, AdminError::Internal(_)) {
+                    log::error!(
+                        "admin: {} {}: {e:?}",
+                        String::from_utf8_lossy(req.method()),
+                        String::from_utf8_lossy(req.path())
+                    );
+                }
+                e.status_and_body()
+            }
+        };
+        resp.status = status;
+        if status != 204 {
+            resp.header(b"Content-Type", b"application/json; charset=utf-8");
+            if let Ok(bytes) = serde_json::to_vec(&body) {
+                resp.body.extend_from_slice(&bytes);
+            }
+        }
+    }
+
+    fn buffers(&self) -> &BufferPool {
+        &self.buffers
+    }
+}
+
+impl AdminApi {
+    fn authorized(&self, req: &Request<'_>) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let presented = req.header("kong-admin-token").or_else(|| {
+            req.header("authorization")
+                .and_then(|a| a.strip_prefix(b"Bearer "))
+                .map(crate::http::framing::trim_ows)
+        });
+        presented.is_some_and(|p| constant_time_eq(p, token.as_bytes()))
+    }
+
+    fn dispatch(&self, req: &Request<'_>) -> Answer {
+        let path = String::from_utf8_lossy(req.path()).into_owned();
+        let segments: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(decode_segment)
+            .collect();
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let query = parse_query(req.query().unwrap_or_default());
+        let method = req.method();
+        match (method, segs.as_slice()) {
+            (b"GET", []) => Ok((200, self.node_info())),
+            (_, []) => Err(AdminError::MethodNotAllowed),
+            (b"GET", ["status"]) => Ok((200, self.status())),
+            (b"GET", ["config"]) => self.get_config(),
+            (b"POST", ["config"]) => self.post_config(req),
+            (_, ["status" | "config" | "metrics"]) => Err(AdminError::MethodNotAllowed),
+            (_, [collection]) => {
+                let kind = Kind::from_collection(collection).ok_or(AdminError::NotFound)?;
+                match method {
+                    b"GET" => self.list(kind, None, &query),
+                    b"POST" => self.create(kind, None, req),
+                    _ => Err(AdminError::MethodNotAllowed),
+                }
+            }
+            (_, [collection, key]) => {
+                let kind = Kind::from_collection(collection).ok_or(AdminError::NotFound)?;
+                self.one(kind, key, None, method, req)
+            }
+            (_, [parent, parent_key, child]) => {
+                let (parent_kind, child_kind) = nested(parent, child)?;
+                let parent_id = self
+                    .find_id(parent_kind, parent_key)
+                    .ok_or(AdminError::NotFound)?;
+                match method {
+                    b"GET" => self.list(child_kind, Some((parent_kind, &parent_id)), &query),
+                    b"POST" => self.create(child_kind, Some((parent_kind, &parent_id)), req),
+                    _ => Err(AdminError::MethodNotAllowed),
+                }
+            }
+            (_, [parent, parent_key, child, key]) => {
+                let (parent_kind, child_kind) = nested(parent, child)?;
+                let parent_id = self
+                    .find_id(parent_kind, parent_key)
+                    .ok_or(AdminError::NotFound)?;
+                self.one(
+                    child_kind,
+                    key,
+                    Some((parent_kind, &parent_id)),
+                    method,
+                    req,
+                )
+            }
+            _ => Err(AdminError::NotFound),
+        }
+    }
+}
+
+/// `/services/{id}/routes` and the like: a child collection under a parent entity, where the
+/// child's schema refers to the parent's kind.
+fn nested(parent: &str, child: &str) -> Result<(Kind, Kind), AdminError> {
+    let parent = Kind::from_collection(parent).ok_or(AdminError::NotFound)?;
+    let child = Kind::from_collection(child).ok_or(AdminError::NotFound)?;
+    let refers = child
+        .schema()
+        .fields
+        .iter()
+        .any(|f| matches!(f.ty, Type::Reference(k) if k == parent));
+    if refers {
+        Ok((parent, child))
+    } else {
+        Err(AdminError::NotFound)
+    }
+}
+
+/// Compares without an early exit, so response timing does not reveal how much of a guessed
+/// token was right (the length is not secret).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn decode_segment(s: &str) -> String {
+    let mut out = Vec::new();
+    crate::http::percent::percent_decode_into(&mut out, s.as_bytes(), false);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_query(q: &[u8]) -> Vec<(String, String)> {
+    crate::http::form::decoded(q)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.unwrap_or_default()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_collections_follow_the_schemas_references() {
+        let ok = |p: &str, c: &str| nested(p, c).ok();
+        assert_eq!(ok("services", "routes"), Some((Kind::Service, Kind::Route)));
+        assert_eq!(
+            ok("services", "plugins"),
+            Some((Kind::Service, Kind::Plugin))
+        );
+        assert_eq!(ok("routes", "plugins"), Some((Kind::Route, Kind::Plugin)));
+        assert_eq!(
+            ok("consumers", "plugins"),
+            Some((Kind::Consumer, Kind::Plugin))
+        );
+        assert_eq!(ok("routes", "services"), None);
+        assert_eq!(ok("consumers", "routes"), None);
+        assert_eq!(ok("plugins", "plugins"), None);
+    }
+}
