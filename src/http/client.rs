@@ -5,6 +5,9 @@
 use super::framing::parse_length;
 use std::ops::Range;
 
+/// Largest response head accepted from an upstream (Lambda).
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
 /// A parsed response head; ranges index the buffer it was parsed from.
 #[derive(Debug, Default)]
 pub struct ResponseHead {

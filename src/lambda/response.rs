@@ -299,7 +299,7 @@ pub const MAX_PROXY_HEADER_NAMES: usize = 1000;
 /// Largest header block a proxy response may make, the same bound as the response head the
 /// gateway reads from Lambda itself. Clients refuse far smaller heads (curl 100 KiB); nginx
 /// answers 502 for an upstream head over its 4-8 KiB buffer.
-pub const MAX_PROXY_HEADER_BYTES: usize = crate::upstream::client::MAX_RESPONSE_HEAD;
+pub const MAX_PROXY_HEADER_BYTES: usize = crate::http::client::MAX_RESPONSE_HEAD;
 
 /// Why a proxy-integration answer could not be used (a 502).
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,9 @@ use super::target::InvokeTarget;
 use crate::aws::sigv4::InvokeSigner;
 use crate::aws::time::AmzDate;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::client::{parse_head, Framing, HeadInfo, ResponseHead, UpstreamError};
+use crate::http::client::{
+    parse_head, Framing, HeadInfo, ResponseHead, UpstreamError, MAX_RESPONSE_HEAD,
+};
 use monoio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use std::cell::RefCell;
@@ -18,8 +20,6 @@ use std::time::{Instant, SystemTime};
 
 /// Largest Lambda response read (SPEC §4): Lambda's 6 MB plus margin. Larger is a 502.
 pub const MAX_RESPONSE_BYTES: usize = 7 * 1024 * 1024;
-/// Largest response head accepted from Lambda.
-pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// The per-request buffers of one invoke, reused through a worker's free list.
