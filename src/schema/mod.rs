@@ -468,7 +468,8 @@ mod tests {
         assert_eq!(back["secret"], json!("s3cret"));
         // A new value replaces; a placeholder with nothing stored is refused.
         let mut new = obj(json!({"secret": "other"}));
-        TEST.keep_hidden(&mut new, Some(&stored)).expect("new value");
+        TEST.keep_hidden(&mut new, Some(&stored))
+            .expect("new value");
         assert_eq!(new["secret"], json!("other"));
         let mut orphan = obj(json!({"secret": REDACTED}));
         assert!(TEST.keep_hidden(&mut orphan, None).is_err());
