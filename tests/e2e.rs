@@ -297,6 +297,28 @@ fn lambda_api_errors_map_to_spec_statuses() {
 }
 
 #[test]
+fn preserved_lambda_api_error_codes_reach_the_client() {
+    on_both(|driver| {
+        let mock = MockLambda::start();
+        let cfg = config_for(
+            &mock,
+            "/e",
+            "no-such-function",
+            "preserve_lambda_api_error_code: true",
+        );
+        let gw = Gateway::start(&mock, &cfg, driver);
+        let r = gw.send(&get("/e"));
+        assert_eq!(r.status, 404);
+        assert_eq!(
+            r.text(),
+            r#"{"message":"Not Found","error":"ResourceNotFoundException"}"#
+        );
+        assert_eq!(r.header("x-amzn-RequestId"), Some("err-request-id"));
+        mock.assert_all_signatures_valid();
+    });
+}
+
+#[test]
 fn upstream_failures_are_502_or_504() {
     on_both(|driver| {
         let mock = MockLambda::start();

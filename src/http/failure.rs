@@ -63,6 +63,8 @@ pub enum Failure {
         status: u16,
         /// Lambda's error type.
         error_type: String,
+        /// Answer with Lambda's status (the plugin's `preserve_lambda_api_error_code`).
+        preserve: bool,
     },
     /// A proxy-integration output that cannot be used; the text is the client's `error`.
     #[error("{0}")]
@@ -112,9 +114,14 @@ impl Failure {
             Failure::PayloadTooLarge { .. } => (413, answers::PAYLOAD_TOO_LARGE, None),
             Failure::Upstream(UpstreamError::Timeout(_)) => (504, answers::GATEWAY_TIMEOUT, None),
             Failure::Upstream(_) => (502, answers::BAD_GATEWAY, None),
-            Failure::LambdaApi { status, error_type } => {
+            Failure::LambdaApi {
+                status,
+                error_type,
+                preserve,
+            } => {
                 let error = Some(error_type.as_bytes());
                 match status {
+                    400..=599 if *preserve => (*status, super::encode::reason(*status), error),
                     429 => (429, answers::TOO_MANY_REQUESTS, error),
                     413 => (413, answers::PAYLOAD_TOO_LARGE, error),
                     _ => (502, answers::BAD_GATEWAY, error),
@@ -202,6 +209,7 @@ mod tests {
                 Failure::LambdaApi {
                     status: 429,
                     error_type: "TooManyRequestsException".into(),
+                    preserve: false,
                 },
                 429,
                 r#"{"message":"Too Many Requests","error":"TooManyRequestsException"}"#,
@@ -211,6 +219,7 @@ mod tests {
                 Failure::LambdaApi {
                     status: 404,
                     error_type: "ResourceNotFoundException".into(),
+                    preserve: false,
                 },
                 502,
                 r#"{"message":"Bad Gateway","error":"ResourceNotFoundException"}"#,

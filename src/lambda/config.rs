@@ -108,6 +108,8 @@ pub struct LambdaConfig {
     pub keepalive: Duration,
     /// Status to answer with when the function fails with `X-Amz-Function-Error: Unhandled`.
     pub unhandled_status: Option<u16>,
+    /// Answer an Invoke API error with Lambda's own 4xx/5xx status instead of SPEC §6's.
+    pub preserve_lambda_api_error_code: bool,
     /// Add `request_body`, `request_body_args` (and `request_body_base64`) to the payload.
     pub forward_request_body: bool,
     /// Add `request_headers`.
@@ -180,6 +182,7 @@ pub static SCHEMA: Schema = Schema {
         Field::new("port", Type::Integer { min: 0, max: 65535 }).default(Default::Int(443)),
         Field::new("disable_https", Type::Boolean).default(Default::Bool(false)),
         Field::new("unhandled_status", Type::Integer { min: 100, max: 999 }),
+        Field::new("preserve_lambda_api_error_code", Type::Boolean).default(Default::Bool(false)),
         Field::new("forward_request_method", Type::Boolean).default(Default::Bool(false)),
         Field::new("forward_request_uri", Type::Boolean).default(Default::Bool(false)),
         Field::new("forward_request_headers", Type::Boolean).default(Default::Bool(false)),
@@ -273,6 +276,7 @@ fn from_checked(obj: &Map<String, Value>) -> LambdaConfig {
         timeout: millis("timeout"),
         keepalive: millis("keepalive"),
         unhandled_status: int("unhandled_status").map(|s| s as u16),
+        preserve_lambda_api_error_code: s.boolean(obj, "preserve_lambda_api_error_code"),
         forward_request_body: s.boolean(obj, "forward_request_body"),
         forward_request_headers: s.boolean(obj, "forward_request_headers"),
         forward_request_method: s.boolean(obj, "forward_request_method"),
@@ -398,6 +402,21 @@ mod tests {
         assert_eq!(
             cfg.invoke_path(),
             "/2015-03-31/functions/MyLambda/invocations"
+        );
+    }
+
+    #[test]
+    fn api_error_codes_are_mapped_unless_preserved() {
+        let cfg = check(r#"{"function_name":"f"}"#).expect("valid");
+        assert!(!cfg.preserve_lambda_api_error_code);
+        let cfg =
+            check(r#"{"function_name":"f","preserve_lambda_api_error_code":true}"#).expect("valid");
+        assert!(cfg.preserve_lambda_api_error_code);
+        let errs = check(r#"{"function_name":"f","preserve_lambda_api_error_code":"yes"}"#)
+            .expect_err("refused");
+        assert_eq!(
+            errs,
+            ["preserve_lambda_api_error_code: expected a boolean, got \"yes\""]
         );
     }
 

@@ -96,7 +96,7 @@ impl ResponseMapper {
     ) -> Outcome {
         resp.clear();
         if !(200..300).contains(&answer.status) {
-            return map_api_error(&answer, resp);
+            return map_api_error(&answer, cfg.preserve_lambda_api_error_code, resp);
         }
         let function_error = answer
             .header("x-amz-function-error")
@@ -409,12 +409,14 @@ fn pass_headers_for_error(headers: &[(&[u8], &[u8])], resp: &mut Response) {
     resp.header(b"Via", VIA);
 }
 
-/// The Invoke API refused the call: 429 (with Retry-After), 413, or 502 with the error type.
-fn map_api_error(answer: &LambdaAnswer<'_>, resp: &mut Response) -> Outcome {
+/// The Invoke API refused the call: 429 (with Retry-After), 413, or 502 with the error type;
+/// with `preserve`, Lambda's own status.
+fn map_api_error(answer: &LambdaAnswer<'_>, preserve: bool, resp: &mut Response) -> Outcome {
     let error_type = error_type(answer);
     Failure::LambdaApi {
         status: answer.status,
         error_type: error_type.clone(),
+        preserve,
     }
     .answer(resp);
     if answer.status == 429 {
@@ -702,5 +704,34 @@ mod tests {
                 &br#"{"message":"Payload too large","error":"RequestTooLargeException"}"#[..]
             )
         );
+    }
+
+    #[test]
+    fn preserved_api_error_codes() {
+        let mut cfg = LambdaConfig::with_defaults("f");
+        cfg.preserve_lambda_api_error_code = true;
+        let not_found = [
+            ("x-amzn-ErrorType", "ResourceNotFoundException"),
+            ("x-amzn-RequestId", "r9"),
+        ];
+        let (r, o) = map(&cfg, 404, &not_found, "{}");
+        assert_eq!(r.status, 404);
+        assert_eq!(
+            r.body,
+            br#"{"message":"Not Found","error":"ResourceNotFoundException"}"#
+        );
+        assert!(header_text(&r).contains("x-amzn-RequestId: r9\r\n"));
+        assert_eq!(o, Outcome::ApiError("ResourceNotFoundException".into()));
+        let (r, _) = map(
+            &cfg,
+            502,
+            &[("x-amzn-ErrorType", "EC2ThrottledException")],
+            "{}",
+        );
+        assert_eq!(r.status, 502);
+        // Throttling keeps its Retry-After either way.
+        let (r, _) = map(&cfg, 429, &[("Retry-After", "3")], "{}");
+        assert_eq!(r.status, 429);
+        assert!(header_text(&r).contains("Retry-After: 3\r\n"));
     }
 }
