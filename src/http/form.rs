@@ -23,9 +23,11 @@ pub fn decode_into(out: &mut Vec<u8>, raw: &[u8]) {
 /// a query or form is small and owned strings are simplest.
 pub fn decoded(input: &[u8]) -> Vec<(String, Option<String>)> {
     let text = |raw: &[u8]| {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(raw.len());
         decode_into(&mut out, raw);
-        String::from_utf8_lossy(&out).into_owned()
+        // Valid UTF-8 (nearly always) becomes the string without a second copy.
+        String::from_utf8(out)
+            .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
     };
     fields(input)
         .map(|(name, value)| (text(name), value.map(text)))
