@@ -7,7 +7,6 @@
 
 use crate::emulator::{Emulator, Functions, Invoke, Options, Reply};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The demo's function output, byte for byte.
@@ -22,7 +21,7 @@ pub fn start_emulator() -> std::io::Result<SocketAddr> {
             cpus: vec![],
             tls: None,
         },
-        Arc::new(DemoFunctions::default()),
+        Arc::new(DemoFunctions),
     )?;
     Ok(emulator.addr)
 }
@@ -53,55 +52,69 @@ services:
     )
 }
 
-/// `MyLambda` and nothing else, behind a check that requests are signed.
-#[derive(Default)]
-struct DemoFunctions {
-    served: AtomicU64,
-}
+/// `MyLambda` and nothing else, behind a check that requests are signed, answered as Lambda
+/// answers: 200 with the output for `RequestResponse`, 202 with no body for `Event`, 204 for
+/// `DryRun`, 400 for another invocation type; a fresh request id for every invoke.
+struct DemoFunctions;
 
 impl Functions for DemoFunctions {
     fn invoke(&self, invoke: &Invoke<'_>) -> Reply {
-        let n = self.served.fetch_add(1, Ordering::Relaxed) + 1;
-        let signed = invoke
-            .header("authorization")
-            .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 "));
+        let request_id = crate::config::model::new_uuid();
+        // X-Ray's shape: 8 hex digits of time, 24 of randomness (here the id's own digits).
+        let hex: String = request_id.chars().filter(|c| *c != '-').collect();
         let mut headers = vec![
             ("Content-Type".to_string(), "application/json".to_string()),
-            (
-                "x-amzn-RequestId".to_string(),
-                format!("{:08x}-demo-4000-8000-{n:012x}", std::process::id()),
-            ),
+            ("x-amzn-RequestId".to_string(), request_id.clone()),
             (
                 "X-Amzn-Trace-Id".to_string(),
-                format!("root=1-{n:08x}-{n:024x};sampled=0"),
+                format!("root=1-{}-{};sampled=0", &hex[..8], &hex[8..]),
             ),
             (
                 "x-amzn-Remapped-Content-Length".to_string(),
                 "0".to_string(),
             ),
         ];
+        let signed = invoke
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 "));
+        let mut error = |status: u16, error_type: &str, body: String| {
+            headers.push(("x-amzn-ErrorType".into(), error_type.into()));
+            (status, body)
+        };
         let (status, body) = if !signed {
-            headers.push((
-                "x-amzn-ErrorType".into(),
-                "MissingAuthenticationTokenException".into(),
-            ));
-            (
+            error(
                 403,
-                r#"{"message":"Missing Authentication Token"}"#.to_string(),
+                "MissingAuthenticationTokenException",
+                r#"{"message":"Missing Authentication Token"}"#.into(),
             )
-        } else if invoke.function == "MyLambda" {
-            headers.push(("X-Amz-Executed-Version".into(), "$LATEST".into()));
-            (200, MY_LAMBDA_OUTPUT.to_string())
-        } else {
-            headers.push((
-                "x-amzn-ErrorType".into(),
-                "ResourceNotFoundException".into(),
-            ));
+        } else if invoke.function != "MyLambda" {
             let name = invoke.function;
-            (
+            error(
                 404,
-                format!(r#"{{"Message":"Function not found: {name}","Type":"User"}}"#),
+                "ResourceNotFoundException",
+                format!(
+                    r#"{{"Message":"Function not found: arn:aws:lambda:us-east-1:000000000000:function:{name}","Type":"User"}}"#
+                ),
             )
+        } else {
+            match invoke
+                .header("x-amz-invocation-type")
+                .unwrap_or("RequestResponse")
+            {
+                "RequestResponse" => {
+                    headers.push(("X-Amz-Executed-Version".into(), "$LATEST".into()));
+                    (200, MY_LAMBDA_OUTPUT.to_string())
+                }
+                "Event" => (202, String::new()),
+                "DryRun" => (204, String::new()),
+                other => error(
+                    400,
+                    "InvalidParameterValueException",
+                    format!(
+                        r#"{{"Type":"User","message":"1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"}}"#
+                    ),
+                ),
+            }
         };
         Reply::Answer {
             status,

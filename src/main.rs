@@ -1,11 +1,13 @@
 //! The `lambda-gateway` command line: serve a config, check a config, or run the demo.
 
 use arc_swap::ArcSwap;
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use lambda_gateway::admin::{self, api::AdminApi, store::Store};
 use lambda_gateway::config::snapshot::Environment;
 use lambda_gateway::config::{self, Snapshot};
 use lambda_gateway::http::Limits;
+use lambda_gateway::logging::LogFormat;
 use lambda_gateway::runtime::{self, ServeConfig};
 use lambda_gateway::signals::{Event, Signals};
 use std::net::SocketAddr;
@@ -22,7 +24,10 @@ use std::time::Duration;
 /// AWS_ENDPOINT_URL_LAMBDA (then AWS_ENDPOINT_URL), AWS_CA_BUNDLE. Log level: LAMBDA_GATEWAY_LOG
 /// (error, warn, info, debug; default info).
 #[derive(Parser, Debug)]
-#[command(name = "lambda-gateway", version)]
+#[command(
+    name = "lambda-gateway",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("LAMBDA_GATEWAY_REVISION"), ")")
+)]
 struct Cli {
     /// Kong declarative config file (YAML or JSON) to serve.
     #[arg(
@@ -33,15 +38,14 @@ struct Cli {
     )]
     config: Option<PathBuf>,
 
-    /// Proxy listen address.
+    /// Proxy listen address [default: 0.0.0.0:8000; for `demo`, 127.0.0.1:8000].
     #[arg(
         long,
         global = true,
         env = "LAMBDA_GATEWAY_LISTEN",
-        default_value = "0.0.0.0:8000",
         value_name = "ADDR"
     )]
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
 
     /// Admin API listen address, or `off`.
     #[arg(
@@ -72,6 +76,22 @@ struct Cli {
     #[arg(long, global = true, env = "LAMBDA_GATEWAY_KEEPALIVE_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     keepalive_timeout: Duration,
 
+    /// Share the proxy port with listeners already on it (SO_REUSEPORT) instead of refusing
+    /// to start: start the new binary with this flag, then stop the old one (a zero-downtime
+    /// upgrade).
+    #[arg(long, global = true)]
+    reuse_port: bool,
+
+    /// How log lines are written: `text`, or `json` (one object per line).
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_GATEWAY_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
+
     /// Worker threads (default: one per core).
     #[arg(long, global = true, env = "LAMBDA_GATEWAY_WORKERS", value_name = "N")]
     workers: Option<usize>,
@@ -89,6 +109,14 @@ enum Command {
     },
     /// Serve the seed example (/lambda1 → MyLambda) against a built-in local Lambda emulator.
     Demo,
+    /// Print a completion script for SHELL (e.g. `lambda-gateway completions bash >
+    /// /etc/bash_completion.d/lambda-gateway`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `lambda-gateway manpage > lambda-gateway.1`.
+    Manpage,
 }
 
 /// `500ms`, `30s`, `2m`, or a bare number of seconds.
@@ -113,9 +141,44 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+impl Cli {
+    /// Where the proxy listens: `--listen`, else every interface for a real config and
+    /// loopback for the demo (a demo is not for other hosts unless asked).
+    fn listen(&self) -> SocketAddr {
+        self.listen.unwrap_or_else(|| match self.command {
+            Some(Command::Demo) => SocketAddr::from(([127, 0, 0, 1], 8000)),
+            _ => SocketAddr::from(([0, 0, 0, 0], 8000)),
+        })
+    }
+}
+
+/// The command line's flags that the chosen command would ignore: an error, not a surprise.
+fn flags_that_do_not_apply(cli: &Cli, matches: &clap::ArgMatches) -> Option<String> {
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    match &cli.command {
+        Some(Command::Demo) if given("config") => Some(
+            "--config does not apply to `demo`, which serves its own example; to serve the \
+             file, run without `demo`"
+                .into(),
+        ),
+        Some(Command::Check { .. }) if given("config") => {
+            Some("--config does not apply to `check`: name the file to check after `check`".into())
+        }
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
-    lambda_gateway::logging::init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    lambda_gateway::logging::init(cli.log_format);
+    if let Some(problem) = flags_that_do_not_apply(&cli, &matches) {
+        eprintln!("error: {problem}");
+        return ExitCode::from(2);
+    }
     let admin_addr = match cli.admin_listen.as_str() {
         "off" => None,
         text => match text.parse::<SocketAddr>() {
@@ -136,19 +199,47 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Check { file }) => check(file),
         Some(Command::Demo) => demo(&cli, admin_addr, token),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "lambda-gateway",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Some(Command::Manpage) => {
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the man page: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => match &cli.config {
             Some(path) if !path.exists() && admin_addr.is_some() => {
                 log::info!("{} does not exist: starting with an empty config; the Admin API creates it on the first change", path.display());
+                let file = ConfigFile {
+                    path: path.clone(),
+                    on_disk: None,
+                };
                 serve(
                     &cli,
                     config::Config::default(),
-                    Some(path.clone()),
+                    Some(file),
                     admin_addr,
                     token,
                 )
             }
-            Some(path) => match config::load_file(path) {
-                Ok(cfg) => serve(&cli, cfg, Some(path.clone()), admin_addr, token),
+            Some(path) => match config::load_file_with_digest(path) {
+                Ok((cfg, digest)) => {
+                    let file = ConfigFile {
+                        path: path.clone(),
+                        on_disk: Some(digest),
+                    };
+                    serve(&cli, cfg, Some(file), admin_addr, token)
+                }
                 Err(errors) => {
                     eprintln!("{}: invalid config:\n{errors}", path.display());
                     ExitCode::FAILURE
@@ -162,12 +253,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// `AWS_CA_BUNDLE`, when set.
+fn ca_bundle() -> Option<PathBuf> {
+    std::env::var_os("AWS_CA_BUNDLE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The environment as the gateway would use it, and every problem with it (variables set to
+/// something unusable, a CA bundle that cannot be read).
+fn environment() -> (
+    Environment,
+    Option<Arc<rustls::ClientConfig>>,
+    config::ConfigErrors,
+) {
+    let (env, mut errors) = Environment::from_process();
+    let tls = match lambda_gateway::upstream::tls::client_config(ca_bundle().as_deref()) {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            errors.0.push(config::ConfigError::new("AWS_CA_BUNDLE", e));
+            None
+        }
+    };
+    (env, tls, errors)
+}
+
 fn check(file: &std::path::Path) -> ExitCode {
-    match config::load_file(file) {
-        Ok(cfg) => {
-            let (env, env_warnings) = Environment::from_process();
+    let (env, _, env_errors) = environment();
+    let mut errors = match config::load_file(file) {
+        Ok(cfg) if env_errors.0.is_empty() => {
             let (_, warnings) = Snapshot::build(cfg.clone(), &env);
-            for w in env_warnings.iter().chain(&warnings) {
+            for w in &warnings {
                 println!("warning: {w}");
             }
             println!(
@@ -178,16 +294,17 @@ fn check(file: &std::path::Path) -> ExitCode {
                 cfg.plugins.len(),
                 cfg.consumers.len()
             );
-            ExitCode::SUCCESS
+            return ExitCode::SUCCESS;
         }
-        Err(errors) => {
-            for e in &errors.0 {
-                println!("{e}");
-            }
-            eprintln!("{}: {} error(s)", file.display(), errors.0.len());
-            ExitCode::FAILURE
-        }
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.0,
+    };
+    errors.extend(env_errors.0);
+    for e in &errors {
+        println!("{e}");
     }
+    eprintln!("{}: {} error(s)", file.display(), errors.len());
+    ExitCode::FAILURE
 }
 
 fn demo(cli: &Cli, admin_addr: Option<SocketAddr>, token: Option<String>) -> ExitCode {
@@ -208,33 +325,46 @@ fn demo(cli: &Cli, admin_addr: Option<SocketAddr>, token: Option<String>) -> Exi
     };
     log::info!(
         "demo: Lambda emulator on {emulator}; try: curl -i http://127.0.0.1:{}/lambda1",
-        cli.listen.port()
+        cli.listen().port()
     );
     serve(cli, cfg, None, admin_addr, token)
+}
+
+/// The config file served: where it is, and the digest of what was loaded from it.
+struct ConfigFile {
+    path: PathBuf,
+    on_disk: Option<config::FileDigest>,
 }
 
 fn serve(
     cli: &Cli,
     cfg: config::Config,
-    config_path: Option<PathBuf>,
+    file: Option<ConfigFile>,
     admin_addr: Option<SocketAddr>,
     token: Option<String>,
 ) -> ExitCode {
-    let (env, env_warnings) = Environment::from_process();
-    let (snapshot, warnings) = Snapshot::build(cfg.clone(), &env);
-    for w in env_warnings.iter().chain(&warnings) {
-        log::warn!("{w}");
+    if !cli.reuse_port {
+        if let Err(e) = runtime::refuse_foreign_listener(cli.listen()) {
+            eprintln!("error: cannot serve on {}: {e}", cli.listen());
+            return ExitCode::FAILURE;
+        }
     }
-    let ca_bundle = std::env::var_os("AWS_CA_BUNDLE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let tls = match lambda_gateway::upstream::tls::client_config(ca_bundle.as_deref()) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
+    let (config_path, on_disk) = match file {
+        Some(f) => (Some(f.path), f.on_disk),
+        None => (None, None),
+    };
+    let (env, tls, env_errors) = environment();
+    let tls = match tls {
+        Some(tls) if env_errors.0.is_empty() => tls,
+        _ => {
+            eprintln!("error: the environment cannot be used:\n{env_errors}");
             return ExitCode::FAILURE;
         }
     };
+    let (snapshot, warnings) = Snapshot::build(cfg.clone(), &env);
+    for w in &warnings {
+        log::warn!("{w}");
+    }
     let workers = cli
         .workers
         .unwrap_or_else(|| {
@@ -265,7 +395,7 @@ fn serve(
     let _admin = match admin_addr {
         None => {
             // No Admin API: a small thread owns the store, for SIGHUP reloads.
-            let mut store = Store::new(cfg, config_path, published.clone(), env);
+            let mut store = Store::new(cfg, config_path, on_disk, published.clone(), env);
             let mut events = events;
             let spawned = std::thread::Builder::new()
                 .name("reload".into())
@@ -287,9 +417,9 @@ fn serve(
                 );
             }
             let (published, metrics, proxy_listen) =
-                (published.clone(), metrics.clone(), cli.listen.to_string());
+                (published.clone(), metrics.clone(), cli.listen().to_string());
             let make_api = move || {
-                let store = Store::new(cfg, config_path, published, env);
+                let store = Store::new(cfg, config_path, on_disk, published, env);
                 AdminApi::new(store, token, metrics, proxy_listen, addr.to_string())
             };
             match admin::spawn(addr, limits.clone(), events, make_api) {
@@ -305,7 +435,7 @@ fn serve(
         }
     };
     let serve_cfg = ServeConfig {
-        listen: cli.listen,
+        listen: cli.listen(),
         workers,
         limits,
         snapshot: published,
@@ -318,8 +448,52 @@ fn serve(
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: cannot serve on {}: {e}", cli.listen);
+            eprintln!("error: cannot serve on {}: {e}", cli.listen());
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> (Cli, clap::ArgMatches) {
+        let matches = Cli::command()
+            .try_get_matches_from(args)
+            .expect("valid command line");
+        (Cli::from_arg_matches(&matches).expect("cli"), matches)
+    }
+
+    #[test]
+    fn the_demo_listens_on_loopback_unless_told() {
+        let listen = |args: &[&str]| parsed(args).0.listen().to_string();
+        assert_eq!(listen(&["lambda-gateway", "demo"]), "127.0.0.1:8000");
+        assert_eq!(
+            listen(&["lambda-gateway", "--config", "k.yml"]),
+            "0.0.0.0:8000"
+        );
+        assert_eq!(
+            listen(&["lambda-gateway", "demo", "--listen", "0.0.0.0:9000"]),
+            "0.0.0.0:9000"
+        );
+    }
+
+    #[test]
+    fn flags_a_command_would_ignore_are_refused() {
+        let problem = |args: &[&str]| {
+            let (cli, matches) = parsed(args);
+            flags_that_do_not_apply(&cli, &matches)
+        };
+        assert_eq!(
+            problem(&["lambda-gateway", "demo", "--config", "x.yml"]).as_deref(),
+            Some(
+                "--config does not apply to `demo`, which serves its own example; to serve the \
+                 file, run without `demo`"
+            )
+        );
+        assert!(problem(&["lambda-gateway", "check", "x.yml", "--config", "y.yml"]).is_some());
+        assert_eq!(problem(&["lambda-gateway", "demo", "--workers", "1"]), None);
+        assert_eq!(problem(&["lambda-gateway", "--config", "x.yml"]), None);
     }
 }

@@ -284,8 +284,37 @@ fn every_endpoint_and_error_shape() {
     assert_eq!((put.status, put.json()["name"].clone()), (200, json!("s4")));
     let put = gw.admin_json("PUT", "/services/s4", json!({"host": "replaced.test"}));
     assert_eq!(
-        (put.json()["host"].clone(), put.json()["port"].clone()),
-        (json!("replaced.test"), json!(80))
+        (
+            put.json()["name"].clone(),
+            put.json()["host"].clone(),
+            put.json()["port"].clone()
+        ),
+        (json!("s4"), json!("replaced.test"), json!(80))
+    );
+    // Every PUT by name takes the name from the URL, as Kong's upserts do: nested routes,
+    // consumers, and a body naming something else.
+    let s4_id = put.json()["id"].clone();
+    for body in [
+        json!({"paths": ["/put"]}),
+        json!({"name": "other", "paths": ["/put2"]}),
+    ] {
+        let r = gw.admin_json("PUT", "/services/s4/routes/r-put", body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            (r.json()["name"].clone(), r.json()["service"]["id"].clone()),
+            (json!("r-put"), s4_id.clone())
+        );
+    }
+    assert_eq!(
+        gw.admin_get("/services/s4/routes").json()["data"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let bob = gw.admin_json("PUT", "/consumers/bob", json!({"custom_id": "b1"}));
+    assert_eq!(
+        (bob.status, bob.json()["username"].clone()),
+        (200, json!("bob"))
     );
 
     // Consumers and their plugins.

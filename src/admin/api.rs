@@ -3,9 +3,9 @@
 //! error shapes in `errors`.
 
 use super::body::{self, BodyError};
-use super::errors::{declarative_error, AdminError, Answer};
+use super::errors::{apply_error, declarative_error, AdminError, Answer};
 use super::present;
-use super::store::{ApplyError, Store};
+use super::store::{OnDiskChange, Store};
 use crate::config::model::new_uuid;
 use crate::config::plugins;
 use crate::http::conn::BufferPool;
@@ -159,11 +159,9 @@ impl AdminApi {
             }
         }
         let mut store = self.store.borrow_mut();
-        match store.apply(&doc) {
-            Ok(()) => {}
-            Err(ApplyError::Invalid(errors)) => return Err(declarative_error(&errors)),
-            Err(ApplyError::Persist(m)) => return Err(AdminError::Internal(m)),
-        }
+        store
+            .apply(&doc, OnDiskChange::Replace)
+            .map_err(|e| apply_error(e, declarative_error))?;
         let c = &store.config;
         let by_id = |items: Vec<(String, Value)>| Value::Object(items.into_iter().collect());
         Ok((

@@ -5,12 +5,12 @@
 
 use super::api::AdminApi;
 use super::body::{self, BodyError};
-use super::errors::{entity_error, field_error, AdminError, Answer};
+use super::errors::{apply_error, entity_error, field_error, AdminError, Answer};
 use super::paging;
 use super::present;
-use super::store::{ApplyError, Store};
+use super::store::{OnDiskChange, Store};
 use crate::config::model::{is_uuid, new_uuid};
-use crate::config::plugins;
+use crate::config::{plugins, ConfigError};
 use crate::http::request::Request;
 use crate::schema::{Kind, Schema};
 use serde_json::{json, Map, Value};
@@ -99,7 +99,7 @@ impl AdminApi {
 
     /// The request's entity: parsed, form values given their schema types, a service's `url`
     /// split into its parts.
-    fn read_body(
+    pub(super) fn read_body(
         &self,
         kind: Kind,
         key: Option<&str>,
@@ -167,6 +167,13 @@ impl AdminApi {
             (Some(old), false) => merge(kind, old.clone(), body),
             _ => body,
         };
+        // A PUT by name is an upsert of that name, as Kong's `upsert_by_<endpoint key>`: the
+        // name in the URL is the entity's, whatever the body says.
+        if replace && !is_uuid(key) {
+            if let Some(name_field) = kind.schema().unique_fields().next() {
+                entity.insert(name_field.name.to_string(), Value::String(key.to_string()));
+            }
+        }
         let id = match &existing {
             Some(old) => old
                 .get("id")
@@ -174,15 +181,7 @@ impl AdminApi {
                 .unwrap_or_default()
                 .to_string(),
             None if is_uuid(key) => key.to_ascii_lowercase(),
-            None => {
-                // PUT /services/my-name creates `my-name`.
-                if let Some(name_field) = kind.schema().unique_fields().next() {
-                    entity
-                        .entry(name_field.name.to_string())
-                        .or_insert_with(|| Value::String(key.to_string()));
-                }
-                new_uuid()
-            }
+            None => new_uuid(),
         };
         entity.insert("id".into(), Value::String(id.clone()));
         if let Some((pk, pid)) = parent {
@@ -248,11 +247,10 @@ impl AdminApi {
                     != Some(id.as_str())
             });
         }
-        match store.apply(&doc) {
-            Ok(()) => Ok((204, Value::Null)),
-            Err(ApplyError::Invalid(e)) => Err(AdminError::BadRequest(e.to_string())),
-            Err(ApplyError::Persist(m)) => Err(AdminError::Internal(m)),
-        }
+        store
+            .apply(&doc, OnDiskChange::Refuse)
+            .map_err(|e| apply_error(e, |e| AdminError::BadRequest(e.to_string())))?;
+        Ok((204, Value::Null))
     }
 
     /// Kong answers a duplicate name with 409, before any other validation.
@@ -273,9 +271,10 @@ impl AdminApi {
                     && own_id.is_none_or(|own| other_id != own)
             });
             if clash {
+                let e = ConfigError::unique("", json!({ field: value }));
                 return Err(AdminError::Unique {
-                    message: format!("UNIQUE violation detected on '{{{field}=\"{value}\"}}'"),
-                    fields: json!({ field: value }),
+                    message: e.message,
+                    fields: e.conflict.unwrap_or_default(),
                 });
             }
         }
@@ -286,7 +285,7 @@ impl AdminApi {
 /// A PATCH: `body`'s fields over `old`'s; a plugin's `config` merged field by field; a new
 /// `protocol` or `host` drops a stored `url`.
 fn merge(kind: Kind, mut old: Map<String, Value>, body: Map<String, Value>) -> Map<String, Value> {
-    if kind == Kind::Service && body.contains_key("protocol") || body.contains_key("host") {
+    if kind == Kind::Service && (body.contains_key("protocol") || body.contains_key("host")) {
         old.remove("url");
     }
     for (k, v) in body {
@@ -333,11 +332,9 @@ fn unredact(
 
 /// Applies a changed document, attributing validation errors to the changed entity.
 fn apply(store: &mut Store, doc: &Value, kind: Kind, index: usize) -> Result<(), AdminError> {
-    match store.apply(doc) {
-        Ok(()) => Ok(()),
-        Err(ApplyError::Invalid(errors)) => Err(entity_error(&errors, kind, index)),
-        Err(ApplyError::Persist(m)) => Err(AdminError::Internal(m)),
-    }
+    store
+        .apply(doc, OnDiskChange::Refuse)
+        .map_err(|e| apply_error(e, |errors| entity_error(errors, kind, index)))
 }
 
 /// The document's list of `kind` entities (created empty if absent).

@@ -1,6 +1,7 @@
 //! Kong's Admin API error shapes: the one error type, its status and body, and validation
 //! errors turned into Kong's nested `fields`.
 
+use super::store::ApplyError;
 use crate::config::ConfigErrors;
 use crate::schema::Kind;
 use serde_json::{json, Map, Value};
@@ -20,6 +21,8 @@ pub enum AdminError {
     Schema { message: String, fields: Value },
     /// 409 unique constraint violation.
     Unique { message: String, fields: Value },
+    /// 409 with a message: the change conflicts with the config file's state.
+    Conflict(String),
     /// 400 for `POST /config`.
     Declarative { message: String, fields: Value },
     /// 500.
@@ -44,6 +47,7 @@ impl AdminError {
                 409,
                 json!({"code": 5, "name": "unique constraint violation", "message": message, "fields": fields}),
             ),
+            AdminError::Conflict(m) => (409, json!({"message": m})),
             AdminError::Declarative { message, fields } => (
                 400,
                 json!({"code": 14, "name": "invalid declarative configuration", "message": message, "fields": fields}),
@@ -53,12 +57,37 @@ impl AdminError {
     }
 }
 
+/// The answer to a change the store did not apply; `invalid` shapes validation errors (they
+/// differ between entity endpoints and `POST /config`).
+pub(super) fn apply_error(
+    error: ApplyError,
+    invalid: impl FnOnce(&ConfigErrors) -> AdminError,
+) -> AdminError {
+    match error {
+        ApplyError::Invalid(errors) => invalid(&errors),
+        ApplyError::ChangedOnDisk(m) => AdminError::Conflict(m),
+        ApplyError::Persist(m) => AdminError::Internal(m),
+    }
+}
+
 /// An Admin API answer: status and JSON body, or Kong's error.
 pub type Answer = Result<(u16, Value), AdminError>;
 
-/// Kong's schema violation for the entity at `kind[index]`: its errors as nested `fields`.
+/// Kong's answer for the entity at `kind[index]`: a 409 when it clashes with another entity
+/// (a unique name, or a second plugin of a name in one scope), else a schema violation with
+/// its errors as nested `fields`.
 pub(super) fn entity_error(errors: &ConfigErrors, kind: Kind, index: usize) -> AdminError {
     let prefix = format!("{}[{index}]", kind.collection());
+    let clash = errors.0.iter().find_map(|e| {
+        let ours = e.path.strip_prefix(&prefix)?.starts_with('.');
+        Some((e, e.conflict.as_ref()?)).filter(|_| ours)
+    });
+    if let Some((e, fields)) = clash {
+        return AdminError::Unique {
+            message: e.message.clone(),
+            fields: fields.clone(),
+        };
+    }
     let mut fields = Value::Object(Map::new());
     let mut messages = Vec::new();
     for e in &errors.0 {

@@ -9,6 +9,7 @@ pub mod errors;
 mod paging;
 pub mod present;
 mod routing;
+mod schemas;
 pub mod store;
 
 use crate::http::conn::{self, Shared};

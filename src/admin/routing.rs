@@ -11,7 +11,20 @@ use serde_json::json;
 
 impl Handler for AdminApi {
     async fn handle(&self, req: Request<'_>, resp: &mut Response) {
-        let answer = if self.authorized(&req) {
+        let authorized = self.authorized(&req);
+        if !authorized {
+            let why = if self.presented_token(&req).is_some() {
+                "wrong token"
+            } else {
+                "no token"
+            };
+            log::warn!(
+                "admin: refused {} {}: {why}",
+                String::from_utf8_lossy(req.method()),
+                String::from_utf8_lossy(req.path())
+            );
+        }
+        let answer = if authorized {
             if req.method() == b"GET" && req.path() == b"/metrics" {
                 let text = self.metrics.prometheus(self.store.borrow().changes);
                 resp.status = 200;
@@ -36,6 +49,9 @@ impl Handler for AdminApi {
                 e.status_and_body()
             }
         };
+        if req.method() != b"GET" && req.method() != b"HEAD" && status < 300 {
+            self.log_change(&req, status, &body);
+        }
         resp.status = status;
         if status != 204 {
             resp.header(b"Content-Type", b"application/json; charset=utf-8");
@@ -51,16 +67,42 @@ impl Handler for AdminApi {
 }
 
 impl AdminApi {
+    fn presented_token<'a>(&self, req: &Request<'a>) -> Option<&'a [u8]> {
+        req.header("kong-admin-token").or_else(|| {
+            req.header("authorization")
+                .and_then(|a| a.strip_prefix(b"Bearer "))
+                .map(crate::http::framing::trim_ows)
+        })
+    }
+
     fn authorized(&self, req: &Request<'_>) -> bool {
         let Some(token) = &self.token else {
             return true;
         };
-        let presented = req.header("kong-admin-token").or_else(|| {
-            req.header("authorization")
-                .and_then(|a| a.strip_prefix(b"Bearer "))
-                .map(crate::http::framing::trim_ows)
-        });
-        presented.is_some_and(|p| constant_time_eq(p, token.as_bytes()))
+        self.presented_token(req)
+            .is_some_and(|p| constant_time_eq(p, token.as_bytes()))
+    }
+
+    /// One line per applied change: what was done to which entity, and how the caller was
+    /// admitted. Only the method, path, status and the entity's id and name are written:
+    /// never a body, a query or a secret.
+    fn log_change(&self, req: &Request<'_>, status: u16, body: &serde_json::Value) {
+        let caller = if self.token.is_some() {
+            "caller presented the admin token"
+        } else {
+            "no admin token configured"
+        };
+        let mut entity = String::new();
+        for field in ["id", "name", "username"] {
+            if let Some(v) = body.get(field).and_then(serde_json::Value::as_str) {
+                entity.push_str(&format!(" {field}={v}"));
+            }
+        }
+        log::info!(
+            "admin: {} {} status={status}{entity} ({caller})",
+            String::from_utf8_lossy(req.method()),
+            String::from_utf8_lossy(req.path())
+        );
     }
 
     fn dispatch(&self, req: &Request<'_>) -> Answer {
@@ -80,6 +122,19 @@ impl AdminApi {
             (b"GET", ["config"]) => self.get_config(),
             (b"POST", ["config"]) => self.post_config(req),
             (_, ["status" | "config" | "metrics"]) => Err(AdminError::MethodNotAllowed),
+            (b"GET", ["plugins", "enabled"]) => self.enabled_plugins(),
+            (b"GET", ["tags"]) => self.tags(None, &query),
+            (b"GET", ["tags", tag]) => self.tags(Some(tag), &query),
+            (b"GET", ["schemas", "plugins", name]) => self.plugin_schema_of(name),
+            (b"POST", ["schemas", collection, "validate"]) => {
+                let kind = Kind::from_collection(collection).ok_or(AdminError::NotFound)?;
+                self.validate_entity(kind, req)
+            }
+            (b"GET", ["schemas", collection]) => {
+                let kind = Kind::from_collection(collection).ok_or(AdminError::NotFound)?;
+                self.entity_schema(kind)
+            }
+            (_, ["schemas" | "tags", ..]) => Err(AdminError::MethodNotAllowed),
             (_, [collection]) => {
                 let kind = Kind::from_collection(collection).ok_or(AdminError::NotFound)?;
                 match method {

@@ -1,9 +1,14 @@
 //! The Admin API's state: the current configuration, and the one way to change it: validate
 //! the whole new document with the declarative config's own validator, write it to the config
 //! file atomically, then publish a new snapshot to every worker.
+//!
+//! The file has two writers, a person with an editor and the Admin API, and neither may lose
+//! the other's change: an entity write is refused while the file differs from what was last
+//! loaded or written (the hand edit is loaded with SIGHUP first); `POST /config`, which
+//! replaces the whole document on purpose, is not.
 
 use crate::config::snapshot::Environment;
-use crate::config::{self, Config, ConfigErrors, Snapshot};
+use crate::config::{self, Config, ConfigErrors, FileDigest, Snapshot};
 use arc_swap::ArcSwap;
 use serde_json::Value;
 use std::fs::{self, File, OpenOptions};
@@ -19,6 +24,17 @@ pub enum ApplyError {
     Invalid(ConfigErrors),
     /// The file could not be written; nothing changed.
     Persist(String),
+    /// The file was changed by hand since it was loaded; nothing changed.
+    ChangedOnDisk(String),
+}
+
+/// Whether a write may replace a file that changed on disk since it was loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnDiskChange {
+    /// Refuse ([`ApplyError::ChangedOnDisk`]): the change was made against the old file.
+    Refuse,
+    /// Replace it: the new document is meant to be the whole configuration.
+    Replace,
 }
 
 /// The configuration the Admin API edits.
@@ -27,6 +43,10 @@ pub struct Store {
     pub config: Config,
     /// The file changes are written to (none: changes live in memory only, as with `demo`).
     path: Option<PathBuf>,
+    /// The digest of the file as last loaded or written (`None`: there was no file).
+    on_disk: Option<FileDigest>,
+    /// Whether the Admin API has rewritten the file yet (said once in the log).
+    rewritten: bool,
     published: Arc<ArcSwap<Snapshot>>,
     env: Environment,
     /// Changes applied since start.
@@ -34,16 +54,20 @@ pub struct Store {
 }
 
 impl Store {
-    /// A store over `config`, already published in `published`.
+    /// A store over `config`, already published in `published`; `on_disk` is the digest of
+    /// the file `config` was read from (`None` when there was no file).
     pub fn new(
         config: Config,
         path: Option<PathBuf>,
+        on_disk: Option<FileDigest>,
         published: Arc<ArcSwap<Snapshot>>,
         env: Environment,
     ) -> Store {
         Store {
             config,
             path,
+            on_disk,
+            rewritten: false,
             published,
             env,
             changes: 0,
@@ -62,8 +86,9 @@ impl Store {
             log::warn!("SIGHUP ignored: no --config file to reload");
             return;
         };
-        match config::load_file(&path) {
-            Ok(new) => {
+        match config::load_file_with_digest(&path) {
+            Ok((new, digest)) => {
+                self.on_disk = Some(digest);
                 let (snapshot, warnings) = Snapshot::build(new.clone(), &self.env);
                 for w in warnings {
                     log::warn!("{w}");
@@ -90,13 +115,33 @@ impl Store {
     }
 
     /// Validates `doc`, persists it, publishes it. On error nothing changes.
-    pub fn apply(&mut self, doc: &Value) -> Result<(), ApplyError> {
+    pub fn apply(&mut self, doc: &Value, on_disk_change: OnDiskChange) -> Result<(), ApplyError> {
         let new = config::from_document(doc).map_err(ApplyError::Invalid)?;
         if let Some(path) = &self.path {
-            let canonical = new.to_document();
-            write_atomically(path, &serialize(path, &canonical)?).map_err(|e| {
+            let cannot = |e: std::io::Error| {
                 ApplyError::Persist(format!("cannot write {}: {e}", path.display()))
-            })?;
+            };
+            if on_disk_change == OnDiskChange::Refuse
+                && config::file_digest(path).map_err(cannot)? != self.on_disk
+            {
+                return Err(ApplyError::ChangedOnDisk(format!(
+                    "{} was changed on disk since it was loaded; this change was not applied, \
+                     so that the file's own change is not lost: send SIGHUP to load the file \
+                     (or POST /config to replace it), then retry",
+                    path.display()
+                )));
+            }
+            let bytes = serialize(path, &new.to_document())?;
+            write_atomically(path, &bytes).map_err(cannot)?;
+            self.on_disk = Some(config::digest(&bytes));
+            if !self.rewritten {
+                self.rewritten = true;
+                log::info!(
+                    "the Admin API rewrote {} from the current config: one flat document \
+                     (nested entities moved to the top level, comments not kept)",
+                    path.display()
+                );
+            }
         }
         let (snapshot, warnings) = Snapshot::build(new.clone(), &self.env);
         for w in warnings {
@@ -193,15 +238,69 @@ mod tests {
         let mut store = Store::new(
             Config::default(),
             None,
+            None,
             published.clone(),
             Environment::default(),
         );
         let bad = serde_json::json!({"_format_version": "3.0", "routes": [{"paths": ["nope"]}]});
-        assert!(matches!(store.apply(&bad), Err(ApplyError::Invalid(_))));
+        assert!(matches!(
+            store.apply(&bad, OnDiskChange::Refuse),
+            Err(ApplyError::Invalid(_))
+        ));
         assert_eq!(store.changes, 0);
         let good = serde_json::json!({"_format_version": "3.0", "routes": [{"name": "r", "paths": ["/ok"]}]});
-        store.apply(&good).expect("valid");
+        store.apply(&good, OnDiskChange::Refuse).expect("valid");
         assert_eq!(published.load().config.routes.len(), 1);
         assert_eq!(store.changes, 1);
+    }
+
+    #[test]
+    fn a_hand_edit_is_never_overwritten() {
+        let dir = std::env::temp_dir().join(format!("lg-store-edit-{}", std::process::id()));
+        let _ = fs::create_dir_all(&dir);
+        let path = dir.join("kong.yml");
+        let route = |name: &str| serde_json::json!({"_format_version": "3.0", "routes": [{"name": name, "paths": ["/x"]}]});
+        fs::write(&path, "_format_version: \"3.0\"\n").expect("write");
+        let (config, digest) = config::load_file_with_digest(&path).expect("load");
+        let published = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+        let env = Environment::default();
+        let mut store = Store::new(config, Some(path.clone()), Some(digest), published, env);
+        store
+            .apply(&route("admin-1"), OnDiskChange::Refuse)
+            .expect("unchanged file");
+        assert!(fs::read_to_string(&path).expect("read").contains("admin-1"));
+
+        // A hand edit: the next entity write is refused and the file keeps the edit.
+        let hand = "_format_version: \"3.0\"\n# mine\nroutes: [{name: by-hand, paths: [/h]}]\n";
+        fs::write(&path, hand).expect("edit");
+        match store.apply(&route("admin-2"), OnDiskChange::Refuse) {
+            Err(ApplyError::ChangedOnDisk(m)) => assert_eq!(
+                m,
+                format!(
+                    "{} was changed on disk since it was loaded; this change was not applied, \
+                     so that the file's own change is not lost: send SIGHUP to load the file \
+                     (or POST /config to replace it), then retry",
+                    path.display()
+                )
+            ),
+            other => panic!("expected ChangedOnDisk, got {other:?}"),
+        }
+        assert_eq!(fs::read_to_string(&path).expect("read"), hand);
+        assert_eq!(store.config.routes[0].name.as_deref(), Some("admin-1"));
+
+        // Reloaded, the edit is the base of the next change.
+        store.reload();
+        assert_eq!(store.config.routes[0].name.as_deref(), Some("by-hand"));
+        store
+            .apply(&route("admin-3"), OnDiskChange::Refuse)
+            .expect("after reload");
+
+        // A whole replacement is deliberate and goes through.
+        fs::write(&path, hand).expect("edit again");
+        store
+            .apply(&route("whole"), OnDiskChange::Replace)
+            .expect("replace");
+        assert!(fs::read_to_string(&path).expect("read").contains("whole"));
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -31,9 +31,37 @@ pub fn parse_text(text: &str) -> Result<serde_json::Value, ConfigErrors> {
 
 /// Reads and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
+    load_file_with_digest(path).map(|(config, _)| config)
+}
+
+/// The SHA-256 of a config file's bytes: whether the file changed since it was read.
+pub type FileDigest = [u8; 32];
+
+/// Reads and validates a config file; also gives the digest of the very bytes it validated.
+pub fn load_file_with_digest(path: &Path) -> Result<(Config, FileDigest), ConfigErrors> {
+    let bytes = std::fs::read(path)
         .map_err(|e| ConfigErrors::single("", format!("cannot read {}: {e}", path.display())))?;
-    parse(&text)
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        ConfigErrors::single("", format!("{} is not UTF-8 text: {e}", path.display()))
+    })?;
+    Ok((parse(text)?, digest(&bytes)))
+}
+
+/// The digest of the file at `path` now; `None` when there is no such file.
+pub fn file_digest(path: &Path) -> std::io::Result<Option<FileDigest>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(digest(&bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The digest of `bytes` as [`file_digest`] would give it for a file holding them.
+pub fn digest(bytes: &[u8]) -> FileDigest {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 /// Text → a generic JSON value. JSON is tried first when the document looks like JSON, so its

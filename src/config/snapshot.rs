@@ -4,8 +4,10 @@
 
 use super::model::{Config, Plugin, PluginConfig, Route};
 use super::router::Router;
+use super::{ConfigError, ConfigErrors};
 use crate::aws::credentials::{self, Credentials};
 use crate::aws::endpoint::{self, Endpoint};
+use crate::lambda::config::is_region;
 use crate::lambda::config::LambdaConfig;
 use crate::upstream::target::InvokeTarget;
 use std::collections::{HashMap, HashSet};
@@ -23,22 +25,30 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// Reads the environment through `get` (the process environment in production).
-    /// Returns the environment and a warning for each variable that could not be used.
-    pub fn read(get: &dyn Fn(&str) -> Option<String>) -> (Environment, Vec<String>) {
-        let mut warnings = Vec::new();
-        let region = get("AWS_REGION")
-            .or_else(|| get("AWS_DEFAULT_REGION"))
-            .filter(|r| !r.is_empty());
+    /// Reads the environment through `get` (the process environment in production). A value
+    /// that is set but cannot be used is an error named by its variable (`AWS_REGION: …`):
+    /// `check` reports it and the gateway refuses to start, instead of failing every request.
+    pub fn read(get: &dyn Fn(&str) -> Option<String>) -> (Environment, ConfigErrors) {
+        let mut errors = Vec::new();
+        let set = |var: &'static str| get(var).filter(|v| !v.is_empty()).map(|v| (var, v));
+        let region = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"));
+        let region = match region {
+            Some((_, r)) if is_region(&r) => Some(r),
+            Some((var, r)) => {
+                errors.push(ConfigError::new(
+                    var,
+                    format!("expected a region like us-east-1, got {r:?}"),
+                ));
+                None
+            }
+            None => None,
+        };
         let mut endpoint = None;
         for var in ["AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL"] {
-            if let Some(url) = get(var).filter(|u| !u.is_empty()) {
+            if let Some((_, url)) = set(var) {
                 match endpoint::parse_endpoint_url(&url) {
-                    Ok(e) => {
-                        endpoint = Some(e);
-                        break;
-                    }
-                    Err(why) => warnings.push(format!("{var} ignored: {why}")),
+                    Ok(e) => endpoint = endpoint.or(Some(e)),
+                    Err(why) => errors.push(ConfigError::new(var, why)),
                 }
             }
         }
@@ -47,11 +57,11 @@ impl Environment {
             region,
             endpoint,
         };
-        (env, warnings)
+        (env, ConfigErrors(errors))
     }
 
     /// The process environment.
-    pub fn from_process() -> (Environment, Vec<String>) {
+    pub fn from_process() -> (Environment, ConfigErrors) {
         Environment::read(&|k| std::env::var(k).ok())
     }
 }
@@ -75,6 +85,47 @@ pub enum RouteAction {
         /// The route (name, else id).
         route_label: String,
     },
+}
+
+/// Entity names by id, to name plugins in warnings (made once, only when one is needed).
+struct Names<'a>(HashMap<&'a str, &'a str>);
+
+impl<'a> Names<'a> {
+    fn new(config: &'a Config) -> Names<'a> {
+        let services = config.services.iter().map(|s| (&s.id, &s.name));
+        let routes = config.routes.iter().map(|r| (&r.id, &r.name));
+        let consumers = config.consumers.iter().map(|c| (&c.id, &c.username));
+        let names = services
+            .chain(routes)
+            .chain(consumers)
+            .filter_map(|(id, name)| Some((id.as_str(), name.as_deref()?)))
+            .collect();
+        Names(names)
+    }
+
+    /// A plugin as a person finds it in the config: `aws-lambda plugin on service "lambda1"`,
+    /// `global aws-lambda plugin` (entities by name where they have one, else by id).
+    fn plugin(&self, plugin: &Plugin) -> String {
+        let scope: Vec<String> = [
+            ("service", &plugin.service),
+            ("route", &plugin.route),
+            ("consumer", &plugin.consumer),
+        ]
+        .into_iter()
+        .filter_map(|(what, id)| {
+            let id = id.as_deref()?;
+            Some(format!(
+                "{what} {:?}",
+                self.0.get(id).copied().unwrap_or(id)
+            ))
+        })
+        .collect();
+        if scope.is_empty() {
+            format!("global {} plugin", plugin.name)
+        } else {
+            format!("{} plugin on {}", plugin.name, scope.join(", "))
+        }
+    }
 }
 
 /// A published configuration.
@@ -109,6 +160,7 @@ impl Snapshot {
         // route of it, each with its own label.
         let mut made: HashMap<(&str, String), Arc<InvokeTarget>> = HashMap::new();
         let mut actions = Vec::with_capacity(config.routes.len());
+        let mut names = None;
         for route in &config.routes {
             let route_label = route.name.clone().unwrap_or_else(|| route.id.clone());
             let Some((plugin, cfg)) = scopes.effective(route) else {
@@ -131,8 +183,12 @@ impl Snapshot {
                 }
                 Err(why) => {
                     warnings.push(format!(
-                        "route {}: aws-lambda plugin {}: {why}",
-                        key.1, plugin.id
+                        "route {}: the {} (function {}) cannot invoke: {why}",
+                        key.1,
+                        names
+                            .get_or_insert_with(|| Names::new(&config))
+                            .plugin(plugin),
+                        cfg.function_name
                     ));
                     actions.push(RouteAction::Unusable {
                         route_label: key.1,
@@ -298,9 +354,46 @@ plugins:
                 "global-fn"
             ]
         );
-        assert!(
-            warnings.iter().all(|w| w.contains("no credentials")),
-            "{warnings:?}"
+        let no_credentials = "cannot invoke: no credentials: set config.aws_key/aws_secret or \
+                              AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
+        assert_eq!(
+            warnings,
+            [
+                format!("route r1: the aws-lambda plugin on route \"r1\" (function route-fn) {no_credentials}"),
+                format!("route r2: the aws-lambda plugin on service \"s\" (function service-fn) {no_credentials}"),
+                format!("route r3: the aws-lambda plugin on service \"s\" (function service-fn) {no_credentials}"),
+                format!("route r4: the global aws-lambda plugin (function global-fn) {no_credentials}"),
+                format!("route r5: the global aws-lambda plugin (function global-fn) {no_credentials}"),
+            ]
         );
+    }
+
+    #[test]
+    fn unusable_environment_values_are_errors() {
+        let read = |vars: &[(&str, &str)]| {
+            let vars: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Environment::read(&|k| vars.get(k).cloned()).1.to_string()
+        };
+        assert_eq!(
+            read(&[("AWS_REGION", "us east")]),
+            "AWS_REGION: expected a region like us-east-1, got \"us east\""
+        );
+        assert_eq!(
+            read(&[("AWS_DEFAULT_REGION", "Mars")]),
+            "AWS_DEFAULT_REGION: expected a region like us-east-1, got \"Mars\""
+        );
+        assert!(read(&[("AWS_ENDPOINT_URL_LAMBDA", "ftp://x")])
+            .starts_with("AWS_ENDPOINT_URL_LAMBDA: "));
+        assert_eq!(
+            read(&[
+                ("AWS_REGION", "eu-west-3"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+            ]),
+            ""
+        );
+        assert_eq!(read(&[("AWS_REGION", "")]), "");
     }
 }

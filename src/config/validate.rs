@@ -10,7 +10,7 @@ use super::model::{
 use crate::schema::check::{describe, Checker, ConfigError, ConfigErrors};
 use crate::schema::entities::{parse_service_url, UNROUTABLE, UNROUTABLE_WHY};
 use crate::schema::{header_map, reference_target, Kind, Type};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 
 const FORMAT_VERSIONS: &[&str] = &["1.1", "2.1", "3.0"];
@@ -58,15 +58,17 @@ struct Builder {
     config: Config,
     plugins: Vec<PluginDraft>,
     refs: Vec<PendingRef>,
+    /// Where each entity is written, by kind, in the order they were read
+    /// (`services[0].routes[1]`): messages name the place in the file, nested or not.
+    written_at: HashMap<Kind, Vec<String>>,
 }
 
 /// Validates a whole document.
 pub(super) fn config(doc: &Value) -> Result<Config, ConfigErrors> {
     let mut b = Builder::default();
+    // An empty document is refused like any other without `_format_version`, as Kong does.
     if let Some(root) = b.c.object(doc) {
-        if !root.is_empty() {
-            b.root(root);
-        }
+        b.root(root);
     }
     b.resolve_refs();
     b.check_unique();
@@ -181,6 +183,8 @@ impl Builder {
             .collect();
         let mut raw = raw_entity(obj, &id, &nested);
         let index = self.count(kind);
+        let here = self.c.path();
+        self.written_at.entry(kind).or_default().push(here);
         // References: from the parent when nested (and then not also written), else deferred.
         let mut parents: HashMap<Kind, String> = HashMap::new();
         for field in schema.fields {
@@ -313,10 +317,16 @@ impl Builder {
             protocols: schema.texts(obj, "protocols"),
             raw,
         };
-        if route.paths.is_empty()
-            && route.methods.is_empty()
-            && route.hosts.is_empty()
-            && route.headers.is_empty()
+        // Only when none is written at all: a field written wrong has its own error.
+        let written = |key: &str| match obj.get(key) {
+            None | Some(Value::Null) => false,
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::Object(o)) => !o.is_empty(),
+            Some(_) => true,
+        };
+        if !["paths", "methods", "hosts", "headers"]
+            .into_iter()
+            .any(written)
         {
             self.c
                 .error("must set one of 'methods', 'hosts', 'headers', 'paths'");
@@ -402,10 +412,8 @@ impl Builder {
         }
         for r in std::mem::take(&mut self.refs) {
             let Some(id) = index.get(&r.to).and_then(|m| m.get(&r.target)).cloned() else {
-                self.c.errors.push(ConfigError {
-                    path: r.path,
-                    message: format!("no {} named {:?}", r.to.reference_field(), r.target),
-                });
+                let message = format!("no {} named {:?}", r.to.reference_field(), r.target);
+                self.c.errors.push(ConfigError::new(r.path, message));
                 continue;
             };
             let field = r.to.reference_field();
@@ -431,7 +439,18 @@ impl Builder {
         }
     }
 
+    /// Kong's uniqueness rules: unique fields per kind, one plugin of a name per scope. Each
+    /// clash is reported where the later entity is written, in Kong's words, with the clashing
+    /// values (the Admin API answers them as a 409).
     fn check_unique(&mut self) {
+        let written_at = std::mem::take(&mut self.written_at);
+        let place = |kind: Kind, i: usize| {
+            written_at
+                .get(&kind)
+                .and_then(|paths| paths.get(i))
+                .cloned()
+                .unwrap_or_else(|| format!("{}[{i}]", kind.collection()))
+        };
         for kind in [Kind::Service, Kind::Route, Kind::Consumer, Kind::Plugin] {
             let schema = kind.schema();
             let raws: Vec<&Map<String, Value>> = match kind {
@@ -440,35 +459,30 @@ impl Builder {
                 Kind::Consumer => self.config.consumers.iter().map(|e| &e.raw).collect(),
                 Kind::Plugin => self.plugins.iter().map(|d| &d.raw).collect(),
             };
-            let singular = &kind.collection()[..kind.collection().len() - 1];
             let mut seen = HashSet::new();
             for (i, raw) in raws.iter().enumerate() {
                 for (field, value) in schema.unique_values(raw) {
                     if !seen.insert((field, value)) {
-                        self.c.errors.push(ConfigError {
-                            path: format!("{}[{i}].{field}", kind.collection()),
-                            message: format!(
-                                "UNIQUE violation: {value:?} is already used by another {singular}"
-                            ),
-                        });
+                        self.c.errors.push(ConfigError::unique(
+                            format!("{}.{field}", place(kind, i)),
+                            json!({ field: value }),
+                        ));
                     }
                 }
             }
         }
-        // One plugin of a name per scope.
         let mut seen = HashSet::new();
         for (i, p) in self.plugins.iter().enumerate() {
-            let scope = format!(
-                "{} on service {:?}, route {:?}, consumer {:?}",
-                p.name, p.service, p.route, p.consumer
-            );
-            if !seen.insert(scope.clone()) {
-                self.c.errors.push(ConfigError {
-                    path: format!("plugins[{i}].name"),
-                    message: format!(
-                        "UNIQUE violation: {scope:?} is already used by another plugin"
-                    ),
-                });
+            let scope = |id: &Option<String>| id.as_ref().map_or(Value::Null, |id| id_ref(id));
+            let key = json!({
+                "consumer": scope(&p.consumer),
+                "name": p.name,
+                "route": scope(&p.route),
+                "service": scope(&p.service),
+            });
+            if !seen.insert(key.to_string()) {
+                let path = format!("{}.name", place(Kind::Plugin, i));
+                self.c.errors.push(ConfigError::unique(path, key));
             }
         }
     }
@@ -521,7 +535,7 @@ services:
     }
 
     #[test]
-    fn every_error_is_reported_with_its_path() {
+    fn every_error_is_reported_once_at_its_path_as_written() {
         let errs = errors(
             r#"
 _format_version: "3.0"
@@ -530,9 +544,15 @@ services:
   routes:
   - paths: [nope]
     methods: [get]
+  - name: r1
+    paths: [/r1]
+  - name: r1
+    paths: [/r1b]
   plugins:
   - name: aws-lambda
     config: {aws_region: "??", function_name: f, bogus: 1}
+  - name: aws-lambda
+    config: {function_name: g}
 - name: s1
   colour: blue
 routes:
@@ -542,19 +562,33 @@ plugins:
 - name: rate-limiting
 "#,
         );
-        let want = [
-            "services[0].routes[0].paths[0]: should start with: / (fixed path) or ~/ (regex path), got \"nope\"",
-            "services[0].routes[0].methods[0]: expected an upper-case HTTP method like GET, got \"get\"",
-            "services[0].plugins[0].config.bogus: unknown field",
-            "services[0].plugins[0].config.aws_region: expected a region like us-east-1, got \"??\"",
-            "services[1].colour: unknown field",
-            "plugins[0].name: plugin 'rate-limiting' not enabled; lambda-gateway provides only 'aws-lambda'",
-            "routes[0].service: no service named \"missing\"",
-            "services[1].name: UNIQUE violation: \"s1\" is already used by another service",
-        ];
-        for w in want {
-            assert!(errs.iter().any(|e| e == w), "missing {w:?} in {errs:#?}");
-        }
+        let service_id = {
+            let dup = errs
+                .iter()
+                .find(|e| e.contains("plugins[1].name"))
+                .expect("dup");
+            dup.split("id=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        assert_eq!(
+            errs,
+            [
+                "services[0].routes[0].methods[0]: expected an upper-case HTTP method like GET, got \"get\"",
+                "services[0].routes[0].paths[0]: should start with: / (fixed path) or ~/ (regex path), got \"nope\"",
+                "services[0].plugins[0].config.bogus: unknown field",
+                "services[0].plugins[0].config.aws_region: expected a region like us-east-1, got \"??\"",
+                "services[1].colour: unknown field",
+                "plugins[0].name: plugin 'rate-limiting' not enabled; lambda-gateway provides only 'aws-lambda'",
+                "routes[0].service: no service named \"missing\"",
+                "services[1].name: UNIQUE violation detected on '{name=\"s1\"}'",
+                "services[0].routes[2].name: UNIQUE violation detected on '{name=\"r1\"}'",
+                &format!("services[0].plugins[1].name: UNIQUE violation detected on '{{consumer=null,name=\"aws-lambda\",route=null,service={{id=\"{service_id}\"}}}}'"),
+            ]
+        );
+        assert_eq!(service_id.len(), 36);
     }
 
     #[test]
@@ -568,7 +602,11 @@ plugins:
             .any(|e| e.starts_with("invalid JSON")));
         assert!(errors("a: [").iter().any(|e| e.starts_with("invalid YAML")));
         assert_eq!(errors("[]"), ["expected an object, got an array"]);
-        assert!(errors("").is_empty());
+        // An empty document is no exception, as in Kong.
+        assert_eq!(
+            errors(""),
+            ["_format_version: required field missing (use \"3.0\")"]
+        );
     }
 
     #[test]

@@ -114,6 +114,27 @@ pub fn serve(
     Ok(())
 }
 
+/// Fails when another socket already listens on `addr`. The workers' listeners use
+/// SO_REUSEPORT, which would otherwise let a second gateway (or anything of the same user
+/// with the option set) silently split the connections with us. A probe bound without
+/// SO_REUSEPORT conflicts with any listener on the port; it is closed at once. Call it before
+/// [`serve`], unless sharing the port is the point.
+pub fn refuse_foreign_listener(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind(addr) {
+        Ok(_probe) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(std::io::Error::new(
+            e.kind(),
+            "address already in use by another process (another lambda-gateway?): stop it, \
+             choose another --listen, or pass --reuse-port to share the port on purpose \
+             (a zero-downtime upgrade)",
+        )),
+        Err(e) => Err(e),
+    }
+}
+
 async fn worker_main(
     cfg: ServeConfig,
     addr: SocketAddr,

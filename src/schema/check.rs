@@ -11,6 +11,50 @@ pub struct ConfigError {
     pub path: String,
     /// What is wrong.
     pub message: String,
+    /// For a uniqueness violation, the values that clash (Kong's `fields` of its 409).
+    pub conflict: Option<Value>,
+}
+
+impl ConfigError {
+    /// An error at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+            conflict: None,
+        }
+    }
+
+    /// A uniqueness violation at `path`: `fields` are the values another entity already has,
+    /// the message is Kong's (`UNIQUE violation detected on '{name="s1"}'`).
+    pub fn unique(path: impl Into<String>, fields: Value) -> ConfigError {
+        ConfigError {
+            path: path.into(),
+            message: format!("UNIQUE violation detected on '{}'", lua_table(&fields)),
+            conflict: Some(fields),
+        }
+    }
+}
+
+/// A value written as Kong prints a Lua table: `{id="x",name=null}`, keys sorted.
+fn lua_table(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let items: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k}={}", lua_table(&m[k])))
+                .collect();
+            format!("{{{}}}", items.join(","))
+        }
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(lua_table).collect();
+            format!("{{{}}}", items.join(","))
+        }
+        other => other.to_string(),
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -30,10 +74,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl ConfigErrors {
     /// A single error at `path`.
     pub fn single(path: &str, message: impl Into<String>) -> Self {
-        ConfigErrors(vec![ConfigError {
-            path: path.to_string(),
-            message: message.into(),
-        }])
+        ConfigErrors(vec![ConfigError::new(path, message)])
     }
 }
 
@@ -118,10 +159,7 @@ impl Checker {
     /// Records an error at the current path.
     pub fn error(&mut self, message: impl Into<String>) {
         let path = self.path();
-        self.errors.push(ConfigError {
-            path,
-            message: message.into(),
-        });
+        self.errors.push(ConfigError::new(path, message));
     }
 
     /// Records an error at `field` below the current path.

@@ -8,7 +8,7 @@ pub mod entities;
 mod values;
 
 use check::Checker;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 pub use values::{as_integer, header_map, reference_target, Shape};
 
 /// A check of a text value: `Err` with the message to report.
@@ -100,6 +100,33 @@ pub enum Type {
     PluginConfig,
     /// Any JSON value, kept as given (Kong fields accepted for compatibility).
     Any,
+}
+
+impl Type {
+    /// The type as Kong's schemas write it.
+    fn to_kong(self) -> Value {
+        let strings = |items: &[&str]| json!(items);
+        match self {
+            Type::Text(_) => json!({"type": "string"}),
+            Type::Integer { min, max } => json!({"type": "integer", "between": [min, max]}),
+            Type::Boolean => json!({"type": "boolean"}),
+            Type::OneOf(items) => json!({"type": "string", "one_of": strings(items)}),
+            Type::OneOfInts(items) => json!({"type": "integer", "one_of": items}),
+            Type::Texts(_) => json!({"type": "array", "elements": {"type": "string"}}),
+            Type::TextsOneOf(items) => {
+                json!({"type": "set", "elements": {"type": "string", "one_of": strings(items)}})
+            }
+            Type::HeaderMap => json!({
+                "type": "map",
+                "keys": {"type": "string"},
+                "values": {"type": "array", "elements": {"type": "string"}},
+            }),
+            Type::Reference(kind) => json!({"type": "foreign", "reference": kind.collection()}),
+            Type::Nested(kind) => json!({"type": "array", "reference": kind.collection()}),
+            Type::PluginConfig => json!({"type": "record"}),
+            Type::Any => json!({"type": "json"}),
+        }
+    }
 }
 
 /// A field's default, as the Admin API shows it when the field is not set.
@@ -229,6 +256,41 @@ pub struct Schema {
 }
 
 impl Schema {
+    /// The schema as Kong's Admin API describes one (`GET /schemas/…`): `[{name: {type, …}}]`
+    /// in field order; a plugin's `config` is the record of `config`'s fields. Nested
+    /// collections are not fields of the entity, and fields refused here are left out.
+    pub fn to_kong_fields(&self, config: Option<&Schema>) -> Value {
+        let fields = self
+            .fields
+            .iter()
+            .filter(|f| f.refused.is_none() && !matches!(f.ty, Type::Nested(_)))
+            .map(|f| {
+                let mut d = match f.ty {
+                    Type::PluginConfig => {
+                        let inner = config.map_or(Value::Array(vec![]), |c| c.to_kong_fields(None));
+                        json!({"type": "record", "fields": inner})
+                    }
+                    ty => ty.to_kong(),
+                };
+                if f.required || matches!(f.ty, Type::PluginConfig) {
+                    d["required"] = Value::Bool(true);
+                }
+                if f.unique {
+                    d["unique"] = Value::Bool(true);
+                }
+                if !matches!(f.default, Default::Null) {
+                    d["default"] = f.default.to_json();
+                }
+                if f.shown != Shown::Plain {
+                    d["encrypted"] = Value::Bool(true);
+                    d["referenceable"] = Value::Bool(true);
+                }
+                json!({ f.name: d })
+            })
+            .collect();
+        Value::Array(fields)
+    }
+
     /// The field called `name`.
     pub fn field(&self, name: &str) -> Option<&'static Field> {
         self.fields.iter().find(|f| f.name == name)

@@ -13,19 +13,16 @@ pub fn client_config(
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_bundle {
         let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("AWS_CA_BUNDLE {}: {e}", path.display()))?
+            .map_err(|e| format!("{}: {e}", path.display()))?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("AWS_CA_BUNDLE {}: {e}", path.display()))?;
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         if certs.is_empty() {
-            return Err(format!(
-                "AWS_CA_BUNDLE {}: no certificates found",
-                path.display()
-            ));
+            return Err(format!("{}: no certificates found", path.display()));
         }
         for cert in certs {
             roots
                 .add(cert)
-                .map_err(|e| format!("AWS_CA_BUNDLE {}: {e}", path.display()))?;
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -495,6 +495,30 @@ pub enum Driver {
     Epoll,
 }
 
+/// Removes the AWS variables the gateway reads, so that a test sees only what it sets.
+pub fn clear_aws_env(cmd: &mut Command) {
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_LAMBDA",
+        "AWS_CA_BUNDLE",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
+/// The address logged right after `marker` in a log line (`… listening on 127.0.0.1:8000 …`).
+pub fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
+    line.split(marker)
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+}
+
 /// Both drivers: every end-to-end behaviour runs on each.
 pub const DRIVERS: [Driver; 2] = [Driver::IoUring, Driver::Epoll];
 
@@ -575,24 +599,16 @@ impl Gateway {
         dir: Option<TempDir>,
     ) -> Gateway {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lambda-gateway"));
-        cmd.arg("--config")
-            .arg(&config_path)
-            .args(["--listen", "127.0.0.1:0"]);
+        cmd.arg("--config").arg(&config_path);
+        if !args.iter().any(|a| a == "--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
         if !args.iter().any(|a| a == "--workers") {
             cmd.args(["--workers", "2"]);
         }
         cmd.args(&args);
-        for var in [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION",
-            "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_LAMBDA",
-            "MONOIO_FORCE_LEGACY_DRIVER",
-            "LAMBDA_GATEWAY_ADMIN_TOKEN",
-        ] {
+        clear_aws_env(&mut cmd);
+        for var in ["MONOIO_FORCE_LEGACY_DRIVER", "LAMBDA_GATEWAY_ADMIN_TOKEN"] {
             cmd.env_remove(var);
         }
         cmd.env("AWS_CA_BUNDLE", &mock.ca_file)
@@ -614,12 +630,7 @@ impl Gateway {
             let mut tx = Some(tx);
             let mut admin_tx = Some(admin_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let addr_after = |marker: &str| {
-                    line.split(marker)
-                        .nth(1)
-                        .and_then(|r| r.split(' ').next())
-                        .and_then(|a| a.parse::<SocketAddr>().ok())
-                };
+                let addr_after = |marker: &str| addr_after(&line, marker);
                 if let Some(a) = addr_after("admin API listening on ") {
                     if let Some(t) = admin_tx.take() {
                         let _ = t.send(a);
