@@ -211,6 +211,8 @@ fn main() -> ExitCode {
         Some(Command::Manpage) => {
             match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
+                // `lambda-gateway manpage | head` closed the pipe: nothing went wrong.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: cannot write the man page: {e}");
                     ExitCode::FAILURE
