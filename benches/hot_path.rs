@@ -3,6 +3,8 @@
 //! - `parse`: our head parser (httparse + framing + Host/Connection rules) vs httparse alone;
 //! - `encode`: the payload encoder (legacy and forward modes, 1 KiB and 64 KiB bodies) vs
 //!   serde_json building the same JSON through a `Value`;
+//! - `event`: API Gateway events (payload 1.0 and 2.0, 1 KiB body) vs serde_json building the
+//!   same event through a `Value`;
 //! - `map`: response mapping, plain and proxy integration, vs decoding and re-encoding the
 //!   output with serde_json (what Kong's lua-resty-aws path does).
 //!
@@ -37,6 +39,30 @@ fn request(body_len: usize) -> Vec<u8> {
     raw
 }
 
+/// A request parsed once, handed out to every iteration.
+struct Parsed {
+    raw: Vec<u8>,
+    head: RequestHead,
+}
+
+impl Parsed {
+    fn new(body_len: usize) -> Parsed {
+        let raw = request(body_len);
+        let mut head = RequestHead::default();
+        let _ = head::parse(&raw, &Limits::default(), &mut head);
+        Parsed { raw, head }
+    }
+
+    fn req(&self) -> Request<'_> {
+        Request {
+            peer: None,
+            buf: &self.raw,
+            head: &self.head,
+            body: &self.raw[self.head.len..],
+        }
+    }
+}
+
 fn plugin(forward: bool, proxy: bool) -> Arc<LambdaConfig> {
     let mut c = LambdaConfig::with_defaults("f");
     c.forward_request_body = forward;
@@ -45,6 +71,129 @@ fn plugin(forward: bool, proxy: bool) -> Arc<LambdaConfig> {
     c.forward_request_uri = forward;
     c.is_proxy_integration = proxy;
     Arc::new(c)
+}
+
+mod event {
+    use super::*;
+    use lambda_gateway::lambda::config::PayloadVersion;
+    use lambda_gateway::lambda::event::EventContext;
+    use serde_json::json;
+
+    fn context() -> EventContext<'static> {
+        EventContext {
+            resource: Some("/lambda1"),
+            path_params: &[],
+            source_ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+            request_id: "c6af9ac6-7b61-11e6-9a41-93e812345678",
+            time: std::time::SystemTime::now(),
+        }
+    }
+
+    fn gateway(bencher: divan::Bencher, version: PayloadVersion) {
+        let parsed = Parsed::new(1024);
+        let mut cfg = LambdaConfig::with_defaults("f");
+        cfg.awsgateway_compatible = true;
+        cfg.awsgateway_compatible_payload_version = version;
+        let ctx = context();
+        let mut enc = PayloadEncoder::default();
+        bencher.bench_local(|| {
+            let req = parsed.req();
+            divan::black_box(enc.encode_unpaced(&cfg, &req, &ctx).is_ok())
+        });
+    }
+
+    #[divan::bench]
+    fn gateway_v1(bencher: divan::Bencher) {
+        gateway(bencher, PayloadVersion::V1);
+    }
+
+    #[divan::bench]
+    fn gateway_v2(bencher: divan::Bencher) {
+        gateway(bencher, PayloadVersion::V2);
+    }
+
+    fn text(b: &[u8]) -> Value {
+        Value::String(String::from_utf8_lossy(b).into_owned())
+    }
+
+    /// The same events through serde_json `Value`s, as a generic serializer builds them.
+    fn baseline(bencher: divan::Bencher, v2: bool) {
+        let parsed = Parsed::new(1024);
+        let ctx = context();
+        let mut out = Vec::new();
+        bencher.bench_local(|| {
+            let req = parsed.req();
+            let mut headers = Map::new();
+            let mut multi: Map<String, Value> = Map::new();
+            for (n, v) in req.headers() {
+                let name = if v2 {
+                    String::from_utf8_lossy(n).to_ascii_lowercase()
+                } else {
+                    String::from_utf8_lossy(n).into_owned()
+                };
+                headers.insert(name.clone(), text(v));
+                if let Value::Array(a) = multi.entry(name).or_insert(json!([])) {
+                    a.push(text(v));
+                }
+            }
+            let mut query = Map::new();
+            let mut multi_query: Map<String, Value> = Map::new();
+            for part in req.query().unwrap_or_default().split(|&b| b == b'&') {
+                let t = String::from_utf8_lossy(part);
+                let (k, v) = t.split_once('=').unwrap_or((&t, ""));
+                query.insert(k.to_string(), json!(v));
+                if let Value::Array(a) = multi_query.entry(k.to_string()).or_insert(json!([])) {
+                    a.push(json!(v));
+                }
+            }
+            let ip = ctx.source_ip.map(|ip| ip.to_string());
+            let event = if v2 {
+                json!({
+                    "version": "2.0", "routeKey": "$default", "rawPath": text(req.path()),
+                    "rawQueryString": text(req.query().unwrap_or_default()),
+                    "headers": headers, "queryStringParameters": query,
+                    "requestContext": {"accountId": "000000000000", "apiId": "lambdagateway",
+                        "domainName": text(req.host().unwrap_or_default()), "domainPrefix": "api",
+                        "http": {"method": text(req.method()), "path": text(req.path()),
+                            "protocol": "HTTP/1.1", "sourceIp": ip, "userAgent": headers.get("user-agent")},
+                        "requestId": ctx.request_id, "routeKey": "$default", "stage": "$default",
+                        "time": "29/Nov/2026:20:47:54 +0000", "timeEpoch": 1_796_071_674_123u64},
+                    "body": text(req.body), "isBase64Encoded": false,
+                })
+            } else {
+                json!({
+                    "version": "1.0", "resource": ctx.resource, "path": text(req.path()),
+                    "httpMethod": text(req.method()), "headers": headers,
+                    "multiValueHeaders": multi, "queryStringParameters": query,
+                    "multiValueQueryStringParameters": multi_query, "pathParameters": null,
+                    "stageVariables": null,
+                    "requestContext": {"accountId": "000000000000", "apiId": "lambdagateway",
+                        "resourceId": "lambdagateway", "resourcePath": ctx.resource,
+                        "httpMethod": text(req.method()), "path": text(req.path()),
+                        "protocol": "HTTP/1.1", "stage": "$default",
+                        "domainName": text(req.host().unwrap_or_default()), "domainPrefix": "api",
+                        "requestId": ctx.request_id, "extendedRequestId": ctx.request_id,
+                        "requestTime": "29/Nov/2026:20:47:54 +0000",
+                        "requestTimeEpoch": 1_796_071_674_123u64,
+                        "identity": {"sourceIp": ip, "userAgent": headers.get("User-Agent")}},
+                    "body": text(req.body), "isBase64Encoded": false,
+                })
+            };
+            out.clear();
+            let _ = serde_json::to_writer(&mut out, &event);
+            divan::black_box(out.len())
+        });
+    }
+
+    #[divan::bench]
+    fn baseline_serde_json_v1(bencher: divan::Bencher) {
+        baseline(bencher, false);
+    }
+
+    #[divan::bench]
+    fn baseline_serde_json_v2(bencher: divan::Bencher) {
+        baseline(bencher, true);
+    }
 }
 
 mod parse {
@@ -75,18 +224,12 @@ mod encode {
     use super::*;
 
     fn encode_with(bencher: divan::Bencher, size: usize, forward: bool) {
-        let raw = request(size);
-        let mut head = RequestHead::default();
-        let _ = head::parse(&raw, &Limits::default(), &mut head);
+        let parsed = Parsed::new(size);
         let cfg = plugin(forward, false);
         let mut enc = PayloadEncoder::default();
         bencher.bench_local(|| {
-            let req = Request {
-                buf: &raw,
-                head: &head,
-                body: &raw[head.len..],
-            };
-            divan::black_box(enc.encode_unpaced(&cfg, &req).is_ok())
+            let req = parsed.req();
+            divan::black_box(enc.encode_unpaced(&cfg, &req, &Default::default()).is_ok())
         });
     }
 
@@ -116,16 +259,10 @@ mod encode {
 
     #[divan::bench(args = SIZES)]
     fn baseline_serde_json_legacy(bencher: divan::Bencher, size: usize) {
-        let raw = request(size);
-        let mut head = RequestHead::default();
-        let _ = head::parse(&raw, &Limits::default(), &mut head);
+        let parsed = Parsed::new(size);
         let mut out = Vec::new();
         bencher.bench_local(|| {
-            let req = Request {
-                buf: &raw,
-                head: &head,
-                body: &raw[head.len..],
-            };
+            let req = parsed.req();
             let mut m = query_map(req.query().unwrap_or_default());
             if let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(req.body) {
                 m.extend(body);
@@ -138,16 +275,10 @@ mod encode {
 
     #[divan::bench(args = SIZES)]
     fn baseline_serde_json_forward(bencher: divan::Bencher, size: usize) {
-        let raw = request(size);
-        let mut head = RequestHead::default();
-        let _ = head::parse(&raw, &Limits::default(), &mut head);
+        let parsed = Parsed::new(size);
         let mut out = Vec::new();
         bencher.bench_local(|| {
-            let req = Request {
-                buf: &raw,
-                head: &head,
-                body: &raw[head.len..],
-            };
+            let req = parsed.req();
             let mut m = Map::new();
             m.insert(
                 "request_method".into(),

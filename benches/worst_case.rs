@@ -95,12 +95,13 @@ fn bench_encode(bencher: divan::Bencher, raw: Vec<u8>, cfg: LambdaConfig) {
     assert_eq!(head::parse(&raw, &Limits::default(), &mut head), Ok(true));
     bencher.bench_local(|| {
         let req = Request {
+            peer: None,
             buf: &raw,
             head: &head,
             body: &raw[head.len..],
         };
         let mut enc = PayloadEncoder::default();
-        let r = enc.encode_unpaced(&cfg, &req);
+        let r = enc.encode_unpaced(&cfg, &req, &Default::default());
         assert!(r.is_ok(), "{r:?}");
         divan::black_box(enc.out.len())
     });
@@ -294,11 +295,12 @@ mod request_head {
         b.bench_local(|| {
             let _ = head::parse(&raw, &limits, &mut h);
             let req = Request {
+                peer: None,
                 buf: &raw,
                 head: &h,
                 body: &raw[h.len..],
             };
-            divan::black_box(enc.encode_unpaced(&cfg, &req).is_ok())
+            divan::black_box(enc.encode_unpaced(&cfg, &req, &Default::default()).is_ok())
         });
     }
 

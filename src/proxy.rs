@@ -8,12 +8,14 @@ use crate::http::conn::{BufferPool, Handler};
 use crate::http::encode::Response;
 use crate::http::failure::Failure;
 use crate::http::request::Request;
+use crate::lambda::event::{EventContext, RequestIds};
 use crate::lambda::payload::{PayloadEncoder, PayloadError};
 use crate::lambda::response::{LambdaAnswer, Outcome, ResponseMapper};
 use crate::metrics::WorkerMetrics;
 use crate::pacing::TimeSlice;
 use crate::upstream::client::{InvokeBuffers, InvokeResponse, Upstream};
 use arc_swap::ArcSwap;
+use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -58,6 +60,7 @@ pub struct Proxy {
     pub metrics: Arc<WorkerMetrics>,
     buffers: BufferPool,
     free: RefCell<Vec<InvokeScratch>>,
+    request_ids: RequestIds,
 }
 
 /// Most invoke scratch sets kept for reuse per worker.
@@ -97,6 +100,7 @@ impl Proxy {
             metrics,
             buffers: BufferPool::default(),
             free: RefCell::new(Vec::new()),
+            request_ids: RequestIds::default(),
         }
     }
 
@@ -111,10 +115,11 @@ impl Proxy {
             path: req.path(),
             headers: &headers,
         };
-        let Some(route_index) = snapshot.router.find(&query) else {
+        let Some(matched) = snapshot.router.find_match(&query) else {
             Failure::NoRoute.answer(resp);
             return;
         };
+        let route_index = matched.route;
         let plugin = match &snapshot.actions[route_index] {
             RouteAction::Invoke(target) => target,
             RouteAction::NoPlugin { route_label } => {
@@ -132,7 +137,25 @@ impl Proxy {
         };
         let function = plugin.config.function_name.as_str();
         let mut pacer = TimeSlice::default();
-        let encoded = s.payload.encode(&plugin.config, &req, &mut pacer).await;
+        // What an API Gateway event says beyond the request, gathered only for one.
+        let mut id = [0u8; 36];
+        let mut path_params: SmallVec<[(&str, &[u8]); 4]> = SmallVec::new();
+        let ctx = if plugin.config.awsgateway_compatible {
+            matched.path_params(req.path(), |name, value| path_params.push((name, value)));
+            EventContext {
+                resource: matched.resource(),
+                path_params: &path_params,
+                source_ip: req.peer,
+                request_id: self.request_ids.next(&mut id),
+                time: std::time::SystemTime::now(),
+            }
+        } else {
+            EventContext::default()
+        };
+        let encoded = s
+            .payload
+            .encode(&plugin.config, &req, &ctx, &mut pacer)
+            .await;
         if let Err(PayloadError::TooLarge { size, limit }) = encoded {
             let failure = Failure::PayloadTooLarge { size, limit };
             fail(resp, failure, &plugin.route_label, function);

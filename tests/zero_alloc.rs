@@ -8,6 +8,7 @@ use lambda_gateway::http::encode::{write_response, Response};
 use lambda_gateway::http::head::{self, RequestHead};
 use lambda_gateway::http::request::Request;
 use lambda_gateway::http::Limits;
+use lambda_gateway::lambda::event::EventContext;
 use lambda_gateway::lambda::payload::PayloadEncoder;
 use lambda_gateway::lambda::response::{LambdaAnswer, ResponseMapper};
 use lambda_gateway::upstream::client::{encode_request, InvokeBuffers};
@@ -67,6 +68,8 @@ routes:
 - {name: legacy, paths: [/legacy], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET}}]}
 - {name: forward, paths: [/forward], plugins: [{name: aws-lambda, config: {function_name: "arn:aws:lambda:us-east-1:123456789012:function:f", aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true,
     forward_request_method: true, forward_request_uri: true, forward_request_headers: true, forward_request_body: true}}]}
+- {name: event-v1, paths: [/event-v1], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true, awsgateway_compatible: true}}]}
+- {name: event-v2, paths: [/event-v2], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true, awsgateway_compatible: true, awsgateway_compatible_payload_version: "2.0"}}]}
 "#;
 
 fn request(path: &str) -> Vec<u8> {
@@ -109,9 +112,21 @@ fn the_request_path_allocates_nothing_in_steady_state() {
     let mut answer_buf = Vec::new();
     let date = AmzDate::from_unix(1_732_406_400);
 
+    // An output without statusCode: payload 2.0 infers a 200 from it.
+    let inferred_answer = plain_answer.clone();
+    let params: [(&str, &[u8]); 1] = [("id", b"42")];
+    let event = EventContext {
+        resource: Some("/event"),
+        path_params: &params,
+        source_ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+        request_id: "c6af9ac6-7b61-11e6-9a41-93e812345678",
+        time: std::time::SystemTime::now(),
+    };
     for (path, route_index, answer) in [
         ("/legacy", 0usize, &plain_answer),
         ("/forward", 1, &proxy_answer),
+        ("/event-v1", 2, &proxy_answer),
+        ("/event-v2", 3, &inferred_answer),
     ] {
         let raw = request(path);
         let RouteAction::Invoke(plugin) = &snapshot.actions[route_index] else {
@@ -120,11 +135,14 @@ fn the_request_path_allocates_nothing_in_steady_state() {
         let mut one = || {
             assert_eq!(head::parse(&raw, &limits, &mut head), Ok(true));
             let req = Request {
+                peer: None,
                 buf: &raw,
                 head: &head,
                 body: &raw[head.len..],
             };
-            encoder.encode_unpaced(&plugin.config, &req).expect("fits");
+            encoder
+                .encode_unpaced(&plugin.config, &req, &event)
+                .expect("fits");
             encode_request(&mut signer, plugin, &encoder.out, &date, &mut bufs);
             answer_buf.clear();
             answer_buf.extend_from_slice(answer);

@@ -1,12 +1,14 @@
 //! The payload encoder on arbitrary requests: the output is always valid JSON, and it carries
-//! the request's values (method, URI, body) unchanged, in forward and legacy modes.
+//! the request's values (method, URI, body) unchanged, in forward, legacy and API Gateway
+//! (payload 1.0 and 2.0) modes.
 #![no_main]
 
 use base64::Engine;
 use lambda_gateway::http::head::{self, RequestHead};
 use lambda_gateway::http::request::Request;
 use lambda_gateway::http::Limits;
-use lambda_gateway::lambda::config::LambdaConfig;
+use lambda_gateway::lambda::config::{LambdaConfig, PayloadVersion};
+use lambda_gateway::lambda::event::EventContext;
 use lambda_gateway::lambda::payload::PayloadEncoder;
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
@@ -48,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let req = Request {
+        peer: None,
         buf: &raw,
         head: &h,
         body: &raw[h.len..],
@@ -60,7 +63,10 @@ fuzz_target!(|data: &[u8]| {
     forward.forward_request_method = true;
     forward.forward_request_uri = true;
     forward.base64_encode_body = sel & 0x80 == 0;
-    if enc.encode_unpaced(&forward, &req).is_ok() {
+    if enc
+        .encode_unpaced(&forward, &req, &Default::default())
+        .is_ok()
+    {
         // Valid JSON by RFC 8259 (numbers of any size pass through as sent), read member by
         // member so a huge number in the body does not trip the checker.
         let top: HashMap<String, &RawValue> =
@@ -104,8 +110,50 @@ fuzz_target!(|data: &[u8]| {
             assert!(args.get().starts_with('{') || args.get().starts_with('['));
         }
     }
+    // API Gateway events, both versions, with a path parameter taken from the target.
+    let params: [(&str, &[u8]); 1] = [("p", target)];
+    let ctx = EventContext {
+        resource: Some("/{proxy+}"),
+        path_params: &params,
+        source_ip: Some(std::net::Ipv6Addr::LOCALHOST.into()),
+        request_id: "id",
+        time: std::time::SystemTime::now(),
+    };
+    for version in [PayloadVersion::V1, PayloadVersion::V2] {
+        let mut cfg = LambdaConfig::with_defaults("f");
+        cfg.awsgateway_compatible = true;
+        cfg.awsgateway_compatible_payload_version = version;
+        cfg.base64_encode_body = sel & 0x40 == 0;
+        if enc.encode_unpaced(&cfg, &req, &ctx).is_err() {
+            continue;
+        }
+        let event: serde_json::Value =
+            serde_json::from_slice(&enc.out).expect("an event is valid JSON");
+        let method = if version == PayloadVersion::V1 {
+            &event["httpMethod"]
+        } else {
+            &event["requestContext"]["http"]["method"]
+        };
+        assert_eq!(method, "POST");
+        assert_eq!(
+            event["pathParameters"]["p"],
+            serde_json::Value::String(String::from_utf8_lossy(target).into_owned())
+        );
+        match (&event["body"], &event["isBase64Encoded"]) {
+            (serde_json::Value::String(s), serde_json::Value::Bool(true)) => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .expect("valid base64");
+                assert_eq!(decoded, req.body);
+            }
+            (serde_json::Value::String(s), _) => {
+                assert_eq!(*s, String::from_utf8_lossy(req.body))
+            }
+            (_, _) => assert!(req.body.is_empty()),
+        }
+    }
     if enc
-        .encode_unpaced(&LambdaConfig::with_defaults("f"), &req)
+        .encode_unpaced(&LambdaConfig::with_defaults("f"), &req, &Default::default())
         .is_ok()
     {
         let v: &RawValue = serde_json::from_slice(&enc.out).expect("legacy payload is valid JSON");

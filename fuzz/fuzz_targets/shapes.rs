@@ -67,6 +67,7 @@ fn encode(raw: &[u8], forward: bool) {
         return;
     }
     let req = Request {
+        peer: None,
         buf: raw,
         head: &h,
         body: &raw[h.len..],
@@ -75,7 +76,7 @@ fn encode(raw: &[u8], forward: bool) {
     cfg.forward_request_body = forward;
     cfg.forward_request_headers = forward;
     cfg.forward_request_uri = forward;
-    let _ = PayloadEncoder::default().encode_unpaced(&cfg, &req);
+    let _ = PayloadEncoder::default().encode_unpaced(&cfg, &req, &Default::default());
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -97,10 +97,10 @@ pub fn spawn(
                         }
                     });
                 }
-                conn::accept_until_shutdown(&listener, &shutdown, |stream| {
+                conn::accept_until_shutdown(&listener, &shutdown, |stream, peer| {
                     let (shared, slots) = (shared.clone(), slots.clone());
                     monoio::spawn(async move {
-                        conn::serve(stream, shared, &slots).await;
+                        conn::serve(stream, Some(peer.ip()), shared, &slots).await;
                     });
                 })
                 .await;

@@ -38,6 +38,8 @@ enum HostRule {
 struct Entry {
     route: usize,
     path: PathRule,
+    /// The path as configured (a regex without its `~`), for API Gateway's `resource`.
+    pattern: Option<String>,
     hosts: Vec<HostRule>,
     methods: Vec<String>,
     headers: Vec<(String, Vec<String>)>,
@@ -93,20 +95,21 @@ impl Router {
             let plain_hosts = u8::from(
                 hosts.iter().all(|h| matches!(h, HostRule::Exact(_))) && !hosts.is_empty(),
             );
-            let mut paths: Vec<(PathRule, usize)> = Vec::new();
+            let mut paths: Vec<(PathRule, usize, Option<String>)> = Vec::new();
             if route.paths.is_empty() {
-                paths.push((PathRule::Any, 0));
+                paths.push((PathRule::Any, 0, None));
             }
             for p in &route.paths {
                 if let Some(re) = p.strip_prefix('~') {
                     if let Ok(r) = Regex::new(&format!("^(?:{re})")) {
-                        paths.push((PathRule::Regex(r), re.len()));
+                        paths.push((PathRule::Regex(r), re.len(), Some(re.to_string())));
                     }
                 } else {
-                    paths.push((PathRule::Prefix(p.as_bytes().to_vec()), p.len()));
+                    let prefix = PathRule::Prefix(p.as_bytes().to_vec());
+                    paths.push((prefix, p.len(), Some(p.clone())));
                 }
             }
-            for (path, len) in paths {
+            for (path, len, pattern) in paths {
                 let key = (
                     categories,
                     plain_hosts,
@@ -120,6 +123,7 @@ impl Router {
                     Entry {
                         route: index,
                         path,
+                        pattern,
                         hosts: hosts.clone(),
                         methods: route.methods.clone(),
                         headers: route.headers.clone(),
@@ -136,7 +140,49 @@ impl Router {
 
     /// The index (into the config's routes) of the best matching route.
     pub fn find(&self, q: &RouteQuery<'_>) -> Option<usize> {
-        self.entries.iter().find(|e| e.matches(q)).map(|e| e.route)
+        self.find_match(q).map(|m| m.route)
+    }
+
+    /// The best matching route, with the path rule that matched it.
+    pub fn find_match(&self, q: &RouteQuery<'_>) -> Option<RouteMatch<'_>> {
+        let entry = self.entries.iter().find(|e| e.matches(q))?;
+        Some(RouteMatch {
+            route: entry.route,
+            entry,
+        })
+    }
+}
+
+/// A matched route: its index into the config's routes, and the path that matched it.
+pub struct RouteMatch<'r> {
+    /// The route's index.
+    pub route: usize,
+    entry: &'r Entry,
+}
+
+impl<'r> RouteMatch<'r> {
+    /// The route path that matched, as configured (a regex without its `~`); `None` for a
+    /// route without paths.
+    pub fn resource(&self) -> Option<&'r str> {
+        self.entry.pattern.as_deref()
+    }
+
+    /// Calls `each` with every named capture of a regex path that matched `path`, in the
+    /// regex's order (numbered groups are skipped, as in Kong).
+    pub fn path_params<'p>(&self, path: &'p [u8], mut each: impl FnMut(&'r str, &'p [u8])) {
+        let PathRule::Regex(r) = &self.entry.path else {
+            return;
+        };
+        if r.capture_names().all(|n| n.is_none()) {
+            return;
+        }
+        if let Some(caps) = r.captures(path) {
+            for name in r.capture_names().flatten() {
+                if let Some(m) = caps.name(name) {
+                    each(name, m.as_bytes());
+                }
+            }
+        }
     }
 }
 

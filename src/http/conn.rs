@@ -66,6 +66,8 @@ pub struct ConnBuffers {
     pub out: Vec<u8>,
     /// A de-chunked request body.
     pub body: Vec<u8>,
+    /// The connection's client address.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl ConnBuffers {
@@ -190,9 +192,14 @@ impl<S, H, F: Future<Output = Served<S>>> RequestSlots<S, H, F> {
     }
 }
 
-/// Serves one client connection until it closes, errs, idles out, or the server shuts down.
-pub async fn serve<S, H, F>(mut stream: S, shared: Rc<Shared<H>>, slots: &RequestSlots<S, H, F>)
-where
+/// Serves one client connection (from `peer`) until it closes, errs, idles out, or the server
+/// shuts down.
+pub async fn serve<S, H, F>(
+    mut stream: S,
+    peer: Option<std::net::IpAddr>,
+    shared: Rc<Shared<H>>,
+    slots: &RequestSlots<S, H, F>,
+) where
     S: AsyncReadRent + AsyncWriteRent,
     H: Handler,
     F: Future<Output = Served<S>>,
@@ -217,6 +224,7 @@ where
                     return;
                 }
                 let mut s = shared.handler.buffers().take();
+                s.peer = peer;
                 s.read.extend_from_slice(&first);
                 first.clear();
                 s
@@ -383,6 +391,7 @@ where
             head,
             response,
             body,
+            peer,
             ..
         } = &mut *s;
         let body_slice: &[u8] = match head.framing {
@@ -393,6 +402,7 @@ where
             buf: read,
             head,
             body: body_slice,
+            peer: *peer,
         };
         handler.handle(req, response).await;
     }
@@ -497,7 +507,7 @@ async fn read_some<S: AsyncReadRent>(
 pub async fn accept_until_shutdown(
     listener: &monoio::net::TcpListener,
     shutdown: &Shutdown,
-    mut on_accept: impl FnMut(monoio::net::TcpStream),
+    mut on_accept: impl FnMut(monoio::net::TcpStream, std::net::SocketAddr),
 ) {
     loop {
         let accepted = monoio::select! {
@@ -506,7 +516,7 @@ pub async fn accept_until_shutdown(
         };
         match accepted {
             None => return,
-            Some(Ok((stream, _peer))) => on_accept(stream),
+            Some(Ok((stream, peer))) => on_accept(stream, peer),
             Some(Err(e)) => {
                 // EMFILE and friends: back off instead of spinning.
                 log::warn!("accept on {:?} failed: {e}", listener.local_addr().ok());

@@ -11,6 +11,8 @@ pub struct Request<'a> {
     pub head: &'a RequestHead,
     /// The whole body (de-chunked if it was chunked).
     pub body: &'a [u8],
+    /// The client's address, where the server knows it.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl<'a> Request<'a> {

@@ -243,12 +243,6 @@ pub fn validate(c: &mut Checker, value: &Value) -> Option<LambdaConfig> {
     if set("aws_key") != set("aws_secret") {
         c.error("all or none of these fields must be set: 'config.aws_key', 'config.aws_secret'");
     }
-    if obj.get("awsgateway_compatible") == Some(&Value::Bool(true)) {
-        c.error_at(
-            "awsgateway_compatible",
-            "API Gateway proxy events are not supported by this version of lambda-gateway yet",
-        );
-    }
     (c.errors.len() == before).then(|| from_checked(obj))
 }
 

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod config;
+pub mod event;
 pub mod json_body;
 pub mod key_groups;
 pub mod payload;

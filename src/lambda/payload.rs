@@ -7,10 +7,12 @@
 //! - **legacy** ("Sending parameters"): query and body arguments merged at the top level, the
 //!   body winning on a clash, flags as `true`, repeated arguments as arrays.
 //!
-//! API Gateway proxy events (`awsgateway_compatible`) will be a third mode next to these.
+//! - **API Gateway events** (`awsgateway_compatible`), which come first: see
+//!   [`super::event`].
 
 use super::args::{ArgValue, Args};
-use super::config::LambdaConfig;
+use super::config::{LambdaConfig, PayloadVersion};
+use super::event::{EventContext, EventScratch};
 use crate::http::media::{body_kind, BodyKind};
 use crate::http::request::Request;
 use crate::json;
@@ -39,6 +41,7 @@ pub struct PayloadEncoder {
     query: Args,
     body: Args,
     headers: Args,
+    event: EventScratch,
 }
 
 impl PayloadEncoder {
@@ -48,19 +51,31 @@ impl PayloadEncoder {
             + self.query.retained_bytes()
             + self.body.retained_bytes()
             + self.headers.retained_bytes()
+            + self.event.retained_bytes()
     }
 
     /// Encodes the payload for `req` under `cfg` into [`PayloadEncoder::out`], pausing between
-    /// body members when `pacer` says so.
+    /// body members when `pacer` says so. `ctx` is what an API Gateway event says beyond the
+    /// request (the other modes do not read it).
     pub async fn encode(
         &mut self,
         cfg: &LambdaConfig,
         req: &Request<'_>,
+        ctx: &EventContext<'_>,
         pacer: &mut impl Pacer,
     ) -> Result<(), PayloadError> {
         self.out.clear();
         let limit = cfg.invocation_type.max_payload();
-        if cfg.forwards_anything() {
+        if cfg.awsgateway_compatible {
+            // Escaping or base64 only makes a body longer: refuse before writing one that
+            // cannot fit.
+            check_size(&self.out, req.body.len(), limit)?;
+            let (out, scratch, base64) = (&mut self.out, &mut self.event, cfg.base64_encode_body);
+            match cfg.awsgateway_compatible_payload_version {
+                PayloadVersion::V1 => super::event::write_v1(out, scratch, req, ctx, base64),
+                PayloadVersion::V2 => super::event::write_v2(out, scratch, req, ctx, base64),
+            }
+        } else if cfg.forwards_anything() {
             self.encode_forward(cfg, req, limit, pacer).await?;
         } else {
             self.encode_legacy(req, limit, pacer).await?;
@@ -74,8 +89,9 @@ impl PayloadEncoder {
         &mut self,
         cfg: &LambdaConfig,
         req: &Request<'_>,
+        ctx: &EventContext<'_>,
     ) -> Result<(), PayloadError> {
-        crate::pacing::run_unpaced(async |pacer| self.encode(cfg, req, pacer).await)
+        crate::pacing::run_unpaced(async |pacer| self.encode(cfg, req, ctx, pacer).await)
     }
 
     async fn encode_legacy(
@@ -197,14 +213,7 @@ impl PayloadEncoder {
             if base64 {
                 json::write_key(out, "request_body");
                 out.push(b'"');
-                let engine = &base64::engine::general_purpose::STANDARD;
-                let start = out.len();
-                let encoded_len = base64::encoded_len(req.body.len(), true).unwrap_or(0);
-                out.resize(start + encoded_len, 0);
-                let written = engine
-                    .encode_slice(req.body, &mut out[start..])
-                    .unwrap_or(0);
-                out.truncate(start + written);
+                write_base64(out, req.body);
                 out.extend_from_slice(b"\",");
                 json::write_key(out, "request_body_base64");
                 out.extend_from_slice(b"true,");
@@ -249,6 +258,16 @@ impl PayloadEncoder {
             && super::json_body::validate_paced(req.body, pacer).await;
         valid.then_some(BodyKind::Json)
     }
+}
+
+/// Appends `bytes` in standard base64, straight into `out`.
+pub(super) fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let start = out.len();
+    let encoded_len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+    out.resize(start + encoded_len, 0);
+    let written = engine.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + written);
 }
 
 /// JSON insignificant whitespace trimmed from both ends.
@@ -327,12 +346,13 @@ mod tests {
         let mut h = RequestHead::default();
         assert_eq!(head::parse(raw, &Limits::default(), &mut h), Ok(true));
         let req = Request {
+            peer: None,
             buf: raw,
             head: &h,
             body: &raw[h.len..],
         };
         let mut enc = PayloadEncoder::default();
-        enc.encode_unpaced(cfg, &req)?;
+        enc.encode_unpaced(cfg, &req, &EventContext::default())?;
         Ok(serde_json::from_slice(&enc.out)
             .unwrap_or_else(|e| panic!("invalid JSON {e}: {}", String::from_utf8_lossy(&enc.out))))
     }
@@ -432,17 +452,23 @@ mod tests {
         let mut h = RequestHead::default();
         assert_eq!(head::parse(raw, &Limits::default(), &mut h), Ok(true));
         let req = Request {
+            peer: None,
             buf: raw,
             head: &h,
             body: &raw[h.len..],
         };
         let mut enc = PayloadEncoder::default();
-        enc.encode_unpaced(&LambdaConfig::with_defaults("f"), &req)
-            .expect("fits");
+        enc.encode_unpaced(
+            &LambdaConfig::with_defaults("f"),
+            &req,
+            &EventContext::default(),
+        )
+        .expect("fits");
         assert_eq!(enc.out, br#"{"n":[5,7777777777e+400]}"#);
         let mut forward = LambdaConfig::with_defaults("f");
         forward.forward_request_body = true;
-        enc.encode_unpaced(&forward, &req).expect("fits");
+        enc.encode_unpaced(&forward, &req, &EventContext::default())
+            .expect("fits");
         let top: std::collections::HashMap<String, &serde_json::value::RawValue> =
             serde_json::from_slice(&enc.out).expect("valid JSON");
         assert_eq!(

@@ -2,7 +2,7 @@
 
 use crate::http::encode::Response;
 use crate::http::failure::Failure;
-use crate::lambda::config::LambdaConfig;
+use crate::lambda::config::{LambdaConfig, PayloadVersion};
 use base64::Engine;
 use simd_json::prelude::*;
 use simd_json::tape::{Tape, Value as TapeValue};
@@ -67,6 +67,9 @@ pub struct ResponseMapper {
     buffers: simd_json::Buffers,
     decoded: Vec<u8>,
     scratch: Vec<u8>,
+    /// The output as the function wrote it, kept for payload 2.0's inferred answers (parsing
+    /// unescapes strings in place).
+    original: Vec<u8>,
 }
 
 impl Default for ResponseMapper {
@@ -76,6 +79,7 @@ impl Default for ResponseMapper {
             buffers: simd_json::Buffers::new(4096),
             decoded: Vec::new(),
             scratch: Vec::new(),
+            original: Vec::new(),
         }
     }
 }
@@ -84,6 +88,7 @@ impl ResponseMapper {
     /// Bytes of buffer capacity held between requests (the tape is counted by node).
     pub fn retained_bytes(&self) -> usize {
         self.decoded.capacity()
+            + self.original.capacity()
             + self.tape.0.capacity() * std::mem::size_of::<simd_json::Node<'static>>()
     }
 
@@ -102,7 +107,9 @@ impl ResponseMapper {
             .header("x-amz-function-error")
             .map(|v| String::from_utf8_lossy(v).into_owned());
         if cfg.is_proxy_integration && answer.status == 200 {
-            return match self.map_proxy(answer.headers, answer.body, resp) {
+            let v2 = cfg.awsgateway_compatible
+                && cfg.awsgateway_compatible_payload_version == PayloadVersion::V2;
+            return match self.map_proxy(answer.headers, answer.body, v2, resp) {
                 Ok(()) => function_error.map_or(Outcome::Ok, Outcome::FunctionError),
                 Err(failure) => {
                     let detail = failure.to_string();
@@ -124,21 +131,32 @@ impl ResponseMapper {
         function_error.map_or(Outcome::Ok, Outcome::FunctionError)
     }
 
-    /// Parses `{statusCode, headers, multiValueHeaders, body, isBase64Encoded}`.
+    /// Parses `{statusCode, headers, multiValueHeaders, body, isBase64Encoded}` (and, with
+    /// payload 2.0, `cookies`; an output without `statusCode` is then the body of a 200).
     fn map_proxy(
         &mut self,
         lambda_headers: &[(&[u8], &[u8])],
         body: &mut [u8],
+        v2: bool,
         resp: &mut Response,
     ) -> Result<(), ProxyFailure> {
+        if v2 {
+            self.original.clear();
+            self.original.extend_from_slice(body);
+        }
         let mut tape: Tape<'_> = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
         let result = if body.is_empty() {
             Err(ProxyFailure::invalid("proxy response must be json format"))
         } else {
             match simd_json::fill_tape(body, &mut self.buffers, &mut tape) {
+                Ok(()) if v2 && !has_status_code(tape.as_value()) => {
+                    infer_v2(lambda_headers, &self.original, resp);
+                    Ok(())
+                }
                 Ok(()) => apply_proxy(
                     tape.as_value(),
                     lambda_headers,
+                    v2,
                     resp,
                     &mut self.decoded,
                     &mut self.scratch,
@@ -151,9 +169,27 @@ impl ResponseMapper {
     }
 }
 
+/// Whether an output is an object with a `statusCode` (else payload 2.0 infers the answer).
+fn has_status_code(v: TapeValue<'_, '_>) -> bool {
+    v.as_object().is_some_and(|o| o.get("statusCode").is_some())
+}
+
+/// API Gateway's payload 2.0 rule for an output without `statusCode`: a 200
+/// `application/json` whose body is the output itself.
+fn infer_v2(lambda_headers: &[(&[u8], &[u8])], output: &[u8], resp: &mut Response) {
+    resp.status = 200;
+    let mut content_type = NameSet::with_expected(1);
+    content_type.insert(b"content-type");
+    pass_headers(lambda_headers, resp, Some(&content_type));
+    resp.header(b"Content-Type", b"application/json");
+    resp.header(b"Via", VIA);
+    resp.body.extend_from_slice(output);
+}
+
 fn apply_proxy(
     v: TapeValue<'_, '_>,
     lambda_headers: &[(&[u8], &[u8])],
+    v2: bool,
     resp: &mut Response,
     decoded: &mut Vec<u8>,
     scalar: &mut Vec<u8>,
@@ -230,6 +266,21 @@ fn apply_proxy(
     for (name, value) in multi.iter().flat_map(|m| m.iter()) {
         if !is_dropped(name.as_bytes()) {
             write_header_values(resp, name.as_bytes(), value, scalar)?;
+        }
+    }
+    // Payload 2.0's `cookies`: one Set-Cookie each.
+    if let Some(cookies) = obj.get("cookies").filter(|c| v2 && !c.is_null()) {
+        let items = cookies
+            .as_array()
+            .ok_or("cookies must be an array of strings")?;
+        for cookie in items.iter() {
+            let text = cookie
+                .as_str()
+                .ok_or("cookies must be an array of strings")?;
+            resp.header(b"Set-Cookie", text.as_bytes());
+            if resp.headers.len() > MAX_PROXY_HEADER_BYTES {
+                return Err(ProxyFailure::HeadersTooLarge);
+            }
         }
     }
     resp.header(b"Via", VIA);
@@ -733,5 +784,55 @@ mod tests {
         let (r, _) = map(&cfg, 429, &[("Retry-After", "3")], "{}");
         assert_eq!(r.status, 429);
         assert!(header_text(&r).contains("Retry-After: 3\r\n"));
+    }
+
+    #[test]
+    fn payload_2_0_infers_answers_and_sets_cookies() {
+        let mut cfg = LambdaConfig::with_defaults("f");
+        cfg.is_proxy_integration = true;
+        cfg.awsgateway_compatible = true;
+        cfg.awsgateway_compatible_payload_version = PayloadVersion::V2;
+        let lambda = [("Content-Type", "text/plain"), ("x-amzn-RequestId", "r1")];
+        // No statusCode: a 200 application/json whose body is the output, byte for byte.
+        for output in [
+            r#"{"hello": "w\u00f6rld"}"#,
+            r#""just a string""#,
+            "[1,2]",
+            "42",
+        ] {
+            let (r, o) = map(&cfg, 200, &lambda, output);
+            assert_eq!(
+                (r.status, r.body.as_slice(), o),
+                (200, output.as_bytes(), Outcome::Ok)
+            );
+            let h = header_text(&r);
+            assert!(
+                h.contains("Content-Type: application/json\r\n") && !h.contains("text/plain"),
+                "{h}"
+            );
+            assert!(h.contains("x-amzn-RequestId: r1\r\n"), "{h}");
+        }
+        // With statusCode: cookies become Set-Cookie lines.
+        let (r, _) = map(
+            &cfg,
+            200,
+            &lambda,
+            r#"{"statusCode":201,"cookies":["a=1; Path=/","b=2"],"headers":{"X":"y"},"body":"ok"}"#,
+        );
+        assert_eq!((r.status, r.body.as_slice()), (201, &b"ok"[..]));
+        let h = header_text(&r);
+        assert!(
+            h.contains("Set-Cookie: a=1; Path=/\r\nSet-Cookie: b=2\r\n"),
+            "{h}"
+        );
+        let (r, _) = map(&cfg, 200, &lambda, r#"{"statusCode":200,"cookies":"a=1"}"#);
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (502, &br#"{"message":"Bad Gateway","error":"could not JSON decode Lambda function response: cookies must be an array of strings"}"#[..])
+        );
+        // Payload 1.0 keeps Kong's rule: no statusCode is a malformed answer.
+        cfg.awsgateway_compatible_payload_version = PayloadVersion::V1;
+        let (r, _) = map(&cfg, 200, &lambda, r#"{"hello":"world"}"#);
+        assert_eq!(r.status, 502);
     }
 }

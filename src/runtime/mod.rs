@@ -195,14 +195,14 @@ async fn worker_main(
         });
     }
 
-    conn::accept_until_shutdown(&listener, &shutdown, |stream| {
+    conn::accept_until_shutdown(&listener, &shutdown, |stream, peer| {
         let _ = stream.set_nodelay(true);
         let (shared, slots, active) = (shared.clone(), slots.clone(), active.clone());
         active.set(active.get() + 1);
         monoio::spawn(async move {
             let metrics = &shared.handler.metrics;
             metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
-            conn::serve(stream, shared.clone(), &slots).await;
+            conn::serve(stream, Some(peer.ip()), shared.clone(), &slots).await;
             metrics.connections_closed.fetch_add(1, Ordering::Relaxed);
             active.set(active.get() - 1);
         });
@@ -256,7 +256,7 @@ mod tests {
                 shutdown: std::rc::Rc::new(crate::http::shutdown::Shutdown::default()),
             });
             let slots = conn::request_slots::<monoio::net::TcpStream, crate::proxy::Proxy>();
-            let f = conn::serve(stream, shared, &slots);
+            let f = conn::serve(stream, None, shared, &slots);
             let (idle, request) = (size(&f), slots.request_size());
             eprintln!("connection future {idle} bytes, request future {request} bytes");
             assert!(idle <= 512, "a connection's future is {idle} bytes");
