@@ -153,6 +153,10 @@ fn payload_2_0_reaches_the_function_field_by_field() {
         );
         assert!(is_uuid_shaped(c["requestId"].as_str().unwrap_or("")));
         assert!(c["timeEpoch"].as_u64().is_some() && c["time"].is_string());
+        assert_eq!(
+            (&c["accountId"], &c["apiId"]),
+            (&json!("000000000000"), &json!("lambdagateway"))
+        );
         // A binary body is base64'd (base64_encode_body is on by default).
         let raw = "PUT /users/7/files HTTP/1.1\r\nHost: h\r\nContent-Type: application/octet-stream\r\nContent-Length: 3\r\n\r\n";
         let mut bytes = raw.as_bytes().to_vec();
@@ -163,6 +167,25 @@ fn payload_2_0_reaches_the_function_field_by_field() {
             (&e["body"], &e["isBase64Encoded"]),
             (&json!("AP9B"), &json!(true))
         );
+    }
+}
+
+#[test]
+fn payload_2_0_answers_without_status_code_are_inferred() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let config = event_config(&mock, "2.0").replace(
+            "awsgateway_compatible: true,",
+            "awsgateway_compatible: true, is_proxy_integration: true,",
+        );
+        let gw = Gateway::start(&mock, &config, driver);
+        // `echo` answers with the event itself, which has no statusCode: a 200 whose body is
+        // the output byte for byte, as API Gateway's HTTP API infers it.
+        let r = gw.send(REQUEST);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(r.body, mock.last().body);
+        assert_eq!(r.json()["rawPath"], "/users/42/orders");
     }
 }
 
