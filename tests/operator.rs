@@ -102,7 +102,7 @@ fn an_admin_write_never_loses_a_hand_edit() {
         assert_eq!(r.status, 201, "{}", r.text());
         assert!(gw.logged("the Admin API rewrote"));
         assert!(gw.logged("admin: POST /routes status=201 id="));
-        assert!(gw.logged("name=a1 (no admin token configured)"));
+        assert!(gw.logged("name=a1 from 127.0.0.1 (no admin token configured)"));
 
         // A hand edit, then an Admin change before any SIGHUP: refused, the file untouched.
         let mut edited = std::fs::read_to_string(&path).expect("read");
@@ -391,10 +391,10 @@ fn admin_changes_and_refused_tokens_are_logged_without_secrets() {
     let token_args = vec!["--admin-token".into(), "s3cret-token".into()];
     let gw = admin_gateway(&mock, &dir, "kong.yml", token_args);
     assert_eq!(gw.admin_get("/routes").status, 401);
-    assert!(gw.logged("admin: refused GET /routes: no token"));
+    assert!(gw.logged("admin: refused GET /routes from 127.0.0.1: no token"));
     let wrong = gw.admin("GET", "/routes", "", "", &[("Kong-Admin-Token", "guess")]);
     assert_eq!(wrong.status, 401);
-    assert!(gw.logged("admin: refused GET /routes: wrong token"));
+    assert!(gw.logged("admin: refused GET /routes from 127.0.0.1: wrong token"));
     let body = r#"{"name":"aws-lambda","config":{"function_name":"f","aws_region":"us-east-1","aws_key":"AKID","aws_secret":"plugin-secret"}}"#;
     let r = gw.admin(
         "POST",
@@ -406,7 +406,7 @@ fn admin_changes_and_refused_tokens_are_logged_without_secrets() {
     assert_eq!(r.status, 201, "{}", r.text());
     let id = r.json()["id"].as_str().expect("id").to_string();
     assert!(gw.logged(&format!(
-        "admin: POST /plugins status=201 id={id} name=aws-lambda (caller presented the admin token)"
+        "admin: POST /plugins status=201 id={id} name=aws-lambda from 127.0.0.1 (caller presented the admin token)"
     )));
     let logs = gw.logs();
     assert!(

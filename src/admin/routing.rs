@@ -19,9 +19,10 @@ impl Handler for AdminApi {
                 "no token"
             };
             log::warn!(
-                "admin: refused {} {}: {why}",
+                "admin: refused {} {} from {}: {why}",
                 String::from_utf8_lossy(req.method()),
-                String::from_utf8_lossy(req.path())
+                String::from_utf8_lossy(req.path()),
+                peer_text(&req)
             );
         }
         let answer = if authorized {
@@ -83,9 +84,9 @@ impl AdminApi {
             .is_some_and(|p| constant_time_eq(p, token.as_bytes()))
     }
 
-    /// One line per applied change: what was done to which entity, and how the caller was
-    /// admitted. Only the method, path, status and the entity's id and name are written:
-    /// never a body, a query or a secret.
+    /// One line per applied change: what was done to which entity, by which client address,
+    /// and how it was admitted. Only the method, path, status and the entity's id and name are
+    /// written: never a body, a query or a secret.
     fn log_change(&self, req: &Request<'_>, status: u16, body: &serde_json::Value) {
         let caller = if self.token.is_some() {
             "caller presented the admin token"
@@ -99,9 +100,10 @@ impl AdminApi {
             }
         }
         log::info!(
-            "admin: {} {} status={status}{entity} ({caller})",
+            "admin: {} {} status={status}{entity} from {} ({caller})",
             String::from_utf8_lossy(req.method()),
-            String::from_utf8_lossy(req.path())
+            String::from_utf8_lossy(req.path()),
+            peer_text(req)
         );
     }
 
@@ -191,6 +193,12 @@ fn nested(parent: &str, child: &str) -> Result<(Kind, Kind), AdminError> {
     } else {
         Err(AdminError::NotFound)
     }
+}
+
+/// The client's address for the log, `-` when unknown.
+fn peer_text(req: &Request<'_>) -> String {
+    req.peer
+        .map_or_else(|| "-".to_string(), |ip| ip.to_string())
 }
 
 /// Compares without an early exit, so response timing does not reveal how much of a guessed
