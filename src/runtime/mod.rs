@@ -202,7 +202,14 @@ async fn worker_main(
         monoio::spawn(async move {
             let metrics = &shared.handler.metrics;
             metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
-            conn::serve(stream, Some(peer.ip()), shared.clone(), &slots).await;
+            // An IPv4 client of a dual-stack listener is shown as IPv4, as API Gateway shows it.
+            conn::serve(
+                stream,
+                Some(peer.ip().to_canonical()),
+                shared.clone(),
+                &slots,
+            )
+            .await;
             metrics.connections_closed.fetch_add(1, Ordering::Relaxed);
             active.set(active.get() - 1);
         });
