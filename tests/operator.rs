@@ -102,7 +102,7 @@ fn an_admin_write_never_loses_a_hand_edit() {
         assert_eq!(r.status, 201, "{}", r.text());
         assert!(gw.logged("the Admin API rewrote"));
         assert!(gw.logged("admin: POST /routes status=201 id="));
-        assert!(gw.logged("name=a1 from 127.0.0.1 (no admin token configured)"));
+        assert!(gw.logged("name=\"a1\" from 127.0.0.1 (no admin token configured)"));
 
         // A hand edit, then an Admin change before any SIGHUP: refused, the file untouched.
         let mut edited = std::fs::read_to_string(&path).expect("read");
@@ -406,7 +406,7 @@ fn admin_changes_and_refused_tokens_are_logged_without_secrets() {
     assert_eq!(r.status, 201, "{}", r.text());
     let id = r.json()["id"].as_str().expect("id").to_string();
     assert!(gw.logged(&format!(
-        "admin: POST /plugins status=201 id={id} name=aws-lambda from 127.0.0.1 (caller presented the admin token)"
+        "admin: POST /plugins status=201 id=\"{id}\" name=\"aws-lambda\" from 127.0.0.1 (caller presented the admin token)"
     )));
     let logs = gw.logs();
     assert!(
