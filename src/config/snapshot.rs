@@ -52,8 +52,40 @@ impl Environment {
                 }
             }
         }
+        // Then the shared files, as the SDKs' chain reads them after the environment: for the
+        // credentials and the region the environment did not give.
+        let mut credentials = credentials::from_env(get);
+        let mut region = region;
+        let region_var_set = set("AWS_REGION")
+            .or_else(|| set("AWS_DEFAULT_REGION"))
+            .is_some();
+        if credentials.is_none() || !region_var_set {
+            match crate::aws::profile::load(get) {
+                Ok(profile) => {
+                    credentials = credentials.or(profile.credentials);
+                    if !region_var_set {
+                        match profile.region {
+                            Some(r) if is_region(&r) => region = Some(r),
+                            Some(r) => errors.push(ConfigError::new(
+                                "AWS profile region",
+                                format!("expected a region like us-east-1, got {r:?}"),
+                            )),
+                            None => {}
+                        }
+                    }
+                }
+                Err(why) => {
+                    let var = if set("AWS_PROFILE").is_some() {
+                        "AWS_PROFILE"
+                    } else {
+                        "AWS shared config"
+                    };
+                    errors.push(ConfigError::new(var, why));
+                }
+            }
+        }
         let env = Environment {
-            credentials: credentials::from_env(get).map(Arc::new),
+            credentials: credentials.map(Arc::new),
             region,
             endpoint,
         };

@@ -495,7 +495,8 @@ pub enum Driver {
     Epoll,
 }
 
-/// Removes the AWS variables the gateway reads, so that a test sees only what it sets.
+/// Removes the AWS variables the gateway reads and points the shared config files nowhere, so
+/// that a test sees only what it sets (not the machine's `~/.aws`).
 pub fn clear_aws_env(cmd: &mut Command) {
     for var in [
         "AWS_ACCESS_KEY_ID",
@@ -506,9 +507,15 @@ pub fn clear_aws_env(cmd: &mut Command) {
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_LAMBDA",
         "AWS_CA_BUNDLE",
+        "AWS_PROFILE",
     ] {
         cmd.env_remove(var);
     }
+    cmd.env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "/nonexistent/aws/credentials",
+    )
+    .env("AWS_CONFIG_FILE", "/nonexistent/aws/config");
 }
 
 /// The address logged right after `marker` in a log line (`… listening on 127.0.0.1:8000 …`).
