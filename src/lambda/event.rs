@@ -1,6 +1,6 @@
 //! API Gateway proxy events (`awsgateway_compatible`): the REST API event (payload 1.0) and
 //! the HTTP API / Function URL event (payload 2.0), written in one pass from the parsed request
-//! into the payload buffer, as AWS sends them (reference: lambda-api-and-peers.md §4), so that
+//! into the payload buffer, as AWS sends them (API Gateway developer guide, "Lambda proxy integrations"), so that
 //! functions written for API Gateway (Mangum, Powertools, `lambda_http`, serverless-http …)
 //! run unchanged.
 //!
