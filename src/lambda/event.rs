@@ -1,8 +1,8 @@
 //! API Gateway proxy events (`awsgateway_compatible`): the REST API event (payload 1.0) and
 //! the HTTP API / Function URL event (payload 2.0), written in one pass from the parsed request
-//! into the payload buffer, as AWS sends them (API Gateway developer guide, "Lambda proxy integrations"), so that
-//! functions written for API Gateway (Mangum, Powertools, `lambda_http`, serverless-http …)
-//! run unchanged.
+//! into the payload buffer, as AWS sends them (API Gateway developer guide, "Lambda proxy
+//! integrations"), so that functions written for API Gateway (Mangum, Powertools,
+//! `lambda_http`, serverless-http …) run unchanged.
 //!
 //! Where Kong's event and AWS's differ, AWS's wins (the README lists each difference); fields
 //! that have no meaning here get the stable placeholders below.
