@@ -22,7 +22,26 @@ pub struct Environment {
     pub region: Option<String>,
     /// `AWS_ENDPOINT_URL_LAMBDA`, else `AWS_ENDPOINT_URL`.
     pub endpoint: Option<Endpoint>,
+    /// A credential provider the environment asks for that this build does not have (web
+    /// identity, container, instance), named in the "no credentials" warning.
+    pub unsupported_provider: Option<&'static str>,
 }
+
+/// Variables of credential providers not built yet, with what to call them.
+const UNSUPPORTED_PROVIDERS: [(&str, &str); 3] = [
+    (
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "web identity (AWS_WEB_IDENTITY_TOKEN_FILE)",
+    ),
+    (
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI)",
+    ),
+    (
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI)",
+    ),
+];
 
 impl Environment {
     /// Reads the environment through `get` (the process environment in production). A value
@@ -84,10 +103,15 @@ impl Environment {
                 }
             }
         }
+        let unsupported_provider = UNSUPPORTED_PROVIDERS
+            .iter()
+            .find(|(var, _)| set(var).is_some())
+            .map(|(_, what)| *what);
         let env = Environment {
             credentials: credentials.map(Arc::new),
             region,
             endpoint,
+            unsupported_provider,
         };
         (env, ConfigErrors(errors))
     }
@@ -312,9 +336,17 @@ fn target(
         cfg.aws_secret.as_ref(),
         env.credentials.as_ref(),
     )
-    .ok_or(
-        "no credentials: set config.aws_key/aws_secret or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
-    )?;
+    .ok_or_else(|| {
+        let mut why = "no credentials: set config.aws_key/aws_secret or \
+                       AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            .to_string();
+        if let Some(what) = env.unsupported_provider {
+            why.push_str(&format!(
+                " ({what} is set, but this version of lambda-gateway cannot use it yet)"
+            ));
+        }
+        why
+    })?;
     let endpoint = endpoint::for_plugin(
         cfg.host.as_deref(),
         cfg.port,
@@ -361,11 +393,7 @@ plugins:
 "#,
         )
         .expect("valid");
-        let env = Environment {
-            credentials: None,
-            region: None,
-            endpoint: None,
-        };
+        let env = Environment::default();
         let (snap, warnings) = Snapshot::build(cfg, &env);
         let names: Vec<&str> = snap
             .actions
@@ -427,5 +455,26 @@ plugins:
             ""
         );
         assert_eq!(read(&[("AWS_REGION", "")]), "");
+    }
+
+    #[test]
+    fn a_provider_not_built_yet_is_named_in_the_warning() {
+        let vars: HashMap<String, String> = [(
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI".to_string(),
+            "/v2/creds".to_string(),
+        )]
+        .into_iter()
+        .collect();
+        let (env, errors) = Environment::read(&|k| vars.get(k).cloned());
+        assert!(errors.0.is_empty());
+        let cfg = crate::config::parse(
+            "_format_version: \"3.0\"\nroutes:\n- {name: r, paths: [/r]}\nplugins:\n- {name: aws-lambda, config: {function_name: f, aws_region: us-east-1}}\n",
+        )
+        .expect("valid");
+        let (_, warnings) = Snapshot::build(cfg, &env);
+        assert_eq!(
+            warnings,
+            ["route r: the global aws-lambda plugin (function f) cannot invoke: no credentials: set config.aws_key/aws_secret or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) is set, but this version of lambda-gateway cannot use it yet)"]
+        );
     }
 }

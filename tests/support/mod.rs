@@ -508,6 +508,10 @@ pub fn clear_aws_env(cmd: &mut Command) {
         "AWS_ENDPOINT_URL_LAMBDA",
         "AWS_CA_BUNDLE",
         "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     ] {
         cmd.env_remove(var);
     }
