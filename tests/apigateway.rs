@@ -253,11 +253,7 @@ plugins:
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    String::from_utf8_lossy(&lambda_gateway::aws::sigv4::sha256_hex(bytes)).into_owned()
 }
 
 #[test]

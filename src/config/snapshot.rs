@@ -50,8 +50,9 @@ impl Environment {
     pub fn read(get: &dyn Fn(&str) -> Option<String>) -> (Environment, ConfigErrors) {
         let mut errors = Vec::new();
         let set = |var: &'static str| get(var).filter(|v| !v.is_empty()).map(|v| (var, v));
-        let region = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"));
-        let region = match region {
+        let region_var = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"));
+        let region_var_set = region_var.is_some();
+        let region = match region_var {
             Some((_, r)) if is_region(&r) => Some(r),
             Some((var, r)) => {
                 errors.push(ConfigError::new(
@@ -75,9 +76,6 @@ impl Environment {
         // credentials and the region the environment did not give.
         let mut credentials = credentials::from_env(get);
         let mut region = region;
-        let region_var_set = set("AWS_REGION")
-            .or_else(|| set("AWS_DEFAULT_REGION"))
-            .is_some();
         if credentials.is_none() || !region_var_set {
             match crate::aws::profile::load(get) {
                 Ok(profile) => {

@@ -114,22 +114,13 @@ pub fn write_v1(
     out.push(b',');
 
     // Header names as sent; `headers` has the last value of each, `multiValueHeaders` all.
-    let headers = &mut scratch.headers;
-    headers.clear();
-    for (name, value) in req.headers().take(crate::http::limits::MAX_HEADERS) {
-        headers.push_text(name, false, value);
-    }
-    headers.finish_unpaced();
+    let headers = collect_headers(&mut scratch.headers, req, false);
     json::write_key(out, "headers");
     write_map(out, headers, Values::Last);
     json::write_key(out, "multiValueHeaders");
     write_map(out, headers, Values::All);
 
-    let query = &mut scratch.query;
-    query.clear();
-    if let Some(q) = req.query() {
-        query.parse_urlencoded(q);
-    }
+    let query = collect_query(&mut scratch.query, req);
     json::write_key(out, "queryStringParameters");
     write_map(out, query, Values::Last);
     json::write_key(out, "multiValueQueryStringParameters");
@@ -204,22 +195,11 @@ pub fn write_v2(
         json::trim_comma(out);
         out.extend_from_slice(b"],");
     }
-    let headers = &mut scratch.headers;
-    headers.clear();
-    for (name, value) in req.headers().take(crate::http::limits::MAX_HEADERS) {
-        if !name.eq_ignore_ascii_case(b"cookie") {
-            headers.push_text(name, true, value);
-        }
-    }
-    headers.finish_unpaced();
+    let headers = collect_headers(&mut scratch.headers, req, true);
     json::write_key(out, "headers");
     write_map(out, headers, Values::Joined);
 
-    let query = &mut scratch.query;
-    query.clear();
-    if let Some(q) = req.query() {
-        query.parse_urlencoded(q);
-    }
+    let query = collect_query(&mut scratch.query, req);
     if !query.list().is_empty() {
         json::write_key(out, "queryStringParameters");
         write_map(out, query, Values::Joined);
@@ -255,6 +235,28 @@ pub fn write_v2(
 
     write_body(out, req, base64_body, false);
     out.push(b'}');
+}
+
+/// The request's headers grouped by name: as sent (1.0), or lower-cased without the Cookie
+/// header, which 2.0 sends as `cookies` (`for_v2`).
+fn collect_headers<'a>(headers: &'a mut Args, req: &Request<'_>, for_v2: bool) -> &'a Args {
+    headers.clear();
+    for (name, value) in req.headers().take(crate::http::limits::MAX_HEADERS) {
+        if !(for_v2 && name.eq_ignore_ascii_case(b"cookie")) {
+            headers.push_text(name, for_v2, value);
+        }
+    }
+    headers.finish_unpaced();
+    headers
+}
+
+/// The request's query arguments, decoded and grouped by name.
+fn collect_query<'a>(query: &'a mut Args, req: &Request<'_>) -> &'a Args {
+    query.clear();
+    if let Some(q) = req.query() {
+        query.parse_urlencoded(q);
+    }
+    query
 }
 
 /// Which values of a repeated name a map gets.
