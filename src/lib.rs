@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod aws;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod emulator;
 pub mod http;

@@ -263,13 +263,16 @@ fn ca_bundle() -> Option<PathBuf> {
 }
 
 /// The environment as the gateway would use it, and every problem with it (variables set to
-/// something unusable, a CA bundle that cannot be read).
-fn environment() -> (
+/// something unusable, a CA bundle that cannot be read). Given the config, it also asks the
+/// instance metadata service for the region when a plugin needs one and nothing else names it.
+fn environment(
+    cfg: Option<&config::Config>,
+) -> (
     Environment,
     Option<Arc<rustls::ClientConfig>>,
     config::ConfigErrors,
 ) {
-    let (env, mut errors) = Environment::from_process();
+    let (mut env, mut errors) = Environment::from_process();
     let tls = match lambda_gateway::upstream::tls::client_config(ca_bundle().as_deref()) {
         Ok(tls) => Some(tls),
         Err(e) => {
@@ -277,15 +280,38 @@ fn environment() -> (
             None
         }
     };
+    if let Some(tls) = &tls {
+        env.hub = Arc::new(lambda_gateway::credentials::Hub::fetching(tls.clone()));
+        let needs_region = cfg.is_some_and(|cfg| {
+            cfg.plugins.iter().any(|p| match &p.config {
+                config::model::PluginConfig::AwsLambda(c) => c.aws_region.is_none(),
+            })
+        });
+        if env.region.is_none() && needs_region {
+            // The last place the SDKs look for a region: the instance's placement.
+            env.region = lambda_gateway::credentials::metadata::region_of_instance(
+                env.chain.as_ref(),
+                tls.clone(),
+            );
+        }
+    }
     (env, tls, errors)
 }
 
+/// How long `check` waits for each credential provider's first answer (STS's own timeout
+/// and a little more).
+const CHECK_CREDENTIALS_WITHIN: Duration = Duration::from_secs(12);
+
 fn check(file: &std::path::Path) -> ExitCode {
-    let (env, _, env_errors) = environment();
-    let mut errors = match config::load_file(file) {
+    let loaded = config::load_file(file);
+    let (env, _, env_errors) = environment(loaded.as_ref().ok());
+    let mut errors = match loaded {
         Ok(cfg) if env_errors.0.is_empty() => {
-            let (_, warnings) = Snapshot::build(cfg.clone(), &env);
+            let (snapshot, warnings) = Snapshot::build(cfg.clone(), &env);
             for w in &warnings {
+                println!("warning: {w}");
+            }
+            for w in snapshot.unobtainable_credentials(CHECK_CREDENTIALS_WITHIN) {
                 println!("warning: {w}");
             }
             println!(
@@ -355,7 +381,7 @@ fn serve(
         Some(f) => (Some(f.path), f.on_disk),
         None => (None, None),
     };
-    let (env, tls, env_errors) = environment();
+    let (env, tls, env_errors) = environment(Some(&cfg));
     let tls = match tls {
         Some(tls) if env_errors.0.is_empty() => tls,
         _ => {

@@ -161,9 +161,24 @@ impl Proxy {
             fail(resp, failure, &plugin.route_label, function);
             return;
         }
+        // Credentials are loaded, never fetched, here; only before a provider's very first
+        // answer does a request wait for it (within the plugin's timeout).
+        let creds = match plugin.credentials.ready(plugin.config.timeout).await {
+            Ok(creds) => creds,
+            Err(why) => {
+                fail(resp, Failure::Unusable(why), &plugin.route_label, function);
+                return;
+            }
+        };
         if let Err(e) = self
             .upstream
-            .invoke(plugin, &mut s.payload.out, &mut s.invoke, &mut s.answer)
+            .invoke(
+                plugin,
+                &creds,
+                &mut s.payload.out,
+                &mut s.invoke,
+                &mut s.answer,
+            )
             .await
         {
             fail(resp, Failure::Upstream(e), &plugin.route_label, function);

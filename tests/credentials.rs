@@ -61,7 +61,7 @@ fn a_profile_that_cannot_be_used_is_refused_at_start() {
     let credentials = dir.path.join("credentials");
     std::fs::write(
         &credentials,
-        "[assumed]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = default\n",
+        "[sso]\nsso_session = corp\n[loop]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = loop2\n[loop2]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = loop\n",
     )
     .expect("write");
     let file = dir.path.join("kong.yml");
@@ -70,12 +70,18 @@ fn a_profile_that_cannot_be_used_is_refused_at_start() {
     cmd.arg("check").arg(&file);
     clear_aws_env(&mut cmd);
     cmd.env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
-        .env("AWS_PROFILE", "assumed");
+        .env("AWS_PROFILE", "sso");
     let out = cmd.output().expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "AWS_PROFILE: profile \"assumed\" gets its credentials through `role_arn`, which this version of lambda-gateway does not support yet: give it static keys, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n"
+        "AWS_PROFILE: profile \"sso\" gets its credentials through `sso_session` (IAM Identity Center), which this version of lambda-gateway does not support: give it static keys, a role, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n"
+    );
+    cmd.env("AWS_PROFILE", "loop");
+    let out = cmd.output().expect("run");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "AWS_PROFILE: profile \"loop\": source_profile loop or chain deeper than 8 (loop -> loop2)\n"
     );
     cmd.env("AWS_PROFILE", "nowhere");
     let out = cmd.output().expect("run");

@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["aws"],
     &["lambda"],
     &["upstream"],
+    &["credentials"],
     &["config"],
     &["proxy", "admin", "demo", "logging"],
     &["runtime"],

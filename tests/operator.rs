@@ -308,7 +308,7 @@ fn check_and_serve_refuse_an_unusable_environment() {
         text(&out.stdout),
         format!(
             "warning: route r: the aws-lambda plugin on service \"s\" (function f) cannot invoke: \
-             no credentials: set config.aws_key/aws_secret or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n\
+             no credentials: set config.aws_key/aws_secret, or credentials the AWS SDKs' way (environment, profile, web identity, container; instance metadata is disabled)\n\
              {file}: OK (1 services, 1 routes, 1 plugins, 0 consumers)\n"
         )
     );
@@ -575,7 +575,7 @@ fn a_plugin_that_cannot_invoke_is_logged_like_every_failure() {
             (500, json!({"message": "An unexpected error occurred"}))
         );
         assert!(
-            gw.logged("route=r function=f status=500 cause=\"no credentials: set config.aws_key/aws_secret or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\" side=internal"),
+            gw.logged("route=r function=f status=500 cause=\"no credentials: set config.aws_key/aws_secret, or credentials the AWS SDKs' way (environment, profile, web identity, container; instance metadata is disabled)\" side=internal"),
             "{}",
             gw.logs()
         );

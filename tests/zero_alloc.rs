@@ -143,7 +143,13 @@ fn the_request_path_allocates_nothing_in_steady_state() {
             encoder
                 .encode_unpaced(&plugin.config, &req, &event)
                 .expect("fits");
-            encode_request(&mut signer, plugin, &encoder.out, &date, &mut bufs);
+            // Loading fixed credentials borrows them: nothing allocated.
+            let creds = plugin
+                .credentials
+                .current(std::time::SystemTime::now())
+                .expect("usable")
+                .expect("ready");
+            encode_request(&mut signer, plugin, &creds, &encoder.out, &date, &mut bufs);
             answer_buf.clear();
             answer_buf.extend_from_slice(answer);
             resp.clear();

@@ -233,6 +233,9 @@ struct CachedKey {
     key: hmac::Key,
 }
 
+/// Most signing keys a worker keeps: one per (credentials, region) in use today.
+const MAX_CACHED_KEYS: usize = 16;
+
 /// A worker's cache of derived signing keys, keyed by (credentials, date, region) for service
 /// `lambda`. A handful of entries at most, so a linear scan beats hashing.
 #[derive(Default)]
@@ -257,6 +260,10 @@ impl KeyCache {
             None => {
                 // Keys of past days are useless: drop them before adding today's.
                 self.entries.retain(|e| e.date == day);
+                // Rotated credentials add a key each: keep the newest few.
+                if self.entries.len() >= MAX_CACHED_KEYS {
+                    self.entries.remove(0);
+                }
                 self.derivations += 1;
                 self.entries.push(CachedKey {
                     access_key_id: creds.access_key_id.clone(),
@@ -404,6 +411,46 @@ impl InvokeSigner {
         authorization.extend_from_slice(b", Signature=");
         authorization.extend_from_slice(&sig);
     }
+}
+
+/// The `Authorization` value of a request to another AWS service (STS): `headers` are every
+/// header sent but `Authorization`, `Host` and `X-Amz-Date` included; all of them are signed.
+/// Off the hot path, so it derives its key each time.
+#[allow(clippy::too_many_arguments)]
+pub fn authorization(
+    creds: &Credentials,
+    date: &AmzDate,
+    region: &str,
+    service: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    payload: &[u8],
+) -> String {
+    let mut uri = Vec::new();
+    canonical_uri(&mut uri, path.as_bytes(), true, true);
+    let mut canonical = Vec::new();
+    let hash = sha256_hex(payload);
+    let signed = canonical_request(
+        &mut canonical,
+        method,
+        &uri,
+        b"",
+        headers,
+        std::str::from_utf8(&hash).unwrap_or_default(),
+    );
+    let mut to_sign = Vec::new();
+    string_to_sign(&mut to_sign, date, region, service, &canonical);
+    let key = derive_signing_key(&creds.secret_access_key.0, date.date_str(), region, service);
+    let signature = signature_hex(&key, &to_sign);
+    let mut scope = Vec::new();
+    push_scope(&mut scope, date, region, service);
+    format!(
+        "{ALGORITHM} Credential={}/{}, SignedHeaders={signed}, Signature={}",
+        creds.access_key_id,
+        String::from_utf8_lossy(&scope),
+        String::from_utf8_lossy(&signature)
+    )
 }
 
 /// The signed-headers list of an invoke: every header sent except `Authorization`.

@@ -69,9 +69,94 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// (year, month, day) → days since 1970-01-01, the inverse of [`civil_from_days`].
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses the ISO 8601 UTC instants AWS gives credential expirations in:
+/// `2026-11-29T23:04:29Z`, with optional fractional seconds, `Z` or `+00:00`.
+pub fn parse_iso8601(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &frac[digits..];
+    }
+    if !matches!(rest, "Z" | "z" | "+00:00" | "-00:00" | "+0000") {
+        return None;
+    }
+    let days = days_from_civil(i64::from(y), mo, d);
+    let secs = days * 86_400 + i64::from(hh * 3600 + mm * 60 + ss);
+    u64::try_from(secs)
+        .ok()
+        .map(|s| UNIX_EPOCH + std::time::Duration::from_secs(s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_credential_expirations() {
+        let at = |secs: u64| Some(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        assert_eq!(parse_iso8601("2015-08-30T12:36:00Z"), at(1_440_938_160));
+        assert_eq!(parse_iso8601("2015-08-30T12:36:00.123Z"), at(1_440_938_160));
+        assert_eq!(parse_iso8601("2000-02-29T00:00:00+00:00"), at(951_782_400));
+        assert_eq!(parse_iso8601("1970-01-01T00:00:00Z"), at(0));
+        for bad in [
+            "",
+            "2015-08-30",
+            "2015-08-30T12:36:00",
+            "2015-08-30T12:36:00+02:00",
+            "2015-13-30T12:36:00Z",
+            "2015-08-30T12:36:00.Z",
+            "2015-08-3xT12:36:00Z",
+            "+015-08-30T12:36:00Z",
+        ] {
+            assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
+        for secs in [0u64, 86_399, 951_782_400, 4_102_444_799] {
+            let t = AmzDate::from_unix(secs);
+            let ts = t.timestamp_str();
+            let iso = format!(
+                "{}-{}-{}T{}:{}:{}Z",
+                &ts[0..4],
+                &ts[4..6],
+                &ts[6..8],
+                &ts[9..11],
+                &ts[11..13],
+                &ts[13..15]
+            );
+            assert_eq!(parse_iso8601(&iso), at(secs), "{iso}");
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

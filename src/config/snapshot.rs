@@ -5,8 +5,9 @@
 use super::model::{Config, Plugin, PluginConfig, Route};
 use super::router::Router;
 use super::{ConfigError, ConfigErrors};
-use crate::aws::credentials::{self, Credentials};
-use crate::aws::endpoint::{self, Endpoint};
+use crate::aws::credentials::Credentials;
+use crate::aws::endpoint::{self, Endpoint, NoProxy};
+use crate::credentials::{chain, sts, Hub, Provider, StsEndpoint};
 use crate::lambda::config::is_region;
 use crate::lambda::config::LambdaConfig;
 use crate::upstream::target::InvokeTarget;
@@ -16,43 +17,33 @@ use std::sync::Arc;
 /// What the process environment contributes (read once at start-up, and on reload).
 #[derive(Clone, Debug, Default)]
 pub struct Environment {
-    /// `AWS_ACCESS_KEY_ID` & co.
-    pub credentials: Option<Arc<Credentials>>,
-    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+    /// The default credential chain's provider, for plugins without keys of their own.
+    pub chain: Option<Provider>,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`, else the profile's `region`.
     pub region: Option<String>,
     /// `AWS_ENDPOINT_URL_LAMBDA`, else `AWS_ENDPOINT_URL`.
     pub endpoint: Option<Endpoint>,
-    /// A credential provider the environment asks for that this build does not have (web
-    /// identity, container, instance), named in the "no credentials" warning.
-    pub unsupported_provider: Option<&'static str>,
+    /// `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`: where a plugin's AssumeRole goes
+    /// unless its `aws_sts_endpoint_url` says.
+    pub sts_endpoint: Option<Endpoint>,
+    /// `NO_PROXY`: hosts a plugin's `proxy_url` is not used for.
+    pub no_proxy: NoProxy,
+    /// The refreshed credential providers in use.
+    pub hub: Arc<Hub>,
 }
-
-/// Variables of credential providers not built yet, with what to call them.
-const UNSUPPORTED_PROVIDERS: [(&str, &str); 3] = [
-    (
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "web identity (AWS_WEB_IDENTITY_TOKEN_FILE)",
-    ),
-    (
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI)",
-    ),
-    (
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI)",
-    ),
-];
 
 impl Environment {
     /// Reads the environment through `get` (the process environment in production). A value
     /// that is set but cannot be used is an error named by its variable (`AWS_REGION: …`):
     /// `check` reports it and the gateway refuses to start, instead of failing every request.
+    /// Nothing here reaches the network; the hub it returns never fetches (see
+    /// [`Hub::fetching`]).
     pub fn read(get: &dyn Fn(&str) -> Option<String>) -> (Environment, ConfigErrors) {
         let mut errors = Vec::new();
         let set = |var: &'static str| get(var).filter(|v| !v.is_empty()).map(|v| (var, v));
         let region_var = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"));
         let region_var_set = region_var.is_some();
-        let region = match region_var {
+        let mut region = match region_var {
             Some((_, r)) if is_region(&r) => Some(r),
             Some((var, r)) => {
                 errors.push(ConfigError::new(
@@ -63,53 +54,67 @@ impl Environment {
             }
             None => None,
         };
-        let mut endpoint = None;
-        for var in ["AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL"] {
-            if let Some((_, url)) = set(var) {
-                match endpoint::parse_endpoint_url(&url) {
-                    Ok(e) => endpoint = endpoint.or(Some(e)),
-                    Err(why) => errors.push(ConfigError::new(var, why)),
-                }
-            }
-        }
-        // Then the shared files, as the SDKs' chain reads them after the environment: for the
-        // credentials and the region the environment did not give.
-        let mut credentials = credentials::from_env(get);
-        let mut region = region;
-        if credentials.is_none() || !region_var_set {
-            match crate::aws::profile::load(get) {
-                Ok(profile) => {
-                    credentials = credentials.or(profile.credentials);
-                    if !region_var_set {
-                        match profile.region {
-                            Some(r) if is_region(&r) => region = Some(r),
-                            Some(r) => errors.push(ConfigError::new(
-                                "AWS profile region",
-                                format!("expected a region like us-east-1, got {r:?}"),
-                            )),
-                            None => {}
-                        }
+        let mut endpoint_var = |vars: [&'static str; 2]| {
+            let mut found = None;
+            for var in vars {
+                if let Some((_, url)) = set(var) {
+                    match endpoint::parse_endpoint_url(&url) {
+                        Ok(e) => found = found.or(Some(e)),
+                        Err(why) => errors.push(ConfigError::new(var, why)),
                     }
                 }
-                Err(why) => {
-                    let var = if set("AWS_PROFILE").is_some() {
-                        "AWS_PROFILE"
-                    } else {
-                        "AWS shared config"
-                    };
-                    errors.push(ConfigError::new(var, why));
+            }
+            found
+        };
+        let endpoint = endpoint_var(["AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL"]);
+        let sts_endpoint = endpoint_var(["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]);
+        // The shared files come after the environment in the chain, and give the region the
+        // environment did not.
+        let mut profile_credentials = None;
+        match crate::aws::profile::load(get) {
+            Ok(profile) => {
+                profile_credentials = profile.credentials;
+                if !region_var_set {
+                    match profile.region {
+                        Some(r) if is_region(&r) => region = Some(r),
+                        Some(r) => errors.push(ConfigError::new(
+                            "AWS profile region",
+                            format!("expected a region like us-east-1, got {r:?}"),
+                        )),
+                        None => {}
+                    }
                 }
             }
+            // A broken profile matters only when the chain would reach it.
+            Err(why) if crate::aws::credentials::from_env(get).is_none() => {
+                let var = if set("AWS_PROFILE").is_some() {
+                    "AWS_PROFILE"
+                } else {
+                    "AWS shared config"
+                };
+                errors.push(ConfigError::new(var, why));
+            }
+            Err(_) => {}
         }
-        let unsupported_provider = UNSUPPORTED_PROVIDERS
-            .iter()
-            .find(|(var, _)| set(var).is_some())
-            .map(|(_, what)| *what);
+        let chain = match chain::resolve(get, profile_credentials, region.as_deref()) {
+            Ok(chain) => chain,
+            Err((var, why)) => {
+                errors.push(ConfigError::new(var, why));
+                None
+            }
+        };
+        let no_proxy = NoProxy::parse(
+            &get("NO_PROXY")
+                .or_else(|| get("no_proxy"))
+                .unwrap_or_default(),
+        );
         let env = Environment {
-            credentials: credentials.map(Arc::new),
+            chain,
             region,
             endpoint,
-            unsupported_provider,
+            sts_endpoint,
+            no_proxy,
+            hub: Arc::default(),
         };
         (env, ConfigErrors(errors))
     }
@@ -194,6 +199,50 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Waits (up to `limit` in all) for the first answer of every refreshed credential provider
+    /// the routes use, and describes each that failed: `check`'s "credentials cannot be
+    /// resolved at start" warnings.
+    pub fn unobtainable_credentials(&self, limit: std::time::Duration) -> Vec<String> {
+        use crate::aws::credentials::CredentialSource;
+        let deadline = std::time::Instant::now() + limit;
+        let mut seen: Vec<*const crate::aws::credentials::Published> = Vec::new();
+        let mut out = Vec::new();
+        for action in &self.actions {
+            let RouteAction::Invoke(target) = action else {
+                continue;
+            };
+            let CredentialSource::Refreshed(published) = &target.credentials else {
+                continue;
+            };
+            if seen.contains(&Arc::as_ptr(published)) {
+                continue;
+            }
+            seen.push(Arc::as_ptr(published));
+            loop {
+                let state = published.state();
+                if state.credentials.is_some() {
+                    break;
+                }
+                if let Some(why) = &state.error {
+                    out.push(format!(
+                        "route {}: credentials from {} cannot be obtained: {why}",
+                        target.route_label, published.provider
+                    ));
+                    break;
+                }
+                if std::time::Instant::now() >= deadline {
+                    out.push(format!(
+                        "route {}: credentials from {} did not arrive within {limit:?}",
+                        target.route_label, published.provider
+                    ));
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        out
+    }
+
     /// Builds the snapshot. Returns it with warnings about routes that cannot invoke.
     pub fn build(config: Config, env: &Environment) -> (Snapshot, Vec<String>) {
         let mut warnings = Vec::new();
@@ -329,29 +378,53 @@ fn target(
         .clone()
         .or_else(|| env.region.clone())
         .ok_or("no region: set config.aws_region, AWS_REGION or AWS_DEFAULT_REGION")?;
-    let credentials = credentials::for_plugin(
-        cfg.aws_key.as_ref(),
-        cfg.aws_secret.as_ref(),
-        env.credentials.as_ref(),
-    )
-    .ok_or_else(|| {
-        let mut why = "no credentials: set config.aws_key/aws_secret or \
-                       AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-            .to_string();
-        if let Some(what) = env.unsupported_provider {
-            why.push_str(&format!(
-                " ({what} is set, but this version of lambda-gateway cannot use it yet)"
-            ));
+    let base = match (&cfg.aws_key, &cfg.aws_secret) {
+        (Some(key), Some(secret)) => Provider::Static(Credentials {
+            access_key_id: key.clone(),
+            secret_access_key: secret.clone(),
+            session_token: None,
+        }),
+        _ => env.chain.clone().ok_or(
+            "no credentials: set config.aws_key/aws_secret, or credentials the AWS SDKs' way \
+             (environment, profile, web identity, container; instance metadata is disabled)",
+        )?,
+    };
+    let base = base.with_imds_version(cfg.aws_imds_protocol_version);
+    let provider = match &cfg.aws_assume_role_arn {
+        Some(role_arn) => {
+            let sts = match cfg
+                .aws_sts_endpoint_url
+                .as_ref()
+                .or(env.sts_endpoint.as_ref())
+            {
+                Some(endpoint) => StsEndpoint {
+                    endpoint: endpoint.clone(),
+                    region: region.clone(),
+                },
+                None => sts::regional(Some(&region)),
+            };
+            Provider::AssumeRole {
+                base: Box::new(base),
+                role_arn: role_arn.clone(),
+                session_name: cfg.aws_role_session_name.clone(),
+                external_id: None,
+                sts: StsEndpoint {
+                    endpoint: sts.endpoint.via(cfg.proxy_url.as_ref(), &env.no_proxy),
+                    region: sts.region,
+                },
+            }
         }
-        why
-    })?;
+        None => base,
+    };
+    let credentials = env.hub.source(provider);
     let endpoint = endpoint::for_plugin(
         cfg.host.as_deref(),
         cfg.port,
         !cfg.disable_https,
         &region,
         env.endpoint.as_ref(),
-    );
+    )
+    .via(cfg.proxy_url.as_ref(), &env.no_proxy);
     Ok(InvokeTarget::new(
         plugin.id.clone(),
         route_label,
@@ -412,8 +485,9 @@ plugins:
                 "global-fn"
             ]
         );
-        let no_credentials = "cannot invoke: no credentials: set config.aws_key/aws_secret or \
-                              AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
+        let no_credentials = "cannot invoke: no credentials: set config.aws_key/aws_secret, \
+            or credentials the AWS SDKs' way (environment, profile, web identity, container; \
+            instance metadata is disabled)";
         assert_eq!(
             warnings,
             [
@@ -456,23 +530,48 @@ plugins:
     }
 
     #[test]
-    fn a_provider_not_built_yet_is_named_in_the_warning() {
-        let vars: HashMap<String, String> = [(
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI".to_string(),
-            "/v2/creds".to_string(),
-        )]
+    fn plugins_share_a_provider_and_each_role_gets_its_own() {
+        use crate::aws::credentials::CredentialSource;
+        let vars: HashMap<String, String> = [
+            ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/creds"),
+            ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9"),
+        ]
         .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let (env, errors) = Environment::read(&|k| vars.get(k).cloned());
-        assert!(errors.0.is_empty());
+        assert!(errors.0.is_empty(), "{errors}");
         let cfg = crate::config::parse(
-            "_format_version: \"3.0\"\nroutes:\n- {name: r, paths: [/r]}\nplugins:\n- {name: aws-lambda, config: {function_name: f, aws_region: us-east-1}}\n",
+            r#"_format_version: "3.0"
+routes:
+- {name: a, paths: [/a], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1}}]}
+- {name: b, paths: [/b], plugins: [{name: aws-lambda, config: {function_name: g, aws_region: us-east-1}}]}
+- {name: c, paths: [/c], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_assume_role_arn: "arn:aws:iam::123456789012:role/x"}}]}
+- {name: d, paths: [/d], plugins: [{name: aws-lambda, config: {function_name: g, aws_region: us-east-1, aws_assume_role_arn: "arn:aws:iam::123456789012:role/x"}}]}
+- {name: e, paths: [/e], plugins: [{name: aws-lambda, config: {function_name: g, aws_region: us-east-1, aws_assume_role_arn: "arn:aws:iam::123456789012:role/x", aws_role_session_name: other}}]}
+"#,
         )
         .expect("valid");
-        let (_, warnings) = Snapshot::build(cfg, &env);
+        let (snap, warnings) = Snapshot::build(cfg, &env);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let published: Vec<_> = snap
+            .actions
+            .iter()
+            .map(|a| match a {
+                RouteAction::Invoke(t) => match &t.credentials {
+                    CredentialSource::Refreshed(p) => p.clone(),
+                    CredentialSource::Static(_) => panic!("refreshed credentials expected"),
+                },
+                _ => panic!("every route invokes"),
+            })
+            .collect();
+        assert!(Arc::ptr_eq(&published[0], &published[1]));
+        assert!(Arc::ptr_eq(&published[2], &published[3]));
+        assert!(!Arc::ptr_eq(&published[0], &published[2]));
+        assert!(!Arc::ptr_eq(&published[3], &published[4]));
         assert_eq!(
-            warnings,
-            ["route r: the global aws-lambda plugin (function f) cannot invoke: no credentials: set config.aws_key/aws_secret or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) is set, but this version of lambda-gateway cannot use it yet)"]
+            published[4].provider,
+            "AssumeRole arn:aws:iam::123456789012:role/x (session other) with container credentials (http://169.254.170.2/v2/creds)"
         );
     }
 }

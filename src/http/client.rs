@@ -40,6 +40,17 @@ pub enum UpstreamError {
         /// What rustls said.
         source: std::io::Error,
     },
+    /// The forward proxy refused the tunnel (`CONNECT` answered other than 2xx, e.g. 407 when
+    /// its credentials are wrong) or did not answer it.
+    #[error("forward proxy {proxy} refused the tunnel to {endpoint}: {why}")]
+    Proxy {
+        /// The proxy, `host:port`.
+        proxy: String,
+        /// `host:port` of the endpoint.
+        endpoint: String,
+        /// Its status line, or what went wrong.
+        why: String,
+    },
     /// The connection broke while sending or reading.
     #[error("connection to {endpoint} broken: {source}")]
     Io {

@@ -1,6 +1,7 @@
 //! The `aws-lambda` plugin's config: every field of Kong's schema with Kong's defaults,
 //! validated into a type the rest of the gateway can trust.
 
+use crate::aws::endpoint::{parse_endpoint_url, parse_proxy_url, Endpoint, ForwardProxy};
 use crate::aws::uri::encode_uri_component;
 use crate::schema::check::Checker;
 use crate::schema::{Default, Field, Schema, Shown, Type};
@@ -77,7 +78,7 @@ pub enum EmptyArraysMode {
 }
 
 /// Kong's `aws_imds_protocol_version`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ImdsVersion {
     /// `v1`.
     V1,
@@ -136,10 +137,16 @@ pub struct LambdaConfig {
     pub skip_large_bodies: bool,
     /// Accepted for compatibility: bodies pass through unchanged (SPEC §5).
     pub empty_arrays_mode: EmptyArraysMode,
-    /// Accepted for compatibility.
+    /// IMDS version used when the credentials come from the instance metadata service.
     pub aws_imds_protocol_version: ImdsVersion,
-    /// Accepted for compatibility (used with `aws_assume_role_arn`).
+    /// Role to assume (STS `AssumeRole`) with the plugin's or the environment's credentials.
+    pub aws_assume_role_arn: Option<String>,
+    /// Session name of the assumed role.
     pub aws_role_session_name: String,
+    /// STS endpoint for `aws_assume_role_arn`, instead of the environment's or the regional one.
+    pub aws_sts_endpoint_url: Option<Endpoint>,
+    /// Forward proxy for invokes and AssumeRole calls.
+    pub proxy_url: Option<ForwardProxy>,
 }
 
 /// The plugin's schema: every field of Kong's, with Kong's defaults, in Kong's order.
@@ -164,11 +171,16 @@ pub static SCHEMA: Schema = Schema {
         .default(Default::Int(60000)),
         Field::new("aws_key", Type::Text(None)).shown(Shown::Masked),
         Field::new("aws_secret", Type::Text(None)).shown(Shown::Redacted),
-        Field::new("aws_assume_role_arn", Type::Text(None)).refused(
-            "assuming a role through STS is not supported by this version of lambda-gateway yet",
+        Field::new("aws_assume_role_arn", Type::Text(Some(check_role_arn))),
+        Field::new(
+            "aws_role_session_name",
+            Type::Text(Some(check_role_session_name)),
+        )
+        .default(Default::Text("kong")),
+        Field::new(
+            "aws_sts_endpoint_url",
+            Type::Text(Some(check_sts_endpoint_url)),
         ),
-        Field::new("aws_role_session_name", Type::Text(None)).default(Default::Text("kong")),
-        Field::new("aws_sts_endpoint_url", Type::Text(None)),
         Field::new("aws_region", Type::Text(Some(check_region))),
         Field::new("function_name", Type::Text(Some(check_function_name))).required(),
         Field::new("qualifier", Type::Text(Some(check_qualifier))),
@@ -197,8 +209,9 @@ pub static SCHEMA: Schema = Schema {
         Field::new("proxy_url", Type::Text(Some(check_proxy_url))),
         Field::new("skip_large_bodies", Type::Boolean).default(Default::Bool(true)),
         Field::new("base64_encode_body", Type::Boolean).default(Default::Bool(true)),
+        // Kong defaults to v1; the AWS SDKs use v2, and so do we (the README says so).
         Field::new("aws_imds_protocol_version", Type::OneOf(&["v1", "v2"]))
-            .default(Default::Text("v1")),
+            .default(Default::Text("v2")),
         Field::new("empty_arrays_mode", Type::OneOf(&["legacy", "correct"]))
             .default(Default::Text("legacy")),
     ],
@@ -293,10 +306,17 @@ fn from_checked(obj: &Map<String, Value>) -> LambdaConfig {
             _ => EmptyArraysMode::Legacy,
         },
         aws_imds_protocol_version: match s.text(obj, "aws_imds_protocol_version") {
-            Some("v2") => ImdsVersion::V2,
-            _ => ImdsVersion::V1,
+            Some("v1") => ImdsVersion::V1,
+            _ => ImdsVersion::V2,
         },
+        aws_assume_role_arn: text("aws_assume_role_arn"),
         aws_role_session_name: text("aws_role_session_name").unwrap_or_default(),
+        aws_sts_endpoint_url: s
+            .text(obj, "aws_sts_endpoint_url")
+            .and_then(|u| parse_endpoint_url(u).ok()),
+        proxy_url: s
+            .text(obj, "proxy_url")
+            .and_then(|u| parse_proxy_url(u).ok()),
     }
 }
 
@@ -342,13 +362,48 @@ fn check_host(host: &str) -> Result<(), String> {
 }
 
 fn check_proxy_url(url: &str) -> Result<(), String> {
-    if url
-        .split_once("://")
-        .is_some_and(|(scheme, _)| scheme != "http")
-    {
-        Err("proxy_url scheme must be http".into())
+    parse_proxy_url(url).map(|_| ())
+}
+
+fn check_sts_endpoint_url(url: &str) -> Result<(), String> {
+    parse_endpoint_url(url).map(|_| ())
+}
+
+/// `arn:<partition>:iam::<account>:role/<path/name>`.
+fn check_role_arn(arn: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("role/")
+            .is_some_and(|n| !n.is_empty())
+        && arn.len() <= 2048
+        && !arn.bytes().any(|b| b.is_ascii_control() || b == b' ');
+    if ok {
+        Ok(())
     } else {
-        Err("forward proxies are not supported by this version of lambda-gateway yet".into())
+        Err(format!(
+            "expected a role ARN like arn:aws:iam::123456789012:role/name, got {arn:?}"
+        ))
+    }
+}
+
+/// STS's rule for `RoleSessionName`: 2 to 64 of `[\w+=,.@-]`.
+fn check_role_session_name(name: &str) -> Result<(), String> {
+    let ok = (2..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected 2 to 64 letters, digits or _+=,.@- (STS's rule for a session name), got {name:?}"
+        ))
     }
 }
 
@@ -448,5 +503,38 @@ mod tests {
         for bad in ["??", "us-east", "US-EAST-1", "useast1", "us--1"] {
             assert!(!is_region(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn roles_sts_endpoints_and_proxies() {
+        let cfg = check(r#"{"function_name":"f","aws_assume_role_arn":"arn:aws:iam::123456789012:role/path/invoker","aws_role_session_name":"edge-1","aws_sts_endpoint_url":"https://sts.internal:8443","proxy_url":"http://u:p@proxy:3128"}"#)
+            .expect("valid");
+        assert_eq!(
+            cfg.aws_assume_role_arn.as_deref(),
+            Some("arn:aws:iam::123456789012:role/path/invoker")
+        );
+        assert_eq!(cfg.aws_role_session_name, "edge-1");
+        assert_eq!(
+            cfg.aws_sts_endpoint_url.map(|e| e.host_header()).as_deref(),
+            Some("sts.internal:8443")
+        );
+        assert_eq!(
+            cfg.proxy_url.map(|p| p.to_string()).as_deref(),
+            Some("proxy:3128")
+        );
+        let defaults = check(r#"{"function_name":"f"}"#).expect("valid");
+        assert_eq!(defaults.aws_role_session_name, "kong");
+        assert_eq!(defaults.aws_imds_protocol_version, ImdsVersion::V2);
+        let errs = check(r#"{"function_name":"f","aws_assume_role_arn":"arn:aws:iam::1:user/x","aws_role_session_name":"a b","aws_sts_endpoint_url":"sts","proxy_url":"https://proxy:1"}"#)
+            .expect_err("refused");
+        assert_eq!(
+            errs,
+            [
+                "aws_assume_role_arn: expected a role ARN like arn:aws:iam::123456789012:role/name, got \"arn:aws:iam::1:user/x\"",
+                "aws_role_session_name: expected 2 to 64 letters, digits or _+=,.@- (STS's rule for a session name), got \"a b\"",
+                "aws_sts_endpoint_url: \"sts\" is not a URL",
+                "proxy_url: proxy_url scheme must be http",
+            ]
+        );
     }
 }

@@ -3,16 +3,15 @@
 //! when it is certainly clean (SPEC §4).
 
 use super::pool::{IdleConn, Pool};
-use super::stream::{raw_fd, Stream};
+use super::stream::Stream;
 use super::target::InvokeTarget;
+use crate::aws::credentials::Credentials;
 use crate::aws::sigv4::InvokeSigner;
 use crate::aws::time::AmzDate;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::client::{
     parse_head, Framing, HeadInfo, ResponseHead, UpstreamError, MAX_RESPONSE_HEAD,
 };
-use monoio::net::TcpStream;
-use rustls::pki_types::ServerName;
 use std::cell::RefCell;
 use std::io;
 use std::sync::Arc;
@@ -70,13 +69,17 @@ impl Upstream {
     pub async fn invoke(
         &self,
         plugin: &InvokeTarget,
+        creds: &Credentials,
         payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
         resp: &mut InvokeResponse,
     ) -> Result<(), UpstreamError> {
         let timeout = plugin.config.timeout;
-        match monoio::time::timeout(timeout, self.invoke_with_retry(plugin, payload, bufs, resp))
-            .await
+        match monoio::time::timeout(
+            timeout,
+            self.invoke_with_retry(plugin, creds, payload, bufs, resp),
+        )
+        .await
         {
             Ok(result) => result,
             Err(_) => Err(UpstreamError::Timeout(timeout)),
@@ -86,6 +89,7 @@ impl Upstream {
     async fn invoke_with_retry(
         &self,
         plugin: &InvokeTarget,
+        creds: &Credentials,
         payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
         resp: &mut InvokeResponse,
@@ -96,7 +100,7 @@ impl Upstream {
             Some(c) => c,
             None => Box::pin(self.connect(plugin)).await?,
         };
-        match self.attempt(plugin, conn, payload, bufs, resp).await {
+        match self.attempt(plugin, creds, conn, payload, bufs, resp).await {
             Ok(()) => Ok(()),
             // A pooled connection the peer had closed: nothing of the response arrived, so the
             // request can be sent again on a new connection (pingora's rule).
@@ -106,7 +110,7 @@ impl Upstream {
                     e.error
                 );
                 let conn = Box::pin(self.connect(plugin)).await?;
-                self.attempt(plugin, conn, payload, bufs, resp)
+                self.attempt(plugin, creds, conn, payload, bufs, resp)
                     .await
                     .map_err(|e| e.error)
             }
@@ -115,33 +119,7 @@ impl Upstream {
     }
 
     async fn connect(&self, plugin: &InvokeTarget) -> Result<IdleConn, UpstreamError> {
-        let ep = &plugin.endpoint;
-        let label = || format!("{}:{}", ep.host, ep.port);
-        let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
-            .await
-            .map_err(|source| UpstreamError::Connect {
-                endpoint: label(),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let fd = raw_fd(&tcp);
-        let stream = if ep.tls {
-            let name = ServerName::try_from(ep.host.clone()).map_err(|e| UpstreamError::Tls {
-                endpoint: label(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
-            })?;
-            let tls = self
-                .tls
-                .connect(name, tcp)
-                .await
-                .map_err(|e| UpstreamError::Tls {
-                    endpoint: label(),
-                    source: e.into(),
-                })?;
-            Stream::Tls(Box::new(tls))
-        } else {
-            Stream::Plain(tcp)
-        };
+        let (stream, fd) = super::connect::open(&plugin.endpoint, &self.tls).await?;
         Ok(IdleConn {
             stream,
             fd,
@@ -153,6 +131,7 @@ impl Upstream {
     async fn attempt(
         &self,
         plugin: &InvokeTarget,
+        creds: &Credentials,
         mut conn: IdleConn,
         payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
@@ -163,7 +142,14 @@ impl Upstream {
         // it: a copy of the whole payload saved for one more write.
         let separate = payload.len() >= SEPARATE_PAYLOAD;
         let date = AmzDate::from_system_time(SystemTime::now());
-        encode_head(&mut self.signer.borrow_mut(), plugin, payload, &date, bufs);
+        encode_head(
+            &mut self.signer.borrow_mut(),
+            plugin,
+            creds,
+            payload,
+            &date,
+            bufs,
+        );
         if !separate {
             bufs.write.extend_from_slice(payload);
         }
@@ -201,15 +187,17 @@ impl Upstream {
 /// Payloads from this size on are written after their head rather than copied behind it.
 const SEPARATE_PAYLOAD: usize = 64 * 1024;
 
-/// Writes the signed invoke request (head + payload) for `plugin` at `date` into `bufs.write`.
+/// Writes the invoke request (head + payload) for `plugin`, signed with `creds` at `date`, into
+/// `bufs.write`.
 pub fn encode_request(
     signer: &mut InvokeSigner,
     plugin: &InvokeTarget,
+    creds: &Credentials,
     payload: &[u8],
     date: &AmzDate,
     bufs: &mut InvokeBuffers,
 ) {
-    encode_head(signer, plugin, payload, date, bufs);
+    encode_head(signer, plugin, creds, payload, date, bufs);
     bufs.write.extend_from_slice(payload);
 }
 
@@ -217,6 +205,7 @@ pub fn encode_request(
 fn encode_head(
     signer: &mut InvokeSigner,
     plugin: &InvokeTarget,
+    creds: &Credentials,
     payload: &[u8],
     date: &AmzDate,
     bufs: &mut InvokeBuffers,
@@ -225,7 +214,7 @@ fn encode_head(
     w.clear();
     signer.sign(
         &plugin.template,
-        &plugin.credentials,
+        creds,
         date,
         payload,
         &mut bufs.authorization,
@@ -242,7 +231,7 @@ fn encode_head(
     w.extend_from_slice(plugin.template.log_type.as_bytes());
     w.extend_from_slice(b"\r\nX-Amz-Date: ");
     w.extend_from_slice(&date.timestamp);
-    if let Some(token) = &plugin.credentials.session_token {
+    if let Some(token) = &creds.session_token {
         w.extend_from_slice(b"\r\nX-Amz-Security-Token: ");
         w.extend_from_slice(token.0.as_bytes());
     }
@@ -252,14 +241,14 @@ fn encode_head(
 }
 
 /// A response-reading failure before the endpoint label is attached.
-enum ReadError {
+pub(super) enum ReadError {
     Io(io::Error),
     Bad(&'static str),
     TooLarge,
 }
 
 impl ReadError {
-    fn with_endpoint(self, endpoint: String) -> UpstreamError {
+    pub(super) fn with_endpoint(self, endpoint: String) -> UpstreamError {
         match self {
             ReadError::Io(source) => UpstreamError::Io { endpoint, source },
             ReadError::Bad(why) => UpstreamError::BadResponse { endpoint, why },
@@ -282,7 +271,7 @@ async fn fill(stream: &mut Stream, buf: &mut Vec<u8>) -> Result<usize, ReadError
 }
 
 /// Reads and frames one response. `Ok(reusable)`; on error, whether nothing at all was read.
-async fn read_response(
+pub(super) async fn read_response(
     stream: &mut Stream,
     bufs: &mut InvokeBuffers,
     resp: &mut InvokeResponse,

@@ -1,6 +1,10 @@
-//! The Lambda side: TLS settings, the per-worker connection pool, and the invoke client.
+//! The Lambda side: TLS settings, opening connections (directly or through a forward proxy),
+//! the per-worker connection pool, the invoke client, and one-shot requests to the other AWS
+//! endpoints the credential providers call.
 
 pub mod client;
+pub mod connect;
+pub mod fetch;
 pub mod pool;
 pub mod stream;
 pub mod target;

@@ -1,7 +1,7 @@
 //! What one route invokes: made once per configuration from a validated plugin, holding only
 //! what a usable invoke needs (so there is nothing left to check per request).
 
-use crate::aws::credentials::Credentials;
+use crate::aws::credentials::CredentialSource;
 use crate::aws::endpoint::Endpoint;
 use crate::aws::sigv4::InvokeTemplate;
 use crate::lambda::config::LambdaConfig;
@@ -18,7 +18,7 @@ pub struct InvokeTarget {
     /// The validated plugin config.
     pub config: Arc<LambdaConfig>,
     /// Credentials to sign with.
-    pub credentials: Arc<Credentials>,
+    pub credentials: CredentialSource,
     /// Where to send invokes.
     pub endpoint: Endpoint,
     /// Path and query of the invoke request, endpoint prefix included.
@@ -34,7 +34,7 @@ impl InvokeTarget {
         route_label: String,
         config: Arc<LambdaConfig>,
         region: String,
-        credentials: Arc<Credentials>,
+        credentials: CredentialSource,
         endpoint: Endpoint,
     ) -> Self {
         let path = format!("{}{}", endpoint.path_prefix, config.invoke_path());

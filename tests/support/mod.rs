@@ -510,11 +510,21 @@ pub fn clear_aws_env(cmd: &mut Command) {
         "AWS_PROFILE",
         "AWS_WEB_IDENTITY_TOKEN_FILE",
         "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME",
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+        "AWS_ENDPOINT_URL_STS",
+        "NO_PROXY",
+        "no_proxy",
     ] {
         cmd.env_remove(var);
     }
+    // The chain ends at the instance metadata service: never let a test reach for it.
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true");
     cmd.env(
         "AWS_SHARED_CREDENTIALS_FILE",
         "/nonexistent/aws/credentials",
