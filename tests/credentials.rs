@@ -90,3 +90,339 @@ fn a_profile_that_cannot_be_used_is_refused_at_start() {
         "AWS_PROFILE: profile \"nowhere\" is in neither the shared credentials nor the config file\n"
     );
 }
+
+/// A config whose one plugin (route `/x`, function `echo` at the mock) has no keys of its own;
+/// `extra` adds plugin fields.
+fn keyless(mock: &MockLambda, extra: &str) -> String {
+    format!(
+        "_format_version: \"3.0\"\nroutes:\n- name: r\n  paths: [/x]\nplugins:\n- {{name: aws-lambda, config: {{function_name: echo, host: localhost, port: {}{extra}}}}}\n",
+        mock.addr.port()
+    )
+}
+
+fn start(mock: &MockLambda, config: &str, driver: Driver, env: Vec<(&str, String)>) -> Gateway {
+    Gateway::start_with(
+        mock,
+        GatewayOptions {
+            config,
+            driver,
+            env,
+            args: vec![],
+        },
+    )
+}
+
+/// The access key an invoke was signed with.
+fn signed_by(r: &support::Recorded) -> String {
+    let auth = r.header("authorization").expect("signed");
+    let credential = auth
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').next())
+        .expect("a Credential");
+    credential.to_string()
+}
+
+fn assert_echo(gw: &Gateway, query: &str) {
+    let r = gw.send(&get(&format!("/x?q={query}")));
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({ "q": query })),
+        "{}",
+        gw.logs()
+    );
+}
+
+#[test]
+fn web_identity_signs_with_the_role_it_assumes() {
+    for driver in DRIVERS {
+        let (mock, sts) = (MockLambda::start(), support::aws::MockSts::start());
+        let dir = TempDir::new("web-identity");
+        let token_file = dir.path.join("token");
+        std::fs::write(&token_file, "eyJhbGciOi.web.token\n").expect("write");
+        let gw = start(
+            &mock,
+            &keyless(&mock, ", aws_region: us-east-1"),
+            driver,
+            vec![
+                (
+                    "AWS_WEB_IDENTITY_TOKEN_FILE",
+                    token_file.display().to_string(),
+                ),
+                ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/pod".into()),
+                ("AWS_ROLE_SESSION_NAME", "pod-7".into()),
+                ("AWS_ENDPOINT_URL_STS", sts.server.url()),
+            ],
+        );
+        assert_echo(&gw, "one");
+        assert_echo(&gw, "two");
+        let calls = sts.calls();
+        assert_eq!(calls.len(), 1, "fetched once, ahead of use: {calls:?}");
+        assert_eq!(calls[0]["Action"], "AssumeRoleWithWebIdentity");
+        assert_eq!(calls[0]["WebIdentityToken"], "eyJhbGciOi.web.token");
+        assert_eq!(calls[0]["RoleArn"], "arn:aws:iam::123456789012:role/pod");
+        assert_eq!(calls[0]["RoleSessionName"], "pod-7");
+        let issued = &sts.behaviour.issued.lock().expect("lock")[0];
+        let last = mock.last();
+        assert_eq!(signed_by(&last), issued.key);
+        assert_eq!(
+            last.header("x-amz-security-token"),
+            Some(issued.token.as_str())
+        );
+        assert_eq!(mock.assert_all_signatures_valid(), 2);
+    }
+}
+
+#[test]
+fn container_credentials_use_the_token_file() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let ecs = support::aws::MockContainer::start("ecs-token-123");
+        let dir = TempDir::new("container");
+        let token_file = dir.path.join("token");
+        std::fs::write(&token_file, "ecs-token-123\n").expect("write");
+        let gw = start(
+            &mock,
+            &keyless(&mock, ", aws_region: us-east-1"),
+            driver,
+            vec![
+                (
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    format!("{}/creds", ecs.server.url()),
+                ),
+                (
+                    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                    token_file.display().to_string(),
+                ),
+                // The file wins over the variable.
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong".into()),
+            ],
+        );
+        assert_echo(&gw, "ecs");
+        assert_eq!(signed_by(&mock.last()), ecs.behaviour.keys()[0]);
+        assert_eq!(mock.assert_all_signatures_valid(), 1);
+    }
+}
+
+#[test]
+fn instance_metadata_speaks_v2_unless_told_v1() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let imds = support::aws::MockImds::start("edge-role", false);
+        let env = || {
+            vec![
+                ("AWS_EC2_METADATA_DISABLED", "false".to_string()),
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.server.url()),
+            ]
+        };
+        // No region anywhere: the instance's placement gives it.
+        let gw = start(&mock, &keyless(&mock, ""), driver, env());
+        assert_echo(&gw, "imds");
+        let last = mock.last();
+        assert_eq!(signed_by(&last), imds.behaviour.keys()[0]);
+        assert!(
+            last.header("authorization")
+                .is_some_and(|a| a.contains("/eu-central-1/lambda/aws4_request")),
+            "{last:?}"
+        );
+        let seen: Vec<String> = imds
+            .server
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.target))
+            .collect();
+        assert_eq!(seen[0], "PUT /latest/api/token", "{seen:?}");
+        assert!(imds
+            .server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET")
+            .all(|r| r.header("x-aws-ec2-metadata-token").is_some()));
+        drop(gw);
+
+        // v1 on an instance that requires v2: refused, and the log says by whom.
+        let gw = start(
+            &mock,
+            &keyless(
+                &mock,
+                ", aws_region: us-east-1, aws_imds_protocol_version: v1",
+            ),
+            driver,
+            env(),
+        );
+        let r = gw.send(&get("/x"));
+        assert_eq!(r.status, 500, "{}", gw.logs());
+        let provider = format!("instance metadata (IMDSv1 at {})", imds.server.addr);
+        assert!(
+            gw.logged(&format!(
+                "credentials from {provider} failed (attempt 1): GET /latest/meta-data/iam/security-credentials/ answered 401"
+            )),
+            "{}",
+            gw.logs()
+        );
+        assert!(gw.logged(&format!(
+            "status=500 cause=\"no valid credentials: {provider} failed: GET"
+        )));
+        drop(gw);
+
+        // v1 where allowed: no token asked for.
+        let v1 = support::aws::MockImds::start("edge-role", true);
+        let gw = start(
+            &mock,
+            &keyless(
+                &mock,
+                ", aws_region: us-east-1, aws_imds_protocol_version: v1",
+            ),
+            driver,
+            vec![
+                ("AWS_EC2_METADATA_DISABLED", "false".to_string()),
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", v1.server.url()),
+            ],
+        );
+        assert_echo(&gw, "v1");
+        assert!(v1.server.requests().iter().all(|r| r.method == "GET"));
+        mock.assert_all_signatures_valid();
+    }
+}
+
+#[test]
+fn aws_assume_role_arn_signs_with_the_assumed_role() {
+    for driver in DRIVERS {
+        let (mock, sts) = (MockLambda::start(), support::aws::MockSts::start());
+        let role = "arn:aws:iam::123456789012:role/invoker";
+        let cfg = format!(
+            "_format_version: \"3.0\"\nroutes:\n- name: r\n  paths: [/x]\n  plugins:\n  - {{name: aws-lambda, config: {{function_name: echo, host: localhost, port: {port}, aws_region: us-east-1, aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_assume_role_arn: \"{role}\", aws_sts_endpoint_url: \"{sts}\"}}}}\n- name: other\n  paths: [/other]\n  plugins:\n  - {{name: aws-lambda, config: {{function_name: echo, host: localhost, port: {port}, aws_region: us-east-1, aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_assume_role_arn: \"{role}\", aws_role_session_name: other-session, aws_sts_endpoint_url: \"{sts}\"}}}}\n",
+            port = mock.addr.port(),
+            sts = sts.server.url()
+        );
+        let gw = start(&mock, &cfg, driver, vec![]);
+        assert_echo(&gw, "assumed");
+        let r = gw.send(&get("/other?q=1"));
+        assert_eq!(r.status, 200, "{}", gw.logs());
+        // One STS session per (base keys, role, session name); each signed with the base keys
+        // (the mock STS checked the signature with aws-sigv4).
+        let calls = sts.calls();
+        let mut sessions: Vec<&str> = calls
+            .iter()
+            .map(|c| c["RoleSessionName"].as_str())
+            .collect();
+        sessions.sort();
+        assert_eq!(sessions, ["kong", "other-session"], "{calls:?}");
+        assert!(calls
+            .iter()
+            .all(|c| c["Action"] == "AssumeRole" && c["RoleArn"] == role));
+        for req in sts.server.requests() {
+            assert!(req
+                .header("authorization")
+                .is_some_and(|a| a.contains(&format!("Credential={ACCESS_KEY}/"))
+                    && a.contains("/us-east-1/sts/aws4_request")));
+        }
+        let keys = sts.behaviour.keys();
+        let used: Vec<String> = mock.requests().iter().map(signed_by).collect();
+        assert_eq!(used.len(), 2);
+        assert!(used.iter().all(|k| keys.contains(k)), "{used:?} {keys:?}");
+        assert_ne!(used[0], used[1]);
+        mock.assert_all_signatures_valid();
+    }
+}
+
+#[test]
+fn a_profile_assumes_its_role_with_its_source_profile() {
+    let (mock, sts) = (MockLambda::start(), support::aws::MockSts::start());
+    let dir = TempDir::new("profile-role");
+    let config = dir.path.join("config");
+    std::fs::write(
+        &config,
+        format!("[profile base]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n\n[profile app]\nrole_arn = arn:aws:iam::123456789012:role/app\nsource_profile = base\nrole_session_name = laptop\nexternal_id = shared-secret-id\nregion = us-east-1\n"),
+    )
+    .expect("write");
+    let gw = start(
+        &mock,
+        &keyless(&mock, ""),
+        Driver::IoUring,
+        vec![
+            ("AWS_PROFILE", "app".into()),
+            ("AWS_CONFIG_FILE", config.display().to_string()),
+            ("AWS_ENDPOINT_URL_STS", sts.server.url()),
+        ],
+    );
+    assert_echo(&gw, "profile-role");
+    let calls = sts.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["RoleArn"], "arn:aws:iam::123456789012:role/app");
+    assert_eq!(calls[0]["RoleSessionName"], "laptop");
+    assert_eq!(calls[0]["ExternalId"], "shared-secret-id");
+    assert_eq!(signed_by(&mock.last()), sts.behaviour.keys()[0]);
+    mock.assert_all_signatures_valid();
+}
+
+#[test]
+fn the_chain_takes_the_first_provider_configured() {
+    let mock = MockLambda::start();
+    let sts = support::aws::MockSts::start();
+    let ecs = support::aws::MockContainer::start("t");
+    let imds = support::aws::MockImds::start("role", false);
+    let dir = TempDir::new("chain");
+    let token_file = dir.path.join("token");
+    std::fs::write(&token_file, "jwt").expect("write");
+    let web_identity = vec![
+        (
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+        (
+            "AWS_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/pod".to_string(),
+        ),
+        ("AWS_ENDPOINT_URL_STS", sts.server.url()),
+    ];
+    let rest = vec![
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            format!("{}/creds", ecs.server.url()),
+        ),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "t".to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "false".to_string()),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.server.url()),
+    ];
+    let environment = vec![
+        ("AWS_ACCESS_KEY_ID", ENV_ACCESS_KEY.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", ENV_SECRET_KEY.to_string()),
+        ("AWS_SESSION_TOKEN", ENV_SESSION_TOKEN.to_string()),
+    ];
+    let cfg = keyless(&mock, ", aws_region: us-east-1");
+    let counts = || {
+        (
+            sts.server.requests().len(),
+            ecs.server.requests().len(),
+            imds.server.requests().len(),
+        )
+    };
+    // Environment first: nothing fetched.
+    let all: Vec<_> = [environment, web_identity.clone(), rest.clone()].concat();
+    let gw = start(&mock, &cfg, Driver::IoUring, all);
+    assert_echo(&gw, "env");
+    assert_eq!(signed_by(&mock.last()), ENV_ACCESS_KEY);
+    assert_eq!(counts(), (0, 0, 0));
+    drop(gw);
+    // Then web identity, before container and instance.
+    let gw = start(
+        &mock,
+        &cfg,
+        Driver::IoUring,
+        [web_identity, rest.clone()].concat(),
+    );
+    assert_echo(&gw, "web");
+    assert_eq!(counts(), (1, 0, 0));
+    drop(gw);
+    // Then the container, before the instance.
+    let gw = start(&mock, &cfg, Driver::IoUring, rest.clone());
+    assert_echo(&gw, "ecs");
+    assert_eq!(counts(), (1, 1, 0));
+    drop(gw);
+    let gw = start(&mock, &cfg, Driver::IoUring, rest[2..].to_vec());
+    assert_echo(&gw, "imds");
+    assert_eq!(counts().0 + counts().1, 2);
+    assert!(counts().2 >= 3, "token, role, credentials");
+    mock.assert_all_signatures_valid();
+}

@@ -103,7 +103,10 @@ pub async fn assume_role(
     } else {
         format!("{}/", sts.endpoint.path_prefix)
     };
+    // Content-Length is added by the client; it is signed all the same.
+    let length = body.len().to_string();
     let mut signed: Vec<(&str, &[u8])> = vec![
+        ("Content-Length", length.as_bytes()),
         ("Content-Type", FORM.as_bytes()),
         ("Host", host.as_bytes()),
         ("X-Amz-Date", date.timestamp.as_slice()),

@@ -2,6 +2,8 @@
 //! aws-sigv4's own full `sign()`), a gateway process runner, and a raw HTTP/1.1 client.
 #![allow(dead_code)]
 
+pub mod aws;
+
 use lambda_gateway::emulator::{api_error, Emulator, Functions, Invoke, Options, Reply};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -312,9 +314,33 @@ fn behave(function: &str, req: &Recorded, served_on_this_connection: usize) -> R
     }
 }
 
-/// Recomputes the request's signature with aws-sigv4's full `sign()` over exactly the headers
+/// Recomputes an invoke's signature with aws-sigv4's full `sign()` over exactly the headers
 /// the request says it signed, and compares.
 fn verify_signature(req: &Recorded) -> Result<(), String> {
+    verify_sigv4(req, "lambda")
+}
+
+/// The secret (and the session token it must come with) of an access key the mocks know: the
+/// fixed test keys, or keys a mock credential provider issued.
+fn known_secret(key: &str) -> Option<(String, Option<String>)> {
+    let fixed = match key {
+        ACCESS_KEY => Some(SECRET_KEY),
+        ENV_ACCESS_KEY => Some(ENV_SECRET_KEY),
+        "AKIDDEMO" => Some("demo-secret"),
+        SEED_ACCESS_KEY => Some(SEED_SECRET_KEY),
+        _ => None,
+    };
+    match fixed {
+        Some(secret) => {
+            let token = (key == ENV_ACCESS_KEY).then(|| ENV_SESSION_TOKEN.to_string());
+            Some((secret.to_string(), token))
+        }
+        None => aws::issued(key),
+    }
+}
+
+/// Verifies a request signed for `service` (`lambda`, `sts`) with aws-sigv4.
+pub fn verify_sigv4(req: &Recorded, service: &str) -> Result<(), String> {
     let auth = req
         .header("authorization")
         .ok_or("no Authorization header")?;
@@ -340,19 +366,14 @@ fn verify_signature(req: &Recorded) -> Result<(), String> {
     );
     // The access key is everything before the last four parts (the seed's test key has a '/').
     let scope: Vec<&str> = credential.rsplitn(5, '/').collect();
-    if scope.len() != 5 || scope[1] != "lambda" || scope[0] != "aws4_request" {
+    if scope.len() != 5 || scope[1] != service || scope[0] != "aws4_request" {
         return Err(format!("bad credential scope {credential}"));
     }
     let (key, date_part, region) = (scope[4], scope[3], scope[2]);
-    let secret = match key {
-        ACCESS_KEY => SECRET_KEY,
-        ENV_ACCESS_KEY => ENV_SECRET_KEY,
-        "AKIDDEMO" => "demo-secret",
-        SEED_ACCESS_KEY => SEED_SECRET_KEY,
-        other => return Err(format!("unknown access key {other}")),
-    };
+    let (secret, expected_token) =
+        known_secret(key).ok_or_else(|| format!("unknown access key {key}"))?;
     let token = req.header("x-amz-security-token").map(str::to_string);
-    if key == ENV_ACCESS_KEY && token.as_deref() != Some(ENV_SESSION_TOKEN) {
+    if expected_token.is_some() && token != expected_token {
         return Err("temporary credentials without their session token".into());
     }
     let date = req.header("x-amz-date").ok_or("no X-Amz-Date")?;
@@ -361,14 +382,24 @@ fn verify_signature(req: &Recorded) -> Result<(), String> {
     }
     let time = parse_amz_date(date).ok_or("bad X-Amz-Date")?;
     let signed_names: Vec<&str> = signed.split(';').collect();
-    for required in ["host", "x-amz-date", "content-type", "content-length"] {
+    let required: &[&str] = if service == "lambda" {
+        &["host", "x-amz-date", "content-type", "content-length"]
+    } else {
+        &["host", "x-amz-date"]
+    };
+    for &required in required {
         if !signed_names.contains(&required) {
             return Err(format!("{required} is not signed"));
         }
     }
-    // Every header sent (but Authorization) must be signed.
+    // Every header sent (but Authorization) must be signed; for other services (STS), every
+    // `x-amz-*` header and the body's type and length, as AWS requires of what it may change.
     for (name, _) in &req.headers {
-        if name != "authorization" && !signed_names.contains(&name.as_str()) {
+        let must_sign = service == "lambda"
+            || name.starts_with("x-amz-")
+            || name == "content-type"
+            || name == "content-length";
+        if must_sign && name != "authorization" && !signed_names.contains(&name.as_str()) {
             return Err(format!("header {name} is sent but not signed"));
         }
     }
@@ -387,7 +418,7 @@ fn verify_signature(req: &Recorded) -> Result<(), String> {
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
         .region(region)
-        .name("lambda")
+        .name(service)
         .time(time)
         .settings(settings)
         .build()
