@@ -5,6 +5,7 @@
 mod support;
 
 use serde_json::json;
+use std::time::{Duration, Instant};
 use support::*;
 
 #[test]
@@ -425,4 +426,257 @@ fn the_chain_takes_the_first_provider_configured() {
     assert_eq!(counts().0 + counts().1, 2);
     assert!(counts().2 >= 3, "token, role, credentials");
     mock.assert_all_signatures_valid();
+}
+
+/// Sends requests from `clients` threads for `for_how_long`; returns every (status, latency).
+fn load(gw: &Gateway, clients: usize, for_how_long: Duration) -> Vec<(u16, Duration)> {
+    let until = Instant::now() + for_how_long;
+    let threads: Vec<_> = (0..clients)
+        .map(|i| {
+            let addr = gw.addr;
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                let mut seen = Vec::new();
+                let mut n = 0;
+                while Instant::now() < until {
+                    let started = Instant::now();
+                    let r = client.request(get(&format!("/x?c={i}&n={n}")).as_bytes());
+                    seen.push((r.status, started.elapsed()));
+                    n += 1;
+                }
+                seen
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("client"))
+        .collect()
+}
+
+fn sts_gateway(mock: &MockLambda, sts: &support::aws::MockSts, driver: Driver) -> Gateway {
+    let dir = TempDir::new("rotate");
+    let token_file = dir.path.join("token");
+    std::fs::write(&token_file, "jwt").expect("write");
+    let gw = start(
+        mock,
+        &keyless(mock, ", aws_region: us-east-1"),
+        driver,
+        vec![
+            (
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                token_file.display().to_string(),
+            ),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/pod".into()),
+            ("AWS_ENDPOINT_URL_STS", sts.server.url()),
+        ],
+    );
+    // The token file is read on every refresh: keep it.
+    std::mem::forget(dir);
+    gw
+}
+
+#[test]
+fn credentials_rotate_under_load_without_a_failed_request() {
+    for driver in DRIVERS {
+        let (mock, sts) = (MockLambda::start(), support::aws::MockSts::start());
+        // Five minutes and two seconds: each set is refreshed about two seconds after issue.
+        *sts.behaviour.lifetime.lock().expect("lock") = Duration::from_secs(302);
+        let gw = sts_gateway(&mock, &sts, driver);
+        let results = load(&gw, 4, Duration::from_secs(6));
+        let failed: Vec<_> = results.iter().filter(|(s, _)| *s != 200).collect();
+        assert!(failed.is_empty(), "{failed:?}\n{}", gw.logs());
+        let mut used: Vec<String> = mock.requests().iter().map(signed_by).collect();
+        used.dedup();
+        assert!(
+            used.len() >= 3,
+            "{driver:?}: at least two rotations, signed by {used:?} ({} requests)",
+            results.len()
+        );
+        assert_eq!(mock.assert_all_signatures_valid(), results.len());
+        eprintln!(
+            "{driver:?}: {} requests, none failed, {} credential sets used",
+            results.len(),
+            used.len()
+        );
+    }
+}
+
+#[test]
+fn a_slow_sts_never_holds_up_a_request_once_credentials_exist() {
+    let (mock, sts) = (MockLambda::start(), support::aws::MockSts::start());
+    *sts.behaviour.lifetime.lock().expect("lock") = Duration::from_secs(301);
+    // Every refresh takes three seconds.
+    *sts.behaviour.later_delay.lock().expect("lock") = Duration::from_secs(3);
+    let gw = sts_gateway(&mock, &sts, Driver::IoUring);
+    assert_echo(&gw, "first");
+    let results = load(&gw, 2, Duration::from_secs(4));
+    assert!(
+        sts.calls().len() >= 2,
+        "a refresh ran during the load: {:?}",
+        sts.calls()
+    );
+    let slowest = results.iter().map(|r| r.1).max().expect("requests");
+    assert!(results.iter().all(|r| r.0 == 200), "{}", gw.logs());
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a request waited {slowest:?} while STS took 3 s"
+    );
+    eprintln!(
+        "{} requests during a 3 s refresh, slowest {slowest:?}",
+        results.len()
+    );
+}
+
+#[test]
+fn a_failing_provider_is_retried_and_recovers() {
+    let mock = MockLambda::start();
+    let imds = support::aws::MockImds::start("edge-role", false);
+    imds.behaviour
+        .failures_left
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    let gw = start(
+        &mock,
+        &keyless(&mock, ", aws_region: us-east-1"),
+        Driver::Epoll,
+        vec![
+            ("AWS_EC2_METADATA_DISABLED", "false".to_string()),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.server.url()),
+        ],
+    );
+    let provider = format!("instance metadata (IMDSv2 at {})", imds.server.addr);
+    assert!(
+        gw.logged(&format!(
+            "credentials from {provider} failed (attempt 1): GET /latest/meta-data/iam/security-credentials/edge-role answered 500: mock failure; requests that need them answer 500; retrying in 1000ms"
+        )),
+        "{}",
+        gw.logs()
+    );
+    let r = gw.send(&get("/x"));
+    assert_eq!(r.status, 500);
+    assert!(gw.logged(&format!(
+        "status=500 cause=\"no valid credentials: {provider} failed: GET /latest/meta-data/iam/security-credentials/edge-role answered 500: mock failure\" side=internal"
+    )));
+    // Retried after 1 s, then about 2 s: served again without a restart.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let r = gw.send(&get("/x?q=back"));
+        if r.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered:\n{}", gw.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gw.logged("failed (attempt 2)"));
+    assert!(!gw
+        .logs()
+        .contains(&imds.behaviour.issued.lock().expect("lock")[0].secret));
+    mock.assert_all_signatures_valid();
+}
+
+#[test]
+fn check_warns_about_credentials_it_cannot_get() {
+    let imds = support::aws::MockImds::start("edge-role", false);
+    imds.behaviour
+        .failures_left
+        .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    let dir = TempDir::new("check-credentials");
+    let file = dir.path.join("kong.yml");
+    std::fs::write(
+        &file,
+        "_format_version: \"3.0\"\nroutes:\n- {name: r, paths: [/r]}\nplugins:\n- {name: aws-lambda, config: {function_name: f, aws_region: us-east-1}}\n",
+    )
+    .expect("write");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lambda-gateway"));
+    cmd.arg("check").arg(&file);
+    clear_aws_env(&mut cmd);
+    cmd.env("AWS_EC2_METADATA_DISABLED", "false")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.server.url());
+    let out = cmd.output().expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "warning: route r: credentials from instance metadata (IMDSv2 at {}) cannot be obtained: GET /latest/meta-data/iam/security-credentials/edge-role answered 500: mock failure\n{}: OK (0 services, 1 routes, 1 plugins, 0 consumers)\n",
+            imds.server.addr,
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn invokes_and_assume_role_go_through_the_forward_proxy() {
+    for driver in DRIVERS {
+        let (mock, sts) = (MockLambda::start(), support::aws::MockSts::start());
+        // user:pa ss@word, percent-encoded in the URL.
+        let proxy = support::aws::MockProxy::start(Some("Basic dXNlcjpwYSBzc0B3b3Jk"));
+        let keys =
+            format!(", aws_region: us-east-1, aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\"");
+        let via = |auth: &str| format!("{keys}, proxy_url: \"http://{auth}@{}\"", proxy.addr);
+        let gw = start(
+            &mock,
+            &keyless(&mock, &via("user:pa%20ss%40word")),
+            driver,
+            vec![],
+        );
+        assert_echo(&gw, "tunnelled");
+        assert_echo(&gw, "again");
+        assert_eq!(
+            proxy.tunnels.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the pooled tunnel is reused"
+        );
+        assert_eq!(
+            proxy.targets.lock().expect("lock").as_slice(),
+            [format!("localhost:{}", mock.addr.port())]
+        );
+        drop(gw);
+
+        // The role is assumed through the proxy too.
+        let role = format!(
+            "{}, aws_assume_role_arn: \"arn:aws:iam::123456789012:role/r\", aws_sts_endpoint_url: \"{}\"",
+            via("user:pa%20ss%40word"),
+            sts.server.url()
+        );
+        let gw = start(&mock, &keyless(&mock, &role), driver, vec![]);
+        assert_echo(&gw, "assumed");
+        assert!(proxy
+            .targets
+            .lock()
+            .expect("lock")
+            .contains(&sts.server.addr.to_string()));
+        assert_eq!(signed_by(&mock.last()), sts.behaviour.keys()[0]);
+        drop(gw);
+
+        // A proxy refusing the credentials: 502, and the log says why.
+        let gw = start(&mock, &keyless(&mock, &via("user:wrong")), driver, vec![]);
+        let r = gw.send(&get("/x"));
+        assert_eq!(r.status, 502, "{}", gw.logs());
+        assert!(
+            gw.logged(&format!(
+                "cause=\"forward proxy {} refused the tunnel to localhost:{}: HTTP/1.1 407 Proxy Authentication Required (its credentials in proxy_url are wrong)\" side=upstream",
+                proxy.addr,
+                mock.addr.port()
+            )),
+            "{}",
+            gw.logs()
+        );
+        assert!(!gw.logs().contains("wrong@") && !gw.logs().contains("dXNlcjp3cm9uZw"));
+        drop(gw);
+
+        // NO_PROXY: straight to the endpoint.
+        let tunnels = proxy.tunnels.load(std::sync::atomic::Ordering::SeqCst);
+        let gw = start(
+            &mock,
+            &keyless(&mock, &via("user:wrong")),
+            driver,
+            vec![("NO_PROXY", "example.com,localhost".into())],
+        );
+        assert_echo(&gw, "direct");
+        assert_eq!(
+            proxy.tunnels.load(std::sync::atomic::Ordering::SeqCst),
+            tunnels
+        );
+        mock.assert_all_signatures_valid();
+    }
 }

@@ -164,8 +164,9 @@ pub fn refresh_after(expires: Option<SystemTime>, now: SystemTime) -> Option<Dur
         Some(before_window) if before_window > MIN_WAIT => {
             before_window - jitter(MAX_JITTER.min(before_window / 4))
         }
-        // Short-lived credentials: refresh half-way through what is left.
-        _ => left / 2,
+        Some(before_window) => before_window,
+        // Already inside the window (short-lived credentials): half-way through what is left.
+        None => left / 2,
     };
     Some(wait.max(MIN_WAIT))
 }
@@ -276,6 +277,10 @@ mod tests {
         assert_eq!(
             refresh_after(Some(now + Duration::from_secs(120)), now),
             Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            refresh_after(Some(now + Duration::from_secs(301)), now),
+            Some(MIN_WAIT)
         );
         assert_eq!(refresh_after(Some(now), now), Some(MIN_WAIT));
         assert_eq!(
