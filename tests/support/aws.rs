@@ -22,8 +22,11 @@ pub struct Issued {
     pub token: String,
 }
 
-fn registry() -> &'static Mutex<HashMap<String, (String, Option<String>)>> {
-    static ISSUED: OnceLock<Mutex<HashMap<String, (String, Option<String>)>>> = OnceLock::new();
+/// Access key → (secret, session token).
+type Registry = Mutex<HashMap<String, (String, Option<String>)>>;
+
+fn registry() -> &'static Registry {
+    static ISSUED: OnceLock<Registry> = OnceLock::new();
     ISSUED.get_or_init(Default::default)
 }
 
@@ -324,7 +327,7 @@ impl MockSts {
                 }
                 _ => return sts_error(400, "InvalidAction", action),
             }
-            if params.get("RoleArn").is_none() || params.get("RoleSessionName").is_none() {
+            if !params.contains_key("RoleArn") || !params.contains_key("RoleSessionName") {
                 return sts_error(400, "MissingParameter", "RoleArn/RoleSessionName");
             }
             let (issued, expires, delay) = match b.next("sts") {
