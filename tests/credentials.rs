@@ -680,3 +680,106 @@ fn invokes_and_assume_role_go_through_the_forward_proxy() {
         mock.assert_all_signatures_valid();
     }
 }
+
+/// A moto server on a free loopback port, stopped on drop.
+struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3");
+        let mut moto = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto exited ({status}): run `pip install 'moto[server]' boto3`");
+            }
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn moto_lets_the_assumed_role_invoke_with_iam_checks_on() {
+    let moto = Moto::start();
+    let url = format!("http://127.0.0.1:{}", moto.port);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/moto_iam.py");
+    let out = std::process::Command::new("python3")
+        .args([script, &url])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "moto setup failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let setup: serde_json::Value = serde_json::from_slice(&out.stdout).expect("setup JSON");
+    let plugin = |role: &str| {
+        format!(
+            "{{name: aws-lambda, config: {{function_name: moto-fn, aws_region: us-east-1, host: 127.0.0.1, port: {}, disable_https: true, aws_key: \"{}\", aws_secret: \"{}\"{role}, aws_sts_endpoint_url: \"{url}\"}}}}",
+            moto.port, setup["key"].as_str().expect("key"), setup["secret"].as_str().expect("secret")
+        )
+    };
+    let cfg = format!(
+        "_format_version: \"3.0\"\nroutes:\n- name: assumed\n  paths: [/assumed]\n  plugins: [{}]\n- name: user\n  paths: [/user]\n  plugins: [{}]\n- name: unreachable\n  paths: [/unreachable]\n  plugins: [{}]\n",
+        plugin(&format!(", aws_assume_role_arn: \"{}\"", setup["invoker"].as_str().expect("arn"))),
+        plugin(""),
+        plugin(&format!(", aws_assume_role_arn: \"{}\"", setup["unreachable"].as_str().expect("arn"))),
+    );
+    let mock = MockLambda::start();
+    for driver in DRIVERS {
+        let gw = start(&mock, &cfg, driver, vec![]);
+        // The role, assumed through moto's STS with the user's signed request, may invoke.
+        let r = gw.send(&get("/assumed?q=moto"));
+        assert_eq!(
+            (r.status, r.json()),
+            (200, json!({"q": "moto"})),
+            "{}",
+            gw.logs()
+        );
+        // The user itself may not: moto checks IAM, so the role above really was used.
+        let r = gw.send(&get("/user?q=moto"));
+        assert_eq!(r.status, 502, "{}", gw.logs());
+        // (moto answers with XML and no x-amzn-ErrorType, so the log has the status only.)
+        assert!(
+            gw.logged("route=user function=moto-fn status=502 cause=\"HTTP 403\""),
+            "{}",
+            gw.logs()
+        );
+        // A role that does not trust the user: STS refuses, and the log says so.
+        let r = gw.send(&get("/unreachable"));
+        assert_eq!(r.status, 500);
+        assert!(
+            gw.logged("STS AssumeRole answered 403: AccessDenied: User: arn:aws:iam::123456789012:user/gateway is not authorized to perform: sts:AssumeRole;"),
+            "{}",
+            gw.logs()
+        );
+    }
+}

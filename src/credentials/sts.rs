@@ -291,18 +291,28 @@ fn parse_credentials(xml: &str) -> Result<Fetched, String> {
     Err("no Credentials (AccessKeyId, SecretAccessKey) in the answer".into())
 }
 
-/// `(Code, Message)` of an `ErrorResponse`.
+/// `(Code, Message)` of an `ErrorResponse` (STS's `ErrorResponse/Error`, or the
+/// `ErrorResponse/Errors/Error` some emulators write), each on one line.
 fn parse_error(xml: &str) -> Option<(String, String)> {
     let found = texts(
         xml,
         &[
             &["ErrorResponse", "Error", "Code"],
             &["ErrorResponse", "Error", "Message"],
+            &["ErrorResponse", "Errors", "Error", "Code"],
+            &["ErrorResponse", "Errors", "Error", "Message"],
         ],
     )
     .ok()?;
-    let code = found[0].clone()?;
-    Some((code, found[1].clone().unwrap_or_default()))
+    let (code, message) = match &found[0] {
+        Some(_) => (&found[0], &found[1]),
+        None => (&found[2], &found[3]),
+    };
+    let one_line = |s: &str| s.replace(|c: char| c.is_control(), " ");
+    Some((
+        one_line(code.as_deref()?),
+        one_line(message.as_deref().unwrap_or_default()),
+    ))
 }
 
 #[cfg(test)]
@@ -370,6 +380,11 @@ mod tests {
                 "User: arn:aws:iam::1:user/x is not authorized to perform: sts:AssumeRole on <role>"
                     .into()
             ))
+        );
+        let nested = "<ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>not\nallowed</Message></Error></Errors></ErrorResponse>";
+        assert_eq!(
+            parse_error(nested),
+            Some(("AccessDenied".into(), "not allowed".into()))
         );
     }
 

@@ -27,10 +27,14 @@ impl Fetched {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The body as text, for error messages (at most 300 bytes of it, lossily).
+    /// The body as text, for error messages: at most 300 bytes of it, lossily, on one line
+    /// (line breaks and other control characters become spaces, so a log line stays one line).
     pub fn body_excerpt(&self) -> String {
         let end = self.body.len().min(300);
         String::from_utf8_lossy(&self.body[..end])
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect::<String>()
             .trim()
             .to_string()
     }
