@@ -31,7 +31,8 @@ struct Document {
     expiration: Option<String>,
 }
 
-fn parse_document(body: &[u8]) -> Result<Fetched, String> {
+/// The credentials in an IMDS or container endpoint answer.
+pub fn parse_document(body: &[u8]) -> Result<Fetched, String> {
     let doc: Document =
         serde_json::from_slice(body).map_err(|e| format!("not a credentials document: {e}"))?;
     if let Some(code) = doc.code.as_deref().filter(|c| *c != "Success") {
@@ -43,6 +44,9 @@ fn parse_document(body: &[u8]) -> Result<Fetched, String> {
     let (Some(key), Some(secret)) = (doc.access_key_id, doc.secret_access_key) else {
         return Err("no AccessKeyId/SecretAccessKey in the credentials document".into());
     };
+    if key.is_empty() || secret.is_empty() {
+        return Err("an empty AccessKeyId or SecretAccessKey in the credentials document".into());
+    }
     let expires = match doc.expiration {
         Some(e) => Some(
             parse_iso8601(&e).ok_or_else(|| format!("Expiration {e:?} is not an ISO 8601 time"))?,
@@ -275,6 +279,7 @@ mod tests {
         );
         assert!(parse_document(b"<html>").is_err());
         assert!(parse_document(br#"{"AccessKeyId":"A"}"#).is_err());
+        assert!(parse_document(br#"{"AccessKeyId":"","SecretAccessKey":"s"}"#).is_err());
     }
 
     #[test]

@@ -64,9 +64,13 @@ pub fn run(command: &str) -> Result<Fetched, String> {
     parse(&out)
 }
 
-fn parse(out: &[u8]) -> Result<Fetched, String> {
+/// The credentials a `credential_process` printed.
+pub fn parse(out: &[u8]) -> Result<Fetched, String> {
     let o: Output = serde_json::from_slice(out)
         .map_err(|e| format!("credential_process printed no credentials JSON: {e}"))?;
+    if o.access_key_id.is_empty() || o.secret_access_key.is_empty() {
+        return Err("credential_process printed an empty AccessKeyId or SecretAccessKey".into());
+    }
     if o.version != 1 {
         return Err(format!(
             "credential_process printed Version {}, expected 1",

@@ -253,7 +253,7 @@ fn texts(xml: &str, paths: &[&[&str]]) -> Result<Vec<Option<String>>, String> {
 }
 
 /// The credentials in an `AssumeRole…Response` (`…Result/Credentials`).
-fn parse_credentials(xml: &str) -> Result<Fetched, String> {
+pub fn parse_credentials(xml: &str) -> Result<Fetched, String> {
     let root = ["AssumeRoleResponse", "AssumeRoleWithWebIdentityResponse"];
     for response in root {
         let result = response.replace("Response", "Result");
@@ -272,6 +272,10 @@ fn parse_credentials(xml: &str) -> Result<Fetched, String> {
         let (Some(key), Some(secret)) = (key, secret) else {
             continue;
         };
+        let (key, secret) = (key.trim(), secret.trim());
+        if key.is_empty() || secret.is_empty() {
+            return Err("an empty AccessKeyId or SecretAccessKey in the answer".into());
+        }
         let expires = match expiration {
             Some(e) => Some(
                 parse_iso8601(e.trim())
@@ -281,8 +285,8 @@ fn parse_credentials(xml: &str) -> Result<Fetched, String> {
         };
         return Ok(Fetched {
             credentials: Credentials {
-                access_key_id: key.trim().to_string(),
-                secret_access_key: Secret(secret.trim().to_string()),
+                access_key_id: key.to_string(),
+                secret_access_key: Secret(secret.to_string()),
                 session_token: token.map(|t| Secret(t.trim().to_string())),
             },
             expires,
@@ -293,7 +297,7 @@ fn parse_credentials(xml: &str) -> Result<Fetched, String> {
 
 /// `(Code, Message)` of an `ErrorResponse` (STS's `ErrorResponse/Error`, or the
 /// `ErrorResponse/Errors/Error` some emulators write), each on one line.
-fn parse_error(xml: &str) -> Option<(String, String)> {
+pub fn parse_error(xml: &str) -> Option<(String, String)> {
     let found = texts(
         xml,
         &[
@@ -366,6 +370,8 @@ mod tests {
         assert!(parse_credentials("not xml at all").is_err());
         let bad_time = "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>S</SecretAccessKey><Expiration>tomorrow</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>";
         assert!(parse_credentials(bad_time).is_err_and(|e| e.contains("tomorrow")));
+        let blank = "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId> </AccessKeyId><SecretAccessKey>S</SecretAccessKey></Credentials></AssumeRoleResult></AssumeRoleResponse>";
+        assert!(parse_credentials(blank).is_err_and(|e| e.contains("empty")));
         let deep = "<a>".repeat(100_000);
         assert!(parse_credentials(&deep).is_err());
     }
