@@ -783,3 +783,55 @@ fn moto_lets_the_assumed_role_invoke_with_iam_checks_on() {
         );
     }
 }
+
+#[test]
+fn a_profile_credential_process_signs_the_invokes() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let dir = TempDir::new("process");
+        let config = dir.path.join("config");
+        let printed = format!(
+            r#"{{"Version": 1, "AccessKeyId": "{ACCESS_KEY}", "SecretAccessKey": "{SECRET_KEY}", "SessionToken": "from-process"}}"#
+        );
+        std::fs::write(
+            &config,
+            format!(
+                "[default]\nregion = us-east-1\ncredential_process = printf '%s' '{printed}'\n"
+            ),
+        )
+        .expect("write");
+        let gw = start(
+            &mock,
+            &keyless(&mock, ""),
+            driver,
+            vec![("AWS_CONFIG_FILE", config.display().to_string())],
+        );
+        assert_echo(&gw, "process");
+        let last = mock.last();
+        assert_eq!(signed_by(&last), ACCESS_KEY);
+        assert_eq!(last.header("x-amz-security-token"), Some("from-process"));
+        mock.assert_all_signatures_valid();
+    }
+}
+
+#[test]
+fn a_failing_refresh_keeps_the_credentials_that_are_still_valid() {
+    let (mock, sts) = (MockLambda::start(), support::aws::MockSts::start());
+    *sts.behaviour.lifetime.lock().expect("lock") = Duration::from_secs(302);
+    let gw = sts_gateway(&mock, &sts, Driver::Epoll);
+    assert_echo(&gw, "first");
+    // Every refresh from now on fails; the first set is valid for five more minutes.
+    sts.behaviour
+        .failures_left
+        .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    let results = load(&gw, 2, Duration::from_secs(4));
+    assert!(
+        gw.logged("failed (attempt 2): STS AssumeRoleWithWebIdentity answered 500: mock failure; the previous credentials stay in use until they expire"),
+        "{}",
+        gw.logs()
+    );
+    assert!(results.iter().all(|r| r.0 == 200), "{}", gw.logs());
+    let used: std::collections::HashSet<String> = mock.requests().iter().map(signed_by).collect();
+    assert_eq!(used.len(), 1);
+    mock.assert_all_signatures_valid();
+}
