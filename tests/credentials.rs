@@ -454,7 +454,13 @@ fn load(gw: &Gateway, clients: usize, for_how_long: Duration) -> Vec<(u16, Durat
         .collect()
 }
 
-fn sts_gateway(mock: &MockLambda, sts: &support::aws::MockSts, driver: Driver) -> Gateway {
+/// A gateway getting web identity credentials from `sts`, and the directory of its token
+/// file (read again at every refresh, so kept as long as the gateway).
+fn sts_gateway(
+    mock: &MockLambda,
+    sts: &support::aws::MockSts,
+    driver: Driver,
+) -> (Gateway, TempDir) {
     let dir = TempDir::new("rotate");
     let token_file = dir.path.join("token");
     std::fs::write(&token_file, "jwt").expect("write");
@@ -471,9 +477,7 @@ fn sts_gateway(mock: &MockLambda, sts: &support::aws::MockSts, driver: Driver) -
             ("AWS_ENDPOINT_URL_STS", sts.server.url()),
         ],
     );
-    // The token file is read on every refresh: keep it.
-    std::mem::forget(dir);
-    gw
+    (gw, dir)
 }
 
 #[test]
@@ -482,7 +486,7 @@ fn credentials_rotate_under_load_without_a_failed_request() {
         let (mock, sts) = (MockLambda::start(), support::aws::MockSts::start());
         // Five minutes and two seconds: each set is refreshed about two seconds after issue.
         *sts.behaviour.lifetime.lock().expect("lock") = Duration::from_secs(302);
-        let gw = sts_gateway(&mock, &sts, driver);
+        let (gw, _token) = sts_gateway(&mock, &sts, driver);
         let results = load(&gw, 4, Duration::from_secs(6));
         let failed: Vec<_> = results.iter().filter(|(s, _)| *s != 200).collect();
         assert!(failed.is_empty(), "{failed:?}\n{}", gw.logs());
@@ -508,7 +512,7 @@ fn a_slow_sts_never_holds_up_a_request_once_credentials_exist() {
     *sts.behaviour.lifetime.lock().expect("lock") = Duration::from_secs(301);
     // Every refresh takes three seconds.
     *sts.behaviour.later_delay.lock().expect("lock") = Duration::from_secs(3);
-    let gw = sts_gateway(&mock, &sts, Driver::IoUring);
+    let (gw, _token) = sts_gateway(&mock, &sts, Driver::IoUring);
     assert_echo(&gw, "first");
     let results = load(&gw, 2, Duration::from_secs(4));
     assert!(
@@ -818,7 +822,7 @@ fn a_profile_credential_process_signs_the_invokes() {
 fn a_failing_refresh_keeps_the_credentials_that_are_still_valid() {
     let (mock, sts) = (MockLambda::start(), support::aws::MockSts::start());
     *sts.behaviour.lifetime.lock().expect("lock") = Duration::from_secs(302);
-    let gw = sts_gateway(&mock, &sts, Driver::Epoll);
+    let (gw, _token) = sts_gateway(&mock, &sts, Driver::Epoll);
     assert_echo(&gw, "first");
     // Every refresh from now on fails; the first set is valid for five more minutes.
     sts.behaviour

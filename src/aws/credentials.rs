@@ -140,14 +140,15 @@ const FIRST_FETCH_POLL: Duration = Duration::from_millis(5);
 
 impl CredentialSource {
     /// The credentials to sign with now; `Ok(None)` while a provider has not answered yet
-    /// (nor failed); `Err` when it failed and nothing valid is left.
-    pub fn current(&self, now: SystemTime) -> Result<Option<Creds<'_>>, String> {
+    /// (nor failed); `Err` when it failed and nothing valid is left. Fixed keys cost no clock
+    /// read.
+    pub fn current(&self) -> Result<Option<Creds<'_>>, String> {
         let published = match self {
             CredentialSource::Static(c) => return Ok(Some(Creds::Borrowed(c))),
             CredentialSource::Refreshed(p) => p,
         };
         let state = published.state.load();
-        let valid = state.expires.is_none_or(|e| e > now);
+        let valid = state.expires.is_none_or(|e| e > SystemTime::now());
         match (&state.credentials, &state.error) {
             (Some(c), _) if valid => Ok(Some(Creds::Held(c.clone()))),
             (_, Some(why)) => Err(format!(
@@ -162,9 +163,13 @@ impl CredentialSource {
     /// The credentials to sign with, waiting up to `limit` for a provider's first answer: the
     /// only time a request waits on a credential fetch.
     pub async fn ready(&self, limit: Duration) -> Result<Creds<'_>, String> {
+        if let Some(creds) = self.current()? {
+            return Ok(creds);
+        }
         let started = std::time::Instant::now();
         loop {
-            if let Some(creds) = self.current(SystemTime::now())? {
+            monoio::time::sleep(FIRST_FETCH_POLL).await;
+            if let Some(creds) = self.current()? {
                 return Ok(creds);
             }
             if started.elapsed() >= limit {
@@ -176,7 +181,6 @@ impl CredentialSource {
                     "no credentials yet: {provider} did not answer within {limit:?}"
                 ));
             }
-            monoio::time::sleep(FIRST_FETCH_POLL).await;
         }
     }
 }
