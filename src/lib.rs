@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod demo;
 pub mod emulator;
 pub mod http;
+pub mod https;
 pub mod json;
 pub mod lambda;
 pub mod logging;

@@ -7,8 +7,9 @@ use lambda_gateway::admin::{self, api::AdminApi, store::Store};
 use lambda_gateway::config::snapshot::Environment;
 use lambda_gateway::config::{self, Snapshot};
 use lambda_gateway::http::Limits;
+use lambda_gateway::https::{CertificateFiles, ServerCertificate};
 use lambda_gateway::logging::LogFormat;
-use lambda_gateway::runtime::{self, ServeConfig};
+use lambda_gateway::runtime::{self, HttpsServe, ServeConfig};
 use lambda_gateway::signals::{Event, Signals};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +47,36 @@ struct Cli {
         value_name = "ADDR"
     )]
     listen: Option<SocketAddr>,
+
+    /// Also serve HTTPS on this address (with --tls-cert and --tls-key).
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_GATEWAY_TLS_LISTEN",
+        value_name = "ADDR",
+        requires_all = ["tls_cert", "tls_key"]
+    )]
+    tls_listen: Option<SocketAddr>,
+
+    /// PEM certificate chain (leaf first) HTTPS clients are shown; reloaded on SIGHUP.
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_GATEWAY_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_listen"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert; reloaded with it.
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_GATEWAY_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_listen"
+    )]
+    tls_key: Option<PathBuf>,
 
     /// Admin API listen address, or `off`.
     #[arg(
@@ -163,6 +194,11 @@ fn flags_that_do_not_apply(cli: &Cli, matches: &clap::ArgMatches) -> Option<Stri
         ),
         Some(Command::Check { .. }) if given("config") => {
             Some("--config does not apply to `check`: name the file to check after `check`".into())
+        }
+        Some(Command::Check { .. } | Command::Completions { .. } | Command::Manpage)
+            if given("tls_listen") =>
+        {
+            Some("--tls-listen, --tls-cert and --tls-key apply to serving only".into())
         }
         _ => None,
     }
@@ -358,6 +394,52 @@ fn demo(cli: &Cli, admin_addr: Option<SocketAddr>, token: Option<String>) -> Exi
     serve(cli, cfg, None, admin_addr, token)
 }
 
+/// The HTTPS certificate of `--tls-cert`/`--tls-key`, loaded and checked, when `--tls-listen`
+/// is given; its port is probed like the proxy's.
+fn https_certificate(
+    cli: &Cli,
+) -> Result<Option<(CertificateFiles, Arc<ServerCertificate>)>, String> {
+    let (Some(listen), Some(cert), Some(key)) = (cli.tls_listen, &cli.tls_cert, &cli.tls_key)
+    else {
+        return Ok(None);
+    };
+    if !cli.reuse_port {
+        runtime::refuse_foreign_listener(listen)
+            .map_err(|e| format!("cannot serve HTTPS on {listen}: {e}"))?;
+    }
+    let files = CertificateFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    };
+    let certificate = ServerCertificate::load(&files).map_err(|e| format!("--tls-cert: {e}"))?;
+    Ok(Some((files, Arc::new(certificate))))
+}
+
+/// A thread that loads the certificate files again on every SIGHUP: new handshakes get the new
+/// certificate, open connections keep theirs; a file that cannot be used keeps the old one.
+fn reload_certificate_on_hup(
+    signals: &Signals,
+    files: CertificateFiles,
+    certificate: Arc<ServerCertificate>,
+) -> std::io::Result<()> {
+    let mut events = signals.subscribe()?;
+    std::thread::Builder::new()
+        .name("certificate".into())
+        .spawn(move || {
+            while events.next_blocking() == Event::Reload {
+                match certificate.reload(&files) {
+                    Ok(()) => {
+                        log::info!("HTTPS certificate reloaded from {}", files.cert.display())
+                    }
+                    Err(e) => {
+                        log::error!("HTTPS certificate not reloaded, the previous one stays: {e}")
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
 /// The config file served: where it is, and the digest of what was loaded from it.
 struct ConfigFile {
     path: PathBuf,
@@ -389,6 +471,13 @@ fn serve(
             return ExitCode::FAILURE;
         }
     };
+    let certificate = match https_certificate(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (snapshot, warnings) = Snapshot::build(cfg.clone(), &env);
     for w in &warnings {
         log::warn!("{w}");
@@ -417,6 +506,23 @@ fn serve(
         client_timeout: cli.client_timeout,
         keepalive_timeout: cli.keepalive_timeout,
         ..Limits::default()
+    };
+    let https = match certificate {
+        Some((files, certificate)) => {
+            let config = match lambda_gateway::https::server_config(certificate.clone()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: HTTPS: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Err(e) = reload_certificate_on_hup(&signals, files, certificate) {
+                eprintln!("error: cannot start the certificate reload thread: {e}");
+                return ExitCode::FAILURE;
+            }
+            cli.tls_listen.map(|listen| HttpsServe { listen, config })
+        }
+        None => None,
     };
     let published = Arc::new(ArcSwap::from_pointee(snapshot));
     let metrics = Arc::new(lambda_gateway::metrics::Registry::default());
@@ -469,6 +575,7 @@ fn serve(
         snapshot: published,
         tls,
         metrics,
+        https,
     };
     match runtime::serve(serve_cfg, &signals, None) {
         Ok(()) => {

@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["upstream"],
     &["credentials"],
     &["config"],
-    &["proxy", "admin", "demo", "logging"],
+    &["proxy", "admin", "demo", "logging", "https"],
     &["runtime"],
 ];
 

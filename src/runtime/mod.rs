@@ -39,7 +39,21 @@ pub struct ServeConfig {
     pub tls: Arc<rustls::ClientConfig>,
     /// Where workers register their counters.
     pub metrics: Arc<crate::metrics::Registry>,
+    /// HTTPS for clients, when `--tls-listen` is given.
+    pub https: Option<HttpsServe>,
 }
+
+/// The HTTPS listener: its address and the server config every worker accepts with.
+#[derive(Clone)]
+pub struct HttpsServe {
+    /// `--tls-listen`.
+    pub listen: SocketAddr,
+    /// Certificates, protocols, session resumption (see [`crate::https`]).
+    pub config: Arc<rustls::ServerConfig>,
+}
+
+/// What a started worker reports: the addresses it listens on (plain, HTTPS).
+type Bound = std::io::Result<(SocketAddr, Option<SocketAddr>)>;
 
 /// Runs the workers until `signals` says stop and they drained. `bound` receives the actual
 /// listen address once the first worker is listening (useful with port 0).
@@ -59,8 +73,9 @@ pub fn serve(
     }
     let mut handles: Vec<std::thread::JoinHandle<()>> = Vec::with_capacity(cfg.workers);
     let mut addr = cfg.listen;
+    let mut https_addr = cfg.https.as_ref().map(|h| h.listen);
     for index in 0..cfg.workers.max(1) {
-        let (tx, rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
+        let (tx, rx) = mpsc::channel::<Bound>();
         let worker_cfg = cfg.clone();
         let events = signals.subscribe()?;
         let handle = std::thread::Builder::new()
@@ -79,13 +94,17 @@ pub fn serve(
                         return;
                     }
                 };
-                runtime.block_on(worker_main(worker_cfg, addr, events, tx));
+                runtime.block_on(worker_main(worker_cfg, addr, https_addr, events, tx));
             })?;
         match rx.recv() {
-            Ok(Ok(bound_addr)) => {
+            Ok(Ok((bound_addr, bound_https))) => {
                 if index == 0 {
                     // Every other worker binds the very port the first one got (port 0 → real port).
                     addr = bound_addr;
+                    https_addr = bound_https;
+                    if let Some(https) = bound_https {
+                        log::info!("HTTPS listening on {https}");
+                    }
                     log::info!(
                         "listening on {bound_addr} with {} workers",
                         cfg.workers.max(1)
@@ -135,11 +154,23 @@ pub fn refuse_foreign_listener(addr: SocketAddr) -> std::io::Result<()> {
     }
 }
 
+/// A worker's listener on `addr`, sharing the port with the other workers.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind_with_config(
+        addr,
+        &ListenerOpts::new()
+            .reuse_port(true)
+            .reuse_addr(true)
+            .backlog(4096),
+    )
+}
+
 async fn worker_main(
     cfg: ServeConfig,
     addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
     events: Subscription,
-    ready: mpsc::Sender<std::io::Result<SocketAddr>>,
+    ready: mpsc::Sender<Bound>,
 ) {
     let mut events = match events.into_async() {
         Ok(e) => e,
@@ -148,21 +179,32 @@ async fn worker_main(
             return;
         }
     };
-    let listener = match TcpListener::bind_with_config(
-        addr,
-        &ListenerOpts::new()
-            .reuse_port(true)
-            .reuse_addr(true)
-            .backlog(4096),
-    ) {
+    let listener = match bind(addr) {
         Ok(l) => l,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
+    let https = match (https_addr, &cfg.https) {
+        (Some(at), Some(h)) => match bind(at) {
+            Ok(l) => Some((l, monoio_rustls::TlsAcceptor::from(h.config.clone()))),
+            Err(e) => {
+                let _ = ready.send(Err(std::io::Error::new(
+                    e.kind(),
+                    format!("HTTPS listener on {at}: {e}"),
+                )));
+                return;
+            }
+        },
+        _ => None,
+    };
     let local = listener.local_addr().unwrap_or(addr);
-    let _ = ready.send(Ok(local));
+    let https_local = https
+        .as_ref()
+        .and_then(|(l, _)| l.local_addr().ok())
+        .or(https_addr);
+    let _ = ready.send(Ok((local, https_local)));
     let proxy = Rc::new(Proxy::new(
         cfg.snapshot.clone(),
         Upstream::new(cfg.tls.clone()),
@@ -192,6 +234,13 @@ async fn worker_main(
                 proxy.upstream.pool.borrow_mut().sweep();
                 shutdown.expire(Instant::now());
             }
+        });
+    }
+
+    if let Some((tls_listener, acceptor)) = https {
+        let (shared, shutdown, active) = (shared.clone(), shutdown.clone(), active.clone());
+        monoio::spawn(async move {
+            serve_https(tls_listener, acceptor, shared, shutdown, active).await;
         });
     }
 
@@ -226,6 +275,47 @@ async fn worker_main(
             active.get()
         );
     }
+}
+
+/// Accepts HTTPS clients until shutdown: each connection's handshake (bounded by the client
+/// timeout, so a stalled or garbage handshake costs a task and a socket for that long at most),
+/// then the same HTTP/1 serving as plain connections.
+async fn serve_https(
+    listener: TcpListener,
+    acceptor: monoio_rustls::TlsAcceptor,
+    shared: Rc<Shared<Proxy>>,
+    shutdown: Rc<Shutdown>,
+    active: Rc<Cell<usize>>,
+) {
+    let slots = Rc::new(conn::request_slots::<
+        monoio_rustls::ServerTlsStream<TcpStream>,
+        Proxy,
+    >());
+    conn::accept_until_shutdown(&listener, &shutdown, |stream, peer| {
+        let _ = stream.set_nodelay(true);
+        let (shared, slots, active, acceptor) = (
+            shared.clone(),
+            slots.clone(),
+            active.clone(),
+            acceptor.clone(),
+        );
+        active.set(active.get() + 1);
+        monoio::spawn(async move {
+            let metrics = &shared.handler.metrics;
+            metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+            let limit = shared.limits.client_timeout;
+            match monoio::time::timeout(limit, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    conn::serve(tls, Some(peer.ip().to_canonical()), shared.clone(), &slots).await
+                }
+                Ok(Err(e)) => log::debug!("TLS handshake with {peer} failed: {e}"),
+                Err(_) => log::debug!("TLS handshake with {peer} not done within {limit:?}"),
+            }
+            metrics.connections_closed.fetch_add(1, Ordering::Relaxed);
+            active.set(active.get() - 1);
+        });
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -1,0 +1,387 @@
+//! HTTPS for clients (`--tls-listen`, `--tls-cert`, `--tls-key`): real clients (curl, Python's
+//! `ssl`, rustls) against certificates made at test time, TLS 1.2 and 1.3, ALPN, session
+//! resumption, a certificate swapped by SIGHUP under an open connection, certificates refused
+//! at start, and hostile handshakes. Every scenario on io_uring and on epoll.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// A CA and a server certificate for `localhost` and 127.0.0.1 it signed.
+struct Pki {
+    dir: TempDir,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    ca_pem: String,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = TempDir::new("https");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "lambda-gateway HTTPS test CA");
+        let ca = params.self_signed(&key).expect("CA");
+        std::fs::write(dir.path.join("ca.pem"), ca.pem()).expect("write");
+        Pki {
+            dir,
+            ca_pem: ca.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.path.join("ca.pem")
+    }
+
+    /// Writes a leaf (and its key) named `tag` with common name `cn`, valid from `from` to
+    /// `until` (years); returns (cert file, key file, leaf DER).
+    fn leaf(&self, tag: &str, cn: &str, from: i32, until: i32) -> (PathBuf, PathBuf, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.not_before = rcgen::date_time_ymd(from, 1, 1);
+        params.not_after = rcgen::date_time_ymd(until, 1, 1);
+        let leaf = params.signed_by(&key, &self.issuer).expect("leaf");
+        let (cert, key_file) = (
+            self.dir.path.join(format!("{tag}.pem")),
+            self.dir.path.join(format!("{tag}.key")),
+        );
+        // The chain as servers are given it: leaf, then the CA.
+        std::fs::write(&cert, format!("{}{}", leaf.pem(), self.ca_pem)).expect("write");
+        std::fs::write(&key_file, key.serialize_pem()).expect("write");
+        (cert, key_file, leaf.der().to_vec())
+    }
+}
+
+fn https_gateway(
+    mock: &MockLambda,
+    pki: &Pki,
+    driver: Driver,
+    cert: &str,
+) -> (Gateway, SocketAddr) {
+    let cfg = config_for(mock, "/x", "echo", "");
+    let gw = Gateway::start_with(
+        mock,
+        GatewayOptions {
+            config: &cfg,
+            driver,
+            env: vec![],
+            args: vec![
+                "--tls-listen".into(),
+                "127.0.0.1:0".into(),
+                "--tls-cert".into(),
+                pki.dir
+                    .path
+                    .join(format!("{cert}.pem"))
+                    .display()
+                    .to_string(),
+                "--tls-key".into(),
+                pki.dir
+                    .path
+                    .join(format!("{cert}.key"))
+                    .display()
+                    .to_string(),
+                "--client-timeout".into(),
+                "2s".into(),
+            ],
+        },
+    );
+    let addr = gw
+        .logs()
+        .lines()
+        .find_map(|l| addr_after(l, "HTTPS listening on "))
+        .unwrap_or_else(|| panic!("no HTTPS address in the log:\n{}", gw.logs()));
+    (gw, addr)
+}
+
+/// A rustls client connection to `addr` trusting `ca_pem`, for `name`.
+fn tls_client(
+    addr: SocketAddr,
+    ca_pem: &str,
+    name: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("CA")).expect("add");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let conn = rustls::ClientConnection::new(
+        Arc::new(config),
+        rustls::pki_types::ServerName::try_from(name.to_string()).expect("name"),
+    )
+    .expect("client");
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Sends a GET for `target` and reads the response: (status, body).
+fn exchange<S: Read + Write>(stream: &mut S, target: &str) -> (u16, String) {
+    stream
+        .write_all(format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).expect("read");
+        assert!(n > 0, "closed before a response");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().expect("length"))
+                })
+                .expect("Content-Length");
+            while buf.len() < end + 4 + len {
+                let n = stream.read(&mut chunk).expect("read");
+                assert!(n > 0, "closed inside a body");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let status = head[9..12].parse().expect("status");
+            return (
+                status,
+                String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into(),
+            );
+        }
+    }
+}
+
+#[test]
+fn curl_and_python_speak_https_to_the_gateway() {
+    let pki = Pki::new();
+    pki.leaf("server", "server", 2020, 2090);
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let (gw, addr) = https_gateway(&mock, &pki, driver, "server");
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(pki.ca_file())
+            .args(["-w", "\n%{http_code} %{http_version}"])
+            .arg(format!("https://localhost:{}/x?via=curl", addr.port()))
+            .output()
+            .expect("curl");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "{\"via\":\"curl\"}\n200 1.1",
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            gw.logs()
+        );
+        // Python's ssl, TLS 1.2 then 1.3, ALPN, and a resumed session.
+        let script = format!(
+            r#"
+import socket, ssl, sys
+def get(ctx, session=None):
+    with socket.create_connection(("127.0.0.1", {port})) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:
+            s.sendall(b"GET /x?via=python HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            print(s.version(), s.selected_alpn_protocol(), s.session_reused, data.split(b"\r\n")[0].decode(), data.split(b"\r\n\r\n", 1)[1].decode())
+            return s.session
+for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+    ctx = ssl.create_default_context(cafile=sys.argv[1])
+    ctx.minimum_version = ctx.maximum_version = v
+    ctx.set_alpn_protocols(["http/1.1"])
+    first = get(ctx)
+    get(ctx, first)
+"#,
+            port = addr.port()
+        );
+        let out = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .arg(pki.ca_file())
+            .output()
+            .expect("python3");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "TLSv1.2 http/1.1 False HTTP/1.1 200 OK {\"via\":\"python\"}\n\
+             TLSv1.2 http/1.1 True HTTP/1.1 200 OK {\"via\":\"python\"}\n\
+             TLSv1.3 http/1.1 False HTTP/1.1 200 OK {\"via\":\"python\"}\n\
+             TLSv1.3 http/1.1 True HTTP/1.1 200 OK {\"via\":\"python\"}\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Plain HTTP keeps working next to it.
+        assert_eq!(gw.send(&get("/x?via=plain")).status, 200);
+    }
+}
+
+#[test]
+fn sighup_swaps_the_certificate_under_an_open_connection() {
+    let pki = Pki::new();
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let (cert, _, first_der) = pki.leaf("server", "first", 2020, 2090);
+        let (gw, addr) = https_gateway(&mock, &pki, driver, "server");
+        let tls12_13 = rustls::DEFAULT_VERSIONS;
+        let mut open = tls_client(addr, &pki.ca_pem, "localhost", tls12_13);
+        assert_eq!(exchange(&mut open, "/x?n=1"), (200, r#"{"n":"1"}"#.into()));
+        let leaf = |s: &rustls::StreamOwned<rustls::ClientConnection, TcpStream>| {
+            s.conn.peer_certificates().expect("certs")[0].to_vec()
+        };
+        assert_eq!(leaf(&open), first_der);
+        let (_, _, second_der) = pki.leaf("server", "second", 2020, 2090);
+        gw.hup();
+        assert!(
+            gw.logged("HTTPS certificate reloaded from"),
+            "{}",
+            gw.logs()
+        );
+        // The open connection goes on; a new one is shown the new certificate.
+        assert_eq!(exchange(&mut open, "/x?n=2"), (200, r#"{"n":"2"}"#.into()));
+        let mut fresh = tls_client(addr, &pki.ca_pem, "localhost", tls12_13);
+        assert_eq!(exchange(&mut fresh, "/x?n=3"), (200, r#"{"n":"3"}"#.into()));
+        assert_eq!(leaf(&fresh), second_der);
+        // A broken file on the next SIGHUP: logged, the certificate stays.
+        std::fs::write(&cert, "not a certificate").expect("write");
+        gw.hup();
+        assert!(gw.logged("HTTPS certificate not reloaded, the previous one stays"));
+        let mut after = tls_client(addr, &pki.ca_pem, "localhost", tls12_13);
+        assert_eq!(exchange(&mut after, "/x?n=4").0, 200);
+        assert_eq!(leaf(&after), second_der);
+        assert_eq!(exchange(&mut open, "/x?n=5").0, 200);
+    }
+}
+
+#[test]
+fn unusable_certificates_are_refused_at_start() {
+    let pki = Pki::new();
+    pki.leaf("expired", "expired", 2001, 2002);
+    pki.leaf("good", "good", 2020, 2090);
+    let run = |cert: &str, key: &str| {
+        let file = pki.dir.path.join("kong.yml");
+        std::fs::write(&file, "_format_version: \"3.0\"\n").expect("write");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lambda-gateway"));
+        cmd.args([
+            "--admin-listen",
+            "off",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&file)
+        .arg("--tls-cert")
+        .arg(pki.dir.path.join(cert))
+        .arg("--tls-key")
+        .arg(pki.dir.path.join(key));
+        clear_aws_env(&mut cmd);
+        let out = cmd.output().expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run("expired.pem", "expired.key");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!(
+            "error: --tls-cert: {}: the certificate expired at 20020101T000000Z",
+            pki.dir.path.join("expired.pem").display()
+        )),
+        "{err}"
+    );
+    let (code, err) = run("good.pem", "expired.key");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("does not belong to the certificate"), "{err}");
+    let (code, err) = run("missing.pem", "good.key");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("missing.pem"), "{err}");
+    // Flags that need each other.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lambda-gateway"))
+        .args(["--tls-listen", "127.0.0.1:0", "demo"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert"));
+}
+
+#[test]
+fn hostile_handshakes_cost_their_own_connection_only() {
+    let pki = Pki::new();
+    pki.leaf("server", "server", 2020, 2090);
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let (gw, addr) = https_gateway(&mock, &pki, driver, "server");
+        // Plain HTTP to the HTTPS port: the connection is closed, nothing else happens.
+        let mut plain = TcpStream::connect(addr).expect("connect");
+        plain
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        plain
+            .write_all(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .expect("write");
+        let mut rest = Vec::new();
+        let _ = plain.read_to_end(&mut rest);
+        assert!(!String::from_utf8_lossy(&rest).contains("200"), "{rest:?}");
+        // A flood: 300 connections stalled inside a handshake (half a ClientHello each) and
+        // 100 that send garbage; a real client is served at once meanwhile.
+        let hello_start = [
+            0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+        ];
+        let mut stalled: Vec<TcpStream> = (0..300)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).expect("connect");
+                s.write_all(&hello_start).expect("write");
+                s
+            })
+            .collect();
+        for _ in 0..100 {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            let _ = s.write_all(&[0xffu8; 512]);
+        }
+        let started = Instant::now();
+        let mut client = tls_client(addr, &pki.ca_pem, "localhost", rustls::DEFAULT_VERSIONS);
+        assert_eq!(exchange(&mut client, "/x?q=ok").0, 200);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "{driver:?}: served after {took:?}"
+        );
+        // The stalled handshakes are closed after the client timeout (2 s here).
+        std::thread::sleep(Duration::from_millis(2500));
+        let s = &mut stalled[0];
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        let mut byte = [0u8; 1];
+        assert!(
+            matches!(s.read(&mut byte), Ok(0) | Err(_)),
+            "{driver:?}: a stalled handshake was still open"
+        );
+        stalled.clear();
+        assert_eq!(gw.send(&get("/x")).status, 200);
+    }
+}
