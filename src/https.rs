@@ -1,14 +1,15 @@
-//! HTTPS for clients: the server certificate given by `--tls-cert`/`--tls-key` (checked when
+//! HTTPS for clients: the default certificate given by `--tls-cert`/`--tls-key` (checked when
 //! loaded: parseable, key matching, not expired), reloaded on `SIGHUP` and swapped in without
-//! touching open connections, and the rustls server config every worker accepts with
-//! (TLS 1.2 and 1.3, ALPN `http/1.1`, session tickets and a session cache shared by all).
+//! touching open connections; the configuration's `certificates` chosen by SNI; and the rustls
+//! server config every worker accepts with (TLS 1.2 and 1.3, ALPN `http/1.1`, session tickets
+//! and a session cache shared by all).
 
+use crate::config::Snapshot;
 use arc_swap::ArcSwap;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Where the certificate comes from.
@@ -29,9 +30,22 @@ pub struct ServerCertificate {
     current: ArcSwap<CertifiedKey>,
 }
 
-impl ResolvesServerCert for ServerCertificate {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load_full())
+/// What a handshake is shown: the certificate of the configuration's SNI that matches the
+/// name the client asked for, else the `--tls-cert` one.
+#[derive(Debug)]
+struct Resolver {
+    default: Arc<ServerCertificate>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(name) = hello.server_name() {
+            if let Some(served) = self.snapshot.load().snis.find(name) {
+                return Some(served.choose(hello.signature_schemes()));
+            }
+        }
+        Some(self.default.current.load_full())
     }
 }
 
@@ -56,96 +70,27 @@ impl ServerCertificate {
     }
 }
 
-fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let chain = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if chain.is_empty() {
-        return Err(format!("{}: no certificate found", path.display()));
-    }
-    Ok(chain)
-}
-
-/// The chain and key of `files`, checked: the key signs for the leaf, and the leaf is valid
-/// now (an expired certificate is refused at load rather than by every client).
+/// The chain and key of `files`, checked (see [`crate::certificate::from_pem`]).
 pub fn load_certified_key(files: &CertificateFiles) -> Result<CertifiedKey, String> {
-    let chain = read_chain(&files.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| format!("{}: {e}", files.key.display()))?;
-    let provider = rustls::crypto::ring::default_provider();
-    let signing_key = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| format!("{}: {e}", files.key.display()))?;
-    let certified = CertifiedKey::new(chain, signing_key);
-    certified.keys_match().map_err(|e| {
-        format!(
-            "{} does not belong to the certificate in {}: {e}",
-            files.key.display(),
-            files.cert.display()
-        )
-    })?;
-    check_validity(&certified.cert, UnixTime::now())
-        .map_err(|why| format!("{}: {why}", files.cert.display()))?;
-    Ok(certified)
+    let cert = std::fs::read(&files.cert).map_err(|e| format!("{}: {e}", files.cert.display()))?;
+    let key = std::fs::read(&files.key).map_err(|e| format!("{}: {e}", files.key.display()))?;
+    crate::certificate::from_pem(&cert, &key, UnixTime::now())
+        .map_err(|e| format!("{} with {}: {e}", files.cert.display(), files.key.display()))
 }
 
-/// Refuses a leaf that is expired or not valid yet at `now`. webpki checks the leaf's validity
-/// period before anything about its issuer, so a chain verified against its own last
-/// certificate reports exactly these two errors when they apply; whether the chain is
-/// trusted is for clients to decide, not checked here.
-pub fn check_validity(chain: &[CertificateDer<'static>], now: UnixTime) -> Result<(), String> {
-    let leaf = webpki::EndEntityCert::try_from(&chain[0])
-        .map_err(|e| format!("not a usable X.509 certificate: {e}"))?;
-    let last = chain.last().unwrap_or(&chain[0]);
-    let anchor = match webpki::anchor_from_trusted_cert(last) {
-        Ok(a) => a,
-        Err(_) => return Ok(()),
-    };
-    let algorithms = rustls::crypto::ring::default_provider()
-        .signature_verification_algorithms
-        .all;
-    let anchors = [anchor];
-    let verified = leaf.verify_for_usage(
-        algorithms,
-        &anchors,
-        &chain[1..],
-        now,
-        webpki::KeyUsage::server_auth(),
-        None,
-        None,
-    );
-    let when = |t: UnixTime| {
-        crate::aws::time::AmzDate::from_unix(t.as_secs())
-            .timestamp_str()
-            .to_string()
-    };
-    match verified {
-        Err(webpki::Error::CertExpired { not_after, .. }) => Err(format!(
-            "the certificate expired at {} (it is now {})",
-            when(not_after),
-            when(now)
-        )),
-        Err(webpki::Error::CertNotValidYet { not_before, .. }) => Err(format!(
-            "the certificate is not valid before {} (it is now {})",
-            when(not_before),
-            when(now)
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The server config every worker accepts with.
+/// The server config every worker accepts with: certificates by SNI from the published
+/// configuration (so a reload or an Admin API change applies to the next handshake), else
+/// `default`.
 pub fn server_config(
-    certificate: Arc<ServerCertificate>,
+    default: Arc<ServerCertificate>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_cert_resolver(certificate);
+        .with_cert_resolver(Arc::new(Resolver { default, snapshot }));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
@@ -155,6 +100,7 @@ pub fn server_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn write_pair(dir: &Path, params: rcgen::CertificateParams) -> CertificateFiles {
         let key = rcgen::KeyPair::generate().expect("key");
@@ -187,6 +133,10 @@ mod tests {
         let err = load_certified_key(&expired_files).expect_err("expired");
         assert!(
             err.contains("the certificate expired at 20020101T000000Z"),
+            "{err}"
+        );
+        assert!(
+            err.starts_with(&format!("{}", expired_files.cert.display())),
             "{err}"
         );
         let mut future = params();

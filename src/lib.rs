@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod aws;
+pub mod certificate;
 pub mod config;
 pub mod credentials;
 pub mod demo;

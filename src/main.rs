@@ -507,9 +507,13 @@ fn serve(
         keepalive_timeout: cli.keepalive_timeout,
         ..Limits::default()
     };
+    let published = Arc::new(ArcSwap::from_pointee(snapshot));
     let https = match certificate {
         Some((files, certificate)) => {
-            let config = match lambda_gateway::https::server_config(certificate.clone()) {
+            let config = match lambda_gateway::https::server_config(
+                certificate.clone(),
+                published.clone(),
+            ) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: HTTPS: {e}");
@@ -524,7 +528,6 @@ fn serve(
         }
         None => None,
     };
-    let published = Arc::new(ArcSwap::from_pointee(snapshot));
     let metrics = Arc::new(lambda_gateway::metrics::Registry::default());
     let _admin = match admin_addr {
         None => {

@@ -42,11 +42,23 @@ impl Pki {
     }
 
     /// Writes a leaf (and its key) named `tag` with common name `cn`, valid from `from` to
-    /// `until` (years); returns (cert file, key file, leaf DER).
+    /// `until` (years), for `localhost` and 127.0.0.1; returns (cert file, key file, leaf DER).
     fn leaf(&self, tag: &str, cn: &str, from: i32, until: i32) -> (PathBuf, PathBuf, Vec<u8>) {
+        self.leaf_for(tag, cn, &["localhost"], from, until)
+    }
+
+    /// [`Pki::leaf`] for other names (and 127.0.0.1).
+    fn leaf_for(
+        &self,
+        tag: &str,
+        cn: &str,
+        names: &[&str],
+        from: i32,
+        until: i32,
+    ) -> (PathBuf, PathBuf, Vec<u8>) {
         let key = rcgen::KeyPair::generate().expect("key");
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).expect("params");
         params
             .subject_alt_names
             .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
@@ -309,8 +321,9 @@ fn unusable_certificates_are_refused_at_start() {
     assert_eq!(code, Some(1));
     assert!(
         err.contains(&format!(
-            "error: --tls-cert: {}: the certificate expired at 20020101T000000Z",
-            pki.dir.path.join("expired.pem").display()
+            "error: --tls-cert: {} with {}: the certificate expired at 20020101T000000Z",
+            pki.dir.path.join("expired.pem").display(),
+            pki.dir.path.join("expired.key").display()
         )),
         "{err}"
     );
@@ -384,4 +397,213 @@ fn hostile_handshakes_cost_their_own_connection_only() {
         stalled.clear();
         assert_eq!(gw.send(&get("/x")).status, 200);
     }
+}
+
+/// Accepts any server certificate: for seeing which one a handshake was shown.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The leaf certificate a handshake asking for `name` is shown, and whether a request over it
+/// is served.
+fn shown_for(addr: SocketAddr, name: &str) -> Vec<u8> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(
+        Arc::new(config),
+        rustls::pki_types::ServerName::try_from(name.to_string()).expect("name"),
+    )
+    .expect("client");
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    assert_eq!(exchange(&mut stream, "/x?sni=1").0, 200);
+    stream.conn.peer_certificates().expect("certs")[0].to_vec()
+}
+
+#[test]
+fn certificates_are_chosen_by_sni_from_the_file_and_the_admin_api() {
+    let pki = Pki::new();
+    pki.leaf("server", "default", 2020, 2090);
+    let (a_cert, a_key, a_der) = pki.leaf_for("a", "a", &["a.example.test"], 2020, 2090);
+    let (w_cert, w_key, w_der) = pki.leaf_for("wild", "wild", &["*.wild.test"], 2020, 2090);
+    let (b_cert, b_key, b_der) = pki.leaf_for("b", "b", &["b.example.test"], 2020, 2090);
+    let read = |p: &PathBuf| std::fs::read_to_string(p).expect("read");
+    let default_der = {
+        let pem = read(&pki.dir.path.join("server.pem"));
+        rustls::pki_types::pem::PemObject::pem_slice_iter(pem.as_bytes())
+            .next()
+            .map(|c: Result<rustls::pki_types::CertificateDer<'static>, _>| {
+                c.expect("pem").to_vec()
+            })
+            .expect("leaf")
+    };
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let dir = TempDir::new("sni");
+        let config_path = dir.path.join("kong.json");
+        let doc = serde_json::json!({
+            "_format_version": "3.0",
+            "routes": [{"name": "r", "paths": ["/x"]}],
+            "plugins": [{"name": "aws-lambda", "config": {
+                "aws_key": ACCESS_KEY, "aws_secret": SECRET_KEY, "aws_region": "us-east-1",
+                "function_name": "echo", "host": "localhost", "port": mock.addr.port()}}],
+            "certificates": [
+                {"cert": read(&a_cert), "key": read(&a_key), "snis": ["a.example.test"]},
+                {"cert": read(&w_cert), "key": read(&w_key), "snis": [{"name": "*.wild.test"}]},
+            ],
+        });
+        std::fs::write(&config_path, doc.to_string()).expect("write");
+        let gw = Gateway::start_admin(
+            &mock,
+            AdminOptions {
+                config_path: config_path.clone(),
+                driver,
+                env: vec![],
+                args: vec![
+                    "--tls-listen".into(),
+                    "127.0.0.1:0".into(),
+                    "--tls-cert".into(),
+                    pki.dir.path.join("server.pem").display().to_string(),
+                    "--tls-key".into(),
+                    pki.dir.path.join("server.key").display().to_string(),
+                ],
+            },
+        );
+        let addr = gw
+            .logs()
+            .lines()
+            .find_map(|l| addr_after(l, "HTTPS listening on "))
+            .expect("HTTPS address");
+        assert_eq!(shown_for(addr, "a.example.test"), a_der);
+        assert_eq!(shown_for(addr, "x.wild.test"), w_der);
+        assert_eq!(shown_for(addr, "localhost"), default_der);
+        assert_eq!(shown_for(addr, "b.example.test"), default_der);
+        // curl verifies the chosen certificate for the name it asked.
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(pki.ca_file())
+            .arg("--resolve")
+            .arg(format!("a.example.test:{}:127.0.0.1", addr.port()))
+            .arg(format!("https://a.example.test:{}/x?via=sni", addr.port()))
+            .output()
+            .expect("curl");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            r#"{"via":"sni"}"#,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        // A certificate and its SNI added through the Admin API: the next handshake has it.
+        let created = gw.admin_json(
+            "POST",
+            "/certificates",
+            serde_json::json!({"cert": read(&b_cert), "key": read(&b_key), "snis": ["b.example.test"]}),
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+        let body = created.json();
+        assert_eq!(body["snis"], serde_json::json!(["b.example.test"]));
+        let id = body["id"].as_str().expect("id").to_string();
+        assert_eq!(shown_for(addr, "b.example.test"), b_der);
+        let sni = gw.admin_json(
+            "POST",
+            &format!("/certificates/{id}/snis"),
+            serde_json::json!({"name": "*.b.example.test"}),
+        );
+        assert_eq!(sni.status, 201, "{}", sni.text());
+        assert_eq!(sni.json()["certificate"]["id"], serde_json::json!(id));
+        assert_eq!(shown_for(addr, "deep.b.example.test"), b_der);
+        let clash = gw.admin_json(
+            "POST",
+            "/snis",
+            serde_json::json!({"name": "a.example.test", "certificate": {"id": id}}),
+        );
+        assert_eq!(clash.status, 409, "{}", clash.text());
+        // An expired certificate is refused with the reason.
+        let (old_cert, old_key, _) = pki.leaf_for("old", "old", &["old.test"], 2001, 2002);
+        let refused = gw.admin_json(
+            "POST",
+            "/certificates",
+            serde_json::json!({"cert": read(&old_cert), "key": read(&old_key)}),
+        );
+        assert_eq!(refused.status, 400, "{}", refused.text());
+        assert!(refused
+            .text()
+            .contains("the certificate expired at 20020101T000000Z"));
+        // Deleting the certificate takes its SNIs with it.
+        assert_eq!(
+            gw.admin("DELETE", &format!("/certificates/{id}"), "", "", &[])
+                .status,
+            204
+        );
+        assert_eq!(shown_for(addr, "b.example.test"), default_der);
+        let snis = gw.admin_get("/snis").json();
+        let names: Vec<&str> = snis["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        assert_eq!(names.len(), 2, "{snis}");
+        // The file holds what the Admin API did, SNIs flat with their certificate.
+        let saved: serde_json::Value =
+            serde_yaml_or_json(&std::fs::read_to_string(&config_path).expect("read"));
+        assert_eq!(saved["snis"].as_array().map(Vec::len), Some(2), "{saved}");
+    }
+}
+
+/// The saved config, JSON or YAML.
+fn serde_yaml_or_json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_norway::from_str(text).expect("YAML"))
 }

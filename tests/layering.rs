@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["http"],
     &["aws"],
-    &["lambda"],
+    &["lambda", "certificate"],
     &["upstream"],
     &["credentials"],
     &["config"],

@@ -12,7 +12,7 @@ use super::store::{OnDiskChange, Store};
 use crate::config::model::{is_uuid, new_uuid};
 use crate::config::{plugins, ConfigError};
 use crate::http::request::Request;
-use crate::schema::{Kind, Schema};
+use crate::schema::{Kind, Schema, Type};
 use serde_json::{json, Map, Value};
 
 /// An entity's parent in a nested path: its kind and id.
@@ -237,11 +237,20 @@ impl AdminApi {
         }
         let mut doc = store.document();
         doc_list(&mut doc, kind)?.remove(index);
-        // Plugins scoped to what is deleted go with it, as in Kong.
-        if kind != Kind::Plugin {
-            let field = kind.reference_field();
-            doc_list(&mut doc, Kind::Plugin)?.retain(|p| {
-                p.get(field)
+        // What refers to the deleted entity goes with it, as in Kong: plugins scoped to it,
+        // a certificate's SNIs. (Routes of a service were refused above.)
+        let field = kind.reference_field();
+        for other in Kind::ALL {
+            let refers = other
+                .schema()
+                .fields
+                .iter()
+                .any(|f| matches!(f.ty, Type::Reference(k) if k == kind));
+            if !refers || other == kind {
+                continue;
+            }
+            doc_list(&mut doc, other)?.retain(|e| {
+                e.get(field)
                     .and_then(|r| r.get("id"))
                     .and_then(Value::as_str)
                     != Some(id.as_str())

@@ -1,7 +1,7 @@
 //! Entities as Kong's Admin API shows them: every field of the kind's schema, set or defaulted,
 //! references as `{id: …}`, secrets masked or redacted as the schema says.
 
-use crate::config::model::{Config, Consumer, Plugin, Route, Service};
+use crate::config::model::{Config, Consumer, Plugin, Route, Service, Sni};
 use crate::config::plugins;
 use crate::schema::Kind;
 use serde_json::{json, Map, Value};
@@ -57,6 +57,29 @@ pub fn consumer(c: &Consumer) -> Value {
     Value::Object(out)
 }
 
+/// A certificate, with the names of its SNIs as Kong lists them.
+pub fn certificate(c: &Config, index: usize) -> Value {
+    let cert = &c.certificates[index];
+    let mut out = Kind::Certificate.schema().present(&cert.raw);
+    out.insert("id".into(), json!(cert.id));
+    let names: Vec<&str> = c
+        .snis
+        .iter()
+        .filter(|s| s.certificate.as_deref() == Some(cert.id.as_str()))
+        .map(|s| s.name.as_str())
+        .collect();
+    out.insert("snis".into(), json!(names));
+    Value::Object(out)
+}
+
+/// An SNI.
+pub fn sni(s: &Sni) -> Value {
+    let mut out = Kind::Sni.schema().present(&s.raw);
+    out.insert("id".into(), json!(s.id));
+    out.insert("certificate".into(), reference(&s.certificate));
+    Value::Object(out)
+}
+
 /// The entity of `kind` at `index`.
 pub fn entity(c: &Config, kind: Kind, index: usize) -> Value {
     match kind {
@@ -64,6 +87,8 @@ pub fn entity(c: &Config, kind: Kind, index: usize) -> Value {
         Kind::Route => route(&c.routes[index]),
         Kind::Plugin => plugin(&c.plugins[index]),
         Kind::Consumer => consumer(&c.consumers[index]),
+        Kind::Certificate => certificate(c, index),
+        Kind::Sni => sni(&c.snis[index]),
     }
 }
 

@@ -99,6 +99,32 @@ pub struct Consumer {
     pub raw: Map<String, Value>,
 }
 
+/// A server certificate for HTTPS clients.
+#[derive(Clone, Debug)]
+pub struct Certificate {
+    /// UUID (given or generated).
+    pub id: String,
+    /// The chain and key, checked.
+    pub key: Arc<rustls::sign::CertifiedKey>,
+    /// `cert_alt`/`key_alt`: a second chain (e.g. ECDSA beside RSA), checked.
+    pub alt: Option<Arc<rustls::sign::CertifiedKey>>,
+    /// The entity as written (nested snis removed, `id` filled in): what is persisted.
+    pub raw: Map<String, Value>,
+}
+
+/// A name a certificate is served for.
+#[derive(Clone, Debug)]
+pub struct Sni {
+    /// UUID (given or generated).
+    pub id: String,
+    /// A host name or a wildcard (`*.example.com`, `example.*`).
+    pub name: String,
+    /// The certificate id.
+    pub certificate: Option<String>,
+    /// The entity as written (`id` filled in, `certificate` as `{id: …}`).
+    pub raw: Map<String, Value>,
+}
+
 /// A whole validated configuration.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -110,6 +136,10 @@ pub struct Config {
     pub plugins: Vec<Plugin>,
     /// All consumers.
     pub consumers: Vec<Consumer>,
+    /// All certificates.
+    pub certificates: Vec<Certificate>,
+    /// All SNIs, nested ones included.
+    pub snis: Vec<Sni>,
 }
 
 impl Config {
@@ -120,6 +150,8 @@ impl Config {
             Kind::Route => self.routes.len(),
             Kind::Consumer => self.consumers.len(),
             Kind::Plugin => self.plugins.len(),
+            Kind::Certificate => self.certificates.len(),
+            Kind::Sni => self.snis.len(),
         }
     }
 
@@ -130,6 +162,8 @@ impl Config {
             Kind::Route => (&self.routes[i].id, &self.routes[i].raw),
             Kind::Consumer => (&self.consumers[i].id, &self.consumers[i].raw),
             Kind::Plugin => (&self.plugins[i].id, &self.plugins[i].raw),
+            Kind::Certificate => (&self.certificates[i].id, &self.certificates[i].raw),
+            Kind::Sni => (&self.snis[i].id, &self.snis[i].raw),
         }
     }
 
@@ -155,6 +189,7 @@ impl Config {
             (Kind::Plugin, Kind::Service) => self.plugins[i].service.as_deref(),
             (Kind::Plugin, Kind::Route) => self.plugins[i].route.as_deref(),
             (Kind::Plugin, Kind::Consumer) => self.plugins[i].consumer.as_deref(),
+            (Kind::Sni, Kind::Certificate) => self.snis[i].certificate.as_deref(),
             _ => None,
         }
     }

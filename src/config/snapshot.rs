@@ -7,6 +7,7 @@ use super::router::Router;
 use super::{ConfigError, ConfigErrors};
 use crate::aws::credentials::Credentials;
 use crate::aws::endpoint::{self, Endpoint, NoProxy};
+use crate::certificate::{Served, SniIndex};
 use crate::credentials::{chain, sts, Hub, Provider, StsEndpoint};
 use crate::lambda::config::is_region;
 use crate::lambda::config::LambdaConfig;
@@ -196,6 +197,8 @@ pub struct Snapshot {
     pub router: Router,
     /// For each route (same index as `config.routes`), what it does.
     pub actions: Vec<RouteAction>,
+    /// The certificates of `config.snis`, by name, for HTTPS handshakes.
+    pub snis: SniIndex,
 }
 
 impl Snapshot {
@@ -301,15 +304,39 @@ impl Snapshot {
                 }
             }
         }
+        let snis = sni_index(&config);
         (
             Snapshot {
                 config,
                 router,
                 actions,
+                snis,
             },
             warnings,
         )
     }
+}
+
+/// Every SNI's certificate by the SNI's name.
+fn sni_index(config: &Config) -> SniIndex {
+    let by_id: HashMap<&str, Served> = config
+        .certificates
+        .iter()
+        .map(|c| {
+            let served = Served {
+                main: c.key.clone(),
+                alt: c.alt.clone(),
+            };
+            (c.id.as_str(), served)
+        })
+        .collect();
+    let mut index = SniIndex::default();
+    for sni in &config.snis {
+        if let Some(served) = sni.certificate.as_deref().and_then(|id| by_id.get(id)) {
+            index.insert(&sni.name, served.clone());
+        }
+    }
+    index
 }
 
 /// The enabled aws-lambda plugins that are not consumer-scoped, indexed by scope (the first one

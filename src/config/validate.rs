@@ -5,13 +5,15 @@
 //! known, so their order in the file does not matter.
 
 use super::model::{
-    id_ref, new_uuid, raw_entity, Config, Consumer, Plugin, PluginConfig, Route, Service,
+    id_ref, new_uuid, raw_entity, Certificate, Config, Consumer, Plugin, PluginConfig, Route,
+    Service, Sni,
 };
 use crate::schema::check::{describe, Checker, ConfigError, ConfigErrors};
 use crate::schema::entities::{parse_service_url, UNROUTABLE, UNROUTABLE_WHY};
 use crate::schema::{header_map, reference_target, Kind, Type};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 const FORMAT_VERSIONS: &[&str] = &["1.1", "2.1", "3.0"];
 
@@ -52,11 +54,20 @@ impl PluginDraft {
     }
 }
 
+/// A certificate as read, `key` `None` if its chain or key failed (the document fails).
+struct CertificateDraft {
+    id: String,
+    key: Option<Arc<rustls::sign::CertifiedKey>>,
+    alt: Option<Arc<rustls::sign::CertifiedKey>>,
+    raw: Map<String, Value>,
+}
+
 #[derive(Default)]
 struct Builder {
     c: Checker,
     config: Config,
     plugins: Vec<PluginDraft>,
+    certificates: Vec<CertificateDraft>,
     refs: Vec<PendingRef>,
     /// Where each entity is written, by kind, in the order they were read
     /// (`services[0].routes[1]`): messages name the place in the file, nested or not.
@@ -78,6 +89,18 @@ pub(super) fn config(doc: &Value) -> Result<Config, ConfigErrors> {
         .plugins
         .into_iter()
         .filter_map(PluginDraft::into_plugin)
+        .collect();
+    config.certificates = b
+        .certificates
+        .into_iter()
+        .filter_map(|d| {
+            Some(Certificate {
+                key: d.key?,
+                id: d.id,
+                alt: d.alt,
+                raw: d.raw,
+            })
+        })
         .collect();
     if b.c.errors.is_empty() {
         Ok(config)
@@ -115,6 +138,8 @@ impl Builder {
                 "routes",
                 "plugins",
                 "consumers",
+                "certificates",
+                "snis",
             ],
         );
         match root.get("_format_version") {
@@ -152,7 +177,15 @@ impl Builder {
                 for (i, item) in items.iter().enumerate() {
                     self.c.push_field(key);
                     self.c.push_index(i);
-                    self.entity(kind, item, parent);
+                    match item {
+                        // A certificate's `snis` may be written as bare names, as in Kong.
+                        Value::String(name) if kind == Kind::Sni => {
+                            let mut obj = Map::new();
+                            obj.insert("name".into(), Value::String(name.clone()));
+                            self.entity(kind, &Value::Object(obj), parent);
+                        }
+                        _ => self.entity(kind, item, parent),
+                    }
                     self.c.pop();
                     self.c.pop();
                 }
@@ -193,11 +226,7 @@ impl Builder {
             };
             if let Some(pid) = parent.id_of(to) {
                 if obj.get(field.name).is_some_and(|v| !v.is_null()) {
-                    let what = if kind == Kind::Route {
-                        "route"
-                    } else {
-                        "plugin"
-                    };
+                    let what = kind.reference_field();
                     self.c.error_at(
                         field.name,
                         format!("a nested {what} takes its {} from its parent", field.name),
@@ -223,6 +252,8 @@ impl Builder {
             Kind::Route => self.route(obj, id.clone(), raw, parents.remove(&Kind::Service)),
             Kind::Consumer => self.consumer(obj, id.clone(), raw),
             Kind::Plugin => self.plugin(obj, id.clone(), raw, parents),
+            Kind::Certificate => self.certificate(obj, id.clone(), raw),
+            Kind::Sni => self.sni(obj, id.clone(), raw, parents.remove(&Kind::Certificate)),
         }
         for field in schema.fields {
             if let Type::Nested(child) = field.ty {
@@ -237,7 +268,54 @@ impl Builder {
             Kind::Route => self.config.routes.len(),
             Kind::Consumer => self.config.consumers.len(),
             Kind::Plugin => self.plugins.len(),
+            Kind::Certificate => self.certificates.len(),
+            Kind::Sni => self.config.snis.len(),
         }
+    }
+
+    fn certificate(&mut self, obj: &Map<String, Value>, id: String, raw: Map<String, Value>) {
+        let schema = Kind::Certificate.schema();
+        let now = rustls::pki_types::UnixTime::now();
+        let mut pair = |cert: &str, key: &str| {
+            let (Some(c), Some(k)) = (schema.text(obj, cert), schema.text(obj, key)) else {
+                return None;
+            };
+            match crate::certificate::from_pem(c.as_bytes(), k.as_bytes(), now) {
+                Ok(certified) => Some(Arc::new(certified)),
+                Err(why) => {
+                    self.c.error_at(cert, why);
+                    None
+                }
+            }
+        };
+        let key = pair("cert", "key");
+        let alt = pair("cert_alt", "key_alt");
+        let set = |f: &str| obj.get(f).is_some_and(|v| !v.is_null());
+        if set("cert_alt") != set("key_alt") {
+            self.c
+                .error("all or none of these fields must be set: 'cert_alt', 'key_alt'");
+        }
+        self.certificates
+            .push(CertificateDraft { id, key, alt, raw });
+    }
+
+    fn sni(
+        &mut self,
+        obj: &Map<String, Value>,
+        id: String,
+        raw: Map<String, Value>,
+        parent: Option<String>,
+    ) {
+        let schema = Kind::Sni.schema();
+        if parent.is_none() && obj.get("certificate").is_none_or(Value::is_null) {
+            self.c.error_at("certificate", "required field missing");
+        }
+        self.config.snis.push(Sni {
+            id,
+            name: schema.text(obj, "name").unwrap_or_default().to_string(),
+            certificate: parent,
+            raw,
+        });
     }
 
     fn service(&mut self, obj: &Map<String, Value>, id: String, raw: Map<String, Value>) {
@@ -410,6 +488,9 @@ impl Builder {
                 &[c.username.as_deref(), c.custom_id.as_deref()],
             );
         }
+        for c in &self.certificates {
+            add(Kind::Certificate, &c.id, &[]);
+        }
         for r in std::mem::take(&mut self.refs) {
             let Some(id) = index.get(&r.to).and_then(|m| m.get(&r.target)).cloned() else {
                 let message = format!("no {} named {:?}", r.to.reference_field(), r.target);
@@ -431,7 +512,11 @@ impl Builder {
                     };
                     (&mut p.raw, slot)
                 }
-                // Only routes and plugins refer to other entities.
+                (Kind::Sni, i) => {
+                    let sni = &mut self.config.snis[i];
+                    (&mut sni.raw, &mut sni.certificate)
+                }
+                // Only routes, plugins and snis refer to other entities.
                 _ => continue,
             };
             raw.insert(field.into(), id_ref(&id));
@@ -451,13 +536,15 @@ impl Builder {
                 .cloned()
                 .unwrap_or_else(|| format!("{}[{i}]", kind.collection()))
         };
-        for kind in [Kind::Service, Kind::Route, Kind::Consumer, Kind::Plugin] {
+        for kind in Kind::ALL {
             let schema = kind.schema();
             let raws: Vec<&Map<String, Value>> = match kind {
                 Kind::Service => self.config.services.iter().map(|e| &e.raw).collect(),
                 Kind::Route => self.config.routes.iter().map(|e| &e.raw).collect(),
                 Kind::Consumer => self.config.consumers.iter().map(|e| &e.raw).collect(),
                 Kind::Plugin => self.plugins.iter().map(|d| &d.raw).collect(),
+                Kind::Certificate => self.certificates.iter().map(|d| &d.raw).collect(),
+                Kind::Sni => self.config.snis.iter().map(|e| &e.raw).collect(),
             };
             let mut seen = HashSet::new();
             for (i, raw) in raws.iter().enumerate() {

@@ -125,6 +125,82 @@ pub static CONSUMER: Schema = Schema {
     ],
 };
 
+/// `certificates`: a PEM chain and key served to HTTPS clients for the names of its `snis`.
+pub static CERTIFICATE: Schema = Schema {
+    name: "certificates",
+    fields: &[
+        Field::new("id", Type::Text(Some(check_uuid))),
+        Field::new("cert", Type::Text(Some(check_pem_certificate))).required(),
+        Field::new("key", Type::Text(Some(check_pem_key))).required(),
+        Field::new("cert_alt", Type::Text(Some(check_pem_certificate))),
+        Field::new("key_alt", Type::Text(Some(check_pem_key))),
+        Field::new("tags", Type::Texts(None)),
+        Field::new("snis", Type::Nested(Kind::Sni)),
+        Field::new("created_at", ANY_INT),
+        Field::new("updated_at", ANY_INT),
+    ],
+};
+
+/// `snis`: a name (or wildcard) and the certificate served for it.
+pub static SNI: Schema = Schema {
+    name: "snis",
+    fields: &[
+        Field::new("id", Type::Text(Some(check_uuid))),
+        Field::new("name", Type::Text(Some(check_sni)))
+            .required()
+            .unique(),
+        Field::new("certificate", Type::Reference(Kind::Certificate)),
+        Field::new("tags", Type::Texts(None)),
+        Field::new("created_at", ANY_INT),
+        Field::new("updated_at", ANY_INT),
+    ],
+};
+
+fn check_pem_certificate(pem: &str) -> Result<(), String> {
+    if pem.contains("-----BEGIN CERTIFICATE-----") {
+        Ok(())
+    } else {
+        Err("expected a PEM certificate (-----BEGIN CERTIFICATE-----)".into())
+    }
+}
+
+fn check_pem_key(pem: &str) -> Result<(), String> {
+    if pem.contains("-----BEGIN") && pem.contains("PRIVATE KEY-----") {
+        Ok(())
+    } else {
+        Err("expected a PEM private key (-----BEGIN PRIVATE KEY-----)".into())
+    }
+}
+
+/// Whether `name` is an SNI as Kong takes it: a host name, lower case, or a wildcard with one
+/// `*` as the whole first or last label.
+pub fn is_sni(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    if name.is_empty() || name.len() > 253 || labels.len() < 2 {
+        return false;
+    }
+    let plain = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    };
+    let last = labels.len() - 1;
+    labels.iter().enumerate().all(|(i, l)| {
+        plain(l) || (*l == "*" && (i == 0 || i == last) && name.matches('*').count() == 1)
+    })
+}
+
+fn check_sni(name: &str) -> Result<(), String> {
+    if is_sni(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected a lower-case host name, or a wildcard with `*` as its first or last label, got {name:?}"
+        ))
+    }
+}
+
 /// `plugins` (the entity; each plugin's `config` has the plugin's own schema).
 pub static PLUGIN: Schema = Schema {
     name: "plugins",

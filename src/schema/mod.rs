@@ -25,11 +25,22 @@ pub enum Kind {
     Consumer,
     /// `plugins`.
     Plugin,
+    /// `certificates`: server certificates for HTTPS clients.
+    Certificate,
+    /// `snis`: the names a certificate is served for.
+    Sni,
 }
 
 impl Kind {
     /// Every kind, in the order of a declarative document.
-    pub const ALL: [Kind; 4] = [Kind::Service, Kind::Route, Kind::Consumer, Kind::Plugin];
+    pub const ALL: [Kind; 6] = [
+        Kind::Service,
+        Kind::Route,
+        Kind::Consumer,
+        Kind::Plugin,
+        Kind::Certificate,
+        Kind::Sni,
+    ];
 
     /// The collection name (`services` …).
     pub fn collection(self) -> &'static str {
@@ -38,6 +49,8 @@ impl Kind {
             Kind::Route => "routes",
             Kind::Consumer => "consumers",
             Kind::Plugin => "plugins",
+            Kind::Certificate => "certificates",
+            Kind::Sni => "snis",
         }
     }
 
@@ -53,6 +66,8 @@ impl Kind {
             Kind::Route => "route",
             Kind::Consumer => "consumer",
             Kind::Plugin => "plugin",
+            Kind::Certificate => "certificate",
+            Kind::Sni => "sni",
         }
     }
 
@@ -63,6 +78,8 @@ impl Kind {
             Kind::Route => &entities::ROUTE,
             Kind::Consumer => &entities::CONSUMER,
             Kind::Plugin => &entities::PLUGIN,
+            Kind::Certificate => &entities::CERTIFICATE,
+            Kind::Sni => &entities::SNI,
         }
     }
 }
