@@ -12,6 +12,7 @@
 //! panicking; `unsafe` is forbidden crate-wide.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod aws;
 pub mod certificate;

@@ -1,7 +1,8 @@
 //! The request phases, in order, for one routed request: route → plugin → payload → invoke →
 //! response mapping. Errors become the SPEC §6 answers and exactly one log line.
 
-use crate::config::router::RouteQuery;
+use crate::access::Verdict;
+use crate::config::router::{RouteMatch, RouteQuery};
 use crate::config::snapshot::RouteAction;
 use crate::config::Snapshot;
 use crate::http::conn::{BufferPool, Handler};
@@ -119,6 +120,29 @@ impl Proxy {
             Failure::NoRoute.answer(resp);
             return;
         };
+        // The route's access-phase plugins, in priority order: the first that answers ends
+        // the request before the function; each then adds its headers to the answer.
+        let steps = &snapshot.access[matched.route];
+        let answered = steps
+            .iter()
+            .any(|p| p.access(&req, resp) == Verdict::Answered);
+        if !answered {
+            self.invoke(&snapshot, &matched, &req, resp, s).await;
+        }
+        for p in steps {
+            p.finish(&req, resp);
+        }
+    }
+
+    /// Invokes the route's function and maps its answer.
+    async fn invoke(
+        &self,
+        snapshot: &Snapshot,
+        matched: &RouteMatch<'_>,
+        req: &Request<'_>,
+        resp: &mut Response,
+        s: &mut InvokeScratch,
+    ) {
         let route_index = matched.route;
         let plugin = match &snapshot.actions[route_index] {
             RouteAction::Invoke(target) => target,
@@ -154,7 +178,7 @@ impl Proxy {
         };
         let encoded = s
             .payload
-            .encode(&plugin.config, &req, &ctx, &mut pacer)
+            .encode(&plugin.config, req, &ctx, &mut pacer)
             .await;
         if let Err(PayloadError::TooLarge { size, limit }) = encoded {
             let failure = Failure::PayloadTooLarge { size, limit };

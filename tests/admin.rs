@@ -205,10 +205,10 @@ fn every_endpoint_and_error_shape() {
         bad.json()["fields"]["config"]["aws_region"],
         "expected a region like us-east-1, got \"??\""
     );
-    let bad = gw.admin_json("POST", "/plugins", json!({"name": "rate-limiting"}));
+    let bad = gw.admin_json("POST", "/plugins", json!({"name": "graphql-proxy-cache"}));
     assert_eq!(
         bad.json()["fields"]["name"],
-        "plugin 'rate-limiting' not enabled; lambda-gateway provides only 'aws-lambda'"
+        "plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'cors', 'ip-restriction', 'request-size-limiting', 'aws-lambda'"
     );
     assert_eq!(
         gw.admin_json("POST", "/routes", json!({"paths": ["/x"], "bogus": 1}))

@@ -623,8 +623,17 @@ fn invokes_and_assume_role_go_through_the_forward_proxy() {
             driver,
             vec![],
         );
-        assert_echo(&gw, "tunnelled");
-        assert_echo(&gw, "again");
+        // One client connection, so both requests are served by the same worker and its pool.
+        let mut client = gw.connect();
+        for q in ["tunnelled", "again"] {
+            let r = client.request(get(&format!("/x?q={q}")).as_bytes());
+            assert_eq!(
+                (r.status, r.json()),
+                (200, json!({ "q": q })),
+                "{}",
+                gw.logs()
+            );
+        }
         assert_eq!(
             proxy.tunnels.load(std::sync::atomic::Ordering::SeqCst),
             1,

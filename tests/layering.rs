@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["http"],
     &["aws"],
-    &["lambda", "certificate"],
+    &["lambda", "certificate", "access"],
     &["upstream"],
     &["credentials"],
     &["config"],

@@ -63,6 +63,8 @@ pub struct Route {
 pub enum PluginConfig {
     /// `aws-lambda`.
     AwsLambda(Arc<LambdaConfig>),
+    /// A plugin that runs before the function (`cors`, `ip-restriction` …).
+    Access(crate::access::AccessPlugin),
 }
 
 /// A plugin instance.

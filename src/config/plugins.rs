@@ -2,6 +2,7 @@
 //! checked config becomes the typed one the request path uses.
 
 use super::model::PluginConfig;
+use crate::access::{self, AccessPlugin};
 use crate::schema::check::Checker;
 use crate::schema::Schema;
 use serde_json::Value;
@@ -11,20 +12,52 @@ use std::sync::Arc;
 pub struct PluginSpec {
     /// Its name in configs (`aws-lambda`).
     pub name: &'static str,
+    /// Kong's `PRIORITY` for it: plugins run from the highest to the lowest.
+    pub priority: u32,
     /// Its config's schema.
     pub schema: &'static Schema,
     /// Validates a config (errors go to the checker) into the typed config.
     pub validate: fn(&mut Checker, &Value) -> Option<PluginConfig>,
 }
 
-/// Every plugin, in Kong's priority order.
-pub static PLUGINS: &[PluginSpec] = &[PluginSpec {
-    name: "aws-lambda",
-    schema: &crate::lambda::config::SCHEMA,
-    validate: |c, v| {
-        crate::lambda::config::validate(c, v).map(|cfg| PluginConfig::AwsLambda(Arc::new(cfg)))
+/// Every plugin, in Kong's priority order (each handler's `PRIORITY` in Kong 3.x).
+pub static PLUGINS: &[PluginSpec] = &[
+    PluginSpec {
+        name: "cors",
+        priority: 2000,
+        schema: &access::cors::SCHEMA,
+        validate: |c, v| {
+            access::cors::validate(c, v)
+                .map(|cfg| PluginConfig::Access(AccessPlugin::Cors(Arc::new(cfg))))
+        },
     },
-}];
+    PluginSpec {
+        name: "ip-restriction",
+        priority: 990,
+        schema: &access::ip_restriction::SCHEMA,
+        validate: |c, v| {
+            access::ip_restriction::validate(c, v)
+                .map(|cfg| PluginConfig::Access(AccessPlugin::IpRestriction(Arc::new(cfg))))
+        },
+    },
+    PluginSpec {
+        name: "request-size-limiting",
+        priority: 951,
+        schema: &access::size_limit::SCHEMA,
+        validate: |c, v| {
+            access::size_limit::validate(c, v)
+                .map(|cfg| PluginConfig::Access(AccessPlugin::RequestSizeLimiting(Arc::new(cfg))))
+        },
+    },
+    PluginSpec {
+        name: "aws-lambda",
+        priority: 750,
+        schema: &crate::lambda::config::SCHEMA,
+        validate: |c, v| {
+            crate::lambda::config::validate(c, v).map(|cfg| PluginConfig::AwsLambda(Arc::new(cfg)))
+        },
+    },
+];
 
 /// The plugin called `name`.
 pub fn find(name: &str) -> Option<&'static PluginSpec> {
@@ -38,4 +71,15 @@ pub fn unknown(name: &str) -> String {
         "plugin '{name}' not enabled; lambda-gateway provides only {}",
         provided.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugins_are_listed_from_the_highest_priority() {
+        assert!(PLUGINS.windows(2).all(|w| w[0].priority > w[1].priority));
+        assert_eq!(find("aws-lambda").map(|p| p.priority), Some(750));
+    }
 }

@@ -5,6 +5,7 @@
 use super::model::{Config, Plugin, PluginConfig, Route};
 use super::router::Router;
 use super::{ConfigError, ConfigErrors};
+use crate::access::AccessPlugin;
 use crate::aws::credentials::Credentials;
 use crate::aws::endpoint::{self, Endpoint, NoProxy};
 use crate::certificate::{Served, SniIndex};
@@ -199,6 +200,8 @@ pub struct Snapshot {
     pub actions: Vec<RouteAction>,
     /// The certificates of `config.snis`, by name, for HTTPS handshakes.
     pub snis: SniIndex,
+    /// For each route, its access-phase plugins from the highest priority down.
+    pub access: Vec<Vec<AccessPlugin>>,
 }
 
 impl Snapshot {
@@ -305,12 +308,14 @@ impl Snapshot {
             }
         }
         let snis = sni_index(&config);
+        let access = config.routes.iter().map(|r| scopes.access(r)).collect();
         (
             Snapshot {
                 config,
                 router,
                 actions,
                 snis,
+                access,
             },
             warnings,
         )
@@ -339,13 +344,14 @@ fn sni_index(config: &Config) -> SniIndex {
     index
 }
 
-/// The enabled aws-lambda plugins that are not consumer-scoped, indexed by scope (the first one
-/// in file order wins within a scope), so finding a route's plugin takes four lookups.
+/// The enabled plugins that are not consumer-scoped, indexed by name and scope (the first one
+/// in file order wins within a scope), so finding a route's plugin of a name takes four
+/// lookups.
 struct PluginScopes<'a> {
-    route_and_service: HashMap<(&'a str, &'a str), Lambda<'a>>,
-    route: HashMap<&'a str, Lambda<'a>>,
-    service: HashMap<&'a str, Lambda<'a>>,
-    global: Option<Lambda<'a>>,
+    route_and_service: HashMap<(&'a str, &'a str, &'a str), &'a Plugin>,
+    route: HashMap<(&'a str, &'a str), &'a Plugin>,
+    service: HashMap<(&'a str, &'a str), &'a Plugin>,
+    global: HashMap<&'a str, &'a Plugin>,
 }
 
 /// An aws-lambda plugin and its config.
@@ -357,39 +363,64 @@ impl<'a> PluginScopes<'a> {
             route_and_service: HashMap::new(),
             route: HashMap::new(),
             service: HashMap::new(),
-            global: None,
+            global: HashMap::new(),
         };
         // No authentication plugin runs here, so consumer-scoped plugins never apply.
         for p in plugins.iter().filter(|p| p.enabled && p.consumer.is_none()) {
-            let PluginConfig::AwsLambda(cfg) = &p.config;
-            let lambda = (p, cfg);
+            let name = p.name.as_str();
             match (p.route.as_deref(), p.service.as_deref()) {
                 (Some(r), Some(s)) => {
-                    scopes.route_and_service.entry((r, s)).or_insert(lambda);
+                    scopes.route_and_service.entry((name, r, s)).or_insert(p);
                 }
                 (Some(r), None) => {
-                    scopes.route.entry(r).or_insert(lambda);
+                    scopes.route.entry((name, r)).or_insert(p);
                 }
                 (None, Some(s)) => {
-                    scopes.service.entry(s).or_insert(lambda);
+                    scopes.service.entry((name, s)).or_insert(p);
                 }
                 (None, None) => {
-                    scopes.global.get_or_insert(lambda);
+                    scopes.global.entry(name).or_insert(p);
                 }
             }
         }
         scopes
     }
 
-    /// Kong's precedence: route+service, then route, then service, then global.
-    fn effective(&self, route: &Route) -> Option<Lambda<'a>> {
+    /// The plugin called `name` that applies to `route`, with Kong's precedence: route+service,
+    /// then route, then service, then global.
+    fn effective_named(&self, route: &Route, name: &str) -> Option<&'a Plugin> {
         let service = route.service.as_deref();
+        let id = route.id.as_str();
         service
-            .and_then(|s| self.route_and_service.get(&(route.id.as_str(), s)))
-            .or_else(|| self.route.get(route.id.as_str()))
-            .or_else(|| service.and_then(|s| self.service.get(s)))
+            .and_then(|s| self.route_and_service.get(&(name, id, s)))
+            .or_else(|| self.route.get(&(name, id)))
+            .or_else(|| service.and_then(|s| self.service.get(&(name, s))))
+            .or_else(|| self.global.get(name))
             .copied()
-            .or(self.global)
+    }
+
+    /// The route's aws-lambda plugin.
+    fn effective(&self, route: &Route) -> Option<Lambda<'a>> {
+        match self.effective_named(route, "aws-lambda") {
+            Some(p) => match &p.config {
+                PluginConfig::AwsLambda(cfg) => Some((p, cfg)),
+                PluginConfig::Access(_) => None,
+            },
+            None => None,
+        }
+    }
+
+    /// The route's access-phase plugins, in Kong's priority order.
+    fn access(&self, route: &Route) -> Vec<AccessPlugin> {
+        crate::config::plugins::PLUGINS
+            .iter()
+            .filter_map(
+                |spec| match &self.effective_named(route, spec.name)?.config {
+                    PluginConfig::Access(a) => Some(a.clone()),
+                    PluginConfig::AwsLambda(_) => None,
+                },
+            )
+            .collect()
     }
 }
 

@@ -616,7 +616,9 @@ services:
             cfg.plugins[0].service.as_deref(),
             Some(cfg.services[0].id.as_str())
         );
-        let super::PluginConfig::AwsLambda(lambda) = &cfg.plugins[0].config;
+        let super::PluginConfig::AwsLambda(lambda) = &cfg.plugins[0].config else {
+            panic!("an aws-lambda plugin")
+        };
         assert_eq!(lambda.function_name, "MyLambda");
         assert!(cfg.routes[0].strip_path);
     }
@@ -646,7 +648,7 @@ routes:
 - service: missing
   paths: [/x]
 plugins:
-- name: rate-limiting
+- name: graphql-proxy-cache
 "#,
         );
         let service_id = {
@@ -668,7 +670,7 @@ plugins:
                 "services[0].plugins[0].config.bogus: unknown field",
                 "services[0].plugins[0].config.aws_region: expected a region like us-east-1, got \"??\"",
                 "services[1].colour: unknown field",
-                "plugins[0].name: plugin 'rate-limiting' not enabled; lambda-gateway provides only 'aws-lambda'",
+                "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'cors', 'ip-restriction', 'request-size-limiting', 'aws-lambda'",
                 "routes[0].service: no service named \"missing\"",
                 "services[1].name: UNIQUE violation detected on '{name=\"s1\"}'",
                 "services[0].routes[2].name: UNIQUE violation detected on '{name=\"r1\"}'",

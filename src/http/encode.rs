@@ -48,6 +48,45 @@ impl Response {
     }
 }
 
+impl Response {
+    /// Removes every header line named `name` (any case).
+    pub fn remove_header(&mut self, name: &[u8]) {
+        if self.headers.is_empty() {
+            return;
+        }
+        let mut kept = Vec::with_capacity(self.headers.len());
+        for line in self.headers.split_inclusive(|&b| b == b'\n') {
+            let named = line.len() > name.len()
+                && line[..name.len()].eq_ignore_ascii_case(name)
+                && line[name.len()] == b':';
+            if !named {
+                kept.extend_from_slice(line);
+            }
+        }
+        self.headers = kept;
+    }
+
+    /// Sets header `name` to `value`, replacing any line of that name.
+    pub fn set_header(&mut self, name: &[u8], value: &[u8]) {
+        self.remove_header(name);
+        self.header(name, value);
+    }
+
+    /// Adds `Origin` to `Vary` (once).
+    pub fn add_vary_origin(&mut self) {
+        let has = self.headers.split(|&b| b == b'\n').any(|line| {
+            line.len() > 5
+                && line[..5].eq_ignore_ascii_case(b"vary:")
+                && line[5..]
+                    .split(|&b| b == b',')
+                    .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"origin"))
+        });
+        if !has {
+            self.header(b"Vary", b"Origin");
+        }
+    }
+}
+
 /// RFC 9110 `tchar`.
 pub fn is_token(b: u8) -> bool {
     matches!(

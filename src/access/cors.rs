@@ -1,0 +1,282 @@
+//! Kong's `cors` (priority 2000). A preflight (`OPTIONS` with `Origin` and
+//! `Access-Control-Request-Method`) is answered here with 200 and the CORS headers, never
+//! reaching the function (unless `preflight_continue`); other answers get
+//! `Access-Control-Allow-Origin` (and `-Credentials`, `-Expose-Headers`, `Vary: Origin`) as
+//! Kong's header filter sets them.
+//!
+//! Origins as Kong matches them: `*` (or none configured) allows all; one plain origin is
+//! always sent as configured; otherwise the request's origin (normalised: scheme, host, and a
+//! port only when not the scheme's default) is compared with each entry, an entry with
+//! characters outside `[A-Za-z0-9.:/-]` being an anchored regex (against the host alone when
+//! the entry has no `:`).
+
+use super::Verdict;
+use crate::http::encode::Response;
+use crate::http::request::Request;
+use crate::schema::check::Checker;
+use crate::schema::{Default, Field, Schema, Type};
+use regex::Regex;
+use serde_json::{Map, Value};
+
+const ALL_METHODS: &[&str] = &[
+    "GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+];
+
+/// The plugin's schema.
+pub static SCHEMA: Schema = Schema {
+    name: "cors",
+    fields: &[
+        Field::new("origins", Type::Texts(Some(check_origin))),
+        Field::new("headers", Type::Texts(None)),
+        Field::new("exposed_headers", Type::Texts(None)),
+        Field::new("methods", Type::TextsOneOf(ALL_METHODS)).default(Default::Texts(ALL_METHODS)),
+        Field::new(
+            "max_age",
+            Type::Integer {
+                min: 0,
+                max: i32::MAX as i64,
+            },
+        ),
+        Field::new("credentials", Type::Boolean).default(Default::Bool(false)),
+        Field::new("private_network", Type::Boolean).default(Default::Bool(false)),
+        Field::new("preflight_continue", Type::Boolean).default(Default::Bool(false)),
+        Field::new("allow_origin_absent", Type::Boolean).default(Default::Bool(true)),
+    ],
+};
+
+/// How one configured origin matches.
+#[derive(Debug)]
+enum Origin {
+    /// `*`.
+    Any,
+    /// A normalised origin.
+    Exact(String),
+    /// An anchored regex, against the host or the whole origin.
+    Pattern { regex: Regex, by_host: bool },
+}
+
+/// The validated config.
+#[derive(Debug)]
+pub struct CorsConfig {
+    origins: Vec<Origin>,
+    /// The one plain origin, sent as configured (Kong's shortcut).
+    single: Option<String>,
+    headers: Option<String>,
+    exposed_headers: Option<String>,
+    methods: String,
+    max_age: Option<i64>,
+    credentials: bool,
+    private_network: bool,
+    preflight_continue: bool,
+    allow_origin_absent: bool,
+}
+
+fn plain(entry: &str) -> bool {
+    entry
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b".:/-".contains(&b))
+}
+
+fn pattern(entry: &str) -> Result<Regex, regex::Error> {
+    let inner = entry.strip_prefix('^').unwrap_or(entry);
+    let inner = inner.strip_suffix('$').unwrap_or(inner);
+    regex::RegexBuilder::new(&format!("^(?:{inner})$"))
+        .size_limit(1 << 20)
+        .build()
+}
+
+fn check_origin(entry: &str) -> Result<(), String> {
+    if entry == "*" || plain(entry) || pattern(entry).is_ok() {
+        Ok(())
+    } else {
+        Err(format!("'{entry}' is not a valid regex"))
+    }
+}
+
+/// `https://Example.com:443` → (`https://example.com`, `example.com`); no scheme: as given.
+fn normalize(origin: &str) -> (String, String) {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return (origin.to_string(), origin.to_string());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let host = host.to_ascii_lowercase();
+    let port =
+        port.filter(|p| !((scheme == "http" && *p == "80") || (scheme == "https" && *p == "443")));
+    let domain = match port {
+        Some(p) => format!("{scheme}://{host}:{p}"),
+        None => format!("{scheme}://{host}"),
+    };
+    (domain, host)
+}
+
+/// Validates a `config` object.
+pub fn validate(c: &mut Checker, value: &Value) -> Option<CorsConfig> {
+    let obj: &Map<String, Value> = c.object(value)?;
+    let before = c.errors.len();
+    SCHEMA.check(c, obj);
+    let texts = |name: &str| SCHEMA.texts(obj, name);
+    let entries = texts("origins");
+    let origins = entries
+        .iter()
+        .filter_map(|e| {
+            if e == "*" {
+                Some(Origin::Any)
+            } else if plain(e) {
+                Some(Origin::Exact(normalize(e).0))
+            } else {
+                pattern(e).ok().map(|regex| Origin::Pattern {
+                    regex,
+                    by_host: !e.contains(':'),
+                })
+            }
+        })
+        .collect();
+    let single = match entries.as_slice() {
+        [one] if one != "*" && plain(one) => Some(one.clone()),
+        _ => None,
+    };
+    let joined = |name: &str| {
+        let v = texts(name);
+        (!v.is_empty()).then(|| v.join(","))
+    };
+    let methods = joined("methods").unwrap_or_else(|| ALL_METHODS.join(","));
+    (c.errors.len() == before).then(|| CorsConfig {
+        origins,
+        single,
+        headers: joined("headers"),
+        exposed_headers: joined("exposed_headers"),
+        methods,
+        max_age: SCHEMA.int(obj, "max_age"),
+        credentials: SCHEMA.boolean(obj, "credentials"),
+        private_network: SCHEMA.boolean(obj, "private_network"),
+        preflight_continue: SCHEMA.boolean(obj, "preflight_continue"),
+        allow_origin_absent: SCHEMA.boolean(obj, "allow_origin_absent"),
+    })
+}
+
+fn is_preflight(req: &Request<'_>) -> bool {
+    req.method() == b"OPTIONS"
+        && req.header("origin").is_some()
+        && req.header("access-control-request-method").is_some()
+}
+
+/// Sets `Access-Control-Allow-Origin` for `origin`; true when every origin is allowed.
+fn allow_origin(c: &CorsConfig, origin: Option<&str>, resp: &mut Response) -> bool {
+    let all = c.origins.is_empty() || matches!(c.origins.as_slice(), [Origin::Any]);
+    if all {
+        resp.set_header(b"Access-Control-Allow-Origin", b"*");
+        return true;
+    }
+    resp.add_vary_origin();
+    if let Some(one) = &c.single {
+        resp.set_header(b"Access-Control-Allow-Origin", one.as_bytes());
+        return false;
+    }
+    if let Some(origin) = origin {
+        if c.origins.iter().any(|o| matches!(o, Origin::Any)) {
+            resp.set_header(b"Access-Control-Allow-Origin", b"*");
+            return true;
+        }
+        let (domain, host) = normalize(origin);
+        let found = c.origins.iter().any(|o| match o {
+            Origin::Any => true,
+            Origin::Exact(d) => *d == domain,
+            Origin::Pattern { regex, by_host } => {
+                regex.is_match(if *by_host { &host } else { &domain })
+            }
+        });
+        if found {
+            resp.set_header(b"Access-Control-Allow-Origin", domain.as_bytes());
+            return false;
+        }
+    }
+    resp.remove_header(b"Access-Control-Allow-Origin");
+    false
+}
+
+fn allow_credentials(c: &CorsConfig, all: bool, origin: Option<&str>, resp: &mut Response) {
+    if !c.credentials {
+        return;
+    }
+    if !all {
+        resp.set_header(b"Access-Control-Allow-Credentials", b"true");
+        return;
+    }
+    // `*` cannot go with credentials: the request's origin is echoed instead.
+    if let Some(origin) = origin {
+        resp.add_vary_origin();
+        resp.set_header(b"Access-Control-Allow-Origin", origin.as_bytes());
+        resp.set_header(b"Access-Control-Allow-Credentials", b"true");
+    }
+}
+
+/// Answers preflights.
+pub fn access(c: &CorsConfig, req: &Request<'_>, resp: &mut Response) -> Verdict {
+    if !is_preflight(req) || c.preflight_continue {
+        return Verdict::Continue;
+    }
+    let origin = req
+        .header("origin")
+        .and_then(|o| std::str::from_utf8(o).ok());
+    resp.clear();
+    resp.status = 200;
+    let all = allow_origin(c, origin, resp);
+    allow_credentials(c, all, origin, resp);
+    match (&c.headers, req.header("access-control-request-headers")) {
+        (Some(h), _) => resp.set_header(b"Access-Control-Allow-Headers", h.as_bytes()),
+        (None, Some(asked)) => resp.set_header(b"Access-Control-Allow-Headers", asked),
+        (None, None) => {}
+    }
+    resp.set_header(b"Access-Control-Allow-Methods", c.methods.as_bytes());
+    if let Some(age) = c.max_age {
+        resp.set_header(b"Access-Control-Max-Age", age.to_string().as_bytes());
+    }
+    if c.private_network
+        && req.header("access-control-request-private-network") == Some(&b"true"[..])
+    {
+        resp.set_header(b"Access-Control-Allow-Private-Network", b"true");
+    }
+    Verdict::Answered
+}
+
+/// Adds the CORS headers to an answer that was not a preflight's.
+pub fn finish(c: &CorsConfig, req: &Request<'_>, resp: &mut Response) {
+    if is_preflight(req) {
+        return;
+    }
+    let origin = req
+        .header("origin")
+        .and_then(|o| std::str::from_utf8(o).ok());
+    if origin.is_none() && !c.allow_origin_absent {
+        return;
+    }
+    let all = allow_origin(c, origin, resp);
+    allow_credentials(c, all, origin, resp);
+    if let Some(exposed) = &c.exposed_headers {
+        resp.set_header(b"Access-Control-Expose-Headers", exposed.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_normalise_as_kong_does() {
+        assert_eq!(
+            normalize("HTTPS://Example.com:443"),
+            ("https://example.com".into(), "example.com".into())
+        );
+        assert_eq!(
+            normalize("http://a.test:8080/path"),
+            ("http://a.test:8080".into(), "a.test".into())
+        );
+        assert!(check_origin("(.*)[").is_err());
+        assert!(check_origin(r"https://.*\.example\.com").is_ok());
+    }
+}

@@ -1,0 +1,273 @@
+//! The access-phase plugins in front of the function: `cors`, `ip-restriction`,
+//! `request-size-limiting`, each with Kong's fields, answers and headers, run in Kong's
+//! priority order; a request one of them answers never reaches Lambda. Through the
+//! declarative file and through the Admin API with Kong's documented form bodies, on both
+//! drivers.
+
+mod support;
+
+use serde_json::json;
+use support::*;
+
+/// Routes `/{name}` (function `echo` at the mock), each with the plugins given as YAML flow
+/// mappings.
+fn config(mock: &MockLambda, routes: &[(&str, &[&str])]) -> String {
+    let mut out = format!(
+        "_format_version: \"3.0\"\nplugins:\n- {{name: aws-lambda, config: {{aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_region: us-east-1, function_name: echo, host: localhost, port: {}}}}}\nroutes:\n",
+        mock.addr.port()
+    );
+    for (name, plugins) in routes {
+        out.push_str(&format!("- name: {name}\n  paths: [/{name}]\n  plugins: ["));
+        out.push_str(&plugins.join(", "));
+        out.push_str("]\n");
+    }
+    out
+}
+
+fn invokes(mock: &MockLambda) -> usize {
+    mock.requests().len()
+}
+
+#[test]
+fn ip_restriction_answers_before_the_function() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let cfg = config(
+            &mock,
+            &[
+                ("allowed", &["{name: ip-restriction, config: {allow: [127.0.0.0/8, \"::1\"]}}"]),
+                ("elsewhere", &["{name: ip-restriction, config: {allow: [10.0.0.0/8, \"2001:db8::/32\"]}}"]),
+                ("denied", &["{name: ip-restriction, config: {deny: [127.0.0.1], status: 401, message: go away}}"]),
+                ("both", &["{name: ip-restriction, config: {allow: [0.0.0.0/0], deny: [127.0.0.0/24]}}"]),
+            ],
+        );
+        let gw = Gateway::start(&mock, &cfg, driver);
+        let r = gw.send(&get("/allowed?a=1"));
+        assert_eq!((r.status, r.json()), (200, json!({"a": "1"})));
+        let r = gw.send(&get("/elsewhere"));
+        assert_eq!(
+            (r.status, r.text()),
+            (
+                403,
+                r#"{"message":"Your IP address is not allowed"}"#.to_string()
+            )
+        );
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json; charset=utf-8")
+        );
+        let r = gw.send(&get("/denied"));
+        assert_eq!(
+            (r.status, r.text()),
+            (401, r#"{"message":"go away"}"#.to_string())
+        );
+        // Deny wins over allow.
+        assert_eq!(gw.send(&get("/both")).status, 403);
+        assert_eq!(invokes(&mock), 1, "refused requests never reach Lambda");
+    }
+}
+
+#[test]
+fn request_size_limiting_measures_every_body() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let cfg = config(
+            &mock,
+            &[
+                ("kb", &["{name: request-size-limiting, config: {allowed_payload_size: 1, size_unit: kilobytes}}"]),
+                ("needs-length", &["{name: request-size-limiting, config: {require_content_length: true}}"]),
+            ],
+        );
+        let gw = Gateway::start(&mock, &cfg, driver);
+        let post = |path: &str, body: &[u8], extra: &str| {
+            let mut raw = format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n{extra}Content-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            raw.extend_from_slice(body);
+            gw.connect().request(&raw)
+        };
+        assert_eq!(post("/kb", &[b'a'; 1024], "").status, 200);
+        let r = post("/kb", &[b'a'; 1025], "");
+        assert_eq!(
+            (r.status, r.text()),
+            (
+                413,
+                r#"{"message":"Request size limit exceeded"}"#.to_string()
+            )
+        );
+        // A chunked body is measured as it arrived.
+        let mut chunked =
+            b"POST /kb HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        chunked.extend_from_slice(&chunked_body(&[b'a'; 2000], 500));
+        assert_eq!(gw.connect().request(&chunked).status, 413);
+        let mut chunked =
+            b"POST /needs-length HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        chunked.extend_from_slice(&chunked_body(b"small", 5));
+        let r = gw.connect().request(&chunked);
+        assert_eq!(
+            (r.status, r.text()),
+            (
+                411,
+                r#"{"message":"A valid Content-Length header is required"}"#.to_string()
+            )
+        );
+        assert_eq!(post("/needs-length", b"small", "").status, 200);
+        assert_eq!(invokes(&mock), 2);
+    }
+}
+
+#[test]
+fn cors_answers_preflights_at_the_edge_and_decorates_answers() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let cfg = config(
+            &mock,
+            &[
+                ("listed", &["{name: cors, config: {origins: [\"http://a.test\", \"https://b.test:8443\"], exposed_headers: [X-Auth-Token], credentials: true, max_age: 3600}}"]),
+                ("regex", &["{name: cors, config: {origins: ['.*\\.example\\.com'], methods: [GET, POST]}}"]),
+                ("any", &["{name: cors}"]),
+            ],
+        );
+        let gw = Gateway::start(&mock, &cfg, driver);
+        let preflight = |path: &str, origin: &str| {
+            gw.send(&format!(
+                "OPTIONS {path} HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: X-One, X-Two\r\n\r\n"
+            ))
+        };
+        let r = preflight("/listed", "https://b.test:8443");
+        assert_eq!((r.status, r.body.len()), (200, 0));
+        let h = header_map(&r);
+        assert_eq!(h["access-control-allow-origin"], "https://b.test:8443");
+        assert_eq!(h["access-control-allow-credentials"], "true");
+        assert_eq!(h["access-control-allow-headers"], "X-One, X-Two");
+        assert_eq!(
+            h["access-control-allow-methods"],
+            "GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT"
+        );
+        assert_eq!(h["access-control-max-age"], "3600");
+        assert_eq!(h["vary"], "Origin");
+        // An origin not listed: answered, without an allowed origin.
+        let r = preflight("/listed", "http://evil.test");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("access-control-allow-origin"), None);
+        let r = preflight("/regex", "https://api.example.com");
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            Some("https://api.example.com")
+        );
+        assert_eq!(r.header("access-control-allow-methods"), Some("GET,POST"));
+        assert_eq!(
+            preflight("/regex", "https://example.org").header("access-control-allow-origin"),
+            None
+        );
+        assert_eq!(invokes(&mock), 0, "preflights never reach Lambda");
+
+        // Other requests reach the function; its answer gets the CORS headers.
+        let r = gw.send("GET /listed?x=1 HTTP/1.1\r\nHost: x\r\nOrigin: http://a.test\r\n\r\n");
+        assert_eq!((r.status, r.json()), (200, json!({"x": "1"})));
+        let h = header_map(&r);
+        assert_eq!(h["access-control-allow-origin"], "http://a.test");
+        assert_eq!(h["access-control-expose-headers"], "X-Auth-Token");
+        assert_eq!(h["access-control-allow-credentials"], "true");
+        let r = gw.send(&get("/any"));
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(invokes(&mock), 2);
+    }
+}
+
+#[test]
+fn plugins_run_in_kongs_priority_order() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        // Written in the reverse of their order: cors (2000), ip-restriction (990),
+        // request-size-limiting (951).
+        let cfg = config(
+            &mock,
+            &[(
+                "all",
+                &[
+                    "{name: request-size-limiting, config: {allowed_payload_size: 1, size_unit: bytes}}",
+                    "{name: ip-restriction, config: {deny: [127.0.0.1]}}",
+                    "{name: cors, config: {origins: [\"http://a.test\"]}}",
+                ],
+            )],
+        );
+        let gw = Gateway::start(&mock, &cfg, driver);
+        // The preflight is answered by cors before ip-restriction looks at the client.
+        let r = gw.send("OPTIONS /all HTTP/1.1\r\nHost: x\r\nOrigin: http://a.test\r\nAccess-Control-Request-Method: GET\r\n\r\n");
+        assert_eq!(r.status, 200);
+        // A denied client with a too-large body: ip-restriction answers before the size
+        // check, and cors still adds its header to that answer.
+        let r = gw.send("POST /all HTTP/1.1\r\nHost: x\r\nOrigin: http://a.test\r\nContent-Length: 5\r\n\r\nhello");
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            Some("http://a.test")
+        );
+        assert_eq!(invokes(&mock), 0);
+    }
+}
+
+#[test]
+fn kongs_admin_api_examples_configure_each_plugin() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let dir = TempDir::new("access-admin");
+        let path = dir.path.join("kong.yml");
+        std::fs::write(&path, config(&mock, &[("r", &[])])).expect("write");
+        let gw = Gateway::start_admin(
+            &mock,
+            AdminOptions {
+                config_path: path,
+                driver,
+                env: vec![],
+                args: vec![],
+            },
+        );
+        let created = gw.admin_form(
+            "POST",
+            "/routes/r/plugins",
+            "name=cors&config.origins=http://mockbin.com&config.methods=GET&config.methods=POST&config.headers=Accept&config.headers=Content-Type&config.exposed_headers=X-Auth-Token&config.credentials=true&config.max_age=3600",
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+        assert_eq!(created.json()["config"]["methods"], json!(["GET", "POST"]));
+        let r = gw.send("OPTIONS /r HTTP/1.1\r\nHost: x\r\nOrigin: http://mockbin.com\r\nAccess-Control-Request-Method: GET\r\n\r\n");
+        assert_eq!(
+            r.header("access-control-allow-headers"),
+            Some("Accept,Content-Type")
+        );
+        let created = gw.admin_form(
+            "POST",
+            "/routes/r/plugins",
+            "name=request-size-limiting&config.allowed_payload_size=128&config.require_content_length=false",
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+        assert_eq!(created.json()["config"]["size_unit"], "megabytes");
+        let created = gw.admin_form(
+            "POST",
+            "/routes/r/plugins",
+            "name=ip-restriction&config.allow=54.13.21.1&config.allow=143.1.0.0/24",
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+        assert_eq!(gw.send(&get("/r")).status, 403);
+        let id = created.json()["id"].as_str().expect("id").to_string();
+        let patched = gw.admin_form("PATCH", &format!("/plugins/{id}"), "config.allow=127.0.0.1");
+        assert_eq!(patched.status, 200, "{}", patched.text());
+        assert_eq!(gw.send(&get("/r?ok=1")).status, 200);
+        let bad = gw.admin_form(
+            "POST",
+            "/plugins",
+            "name=ip-restriction&config.deny=10.0.0.0/33",
+        );
+        assert_eq!(bad.status, 400);
+        assert_eq!(
+            bad.json()["fields"]["config"]["deny"][0],
+            "expected an IP address or CIDR block, got \"10.0.0.0/33\""
+        );
+        let bad = gw.admin_form("POST", "/plugins", "name=ip-restriction");
+        assert_eq!(bad.status, 400, "{}", bad.text());
+    }
+}
