@@ -1,7 +1,7 @@
 //! The request phases, in order, for one routed request: route → plugin → payload → invoke →
 //! response mapping. Errors become the SPEC §6 answers and exactly one log line.
 
-use crate::access::Verdict;
+use crate::access::{AccessContext, RequestEdits, Verdict};
 use crate::config::router::{RouteMatch, RouteQuery};
 use crate::config::snapshot::RouteAction;
 use crate::config::Snapshot;
@@ -38,6 +38,8 @@ struct InvokeScratch {
     invoke: InvokeBuffers,
     answer: InvokeResponse,
     header_refs: Vec<(usize, usize, usize, usize)>,
+    /// The access plugins' changes to the request, and the rewritten head.
+    edits: RequestEdits,
 }
 
 impl InvokeScratch {
@@ -123,15 +125,34 @@ impl Proxy {
         // The route's access-phase plugins, in priority order: the first that answers ends
         // the request before the function; each then adds its headers to the answer.
         let steps = &snapshot.access[matched.route];
+        let mut edits = std::mem::take(&mut s.edits);
+        edits.clear();
+        let mut ctx = AccessContext {
+            identities: &snapshot.identities,
+            consumer: None,
+            authenticated: false,
+            edits: &mut edits,
+        };
         let answered = steps
             .iter()
-            .any(|p| p.access(&req, resp) == Verdict::Answered);
+            .any(|p| p.access(&req, &mut ctx, resp) == Verdict::Answered);
         if !answered {
-            self.invoke(&snapshot, &matched, &req, resp, s).await;
+            if edits.is_empty() {
+                self.invoke(&snapshot, &matched, &req, resp, s).await;
+            } else {
+                // The function sees the request as the plugins changed it.
+                match edits.apply(&req) {
+                    Some(changed) => self.invoke(&snapshot, &matched, &changed, resp, s).await,
+                    None => {
+                        Failure::Head(crate::http::head::HeadError::TooManyHeaders).answer(resp)
+                    }
+                }
+            }
         }
         for p in steps {
             p.finish(&req, resp);
         }
+        s.edits = edits;
     }
 
     /// Invokes the route's function and maps its answer.

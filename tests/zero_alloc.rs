@@ -1,6 +1,8 @@
-//! Steady state allocates nothing: parse → encode → sign → map of a 1 KiB request, counted by
-//! a global allocator, in both payload modes and with a plain and a proxy-integration answer.
+//! Steady state allocates nothing: parse → access plugins → encode → sign → map of a 1 KiB
+//! request, counted by a global allocator, in both payload modes, with a plain and a
+//! proxy-integration answer, and with key-auth identifying the caller.
 
+use lambda_gateway::access::{AccessContext, RequestEdits, Verdict};
 use lambda_gateway::aws::sigv4::InvokeSigner;
 use lambda_gateway::aws::time::AmzDate;
 use lambda_gateway::config::snapshot::{Environment, RouteAction, Snapshot};
@@ -70,6 +72,10 @@ routes:
     forward_request_method: true, forward_request_uri: true, forward_request_headers: true, forward_request_body: true}}]}
 - {name: event-v1, paths: [/event-v1], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true, awsgateway_compatible: true}}]}
 - {name: event-v2, paths: [/event-v2], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true, awsgateway_compatible: true, awsgateway_compatible_payload_version: "2.0"}}]}
+- {name: key-auth, paths: [/key-auth], plugins: [{name: key-auth}, {name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET,
+    forward_request_method: true, forward_request_uri: true, forward_request_headers: true, forward_request_body: true}}]}
+consumers:
+- {username: alice, keyauth_credentials: [{key: k-1}]}
 "#;
 
 fn request(path: &str) -> Vec<u8> {
@@ -77,7 +83,7 @@ fn request(path: &str) -> Vec<u8> {
     body.resize(1024 - 2, b'x');
     body.extend_from_slice(b"\"}");
     let mut raw = format!(
-        "POST {path}?a=1&b=two&flag HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: wrk\r\nAccept: */*\r\nContent-Type: application/json\r\nX-Request-Id: 42\r\nContent-Length: {}\r\n\r\n",
+        "POST {path}?a=1&b=two&flag HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: wrk\r\nAccept: */*\r\nContent-Type: application/json\r\nX-Request-Id: 42\r\napikey: k-1\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -110,6 +116,7 @@ fn the_request_path_allocates_nothing_in_steady_state() {
     let mut resp = Response::default();
     let mut out = Vec::new();
     let mut answer_buf = Vec::new();
+    let mut edits = RequestEdits::default();
     let date = AmzDate::from_unix(1_732_406_400);
 
     // An output without statusCode: payload 2.0 infers a 200 from it.
@@ -127,11 +134,13 @@ fn the_request_path_allocates_nothing_in_steady_state() {
         ("/forward", 1, &proxy_answer),
         ("/event-v1", 2, &proxy_answer),
         ("/event-v2", 3, &inferred_answer),
+        ("/key-auth", 4, &plain_answer),
     ] {
         let raw = request(path);
         let RouteAction::Invoke(plugin) = &snapshot.actions[route_index] else {
             panic!("route {route_index} invokes nothing");
         };
+        let steps = &snapshot.access[route_index];
         let mut one = || {
             assert_eq!(head::parse(&raw, &limits, &mut head), Ok(true));
             let req = Request {
@@ -139,6 +148,22 @@ fn the_request_path_allocates_nothing_in_steady_state() {
                 buf: &raw,
                 head: &head,
                 body: &raw[head.len..],
+            };
+            // The access plugins (key-auth on its route), and the request they change.
+            edits.clear();
+            let mut ctx = AccessContext {
+                identities: &snapshot.identities,
+                consumer: None,
+                authenticated: false,
+                edits: &mut edits,
+            };
+            for p in steps {
+                assert_eq!(p.access(&req, &mut ctx, &mut resp), Verdict::Continue);
+            }
+            let req = if edits.is_empty() {
+                req
+            } else {
+                edits.apply(&req).expect("rewritten")
             };
             encoder
                 .encode_unpaced(&plugin.config, &req, &event)

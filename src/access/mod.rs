@@ -5,12 +5,47 @@
 
 pub mod cidr;
 pub mod cors;
+pub mod edits;
 pub mod ip_restriction;
+pub mod key_auth;
 pub mod size_limit;
 
 use crate::http::encode::Response;
 use crate::http::request::Request;
+pub use edits::RequestEdits;
 use std::sync::Arc;
+
+/// A consumer as the auth plugins tell the function about it.
+#[derive(Clone, Debug)]
+pub struct ConsumerInfo {
+    /// Its id.
+    pub id: String,
+    /// `username`.
+    pub username: Option<String>,
+    /// `custom_id`.
+    pub custom_id: Option<String>,
+}
+
+/// Who the configuration knows: consumers and their credentials.
+pub trait Identities {
+    /// The key-auth credential with this key: its id and its consumer.
+    fn key_auth(&self, key: &[u8]) -> Option<(&str, &ConsumerInfo)>;
+    /// The consumer with this id or username (`anonymous`).
+    fn consumer(&self, id_or_username: &str) -> Option<&ConsumerInfo>;
+}
+
+/// What the plugins of one request share: who is calling (once an auth plugin said), and
+/// the changes to the request the function will see.
+pub struct AccessContext<'a> {
+    /// The configuration's consumers and credentials.
+    pub identities: &'a dyn Identities,
+    /// The consumer an auth plugin identified (or the anonymous one).
+    pub consumer: Option<&'a ConsumerInfo>,
+    /// Whether a credential (not `anonymous`) identified it.
+    pub authenticated: bool,
+    /// Headers and query arguments to set or remove before invoking.
+    pub edits: &'a mut RequestEdits,
+}
 
 /// What a plugin decided.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,6 +65,8 @@ pub enum AccessPlugin {
     IpRestriction(Arc<ip_restriction::IpRestrictionConfig>),
     /// `request-size-limiting`.
     RequestSizeLimiting(Arc<size_limit::SizeLimitConfig>),
+    /// `key-auth`.
+    KeyAuth(Arc<key_auth::KeyAuthConfig>),
 }
 
 impl AccessPlugin {
@@ -39,15 +76,22 @@ impl AccessPlugin {
             AccessPlugin::Cors(_) => "cors",
             AccessPlugin::IpRestriction(_) => "ip-restriction",
             AccessPlugin::RequestSizeLimiting(_) => "request-size-limiting",
+            AccessPlugin::KeyAuth(_) => "key-auth",
         }
     }
 
     /// Runs the plugin on `req`; an answer goes to `resp`.
-    pub fn access(&self, req: &Request<'_>, resp: &mut Response) -> Verdict {
+    pub fn access<'a>(
+        &self,
+        req: &Request<'_>,
+        ctx: &mut AccessContext<'a>,
+        resp: &mut Response,
+    ) -> Verdict {
         match self {
             AccessPlugin::Cors(c) => cors::access(c, req, resp),
             AccessPlugin::IpRestriction(c) => ip_restriction::access(c, req, resp),
             AccessPlugin::RequestSizeLimiting(c) => size_limit::access(c, req, resp),
+            AccessPlugin::KeyAuth(c) => key_auth::access(c, req, ctx, resp),
         }
     }
 

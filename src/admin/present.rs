@@ -89,6 +89,13 @@ pub fn entity(c: &Config, kind: Kind, index: usize) -> Value {
         Kind::Consumer => consumer(&c.consumers[index]),
         Kind::Certificate => certificate(c, index),
         Kind::Sni => sni(&c.snis[index]),
+        Kind::KeyAuth => {
+            let k = &c.keyauth_credentials[index];
+            let mut out = Kind::KeyAuth.schema().present(&k.raw);
+            out.insert("id".into(), json!(k.id));
+            out.insert("consumer".into(), reference(&k.consumer));
+            Value::Object(out)
+        }
     }
 }
 

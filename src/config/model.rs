@@ -127,6 +127,19 @@ pub struct Sni {
     pub raw: Map<String, Value>,
 }
 
+/// A consumer's API key.
+#[derive(Clone, Debug)]
+pub struct KeyAuthCredential {
+    /// UUID (given or generated).
+    pub id: String,
+    /// The consumer id.
+    pub consumer: Option<String>,
+    /// The key.
+    pub key: String,
+    /// The entity as written (`id` and a generated `key` filled in, `consumer` as `{id: …}`).
+    pub raw: Map<String, Value>,
+}
+
 /// A whole validated configuration.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -142,6 +155,8 @@ pub struct Config {
     pub certificates: Vec<Certificate>,
     /// All SNIs, nested ones included.
     pub snis: Vec<Sni>,
+    /// All key-auth credentials, nested ones included.
+    pub keyauth_credentials: Vec<KeyAuthCredential>,
 }
 
 impl Config {
@@ -154,6 +169,7 @@ impl Config {
             Kind::Plugin => self.plugins.len(),
             Kind::Certificate => self.certificates.len(),
             Kind::Sni => self.snis.len(),
+            Kind::KeyAuth => self.keyauth_credentials.len(),
         }
     }
 
@@ -166,6 +182,10 @@ impl Config {
             Kind::Plugin => (&self.plugins[i].id, &self.plugins[i].raw),
             Kind::Certificate => (&self.certificates[i].id, &self.certificates[i].raw),
             Kind::Sni => (&self.snis[i].id, &self.snis[i].raw),
+            Kind::KeyAuth => (
+                &self.keyauth_credentials[i].id,
+                &self.keyauth_credentials[i].raw,
+            ),
         }
     }
 
@@ -192,6 +212,7 @@ impl Config {
             (Kind::Plugin, Kind::Route) => self.plugins[i].route.as_deref(),
             (Kind::Plugin, Kind::Consumer) => self.plugins[i].consumer.as_deref(),
             (Kind::Sni, Kind::Certificate) => self.snis[i].certificate.as_deref(),
+            (Kind::KeyAuth, Kind::Consumer) => self.keyauth_credentials[i].consumer.as_deref(),
             _ => None,
         }
     }

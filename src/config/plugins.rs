@@ -32,6 +32,15 @@ pub static PLUGINS: &[PluginSpec] = &[
         },
     },
     PluginSpec {
+        name: "key-auth",
+        priority: 1250,
+        schema: &access::key_auth::SCHEMA,
+        validate: |c, v| {
+            access::key_auth::validate(c, v)
+                .map(|cfg| PluginConfig::Access(AccessPlugin::KeyAuth(Arc::new(cfg))))
+        },
+    },
+    PluginSpec {
         name: "ip-restriction",
         priority: 990,
         schema: &access::ip_restriction::SCHEMA,

@@ -5,7 +5,7 @@
 use super::model::{Config, Plugin, PluginConfig, Route};
 use super::router::Router;
 use super::{ConfigError, ConfigErrors};
-use crate::access::AccessPlugin;
+use crate::access::{AccessPlugin, ConsumerInfo, Identities};
 use crate::aws::credentials::Credentials;
 use crate::aws::endpoint::{self, Endpoint, NoProxy};
 use crate::certificate::{Served, SniIndex};
@@ -202,6 +202,56 @@ pub struct Snapshot {
     pub snis: SniIndex,
     /// For each route, its access-phase plugins from the highest priority down.
     pub access: Vec<Vec<AccessPlugin>>,
+    /// Consumers and their credentials, for the auth plugins.
+    pub identities: ConsumerIndex,
+}
+
+/// Consumers by id and username, and key-auth keys, looked up once per authenticated request.
+#[derive(Debug, Default)]
+pub struct ConsumerIndex {
+    consumers: Vec<ConsumerInfo>,
+    by_name: HashMap<String, usize>,
+    by_key: HashMap<Vec<u8>, (String, usize)>,
+}
+
+impl ConsumerIndex {
+    fn new(config: &Config) -> ConsumerIndex {
+        let mut index = ConsumerIndex::default();
+        for (i, c) in config.consumers.iter().enumerate() {
+            index.consumers.push(ConsumerInfo {
+                id: c.id.clone(),
+                username: c.username.clone(),
+                custom_id: c.custom_id.clone(),
+            });
+            index.by_name.insert(c.id.clone(), i);
+            if let Some(u) = &c.username {
+                index.by_name.entry(u.clone()).or_insert(i);
+            }
+        }
+        for k in &config.keyauth_credentials {
+            if let Some(&i) = k.consumer.as_ref().and_then(|c| index.by_name.get(c)) {
+                index
+                    .by_key
+                    .insert(k.key.as_bytes().to_vec(), (k.id.clone(), i));
+            }
+        }
+        index
+    }
+}
+
+impl Identities for ConsumerIndex {
+    fn key_auth(&self, key: &[u8]) -> Option<(&str, &ConsumerInfo)> {
+        let (credential, i) = self.by_key.get(key)?;
+        Some((credential.as_str(), &self.consumers[*i]))
+    }
+
+    fn consumer(&self, id_or_username: &str) -> Option<&ConsumerInfo> {
+        let i = self
+            .by_name
+            .get(id_or_username)
+            .or_else(|| self.by_name.get(&id_or_username.to_ascii_lowercase()))?;
+        Some(&self.consumers[*i])
+    }
 }
 
 impl Snapshot {
@@ -309,6 +359,7 @@ impl Snapshot {
         }
         let snis = sni_index(&config);
         let access = config.routes.iter().map(|r| scopes.access(r)).collect();
+        let identities = ConsumerIndex::new(&config);
         (
             Snapshot {
                 config,
@@ -316,6 +367,7 @@ impl Snapshot {
                 actions,
                 snis,
                 access,
+                identities,
             },
             warnings,
         )

@@ -5,8 +5,8 @@
 //! known, so their order in the file does not matter.
 
 use super::model::{
-    id_ref, new_uuid, raw_entity, Certificate, Config, Consumer, Plugin, PluginConfig, Route,
-    Service, Sni,
+    id_ref, new_uuid, raw_entity, Certificate, Config, Consumer, KeyAuthCredential, Plugin,
+    PluginConfig, Route, Service, Sni,
 };
 use crate::schema::check::{describe, Checker, ConfigError, ConfigErrors};
 use crate::schema::entities::{parse_service_url, UNROUTABLE, UNROUTABLE_WHY};
@@ -140,6 +140,7 @@ impl Builder {
                 "consumers",
                 "certificates",
                 "snis",
+                "keyauth_credentials",
             ],
         );
         match root.get("_format_version") {
@@ -254,6 +255,7 @@ impl Builder {
             Kind::Plugin => self.plugin(obj, id.clone(), raw, parents),
             Kind::Certificate => self.certificate(obj, id.clone(), raw),
             Kind::Sni => self.sni(obj, id.clone(), raw, parents.remove(&Kind::Certificate)),
+            Kind::KeyAuth => self.keyauth(obj, id.clone(), raw, parents.remove(&Kind::Consumer)),
         }
         for field in schema.fields {
             if let Type::Nested(child) = field.ty {
@@ -270,7 +272,36 @@ impl Builder {
             Kind::Plugin => self.plugins.len(),
             Kind::Certificate => self.certificates.len(),
             Kind::Sni => self.config.snis.len(),
+            Kind::KeyAuth => self.config.keyauth_credentials.len(),
         }
+    }
+
+    fn keyauth(
+        &mut self,
+        obj: &Map<String, Value>,
+        id: String,
+        mut raw: Map<String, Value>,
+        parent: Option<String>,
+    ) {
+        let schema = Kind::KeyAuth.schema();
+        if parent.is_none() && obj.get("consumer").is_none_or(Value::is_null) {
+            self.c.error_at("consumer", "required field missing");
+        }
+        // Kong makes up a key when none is given; it is kept with the entity.
+        let key = match schema.text(obj, "key") {
+            Some(k) => k.to_string(),
+            None => {
+                let key = new_uuid().replace('-', "");
+                raw.insert("key".into(), Value::String(key.clone()));
+                key
+            }
+        };
+        self.config.keyauth_credentials.push(KeyAuthCredential {
+            id,
+            consumer: parent,
+            key,
+            raw,
+        });
     }
 
     fn certificate(&mut self, obj: &Map<String, Value>, id: String, raw: Map<String, Value>) {
@@ -516,6 +547,10 @@ impl Builder {
                     let sni = &mut self.config.snis[i];
                     (&mut sni.raw, &mut sni.certificate)
                 }
+                (Kind::KeyAuth, i) => {
+                    let k = &mut self.config.keyauth_credentials[i];
+                    (&mut k.raw, &mut k.consumer)
+                }
                 // Only routes, plugins and snis refer to other entities.
                 _ => continue,
             };
@@ -545,6 +580,12 @@ impl Builder {
                 Kind::Plugin => self.plugins.iter().map(|d| &d.raw).collect(),
                 Kind::Certificate => self.certificates.iter().map(|d| &d.raw).collect(),
                 Kind::Sni => self.config.snis.iter().map(|e| &e.raw).collect(),
+                Kind::KeyAuth => self
+                    .config
+                    .keyauth_credentials
+                    .iter()
+                    .map(|e| &e.raw)
+                    .collect(),
             };
             let mut seen = HashSet::new();
             for (i, raw) in raws.iter().enumerate() {
@@ -670,7 +711,7 @@ plugins:
                 "services[0].plugins[0].config.bogus: unknown field",
                 "services[0].plugins[0].config.aws_region: expected a region like us-east-1, got \"??\"",
                 "services[1].colour: unknown field",
-                "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'cors', 'ip-restriction', 'request-size-limiting', 'aws-lambda'",
+                "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'cors', 'key-auth', 'ip-restriction', 'request-size-limiting', 'aws-lambda'",
                 "routes[0].service: no service named \"missing\"",
                 "services[1].name: UNIQUE violation detected on '{name=\"s1\"}'",
                 "services[0].routes[2].name: UNIQUE violation detected on '{name=\"r1\"}'",

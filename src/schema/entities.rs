@@ -120,10 +120,33 @@ pub static CONSUMER: Schema = Schema {
         Field::new("custom_id", Type::Text(None)).unique(),
         Field::new("tags", Type::Texts(None)),
         Field::new("plugins", Type::Nested(Kind::Plugin)),
+        Field::new("keyauth_credentials", Type::Nested(Kind::KeyAuth)),
         Field::new("created_at", ANY_INT),
         Field::new("updated_at", ANY_INT),
     ],
 };
+
+/// `keyauth_credentials`: an API key of a consumer (generated when not given).
+pub static KEYAUTH_CREDENTIAL: Schema = Schema {
+    name: "keyauth_credentials",
+    fields: &[
+        Field::new("id", Type::Text(Some(check_uuid))),
+        Field::new("consumer", Type::Reference(Kind::Consumer)),
+        Field::new("key", Type::Text(Some(check_api_key))).unique(),
+        Field::new("ttl", ANY_INT),
+        Field::new("tags", Type::Texts(None)),
+        Field::new("created_at", ANY_INT),
+        Field::new("updated_at", ANY_INT),
+    ],
+};
+
+fn check_api_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.bytes().any(|b| b.is_ascii_control()) {
+        Err("expected a non-empty key without control characters".into())
+    } else {
+        Ok(())
+    }
+}
 
 /// `certificates`: a PEM chain and key served to HTTPS clients for the names of its `snis`.
 pub static CERTIFICATE: Schema = Schema {

@@ -29,17 +29,20 @@ pub enum Kind {
     Certificate,
     /// `snis`: the names a certificate is served for.
     Sni,
+    /// `keyauth_credentials`: a consumer's API keys (`key-auth`).
+    KeyAuth,
 }
 
 impl Kind {
     /// Every kind, in the order of a declarative document.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Service,
         Kind::Route,
         Kind::Consumer,
         Kind::Plugin,
         Kind::Certificate,
         Kind::Sni,
+        Kind::KeyAuth,
     ];
 
     /// The collection name (`services` …).
@@ -51,12 +54,17 @@ impl Kind {
             Kind::Plugin => "plugins",
             Kind::Certificate => "certificates",
             Kind::Sni => "snis",
+            Kind::KeyAuth => "keyauth_credentials",
         }
     }
 
-    /// The kind of a collection name.
+    /// The kind of a collection name, or of the Admin API's name for it (`key-auth` under a
+    /// consumer, `key-auths` at the top).
     pub fn from_collection(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.collection() == s)
+        match s {
+            "key-auth" | "key-auths" => Some(Kind::KeyAuth),
+            _ => Kind::ALL.into_iter().find(|k| k.collection() == s),
+        }
     }
 
     /// The field name an entity uses to refer to one of this kind (`service` …).
@@ -68,6 +76,7 @@ impl Kind {
             Kind::Plugin => "plugin",
             Kind::Certificate => "certificate",
             Kind::Sni => "sni",
+            Kind::KeyAuth => "keyauth_credential",
         }
     }
 
@@ -80,6 +89,7 @@ impl Kind {
             Kind::Plugin => &entities::PLUGIN,
             Kind::Certificate => &entities::CERTIFICATE,
             Kind::Sni => &entities::SNI,
+            Kind::KeyAuth => &entities::KEYAUTH_CREDENTIAL,
         }
     }
 }

@@ -1,0 +1,147 @@
+//! Changes the access plugins make to the request the function sees (Kong's
+//! `kong.service.request.set_header` and friends): headers set or removed, query arguments
+//! removed. Applied by writing a new head into a reused buffer and parsing it again, so the
+//! payload encoders read the changed request like any other, and nothing is allocated once the
+//! buffers have grown.
+
+use crate::http::head::{self, RequestHead};
+use crate::http::request::Request;
+use crate::http::Limits;
+use std::ops::Range;
+
+/// The pending changes; cleared for every request, capacity kept.
+#[derive(Default)]
+pub struct RequestEdits {
+    /// Names and values of set headers, back to back.
+    text: Vec<u8>,
+    /// Headers to set: (name, value) ranges of `text`. A set header replaces the client's.
+    set: Vec<(Range<usize>, Range<usize>)>,
+    /// Header names to remove: ranges of `text`.
+    removed_headers: Vec<Range<usize>>,
+    /// Query argument names to remove: ranges of `text`.
+    removed_args: Vec<Range<usize>>,
+    /// The rewritten head.
+    head_text: Vec<u8>,
+    /// Its parse.
+    head: RequestHead,
+}
+
+impl RequestEdits {
+    /// Forgets the previous request's changes.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.set.clear();
+        self.removed_headers.clear();
+        self.removed_args.clear();
+    }
+
+    /// Whether anything is to change.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.removed_headers.is_empty() && self.removed_args.is_empty()
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.text.len();
+        self.text.extend_from_slice(bytes);
+        start..self.text.len()
+    }
+
+    /// Sets header `name` to `value` (CR, LF and NUL dropped from the value).
+    pub fn set_header(&mut self, name: &str, value: &[u8]) {
+        self.remove_header(name);
+        let n = self.push(name.as_bytes());
+        let start = self.text.len();
+        self.text.extend(
+            value
+                .iter()
+                .copied()
+                .filter(|b| !matches!(b, b'\r' | b'\n' | 0)),
+        );
+        self.set.push((n, start..self.text.len()));
+    }
+
+    /// Removes header `name` (the client's, and one set before).
+    pub fn remove_header(&mut self, name: &str) {
+        let text = &self.text;
+        self.set
+            .retain(|(n, _)| !text[n.clone()].eq_ignore_ascii_case(name.as_bytes()));
+        let r = self.push(name.as_bytes());
+        self.removed_headers.push(r);
+    }
+
+    /// Removes every query argument called `name`.
+    pub fn remove_query_arg(&mut self, name: &str) {
+        let r = self.push(name.as_bytes());
+        self.removed_args.push(r);
+    }
+
+    fn header_removed(&self, name: &[u8]) -> bool {
+        self.removed_headers
+            .iter()
+            .any(|r| self.text[r.clone()].eq_ignore_ascii_case(name))
+    }
+
+    fn arg_removed(&self, pair: &[u8]) -> bool {
+        let name = pair.split(|&b| b == b'=').next().unwrap_or_default();
+        self.removed_args
+            .iter()
+            .any(|r| self.text[r.clone()] == *name)
+    }
+
+    /// `req` with the changes applied: a new head in this value's buffers, the same body.
+    /// `None` when the rewritten head does not parse (it always should: it is built from a
+    /// head that did, and values are cleaned).
+    pub fn apply<'s>(&'s mut self, req: &Request<'s>) -> Option<Request<'s>> {
+        let mut out = std::mem::take(&mut self.head_text);
+        out.clear();
+        out.extend_from_slice(req.method());
+        out.push(b' ');
+        out.extend_from_slice(req.path());
+        if let Some(query) = req.query() {
+            let mut first = true;
+            for pair in query.split(|&b| b == b'&') {
+                if pair.is_empty() || self.arg_removed(pair) {
+                    continue;
+                }
+                out.push(if first { b'?' } else { b'&' });
+                out.extend_from_slice(pair);
+                first = false;
+            }
+        }
+        out.extend_from_slice(if req.head.minor_version == 0 {
+            b" HTTP/1.0\r\n"
+        } else {
+            b" HTTP/1.1\r\n"
+        });
+        for (name, value) in req.headers() {
+            if self.header_removed(name) {
+                continue;
+            }
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        for (n, v) in &self.set {
+            out.extend_from_slice(&self.text[n.clone()]);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(&self.text[v.clone()]);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        self.head_text = out;
+        let limits = Limits {
+            max_head_bytes: usize::MAX,
+            ..Limits::default()
+        };
+        match head::parse(&self.head_text, &limits, &mut self.head) {
+            Ok(true) => Some(Request {
+                buf: &self.head_text,
+                head: &self.head,
+                body: req.body,
+                peer: req.peer,
+            }),
+            _ => None,
+        }
+    }
+}
