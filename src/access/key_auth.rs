@@ -13,6 +13,7 @@ use crate::http::request::Request;
 use crate::schema::check::Checker;
 use crate::schema::{Default, Field, Schema, Type};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// The validated config.
 #[derive(Debug)]
@@ -83,16 +84,27 @@ pub fn validate(c: &mut Checker, value: &Value) -> Option<KeyAuthConfig> {
 /// Where a key was found.
 enum Found<'r> {
     None,
-    One(std::borrow::Cow<'r, [u8]>),
+    One(Cow<'r, [u8]>),
     Duplicate,
 }
 
-fn one_of<'r>(mut values: impl Iterator<Item = std::borrow::Cow<'r, [u8]>>) -> Found<'r> {
+fn one_of<'r>(mut values: impl Iterator<Item = Cow<'r, [u8]>>) -> Found<'r> {
     match (values.next(), values.next()) {
         (None, _) => Found::None,
         (Some(v), None) => Found::One(v),
         (Some(_), Some(_)) => Found::Duplicate,
     }
+}
+
+/// The values of form argument `name` in `input` (a query or a form body).
+fn form_values<'r>(input: &[u8], name: &str) -> Found<'r> {
+    let values: Vec<_> = crate::http::form::decoded(input)
+        .into_iter()
+        .filter(|(k, _)| k == name)
+        .filter_map(|(_, v)| v)
+        .map(|v| Cow::Owned(v.into_bytes()))
+        .collect();
+    one_of(values.into_iter())
 }
 
 fn find_key<'r>(c: &KeyAuthConfig, req: &Request<'r>) -> Found<'r> {
@@ -101,38 +113,24 @@ fn find_key<'r>(c: &KeyAuthConfig, req: &Request<'r>) -> Found<'r> {
             let values = req
                 .headers()
                 .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-                .map(|(_, v)| std::borrow::Cow::Borrowed(v));
+                .map(|(_, v)| Cow::Borrowed(v));
             match one_of(values) {
                 Found::None => {}
                 found => return found,
             }
         }
-        if c.key_in_query {
-            if let Some(query) = req.query() {
-                let args = crate::http::form::decoded(query);
-                let values = args
-                    .iter()
-                    .filter(|(k, _)| k == name)
-                    .filter_map(|(_, v)| v.clone())
-                    .map(|v| std::borrow::Cow::Owned(v.into_bytes()));
-                match one_of(values.collect::<Vec<_>>().into_iter()) {
-                    Found::None => {}
-                    found => return found,
-                }
+        if let Some(query) = req.query().filter(|_| c.key_in_query) {
+            match form_values(query, name) {
+                Found::None => {}
+                found => return found,
             }
         }
         if c.key_in_body {
             let json: Option<Value> = serde_json::from_slice(req.body).ok();
             if let Some(Value::String(v)) = json.as_ref().and_then(|b| b.get(name.as_str())) {
-                return Found::One(std::borrow::Cow::Owned(v.clone().into_bytes()));
+                return Found::One(Cow::Owned(v.clone().into_bytes()));
             }
-            let form = crate::http::form::decoded(req.body);
-            let values = form
-                .iter()
-                .filter(|(k, _)| k == name)
-                .filter_map(|(_, v)| v.clone())
-                .map(|v| std::borrow::Cow::Owned(v.into_bytes()));
-            match one_of(values.collect::<Vec<_>>().into_iter()) {
+            match form_values(req.body, name) {
                 Found::None => {}
                 found => return found,
             }
