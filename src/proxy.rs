@@ -150,7 +150,7 @@ impl Proxy {
             }
         }
         for p in steps {
-            p.finish(&req, resp);
+            p.finish(&req, &edits, resp);
         }
         s.edits = edits;
     }

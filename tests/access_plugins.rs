@@ -271,3 +271,50 @@ fn kongs_admin_api_examples_configure_each_plugin() {
         assert_eq!(bad.status, 400, "{}", bad.text());
     }
 }
+
+#[test]
+fn correlation_id_tags_the_request_for_the_function_and_the_client() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let cfg = config(
+            &mock,
+            &[
+                (
+                    "echoed",
+                    &["{name: correlation-id, config: {echo_downstream: true}}"],
+                ),
+                (
+                    "plain",
+                    &["{name: correlation-id, config: {header_name: X-Trace, generator: uuid}}"],
+                ),
+            ],
+        )
+        .replace("port: ", "forward_request_headers: true, port: ");
+        let gw = Gateway::start(&mock, &cfg, driver);
+        let mut client = gw.connect();
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let r = client.request(get("/echoed").as_bytes());
+            assert_eq!(r.status, 200, "{}", r.text());
+            let seen = r.json()["request_headers"]["kong-request-id"]
+                .as_str()
+                .expect("the function sees the id")
+                .to_string();
+            assert_eq!(r.header("kong-request-id"), Some(seen.as_str()));
+            let (uuid, n) = seen.split_once('#').expect("uuid#counter");
+            assert_eq!(uuid.len(), 36);
+            ids.push((uuid.to_string(), n.parse::<u64>().expect("counter")));
+        }
+        // One worker served both: the same UUID, the counter moving on.
+        assert_eq!(ids[0].0, ids[1].0);
+        assert_eq!(ids[1].1, ids[0].1 + 1);
+        // A client's own id is kept.
+        let r = gw.send("GET /echoed HTTP/1.1\r\nHost: x\r\nKong-Request-ID: mine-1\r\n\r\n");
+        assert_eq!(r.json()["request_headers"]["kong-request-id"], "mine-1");
+        assert_eq!(r.header("kong-request-id"), Some("mine-1"));
+        let r = gw.send(&get("/plain"));
+        let id = r.json()["request_headers"]["x-trace"].clone();
+        assert_eq!(id.as_str().map(str::len), Some(36));
+        assert_eq!(r.header("x-trace"), None, "not echoed unless asked");
+    }
+}

@@ -60,6 +60,14 @@ impl RequestEdits {
         self.set.push((n, start..self.text.len()));
     }
 
+    /// The value set for header `name`, if one was.
+    pub fn header_set(&self, name: &str) -> Option<&[u8]> {
+        self.set
+            .iter()
+            .find(|(n, _)| self.text[n.clone()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| &self.text[v.clone()])
+    }
+
     /// Removes header `name` (the client's, and one set before).
     pub fn remove_header(&mut self, name: &str) {
         let text = &self.text;

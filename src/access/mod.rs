@@ -4,6 +4,7 @@
 //! request ends with (CORS).
 
 pub mod cidr;
+pub mod correlation_id;
 pub mod cors;
 pub mod edits;
 pub mod ip_restriction;
@@ -67,6 +68,8 @@ pub enum AccessPlugin {
     RequestSizeLimiting(Arc<size_limit::SizeLimitConfig>),
     /// `key-auth`.
     KeyAuth(Arc<key_auth::KeyAuthConfig>),
+    /// `correlation-id`.
+    CorrelationId(Arc<correlation_id::CorrelationIdConfig>),
 }
 
 impl AccessPlugin {
@@ -77,6 +80,7 @@ impl AccessPlugin {
             AccessPlugin::IpRestriction(_) => "ip-restriction",
             AccessPlugin::RequestSizeLimiting(_) => "request-size-limiting",
             AccessPlugin::KeyAuth(_) => "key-auth",
+            AccessPlugin::CorrelationId(_) => "correlation-id",
         }
     }
 
@@ -92,14 +96,17 @@ impl AccessPlugin {
             AccessPlugin::IpRestriction(c) => ip_restriction::access(c, req, resp),
             AccessPlugin::RequestSizeLimiting(c) => size_limit::access(c, req, resp),
             AccessPlugin::KeyAuth(c) => key_auth::access(c, req, ctx, resp),
+            AccessPlugin::CorrelationId(c) => correlation_id::access(c, req, ctx),
         }
     }
 
-    /// Adds the plugin's headers to the answer the request ended with (not to one it made
-    /// itself).
-    pub fn finish(&self, req: &Request<'_>, resp: &mut Response) {
-        if let AccessPlugin::Cors(c) = self {
-            cors::finish(c, req, resp);
+    /// Adds the plugin's headers to the answer the request ended with (a CORS preflight's
+    /// own answer excepted); `edits` are the changes the plugins made to the request.
+    pub fn finish(&self, req: &Request<'_>, edits: &RequestEdits, resp: &mut Response) {
+        match self {
+            AccessPlugin::Cors(c) => cors::finish(c, req, resp),
+            AccessPlugin::CorrelationId(c) => correlation_id::finish(c, req, edits, resp),
+            _ => {}
         }
     }
 }

@@ -251,34 +251,7 @@ pub fn id_ref(id: &str) -> Value {
     Value::Object(m)
 }
 
-/// A new random (version 4) UUID, from the system's secure random source.
-pub fn new_uuid() -> String {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 16];
-    // The system RNG failing is not recoverable in any useful way; fall back to the clock so an
-    // id is still produced rather than panicking.
-    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        b = nanos.to_le_bytes();
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex =
-        |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!(
-        "{}-{}-{}-{}-{}",
-        hex(0..4),
-        hex(4..6),
-        hex(6..8),
-        hex(8..10),
-        hex(10..16)
-    )
-}
-
-pub use crate::schema::entities::is_uuid;
+pub use crate::schema::entities::{is_uuid, new_uuid};
 
 #[cfg(test)]
 mod tests {

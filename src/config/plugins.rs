@@ -23,6 +23,15 @@ pub struct PluginSpec {
 /// Every plugin, in Kong's priority order (each handler's `PRIORITY` in Kong 3.x).
 pub static PLUGINS: &[PluginSpec] = &[
     PluginSpec {
+        name: "correlation-id",
+        priority: 100_001,
+        schema: &access::correlation_id::SCHEMA,
+        validate: |c, v| {
+            access::correlation_id::validate(c, v)
+                .map(|cfg| PluginConfig::Access(AccessPlugin::CorrelationId(Arc::new(cfg))))
+        },
+    },
+    PluginSpec {
         name: "cors",
         priority: 2000,
         schema: &access::cors::SCHEMA,
