@@ -131,6 +131,7 @@ impl Proxy {
             identities: &snapshot.identities,
             consumer: None,
             authenticated: false,
+            credential: None,
             edits: &mut edits,
         };
         let answered = steps
@@ -152,6 +153,7 @@ impl Proxy {
         for p in steps {
             p.finish(&req, &edits, resp);
         }
+        edits.write_answer_headers(resp);
         s.edits = edits;
     }
 

@@ -318,3 +318,134 @@ fn correlation_id_tags_the_request_for_the_function_and_the_client() {
         assert_eq!(r.header("x-trace"), None, "not echoed unless asked");
     }
 }
+
+/// Waits out the last seconds of an hour, so that a test's counts stay in one window.
+fn away_from_an_hour_boundary() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    if now % 3600 > 3590 {
+        std::thread::sleep(std::time::Duration::from_secs(3600 - now % 3600 + 1));
+    }
+}
+
+#[test]
+fn rate_limiting_holds_for_the_whole_node() {
+    for driver in DRIVERS {
+        away_from_an_hour_boundary();
+        let mock = MockLambda::start();
+        let cfg = config(
+            &mock,
+            &[
+                ("rl", &["{name: rate-limiting, config: {hour: 3, day: 5, limit_by: ip}}"]),
+                ("tenant", &["{name: rate-limiting, config: {hour: 2, limit_by: header, header_name: X-Tenant, hide_client_headers: true, error_code: 503, error_message: slow down}}"]),
+            ],
+        );
+        let gw = Gateway::start(&mock, &cfg, driver);
+        // A new connection per request: both workers serve them, one limit holds.
+        let answers: Vec<Response> = (0..6).map(|_| gw.send(&get("/rl"))).collect();
+        let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [200, 200, 200, 429, 429, 429], "{driver:?}");
+        let h = header_map(&answers[0]);
+        assert_eq!(h["ratelimit-limit"], "3");
+        assert_eq!(h["ratelimit-remaining"], "2");
+        assert_eq!(h["x-ratelimit-limit-hour"], "3");
+        assert_eq!(h["x-ratelimit-remaining-hour"], "2");
+        assert_eq!(h["x-ratelimit-limit-day"], "5");
+        assert_eq!(h["x-ratelimit-remaining-day"], "4");
+        let reset: u64 = h["ratelimit-reset"].parse().expect("seconds");
+        assert!((1..=3600).contains(&reset), "{reset}");
+        assert_eq!(header_map(&answers[2])["ratelimit-remaining"], "0");
+        let refused = &answers[3];
+        assert_eq!(refused.text(), r#"{"message":"API rate limit exceeded"}"#);
+        assert_eq!(header_map(refused)["ratelimit-remaining"], "0");
+        assert!(refused.header("retry-after").is_some());
+        assert_eq!(
+            mock.requests().len(),
+            3,
+            "refused requests never reach Lambda"
+        );
+
+        // By header value, each tenant on its own; headers hidden; Kong's custom answer.
+        let tenant = |t: &str| {
+            gw.send(&format!(
+                "GET /tenant HTTP/1.1\r\nHost: x\r\nX-Tenant: {t}\r\n\r\n"
+            ))
+        };
+        assert_eq!(tenant("a").status, 200);
+        assert_eq!(tenant("a").status, 200);
+        let r = tenant("a");
+        assert_eq!(
+            (r.status, r.text()),
+            (503, r#"{"message":"slow down"}"#.to_string())
+        );
+        assert_eq!(r.header("ratelimit-limit"), None);
+        assert_eq!(tenant("b").status, 200);
+    }
+}
+
+#[test]
+fn rate_limiting_counts_each_consumer_and_takes_kongs_admin_example() {
+    for driver in DRIVERS {
+        away_from_an_hour_boundary();
+        let mock = MockLambda::start();
+        let dir = TempDir::new("rl-admin");
+        let path = dir.path.join("kong.yml");
+        let cfg = config(&mock, &[("r", &["{name: key-auth}"])]).replace(
+            "routes:",
+            "consumers:\n- {username: alice, keyauth_credentials: [{key: ka}]}\n- {username: bob, keyauth_credentials: [{key: kb}]}\nroutes:",
+        );
+        std::fs::write(&path, cfg).expect("write");
+        let gw = Gateway::start_admin(
+            &mock,
+            AdminOptions {
+                config_path: path,
+                driver,
+                env: vec![],
+                args: vec![],
+            },
+        );
+        let created = gw.admin_form(
+            "POST",
+            "/routes/r/plugins",
+            "name=rate-limiting&config.second=5&config.hour=2&config.policy=local",
+        );
+        assert_eq!(created.status, 400, "{}", created.text());
+        let created = gw.admin_form(
+            "POST",
+            "/routes/r/plugins",
+            "name=rate-limiting&config.second=5&config.hour=10000&config.policy=local",
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+        let id = created.json()["id"].as_str().expect("id").to_string();
+        let patched = gw.admin_json(
+            "PATCH",
+            &format!("/plugins/{id}"),
+            json!({"config": {"second": null, "hour": 2}}),
+        );
+        assert_eq!(patched.status, 200, "{}", patched.text());
+        let as_key = |k: &str| {
+            gw.send(&format!(
+                "GET /r HTTP/1.1\r\nHost: x\r\napikey: {k}\r\n\r\n"
+            ))
+            .status
+        };
+        // limit_by consumer (Kong's default): alice and bob each get two.
+        assert_eq!([as_key("ka"), as_key("ka"), as_key("ka")], [200, 200, 429]);
+        assert_eq!([as_key("kb"), as_key("kb"), as_key("kb")], [200, 200, 429]);
+        // Unidentified requests never reach the limiter: key-auth (1250) runs first.
+        assert_eq!(gw.send(&get("/r")).status, 401);
+        let bad = gw.admin_form(
+            "POST",
+            "/plugins",
+            "name=rate-limiting&config.minute=1&config.policy=redis",
+        );
+        assert_eq!(bad.status, 400);
+        assert!(
+            bad.text().contains("only the `local` policy"),
+            "{}",
+            bad.text()
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Steady state allocates nothing: parse → access plugins → encode → sign → map of a 1 KiB
 //! request, counted by a global allocator, in both payload modes, with a plain and a
-//! proxy-integration answer, and with key-auth identifying the caller.
+//! proxy-integration answer, and with key-auth identifying the caller and rate-limiting
+//! counting them.
 
 use lambda_gateway::access::{AccessContext, RequestEdits, Verdict};
 use lambda_gateway::aws::sigv4::InvokeSigner;
@@ -72,7 +73,7 @@ routes:
     forward_request_method: true, forward_request_uri: true, forward_request_headers: true, forward_request_body: true}}]}
 - {name: event-v1, paths: [/event-v1], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true, awsgateway_compatible: true}}]}
 - {name: event-v2, paths: [/event-v2], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true, awsgateway_compatible: true, awsgateway_compatible_payload_version: "2.0"}}]}
-- {name: key-auth, paths: [/key-auth], plugins: [{name: key-auth}, {name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET,
+- {name: key-auth, paths: [/key-auth], plugins: [{name: key-auth}, {name: rate-limiting, config: {minute: 1000000000, hour: 1000000000}}, {name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET,
     forward_request_method: true, forward_request_uri: true, forward_request_headers: true, forward_request_body: true}}]}
 consumers:
 - {username: alice, keyauth_credentials: [{key: k-1}]}
@@ -155,6 +156,7 @@ fn the_request_path_allocates_nothing_in_steady_state() {
                 identities: &snapshot.identities,
                 consumer: None,
                 authenticated: false,
+                credential: None,
                 edits: &mut edits,
             };
             for p in steps {

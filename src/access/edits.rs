@@ -20,6 +20,8 @@ pub struct RequestEdits {
     removed_headers: Vec<Range<usize>>,
     /// Query argument names to remove: ranges of `text`.
     removed_args: Vec<Range<usize>>,
+    /// Header lines for the client's answer (rate-limit counts), `Name: value\r\n` each.
+    answer: Vec<u8>,
     /// The rewritten head.
     head_text: Vec<u8>,
     /// Its parse.
@@ -33,6 +35,38 @@ impl RequestEdits {
         self.set.clear();
         self.removed_headers.clear();
         self.removed_args.clear();
+        self.answer.clear();
+    }
+
+    /// Adds `name: n` to the client's answer.
+    pub fn answer_number(&mut self, name: &str, n: u64) {
+        self.answer.extend_from_slice(name.as_bytes());
+        self.answer.extend_from_slice(b": ");
+        crate::json::write_u64(&mut self.answer, n);
+        self.answer.extend_from_slice(b"\r\n");
+    }
+
+    /// Adds `X-RateLimit-Limit-{period}` and `X-RateLimit-Remaining-{period}`.
+    pub fn answer_header_value(&mut self, period: &str, limit: u64, remaining: u64) {
+        for (what, n) in [("Limit", limit), ("Remaining", remaining)] {
+            self.answer.extend_from_slice(b"X-RateLimit-");
+            self.answer.extend_from_slice(what.as_bytes());
+            self.answer.push(b'-');
+            self.answer.extend_from_slice(period.as_bytes());
+            self.answer.extend_from_slice(b": ");
+            crate::json::write_u64(&mut self.answer, n);
+            self.answer.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Drops the answer headers added so far.
+    pub fn clear_answer_headers(&mut self) {
+        self.answer.clear();
+    }
+
+    /// Appends the answer headers to `resp`.
+    pub fn write_answer_headers(&self, resp: &mut crate::http::encode::Response) {
+        resp.headers.extend_from_slice(&self.answer);
     }
 
     /// Whether anything is to change.

@@ -186,6 +186,7 @@ pub fn access<'a>(
             Some((credential, consumer)) => {
                 ctx.consumer = Some(consumer);
                 ctx.authenticated = true;
+                ctx.credential = Some(credential);
                 identify(ctx, consumer, Some(credential));
                 if c.hide_credentials {
                     for name in &c.key_names {

@@ -9,6 +9,7 @@ pub mod cors;
 pub mod edits;
 pub mod ip_restriction;
 pub mod key_auth;
+pub mod rate_limit;
 pub mod size_limit;
 
 use crate::http::encode::Response;
@@ -44,6 +45,8 @@ pub struct AccessContext<'a> {
     pub consumer: Option<&'a ConsumerInfo>,
     /// Whether a credential (not `anonymous`) identified it.
     pub authenticated: bool,
+    /// The id of that credential.
+    pub credential: Option<&'a str>,
     /// Headers and query arguments to set or remove before invoking.
     pub edits: &'a mut RequestEdits,
 }
@@ -70,6 +73,8 @@ pub enum AccessPlugin {
     KeyAuth(Arc<key_auth::KeyAuthConfig>),
     /// `correlation-id`.
     CorrelationId(Arc<correlation_id::CorrelationIdConfig>),
+    /// `rate-limiting`.
+    RateLimiting(Arc<rate_limit::RateLimitConfig>),
 }
 
 impl AccessPlugin {
@@ -81,6 +86,7 @@ impl AccessPlugin {
             AccessPlugin::RequestSizeLimiting(_) => "request-size-limiting",
             AccessPlugin::KeyAuth(_) => "key-auth",
             AccessPlugin::CorrelationId(_) => "correlation-id",
+            AccessPlugin::RateLimiting(_) => "rate-limiting",
         }
     }
 
@@ -97,6 +103,7 @@ impl AccessPlugin {
             AccessPlugin::RequestSizeLimiting(c) => size_limit::access(c, req, resp),
             AccessPlugin::KeyAuth(c) => key_auth::access(c, req, ctx, resp),
             AccessPlugin::CorrelationId(c) => correlation_id::access(c, req, ctx),
+            AccessPlugin::RateLimiting(c) => rate_limit::access(c, req, ctx, resp),
         }
     }
 

@@ -43,7 +43,7 @@ impl AdminApi {
                         .get("config")
                         .filter(|v| !v.is_null())
                         .unwrap_or(&empty);
-                    c.field("config", |c| (spec.validate)(c, config));
+                    c.field("config", |c| (spec.validate)(c, config, ""));
                 }
                 None if !name.is_empty() => c.error_at("name", plugins::unknown(name)),
                 None => {}

@@ -16,8 +16,9 @@ pub struct PluginSpec {
     pub priority: u32,
     /// Its config's schema.
     pub schema: &'static Schema,
-    /// Validates a config (errors go to the checker) into the typed config.
-    pub validate: fn(&mut Checker, &Value) -> Option<PluginConfig>,
+    /// Validates a config (errors go to the checker) into the typed config; the plugin's id
+    /// names what it keeps across requests (rate-limiting counters).
+    pub validate: fn(&mut Checker, &Value, &str) -> Option<PluginConfig>,
 }
 
 /// Every plugin, in Kong's priority order (each handler's `PRIORITY` in Kong 3.x).
@@ -26,7 +27,7 @@ pub static PLUGINS: &[PluginSpec] = &[
         name: "correlation-id",
         priority: 100_001,
         schema: &access::correlation_id::SCHEMA,
-        validate: |c, v| {
+        validate: |c, v, _| {
             access::correlation_id::validate(c, v)
                 .map(|cfg| PluginConfig::Access(AccessPlugin::CorrelationId(Arc::new(cfg))))
         },
@@ -35,7 +36,7 @@ pub static PLUGINS: &[PluginSpec] = &[
         name: "cors",
         priority: 2000,
         schema: &access::cors::SCHEMA,
-        validate: |c, v| {
+        validate: |c, v, _| {
             access::cors::validate(c, v)
                 .map(|cfg| PluginConfig::Access(AccessPlugin::Cors(Arc::new(cfg))))
         },
@@ -44,7 +45,7 @@ pub static PLUGINS: &[PluginSpec] = &[
         name: "key-auth",
         priority: 1250,
         schema: &access::key_auth::SCHEMA,
-        validate: |c, v| {
+        validate: |c, v, _| {
             access::key_auth::validate(c, v)
                 .map(|cfg| PluginConfig::Access(AccessPlugin::KeyAuth(Arc::new(cfg))))
         },
@@ -53,7 +54,7 @@ pub static PLUGINS: &[PluginSpec] = &[
         name: "ip-restriction",
         priority: 990,
         schema: &access::ip_restriction::SCHEMA,
-        validate: |c, v| {
+        validate: |c, v, _| {
             access::ip_restriction::validate(c, v)
                 .map(|cfg| PluginConfig::Access(AccessPlugin::IpRestriction(Arc::new(cfg))))
         },
@@ -62,16 +63,25 @@ pub static PLUGINS: &[PluginSpec] = &[
         name: "request-size-limiting",
         priority: 951,
         schema: &access::size_limit::SCHEMA,
-        validate: |c, v| {
+        validate: |c, v, _| {
             access::size_limit::validate(c, v)
                 .map(|cfg| PluginConfig::Access(AccessPlugin::RequestSizeLimiting(Arc::new(cfg))))
+        },
+    },
+    PluginSpec {
+        name: "rate-limiting",
+        priority: 910,
+        schema: &access::rate_limit::SCHEMA,
+        validate: |c, v, id| {
+            access::rate_limit::validate(c, v, id)
+                .map(|cfg| PluginConfig::Access(AccessPlugin::RateLimiting(Arc::new(cfg))))
         },
     },
     PluginSpec {
         name: "aws-lambda",
         priority: 750,
         schema: &crate::lambda::config::SCHEMA,
-        validate: |c, v| {
+        validate: |c, v, _| {
             crate::lambda::config::validate(c, v).map(|cfg| PluginConfig::AwsLambda(Arc::new(cfg)))
         },
     },

@@ -473,7 +473,9 @@ impl Builder {
         let empty = Value::Object(Map::new());
         let config_value = obj.get("config").filter(|v| !v.is_null()).unwrap_or(&empty);
         let config = match super::plugins::find(&name) {
-            Some(spec) => self.c.field("config", |c| (spec.validate)(c, config_value)),
+            Some(spec) => self
+                .c
+                .field("config", |c| (spec.validate)(c, config_value, &id)),
             None => {
                 if !name.is_empty() {
                     self.c.error_at("name", super::plugins::unknown(&name));
@@ -711,7 +713,7 @@ plugins:
                 "services[0].plugins[0].config.bogus: unknown field",
                 "services[0].plugins[0].config.aws_region: expected a region like us-east-1, got \"??\"",
                 "services[1].colour: unknown field",
-                "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'correlation-id', 'cors', 'key-auth', 'ip-restriction', 'request-size-limiting', 'aws-lambda'",
+                "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'correlation-id', 'cors', 'key-auth', 'ip-restriction', 'request-size-limiting', 'rate-limiting', 'aws-lambda'",
                 "routes[0].service: no service named \"missing\"",
                 "services[1].name: UNIQUE violation detected on '{name=\"s1\"}'",
                 "services[0].routes[2].name: UNIQUE violation detected on '{name=\"r1\"}'",
