@@ -1,9 +1,9 @@
 //! The request phases, in order, for one routed request: route → plugin → payload → invoke →
 //! response mapping. Errors become the SPEC §6 answers and exactly one log line.
 
-use crate::access::{AccessContext, RequestEdits, Verdict};
+use crate::access::{AccessContext, AccessPlugin, RequestEdits, Verdict};
 use crate::config::router::{RouteMatch, RouteQuery};
-use crate::config::snapshot::RouteAction;
+use crate::config::snapshot::{ConsumerRoute, RouteAction};
 use crate::config::Snapshot;
 use crate::http::conn::{BufferPool, Handler};
 use crate::http::encode::Response;
@@ -123,8 +123,14 @@ impl Proxy {
             return;
         };
         // The route's access-phase plugins, in priority order: the first that answers ends
-        // the request before the function; each then adds its headers to the answer.
-        let steps = &snapshot.access[matched.route];
+        // the request before the function; each that ran then adds its headers to the answer.
+        // Once an auth plugin identified a consumer with plugins of their own, the rest of the
+        // chain and the function are theirs (Kong's precedence).
+        let route = matched.route;
+        let overrides = &snapshot.for_consumers[route];
+        let mut steps: &[(u32, AccessPlugin)] = &snapshot.access[route];
+        let mut theirs: Option<&ConsumerRoute> = None;
+        let mut ran: SmallVec<[&AccessPlugin; 8]> = SmallVec::new();
         let mut edits = std::mem::take(&mut s.edits);
         edits.clear();
         let mut ctx = AccessContext {
@@ -134,23 +140,45 @@ impl Proxy {
             credential: None,
             edits: &mut edits,
         };
-        let answered = steps
-            .iter()
-            .any(|p| p.access(&req, &mut ctx, resp) == Verdict::Answered);
+        let mut answered = false;
+        let mut next = 0;
+        while let Some((priority, plugin)) = steps.get(next) {
+            ran.push(plugin);
+            if plugin.access(&req, &mut ctx, resp) == Verdict::Answered {
+                answered = true;
+                break;
+            }
+            next += 1;
+            if theirs.is_none() && !overrides.is_empty() {
+                if let Some(c) = ctx.consumer.and_then(|c| overrides.get(c.id.as_str())) {
+                    theirs = Some(c);
+                    if let Some(own) = &c.steps {
+                        steps = own;
+                        next = own
+                            .iter()
+                            .position(|(p, _)| p < priority)
+                            .unwrap_or(own.len());
+                    }
+                }
+            }
+        }
+        let action = theirs
+            .and_then(|c| c.action.as_ref())
+            .unwrap_or(&snapshot.actions[route]);
         if !answered {
             if edits.is_empty() {
-                self.invoke(&snapshot, &matched, &req, resp, s).await;
+                self.invoke(action, &matched, &req, resp, s).await;
             } else {
                 // The function sees the request as the plugins changed it.
                 match edits.apply(&req) {
-                    Some(changed) => self.invoke(&snapshot, &matched, &changed, resp, s).await,
+                    Some(changed) => self.invoke(action, &matched, &changed, resp, s).await,
                     None => {
                         Failure::Head(crate::http::head::HeadError::TooManyHeaders).answer(resp)
                     }
                 }
             }
         }
-        for p in steps {
+        for p in ran {
             p.finish(&req, &edits, resp);
         }
         edits.write_answer_headers(resp);
@@ -160,14 +188,13 @@ impl Proxy {
     /// Invokes the route's function and maps its answer.
     async fn invoke(
         &self,
-        snapshot: &Snapshot,
+        action: &RouteAction,
         matched: &RouteMatch<'_>,
         req: &Request<'_>,
         resp: &mut Response,
         s: &mut InvokeScratch,
     ) {
-        let route_index = matched.route;
-        let plugin = match &snapshot.actions[route_index] {
+        let plugin = match action {
             RouteAction::Invoke(target) => target,
             RouteAction::NoPlugin { route_label } => {
                 fail(resp, Failure::NoPlugin, route_label, "-");

@@ -220,3 +220,54 @@ fn kongs_key_auth_admin_examples_work() {
         assert_eq!(ok(gw.admin_get("/key-auths"), 200)["data"], json!([]));
     }
 }
+
+#[test]
+fn consumer_scoped_plugins_apply_to_identified_consumers() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let lambda = |function: &str| {
+            format!(
+                "{{name: aws-lambda, config: {{aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_region: us-east-1, function_name: {function}, host: localhost, port: {}}}}}",
+                mock.addr.port()
+            )
+        };
+        let cfg = format!(
+            r#"_format_version: "3.0"
+consumers:
+- username: alice
+  keyauth_credentials: [{{key: ka}}]
+  plugins: [{alice_fn}]
+- username: bob
+  keyauth_credentials: [{{key: kb}}]
+  plugins: [{{name: rate-limiting, config: {{hour: 1}}}}]
+- username: carol
+  keyauth_credentials: [{{key: kc}}]
+routes:
+- name: r
+  paths: [/r]
+  plugins: [{{name: key-auth}}, {route_fn}]
+plugins:
+- {{name: aws-lambda, consumer: carol, route: r, config: {{aws_key: {ACCESS_KEY}, aws_secret: "{SECRET_KEY}", aws_region: us-east-1, function_name: MyLambda, host: localhost, port: {port}, invocation_type: DryRun}}}}
+"#,
+            alice_fn = lambda("MyLambda"),
+            route_fn = lambda("echo"),
+            port = mock.addr.port()
+        );
+        let gw = Gateway::start(&mock, &cfg, driver);
+        let as_key = |k: &str| gw.send(&get_with("/r?who=1", &[("apikey", k)]));
+        // alice: her own aws-lambda plugin (consumer beats route in Kong's order).
+        let r = as_key("ka");
+        assert_eq!((r.status, r.json()), (200, json!({"response": "yes"})));
+        // bob: the route's function, and his own rate limit.
+        let r = as_key("kb");
+        assert_eq!((r.status, r.json()), (200, json!({"who": "1"})));
+        assert_eq!(r.header("ratelimit-limit"), Some("1"));
+        assert_eq!(as_key("kb").status, 429);
+        assert_eq!(as_key("ka").status, 200, "alice has no limit");
+        // carol: consumer+route beats consumer alone and route alone.
+        assert_eq!(as_key("kc").status, 204);
+        // Nobody identified: the route's plugins only.
+        assert_eq!(gw.send(&get("/r")).status, 401);
+        mock.assert_all_signatures_valid();
+    }
+}

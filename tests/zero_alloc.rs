@@ -159,8 +159,8 @@ fn the_request_path_allocates_nothing_in_steady_state() {
                 credential: None,
                 edits: &mut edits,
             };
-            for p in steps {
-                assert_eq!(p.access(&req, &mut ctx, &mut resp), Verdict::Continue);
+            for p in steps.iter() {
+                assert_eq!(p.1.access(&req, &mut ctx, &mut resp), Verdict::Continue);
             }
             let req = if edits.is_empty() {
                 req

@@ -13,6 +13,7 @@ use crate::credentials::{chain, sts, Hub, Provider, StsEndpoint};
 use crate::lambda::config::is_region;
 use crate::lambda::config::LambdaConfig;
 use crate::upstream::target::InvokeTarget;
+use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -200,10 +201,71 @@ pub struct Snapshot {
     pub actions: Vec<RouteAction>,
     /// The certificates of `config.snis`, by name, for HTTPS handshakes.
     pub snis: SniIndex,
-    /// For each route, its access-phase plugins from the highest priority down.
-    pub access: Vec<Vec<AccessPlugin>>,
+    /// For each route, its access-phase plugins with their priorities, highest first.
+    pub access: Vec<Vec<(u32, AccessPlugin)>>,
+    /// For each route, what differs for consumers with plugins of their own, by consumer id.
+    pub for_consumers: Vec<HashMap<String, ConsumerRoute>>,
     /// Consumers and their credentials, for the auth plugins.
     pub identities: ConsumerIndex,
+}
+
+/// What a route does for one consumer, where their own plugins change it.
+#[derive(Debug)]
+pub struct ConsumerRoute {
+    /// Their aws-lambda plugin's action, when it is not the route's.
+    pub action: Option<RouteAction>,
+    /// Their access-phase plugins, when they are not the route's.
+    pub steps: Option<Vec<(u32, AccessPlugin)>>,
+}
+
+/// Makes a route's action from its aws-lambda plugin, once per (plugin, route label): a plugin
+/// on a service serves every route of it, each with its own label.
+struct ActionMaker<'a, 'w> {
+    env: &'a Environment,
+    config: &'a Config,
+    made: HashMap<(&'a str, String), Arc<InvokeTarget>>,
+    names: Option<Names<'a>>,
+    warnings: &'w mut Vec<String>,
+}
+
+impl<'a> ActionMaker<'a, '_> {
+    fn action(&mut self, lambda: Option<Lambda<'a>>, route_label: &str) -> RouteAction {
+        let Some((plugin, cfg)) = lambda else {
+            self.warnings.push(format!(
+                "route {route_label}: no enabled aws-lambda plugin applies; requests to it get 502"
+            ));
+            return RouteAction::NoPlugin {
+                route_label: route_label.to_string(),
+            };
+        };
+        let key = (plugin.id.as_str(), route_label.to_string());
+        if let Some(target) = self.made.get(&key) {
+            return RouteAction::Invoke(target.clone());
+        }
+        match target(plugin, cfg, key.1.clone(), self.env) {
+            Ok(t) => {
+                let t = Arc::new(t);
+                self.made.insert(key, t.clone());
+                RouteAction::Invoke(t)
+            }
+            Err(why) => {
+                let config = self.config;
+                self.warnings.push(format!(
+                    "route {}: the {} (function {}) cannot invoke: {why}",
+                    key.1,
+                    self.names
+                        .get_or_insert_with(|| Names::new(config))
+                        .plugin(plugin),
+                    cfg.function_name
+                ));
+                RouteAction::Unusable {
+                    route_label: key.1,
+                    function: cfg.function_name.clone(),
+                    why,
+                }
+            }
+        }
+    }
 }
 
 /// Consumers by id and username, and key-auth keys, looked up once per authenticated request.
@@ -315,50 +377,45 @@ impl Snapshot {
         };
         let router = Router::new(&config.routes, service_enabled);
         let scopes = PluginScopes::new(&config.plugins);
-        // Targets already made for a (plugin, route label): a plugin on a service serves every
-        // route of it, each with its own label.
-        let mut made: HashMap<(&str, String), Arc<InvokeTarget>> = HashMap::new();
         let mut actions = Vec::with_capacity(config.routes.len());
-        let mut names = None;
+        let mut access = Vec::with_capacity(config.routes.len());
+        let mut for_consumers = Vec::with_capacity(config.routes.len());
+        let mut maker = ActionMaker {
+            env,
+            config: &config,
+            made: HashMap::new(),
+            names: None,
+            warnings: &mut warnings,
+        };
+        // Consumers with plugins of their own: each route gets what differs for them.
+        let mut consumers: Vec<&str> = config
+            .plugins
+            .iter()
+            .filter(|p| p.enabled)
+            .filter_map(|p| p.consumer.as_deref())
+            .collect();
+        consumers.sort_unstable();
+        consumers.dedup();
         for route in &config.routes {
             let route_label = route.name.clone().unwrap_or_else(|| route.id.clone());
-            let Some((plugin, cfg)) = scopes.effective(route) else {
-                warnings.push(format!(
-                    "route {route_label}: no enabled aws-lambda plugin applies; requests to it get 502"
-                ));
-                actions.push(RouteAction::NoPlugin { route_label });
-                continue;
-            };
-            let key = (plugin.id.as_str(), route_label);
-            if let Some(target) = made.get(&key) {
-                actions.push(RouteAction::Invoke(target.clone()));
-                continue;
-            }
-            match target(plugin, cfg, key.1.clone(), env) {
-                Ok(t) => {
-                    let t = Arc::new(t);
-                    made.insert(key, t.clone());
-                    actions.push(RouteAction::Invoke(t));
-                }
-                Err(why) => {
-                    warnings.push(format!(
-                        "route {}: the {} (function {}) cannot invoke: {why}",
-                        key.1,
-                        names
-                            .get_or_insert_with(|| Names::new(&config))
-                            .plugin(plugin),
-                        cfg.function_name
-                    ));
-                    actions.push(RouteAction::Unusable {
-                        route_label: key.1,
-                        function: cfg.function_name.clone(),
-                        why,
-                    });
+            let lambda = scopes.effective(route, None);
+            actions.push(maker.action(lambda, &route_label));
+            let (steps, ids) = scopes.access(route, None);
+            let mut overrides = HashMap::new();
+            for &consumer in &consumers {
+                let theirs = scopes.effective(route, Some(consumer));
+                let action = (theirs.map(|l| &l.0.id) != lambda.map(|l| &l.0.id))
+                    .then(|| maker.action(theirs, &route_label));
+                let (their_steps, their_ids) = scopes.access(route, Some(consumer));
+                let steps = (their_ids != ids).then_some(their_steps);
+                if action.is_some() || steps.is_some() {
+                    overrides.insert(consumer.to_string(), ConsumerRoute { action, steps });
                 }
             }
+            access.push(steps);
+            for_consumers.push(overrides);
         }
         let snis = sni_index(&config);
-        let access = config.routes.iter().map(|r| scopes.access(r)).collect();
         let identities = ConsumerIndex::new(&config);
         (
             Snapshot {
@@ -367,6 +424,7 @@ impl Snapshot {
                 actions,
                 snis,
                 access,
+                for_consumers,
                 identities,
             },
             warnings,
@@ -396,83 +454,97 @@ fn sni_index(config: &Config) -> SniIndex {
     index
 }
 
-/// The enabled plugins that are not consumer-scoped, indexed by name and scope (the first one
-/// in file order wins within a scope), so finding a route's plugin of a name takes four
+/// The enabled plugins, indexed by name and scope (the first one in file order wins within a
+/// scope), so finding a route's plugin of a name, for a consumer or none, takes at most eight
 /// lookups.
 struct PluginScopes<'a> {
-    route_and_service: HashMap<(&'a str, &'a str, &'a str), &'a Plugin>,
-    route: HashMap<(&'a str, &'a str), &'a Plugin>,
-    service: HashMap<(&'a str, &'a str), &'a Plugin>,
-    global: HashMap<&'a str, &'a Plugin>,
+    by_scope: HashMap<Scope<'a>, &'a Plugin>,
 }
+
+/// (plugin name, consumer, route, service).
+type Scope<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
 
 /// An aws-lambda plugin and its config.
 type Lambda<'a> = (&'a Plugin, &'a Arc<LambdaConfig>);
 
 impl<'a> PluginScopes<'a> {
     fn new(plugins: &'a [Plugin]) -> Self {
-        let mut scopes = PluginScopes {
-            route_and_service: HashMap::new(),
-            route: HashMap::new(),
-            service: HashMap::new(),
-            global: HashMap::new(),
-        };
-        // No authentication plugin runs here, so consumer-scoped plugins never apply.
-        for p in plugins.iter().filter(|p| p.enabled && p.consumer.is_none()) {
-            let name = p.name.as_str();
-            match (p.route.as_deref(), p.service.as_deref()) {
-                (Some(r), Some(s)) => {
-                    scopes.route_and_service.entry((name, r, s)).or_insert(p);
-                }
-                (Some(r), None) => {
-                    scopes.route.entry((name, r)).or_insert(p);
-                }
-                (None, Some(s)) => {
-                    scopes.service.entry((name, s)).or_insert(p);
-                }
-                (None, None) => {
-                    scopes.global.entry(name).or_insert(p);
-                }
-            }
+        let mut by_scope = HashMap::new();
+        for p in plugins.iter().filter(|p| p.enabled) {
+            let scope = (
+                p.name.as_str(),
+                p.consumer.as_deref(),
+                p.route.as_deref(),
+                p.service.as_deref(),
+            );
+            by_scope.entry(scope).or_insert(p);
         }
-        scopes
+        PluginScopes { by_scope }
     }
 
-    /// The plugin called `name` that applies to `route`, with Kong's precedence: route+service,
-    /// then route, then service, then global.
-    fn effective_named(&self, route: &Route, name: &str) -> Option<&'a Plugin> {
-        let service = route.service.as_deref();
-        let id = route.id.as_str();
-        service
-            .and_then(|s| self.route_and_service.get(&(name, id, s)))
-            .or_else(|| self.route.get(&(name, id)))
-            .or_else(|| service.and_then(|s| self.service.get(&(name, s))))
-            .or_else(|| self.global.get(name))
-            .copied()
+    /// The plugin called `name` that applies to `route` (for `consumer`, once one is
+    /// identified), with Kong's precedence: consumer+route+service, consumer+route,
+    /// consumer+service, route+service, consumer, route, service, global.
+    fn effective_named(
+        &self,
+        route: &'a Route,
+        consumer: Option<&'a str>,
+        name: &'a str,
+    ) -> Option<&'a Plugin> {
+        let r = Some(route.id.as_str());
+        let s = route.service.as_deref();
+        let mut order: SmallVec<[Scope<'a>; 8]> = SmallVec::new();
+        if let Some(c) = consumer {
+            if s.is_some() {
+                order.push((name, Some(c), r, s));
+            }
+            order.push((name, Some(c), r, None));
+            if s.is_some() {
+                order.push((name, Some(c), None, s));
+            }
+        }
+        if s.is_some() {
+            order.push((name, None, r, s));
+        }
+        if let Some(c) = consumer {
+            order.push((name, Some(c), None, None));
+        }
+        order.push((name, None, r, None));
+        if s.is_some() {
+            order.push((name, None, None, s));
+        }
+        order.push((name, None, None, None));
+        order.iter().find_map(|k| self.by_scope.get(k)).copied()
     }
 
     /// The route's aws-lambda plugin.
-    fn effective(&self, route: &Route) -> Option<Lambda<'a>> {
-        match self.effective_named(route, "aws-lambda") {
-            Some(p) => match &p.config {
-                PluginConfig::AwsLambda(cfg) => Some((p, cfg)),
-                PluginConfig::Access(_) => None,
-            },
-            None => None,
+    fn effective(&self, route: &'a Route, consumer: Option<&'a str>) -> Option<Lambda<'a>> {
+        let p = self.effective_named(route, consumer, "aws-lambda")?;
+        match &p.config {
+            PluginConfig::AwsLambda(cfg) => Some((p, cfg)),
+            PluginConfig::Access(_) => None,
         }
     }
 
-    /// The route's access-phase plugins, in Kong's priority order.
-    fn access(&self, route: &Route) -> Vec<AccessPlugin> {
-        crate::config::plugins::PLUGINS
-            .iter()
-            .filter_map(
-                |spec| match &self.effective_named(route, spec.name)?.config {
-                    PluginConfig::Access(a) => Some(a.clone()),
-                    PluginConfig::AwsLambda(_) => None,
-                },
-            )
-            .collect()
+    /// The route's access-phase plugins with their priorities, highest first, and the ids of
+    /// the plugin entities they come from.
+    fn access(
+        &self,
+        route: &'a Route,
+        consumer: Option<&'a str>,
+    ) -> (Vec<(u32, AccessPlugin)>, Vec<&'a str>) {
+        let mut steps = Vec::new();
+        let mut ids = Vec::new();
+        for spec in crate::config::plugins::PLUGINS {
+            let Some(p) = self.effective_named(route, consumer, spec.name) else {
+                continue;
+            };
+            if let PluginConfig::Access(a) = &p.config {
+                steps.push((spec.priority, a.clone()));
+                ids.push(p.id.as_str());
+            }
+        }
+        (steps, ids)
     }
 }
 
