@@ -56,6 +56,7 @@ impl Parsed {
     fn req(&self) -> Request<'_> {
         Request {
             peer: None,
+            secure: false,
             buf: &self.raw,
             head: &self.head,
             body: &self.raw[self.head.len..],

@@ -96,6 +96,7 @@ fn bench_encode(bencher: divan::Bencher, raw: Vec<u8>, cfg: LambdaConfig) {
     bencher.bench_local(|| {
         let req = Request {
             peer: None,
+            secure: false,
             buf: &raw,
             head: &head,
             body: &raw[head.len..],
@@ -296,6 +297,7 @@ mod request_head {
             let _ = head::parse(&raw, &limits, &mut h);
             let req = Request {
                 peer: None,
+                secure: false,
                 buf: &raw,
                 head: &h,
                 body: &raw[h.len..],

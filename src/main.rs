@@ -78,6 +78,17 @@ struct Cli {
     )]
     tls_key: Option<PathBuf>,
 
+    /// Access log: one JSON line per request to this file (appended; reopened on SIGUSR1),
+    /// `-` for stdout, or `off`.
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_GATEWAY_ACCESS_LOG",
+        default_value = "off",
+        value_name = "PATH|-|off"
+    )]
+    access_log: String,
+
     /// Admin API listen address, or `off`.
     #[arg(
         long,
@@ -572,6 +583,13 @@ fn serve(
             }
         }
     };
+    let access_log = match lambda_gateway::access_log::AccessLog::open(&cli.access_log) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("error: --access-log {}: {e}", cli.access_log);
+            return ExitCode::FAILURE;
+        }
+    };
     let serve_cfg = ServeConfig {
         listen: cli.listen(),
         workers,
@@ -580,6 +598,7 @@ fn serve(
         tls,
         metrics,
         https,
+        access_log,
     };
     match runtime::serve(serve_cfg, &signals, None) {
         Ok(()) => {

@@ -2,6 +2,7 @@
 //! response mapping. Errors become the SPEC §6 answers and exactly one log line.
 
 use crate::access::{AccessContext, AccessPlugin, RequestEdits, Verdict};
+use crate::access_log::{AccessLog, Entry, FLUSH_AT};
 use crate::config::router::{RouteMatch, RouteQuery};
 use crate::config::snapshot::{ConsumerRoute, RouteAction};
 use crate::config::Snapshot;
@@ -40,6 +41,16 @@ struct InvokeScratch {
     header_refs: Vec<(usize, usize, usize, usize)>,
     /// The access plugins' changes to the request, and the rewritten head.
     edits: RequestEdits,
+    /// Time spent on the invoke.
+    proxy_time: std::time::Duration,
+}
+
+/// What the access log says of a request beyond the request and the answer.
+#[derive(Default)]
+struct Facts {
+    snapshot: Option<Arc<Snapshot>>,
+    route: Option<usize>,
+    consumer: Option<usize>,
 }
 
 impl InvokeScratch {
@@ -64,6 +75,8 @@ pub struct Proxy {
     buffers: BufferPool,
     free: RefCell<Vec<InvokeScratch>>,
     request_ids: RequestIds,
+    access_log: Option<Arc<AccessLog>>,
+    log_lines: RefCell<Vec<u8>>,
 }
 
 /// Most invoke scratch sets kept for reuse per worker.
@@ -74,9 +87,14 @@ const MAX_RETAINED_BYTES: usize = 256 * 1024;
 
 impl Handler for Proxy {
     async fn handle(&self, req: Request<'_>, resp: &mut Response) {
+        let started = std::time::Instant::now();
         let mut scratch = self.free.borrow_mut().pop().unwrap_or_default();
-        self.serve(req, resp, &mut scratch).await;
+        scratch.proxy_time = std::time::Duration::ZERO;
+        let facts = self.serve(req, resp, &mut scratch).await;
         self.metrics.count_response(resp.status);
+        if self.access_log.is_some() {
+            self.log(&req, resp, &facts, started, scratch.proxy_time);
+        }
         if scratch.retained_bytes() <= MAX_RETAINED_BYTES {
             let mut free = self.free.borrow_mut();
             if free.len() < MAX_FREE_SCRATCH {
@@ -104,11 +122,81 @@ impl Proxy {
             buffers: BufferPool::default(),
             free: RefCell::new(Vec::new()),
             request_ids: RequestIds::default(),
+            access_log: None,
+            log_lines: RefCell::new(Vec::new()),
         }
     }
 
+    /// This proxy writing an access log line per request to `log`.
+    pub fn with_access_log(mut self, log: Option<Arc<AccessLog>>) -> Self {
+        self.access_log = log;
+        self
+    }
+
+    /// Appends the request's access log line; writes the lines out past [`FLUSH_AT`].
+    fn log(
+        &self,
+        req: &Request<'_>,
+        resp: &Response,
+        facts: &Facts,
+        started: std::time::Instant,
+        proxy: std::time::Duration,
+    ) {
+        let Some(log) = &self.access_log else {
+            return;
+        };
+        let snapshot = facts.snapshot.as_deref();
+        let route = facts
+            .route
+            .and_then(|i| snapshot.and_then(|s| s.config.routes.get(i)));
+        let service = route
+            .and_then(|r| r.service.as_deref())
+            .and_then(|id| snapshot.and_then(|s| s.config.services.iter().find(|x| x.id == id)));
+        let consumer = facts
+            .consumer
+            .and_then(|i| snapshot.and_then(|s| s.config.consumers.get(i)));
+        let started_at = std::time::SystemTime::now()
+            .checked_sub(started.elapsed())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as u64);
+        let entry = Entry {
+            method: req.method(),
+            path: req.path(),
+            host: req.host(),
+            scheme: if req.secure { "https" } else { "http" },
+            request_size: req.head.len + req.body.len(),
+            status: resp.status,
+            response_size: resp.headers.len() + resp.body.len(),
+            route: route.map(|r| (r.id.as_str(), r.name.as_deref())),
+            service: service.map(|s| (s.id.as_str(), s.name.as_deref())),
+            consumer: consumer.map(|c| (c.id.as_str(), c.username.as_deref())),
+            request_ms: started.elapsed().as_millis() as u64,
+            proxy_ms: proxy.as_millis() as u64,
+            client_ip: req.peer,
+            started_at,
+        };
+        let mut lines = self.log_lines.borrow_mut();
+        entry.write(&mut lines);
+        if lines.len() >= FLUSH_AT {
+            log.write(&lines);
+            lines.clear();
+        }
+    }
+
+    /// Writes out the buffered access log lines, and reopens the log if `SIGUSR1` asked:
+    /// called on the worker's tick and when it stops.
+    pub fn flush_access_log(&self) {
+        let Some(log) = &self.access_log else {
+            return;
+        };
+        let mut lines = self.log_lines.borrow_mut();
+        log.write(&lines);
+        lines.clear();
+        log.reopen_if_asked();
+    }
+
     /// The request phases, in order: route, plugin, payload, invoke, response mapping.
-    async fn serve(&self, req: Request<'_>, resp: &mut Response, s: &mut InvokeScratch) {
+    async fn serve(&self, req: Request<'_>, resp: &mut Response, s: &mut InvokeScratch) -> Facts {
         let snapshot = self.snapshot.load_full();
         let headers = |name: &str| req.header(name);
         let query = RouteQuery {
@@ -120,7 +208,10 @@ impl Proxy {
         };
         let Some(matched) = snapshot.router.find_match(&query) else {
             Failure::NoRoute.answer(resp);
-            return;
+            return Facts {
+                snapshot: self.access_log.as_ref().map(|_| snapshot.clone()),
+                ..Facts::default()
+            };
         };
         // The route's access-phase plugins, in priority order: the first that answers ends
         // the request before the function; each that ran then adds its headers to the answer.
@@ -162,6 +253,7 @@ impl Proxy {
                 }
             }
         }
+        let ctx_consumer = ctx.consumer.map(|c| c.index);
         let action = theirs
             .and_then(|c| c.action.as_ref())
             .unwrap_or(&snapshot.actions[route]);
@@ -182,7 +274,14 @@ impl Proxy {
             p.finish(&req, &edits, resp);
         }
         edits.write_answer_headers(resp);
+        let consumer = ctx_consumer;
         s.edits = edits;
+        Facts {
+            // Kept only for the access log: an Arc clone is an atomic write shared by workers.
+            snapshot: self.access_log.as_ref().map(|_| snapshot.clone()),
+            route: Some(route),
+            consumer,
+        }
     }
 
     /// Invokes the route's function and maps its answer.
@@ -244,7 +343,8 @@ impl Proxy {
                 return;
             }
         };
-        if let Err(e) = self
+        let invoked = std::time::Instant::now();
+        let result = self
             .upstream
             .invoke(
                 plugin,
@@ -253,8 +353,9 @@ impl Proxy {
                 &mut s.invoke,
                 &mut s.answer,
             )
-            .await
-        {
+            .await;
+        s.proxy_time = invoked.elapsed();
+        if let Err(e) = result {
             fail(resp, Failure::Upstream(e), &plugin.route_label, function);
             return;
         }

@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "json", "pacing", "schema", "metrics", "signals", "reactor", "emulator",
     ],
-    &["http"],
+    &["http", "access_log"],
     &["aws"],
     &["lambda", "certificate", "access"],
     &["upstream"],

@@ -146,6 +146,7 @@ fn the_request_path_allocates_nothing_in_steady_state() {
             assert_eq!(head::parse(&raw, &limits, &mut head), Ok(true));
             let req = Request {
                 peer: None,
+                secure: false,
                 buf: &raw,
                 head: &head,
                 body: &raw[head.len..],

@@ -51,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let req = Request {
         peer: None,
+        secure: false,
         buf: &raw,
         head: &h,
         body: &raw[h.len..],

@@ -68,6 +68,7 @@ fn encode(raw: &[u8], forward: bool) {
     }
     let req = Request {
         peer: None,
+        secure: false,
         buf: raw,
         head: &h,
         body: &raw[h.len..],

@@ -182,6 +182,7 @@ impl RequestEdits {
                 head: &self.head,
                 body: req.body,
                 peer: req.peer,
+                secure: req.secure,
             }),
             _ => None,
         }

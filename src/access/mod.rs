@@ -20,6 +20,8 @@ use std::sync::Arc;
 /// A consumer as the auth plugins tell the function about it.
 #[derive(Clone, Debug)]
 pub struct ConsumerInfo {
+    /// Its place in the configuration's consumers.
+    pub index: usize,
     /// Its id.
     pub id: String,
     /// `username`.

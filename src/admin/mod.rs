@@ -71,6 +71,7 @@ pub fn spawn(
                 let api = Rc::new(make_api());
                 let shutdown = Rc::new(Shutdown::default());
                 let shared = Rc::new(Shared {
+                    secure: false,
                     handler: api.clone(),
                     limits: Limits {
                         max_body_bytes: MAX_ADMIN_BODY,

@@ -281,6 +281,7 @@ impl ConsumerIndex {
         let mut index = ConsumerIndex::default();
         for (i, c) in config.consumers.iter().enumerate() {
             index.consumers.push(ConsumerInfo {
+                index: i,
                 id: c.id.clone(),
                 username: c.username.clone(),
                 custom_id: c.custom_id.clone(),

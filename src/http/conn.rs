@@ -50,6 +50,8 @@ pub struct Shared<H> {
     pub limits: Limits,
     /// The server's stop signal.
     pub shutdown: Rc<Shutdown>,
+    /// Whether the listener is HTTPS (requests are marked `secure`).
+    pub secure: bool,
 }
 
 /// Everything one request needs while it is served.
@@ -68,6 +70,8 @@ pub struct ConnBuffers {
     pub body: Vec<u8>,
     /// The connection's client address.
     pub peer: Option<std::net::IpAddr>,
+    /// Whether the connection is TLS.
+    pub secure: bool,
 }
 
 impl ConnBuffers {
@@ -225,6 +229,7 @@ pub async fn serve<S, H, F>(
                 }
                 let mut s = shared.handler.buffers().take();
                 s.peer = peer;
+                s.secure = shared.secure;
                 s.read.extend_from_slice(&first);
                 first.clear();
                 s
@@ -392,6 +397,7 @@ where
             response,
             body,
             peer,
+            secure,
             ..
         } = &mut *s;
         let body_slice: &[u8] = match head.framing {
@@ -403,6 +409,7 @@ where
             head,
             body: body_slice,
             peer: *peer,
+            secure: *secure,
         };
         handler.handle(req, response).await;
     }

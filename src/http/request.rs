@@ -13,6 +13,8 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// The client's address, where the server knows it.
     pub peer: Option<std::net::IpAddr>,
+    /// Whether it came over TLS (the HTTPS listener).
+    pub secure: bool,
 }
 
 impl<'a> Request<'a> {

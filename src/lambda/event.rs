@@ -501,6 +501,7 @@ mod tests {
             head: &h,
             body: &raw[h.len..],
             peer: Some("192.0.2.7".parse().expect("ip")),
+            secure: false,
         };
         let mut out = Vec::new();
         let mut scratch = EventScratch::default();

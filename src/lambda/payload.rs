@@ -347,6 +347,7 @@ mod tests {
         assert_eq!(head::parse(raw, &Limits::default(), &mut h), Ok(true));
         let req = Request {
             peer: None,
+            secure: false,
             buf: raw,
             head: &h,
             body: &raw[h.len..],
@@ -453,6 +454,7 @@ mod tests {
         assert_eq!(head::parse(raw, &Limits::default(), &mut h), Ok(true));
         let req = Request {
             peer: None,
+            secure: false,
             buf: raw,
             head: &h,
             body: &raw[h.len..],

@@ -41,6 +41,8 @@ pub struct ServeConfig {
     pub metrics: Arc<crate::metrics::Registry>,
     /// HTTPS for clients, when `--tls-listen` is given.
     pub https: Option<HttpsServe>,
+    /// The access log, unless off.
+    pub access_log: Option<Arc<crate::access_log::AccessLog>>,
 }
 
 /// The HTTPS listener: its address and the server config every worker accepts with.
@@ -205,13 +207,17 @@ async fn worker_main(
         .and_then(|(l, _)| l.local_addr().ok())
         .or(https_addr);
     let _ = ready.send(Ok((local, https_local)));
-    let proxy = Rc::new(Proxy::new(
-        cfg.snapshot.clone(),
-        Upstream::new(cfg.tls.clone()),
-        cfg.metrics.register(),
-    ));
+    let proxy = Rc::new(
+        Proxy::new(
+            cfg.snapshot.clone(),
+            Upstream::new(cfg.tls.clone()),
+            cfg.metrics.register(),
+        )
+        .with_access_log(cfg.access_log.clone()),
+    );
     let shutdown = Rc::new(Shutdown::default());
     let shared = Rc::new(Shared {
+        secure: false,
         handler: proxy.clone(),
         limits: cfg.limits.clone(),
         shutdown: shutdown.clone(),
@@ -232,13 +238,20 @@ async fn worker_main(
             while !shutdown.is_set() {
                 monoio::time::sleep(TICK).await;
                 proxy.upstream.pool.borrow_mut().sweep();
+                proxy.flush_access_log();
                 shutdown.expire(Instant::now());
             }
         });
     }
 
     if let Some((tls_listener, acceptor)) = https {
-        let (shared, shutdown, active) = (shared.clone(), shutdown.clone(), active.clone());
+        let shared = Rc::new(Shared {
+            handler: proxy.clone(),
+            limits: cfg.limits.clone(),
+            shutdown: shutdown.clone(),
+            secure: true,
+        });
+        let (shutdown, active) = (shutdown.clone(), active.clone());
         monoio::spawn(async move {
             serve_https(tls_listener, acceptor, shared, shutdown, active).await;
         });
@@ -275,6 +288,7 @@ async fn worker_main(
             active.get()
         );
     }
+    proxy.flush_access_log();
 }
 
 /// Accepts HTTPS clients until shutdown: each connection's handshake (bounded by the client
@@ -348,6 +362,7 @@ mod tests {
                 std::sync::Arc::default(),
             );
             let shared = std::rc::Rc::new(Shared {
+                secure: false,
                 handler: std::rc::Rc::new(proxy),
                 limits: crate::http::Limits::default(),
                 shutdown: std::rc::Rc::new(crate::http::shutdown::Shutdown::default()),
