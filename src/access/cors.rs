@@ -94,7 +94,7 @@ fn check_origin(entry: &str) -> Result<(), String> {
 }
 
 /// `https://Example.com:443` → (`https://example.com`, `example.com`); no scheme: as given.
-fn normalize(origin: &str) -> (String, String) {
+pub fn normalize(origin: &str) -> (String, String) {
     let Some((scheme, rest)) = origin.split_once("://") else {
         return (origin.to_string(), origin.to_string());
     };
