@@ -271,3 +271,77 @@ plugins:
         mock.assert_all_signatures_valid();
     }
 }
+
+#[test]
+fn acl_lets_groups_through_after_key_auth() {
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let dir = TempDir::new("acl");
+        let path = dir.path.join("kong.yml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"_format_version: "3.0"
+consumers:
+- {{username: alice, keyauth_credentials: [{{key: ka}}], acls: [{{group: admin}}, {{group: ops}}]}}
+- {{username: bob, keyauth_credentials: [{{key: kb}}], acls: [{{group: dev}}]}}
+- {{username: carol, keyauth_credentials: [{{key: kc}}]}}
+plugins:
+- {{name: aws-lambda, config: {{aws_key: {ACCESS_KEY}, aws_secret: "{SECRET_KEY}", aws_region: us-east-1, function_name: echo, host: localhost, port: {}, forward_request_headers: true}}}}
+routes:
+- {{name: admin, paths: [/admin], plugins: [{{name: key-auth}}, {{name: acl, config: {{allow: [admin]}}}}]}}
+- {{name: nodev, paths: [/nodev], plugins: [{{name: key-auth}}, {{name: acl, config: {{deny: [dev], hide_groups_header: true}}}}]}}
+- {{name: open, paths: [/open], plugins: [{{name: acl, config: {{allow: [admin]}}}}]}}
+"#,
+                mock.addr.port()
+            ),
+        )
+        .expect("write");
+        let gw = Gateway::start_admin(
+            &mock,
+            AdminOptions {
+                config_path: path,
+                driver,
+                env: vec![],
+                args: vec![],
+            },
+        );
+        let call = |path: &str, key: &str| gw.send(&get_with(path, &[("apikey", key)]));
+        let r = call("/admin", "ka");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            r.json()["request_headers"]["x-consumer-groups"],
+            "admin, ops"
+        );
+        let r = call("/admin", "kb");
+        assert_eq!(
+            (r.status, r.text()),
+            (
+                403,
+                r#"{"message":"You cannot consume this service"}"#.to_string()
+            )
+        );
+        assert_eq!(call("/nodev", "kb").status, 403);
+        let r = call("/nodev", "kc");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["request_headers"].get("x-consumer-groups"), None);
+        let r = gw.send(&get("/open"));
+        assert_eq!(
+            (r.status, r.text()),
+            (401, r#"{"message":"Unauthorized"}"#.to_string())
+        );
+        // Kong's example: put bob in the admin group.
+        let added = gw.admin_form("POST", "/consumers/bob/acls", "group=admin");
+        assert_eq!(added.status, 201, "{}", added.text());
+        assert_eq!(added.json()["group"], "admin");
+        assert_eq!(call("/admin", "kb").status, 200);
+        assert_eq!(
+            gw.admin_get("/consumers/bob/acls").json()["data"]
+                .as_array()
+                .map(Vec::len),
+            Some(2)
+        );
+        let bad = gw.admin_form("POST", "/plugins", "name=acl&config.allow=a&config.deny=b");
+        assert_eq!(bad.status, 400, "{}", bad.text());
+    }
+}

@@ -94,6 +94,21 @@ impl RequestEdits {
         self.set.push((n, start..self.text.len()));
     }
 
+    /// Sets header `name` to `values` joined by `separator`.
+    pub fn set_joined_header(&mut self, name: &str, values: &[String], separator: &str) {
+        self.remove_header(name);
+        let n = self.push(name.as_bytes());
+        let start = self.text.len();
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.text.extend_from_slice(separator.as_bytes());
+            }
+            self.text
+                .extend(v.bytes().filter(|b| !matches!(b, b'\r' | b'\n' | 0)));
+        }
+        self.set.push((n, start..self.text.len()));
+    }
+
     /// The value set for header `name`, if one was.
     pub fn header_set(&self, name: &str) -> Option<&[u8]> {
         self.set

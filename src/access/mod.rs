@@ -3,6 +3,7 @@
 //! one of them answers never reaches Lambda). Some also add headers to whatever answer the
 //! request ends with (CORS).
 
+pub mod acl;
 pub mod cidr;
 pub mod correlation_id;
 pub mod cors;
@@ -36,6 +37,8 @@ pub trait Identities {
     fn key_auth(&self, key: &[u8]) -> Option<(&str, &ConsumerInfo)>;
     /// The consumer with this id or username (`anonymous`).
     fn consumer(&self, id_or_username: &str) -> Option<&ConsumerInfo>;
+    /// The consumer's ACL groups.
+    fn groups(&self, consumer: &ConsumerInfo) -> &[String];
 }
 
 /// What the plugins of one request share: who is calling (once an auth plugin said), and
@@ -77,6 +80,8 @@ pub enum AccessPlugin {
     CorrelationId(Arc<correlation_id::CorrelationIdConfig>),
     /// `rate-limiting`.
     RateLimiting(Arc<rate_limit::RateLimitConfig>),
+    /// `acl`.
+    Acl(Arc<acl::AclConfig>),
 }
 
 impl AccessPlugin {
@@ -89,6 +94,7 @@ impl AccessPlugin {
             AccessPlugin::KeyAuth(_) => "key-auth",
             AccessPlugin::CorrelationId(_) => "correlation-id",
             AccessPlugin::RateLimiting(_) => "rate-limiting",
+            AccessPlugin::Acl(_) => "acl",
         }
     }
 
@@ -106,6 +112,7 @@ impl AccessPlugin {
             AccessPlugin::KeyAuth(c) => key_auth::access(c, req, ctx, resp),
             AccessPlugin::CorrelationId(c) => correlation_id::access(c, req, ctx),
             AccessPlugin::RateLimiting(c) => rate_limit::access(c, req, ctx, resp),
+            AccessPlugin::Acl(c) => acl::access(c, ctx, resp),
         }
     }
 

@@ -89,11 +89,12 @@ pub fn entity(c: &Config, kind: Kind, index: usize) -> Value {
         Kind::Consumer => consumer(&c.consumers[index]),
         Kind::Certificate => certificate(c, index),
         Kind::Sni => sni(&c.snis[index]),
-        Kind::KeyAuth => {
-            let k = &c.keyauth_credentials[index];
-            let mut out = Kind::KeyAuth.schema().present(&k.raw);
-            out.insert("id".into(), json!(k.id));
-            out.insert("consumer".into(), reference(&k.consumer));
+        Kind::KeyAuth | Kind::Acl => {
+            let (id, raw) = c.entity(kind, index);
+            let mut out = kind.schema().present(raw);
+            out.insert("id".into(), json!(id));
+            let consumer = c.scope(kind, index, Kind::Consumer).map(str::to_string);
+            out.insert("consumer".into(), reference(&consumer));
             Value::Object(out)
         }
     }

@@ -140,6 +140,19 @@ pub struct KeyAuthCredential {
     pub raw: Map<String, Value>,
 }
 
+/// A consumer's ACL group.
+#[derive(Clone, Debug)]
+pub struct AclGroup {
+    /// UUID (given or generated).
+    pub id: String,
+    /// The consumer id.
+    pub consumer: Option<String>,
+    /// The group.
+    pub group: String,
+    /// The entity as written.
+    pub raw: Map<String, Value>,
+}
+
 /// A whole validated configuration.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -157,6 +170,8 @@ pub struct Config {
     pub snis: Vec<Sni>,
     /// All key-auth credentials, nested ones included.
     pub keyauth_credentials: Vec<KeyAuthCredential>,
+    /// All ACL groups, nested ones included.
+    pub acls: Vec<AclGroup>,
 }
 
 impl Config {
@@ -170,6 +185,7 @@ impl Config {
             Kind::Certificate => self.certificates.len(),
             Kind::Sni => self.snis.len(),
             Kind::KeyAuth => self.keyauth_credentials.len(),
+            Kind::Acl => self.acls.len(),
         }
     }
 
@@ -186,6 +202,7 @@ impl Config {
                 &self.keyauth_credentials[i].id,
                 &self.keyauth_credentials[i].raw,
             ),
+            Kind::Acl => (&self.acls[i].id, &self.acls[i].raw),
         }
     }
 
@@ -213,6 +230,7 @@ impl Config {
             (Kind::Plugin, Kind::Consumer) => self.plugins[i].consumer.as_deref(),
             (Kind::Sni, Kind::Certificate) => self.snis[i].certificate.as_deref(),
             (Kind::KeyAuth, Kind::Consumer) => self.keyauth_credentials[i].consumer.as_deref(),
+            (Kind::Acl, Kind::Consumer) => self.acls[i].consumer.as_deref(),
             _ => None,
         }
     }

@@ -69,6 +69,15 @@ pub static PLUGINS: &[PluginSpec] = &[
         },
     },
     PluginSpec {
+        name: "acl",
+        priority: 950,
+        schema: &access::acl::SCHEMA,
+        validate: |c, v, _| {
+            access::acl::validate(c, v)
+                .map(|cfg| PluginConfig::Access(AccessPlugin::Acl(Arc::new(cfg))))
+        },
+    },
+    PluginSpec {
         name: "rate-limiting",
         priority: 910,
         schema: &access::rate_limit::SCHEMA,

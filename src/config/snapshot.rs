@@ -272,6 +272,7 @@ impl<'a> ActionMaker<'a, '_> {
 #[derive(Debug, Default)]
 pub struct ConsumerIndex {
     consumers: Vec<ConsumerInfo>,
+    groups: Vec<Vec<String>>,
     by_name: HashMap<String, usize>,
     by_key: HashMap<Vec<u8>, (String, usize)>,
 }
@@ -291,6 +292,12 @@ impl ConsumerIndex {
                 index.by_name.entry(u.clone()).or_insert(i);
             }
         }
+        index.groups = vec![Vec::new(); config.consumers.len()];
+        for a in &config.acls {
+            if let Some(&i) = a.consumer.as_ref().and_then(|c| index.by_name.get(c)) {
+                index.groups[i].push(a.group.clone());
+            }
+        }
         for k in &config.keyauth_credentials {
             if let Some(&i) = k.consumer.as_ref().and_then(|c| index.by_name.get(c)) {
                 index
@@ -306,6 +313,12 @@ impl Identities for ConsumerIndex {
     fn key_auth(&self, key: &[u8]) -> Option<(&str, &ConsumerInfo)> {
         let (credential, i) = self.by_key.get(key)?;
         Some((credential.as_str(), &self.consumers[*i]))
+    }
+
+    fn groups(&self, consumer: &ConsumerInfo) -> &[String] {
+        self.groups
+            .get(consumer.index)
+            .map_or(&[][..], Vec::as_slice)
     }
 
     fn consumer(&self, id_or_username: &str) -> Option<&ConsumerInfo> {

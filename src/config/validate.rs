@@ -5,8 +5,8 @@
 //! known, so their order in the file does not matter.
 
 use super::model::{
-    id_ref, new_uuid, raw_entity, Certificate, Config, Consumer, KeyAuthCredential, Plugin,
-    PluginConfig, Route, Service, Sni,
+    id_ref, new_uuid, raw_entity, AclGroup, Certificate, Config, Consumer, KeyAuthCredential,
+    Plugin, PluginConfig, Route, Service, Sni,
 };
 use crate::schema::check::{describe, Checker, ConfigError, ConfigErrors};
 use crate::schema::entities::{parse_service_url, UNROUTABLE, UNROUTABLE_WHY};
@@ -141,6 +141,7 @@ impl Builder {
                 "certificates",
                 "snis",
                 "keyauth_credentials",
+                "acls",
             ],
         );
         match root.get("_format_version") {
@@ -256,6 +257,7 @@ impl Builder {
             Kind::Certificate => self.certificate(obj, id.clone(), raw),
             Kind::Sni => self.sni(obj, id.clone(), raw, parents.remove(&Kind::Certificate)),
             Kind::KeyAuth => self.keyauth(obj, id.clone(), raw, parents.remove(&Kind::Consumer)),
+            Kind::Acl => self.acl(obj, id.clone(), raw, parents.remove(&Kind::Consumer)),
         }
         for field in schema.fields {
             if let Type::Nested(child) = field.ty {
@@ -273,7 +275,30 @@ impl Builder {
             Kind::Certificate => self.certificates.len(),
             Kind::Sni => self.config.snis.len(),
             Kind::KeyAuth => self.config.keyauth_credentials.len(),
+            Kind::Acl => self.config.acls.len(),
         }
+    }
+
+    fn acl(
+        &mut self,
+        obj: &Map<String, Value>,
+        id: String,
+        raw: Map<String, Value>,
+        parent: Option<String>,
+    ) {
+        if parent.is_none() && obj.get("consumer").is_none_or(Value::is_null) {
+            self.c.error_at("consumer", "required field missing");
+        }
+        self.config.acls.push(AclGroup {
+            id,
+            consumer: parent,
+            group: Kind::Acl
+                .schema()
+                .text(obj, "group")
+                .unwrap_or_default()
+                .to_string(),
+            raw,
+        });
     }
 
     fn keyauth(
@@ -553,6 +578,10 @@ impl Builder {
                     let k = &mut self.config.keyauth_credentials[i];
                     (&mut k.raw, &mut k.consumer)
                 }
+                (Kind::Acl, i) => {
+                    let a = &mut self.config.acls[i];
+                    (&mut a.raw, &mut a.consumer)
+                }
                 // Only routes, plugins and snis refer to other entities.
                 _ => continue,
             };
@@ -588,6 +617,7 @@ impl Builder {
                     .iter()
                     .map(|e| &e.raw)
                     .collect(),
+                Kind::Acl => self.config.acls.iter().map(|e| &e.raw).collect(),
             };
             let mut seen = HashSet::new();
             for (i, raw) in raws.iter().enumerate() {
@@ -713,7 +743,7 @@ plugins:
                 "services[0].plugins[0].config.bogus: unknown field",
                 "services[0].plugins[0].config.aws_region: expected a region like us-east-1, got \"??\"",
                 "services[1].colour: unknown field",
-                "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'correlation-id', 'cors', 'key-auth', 'ip-restriction', 'request-size-limiting', 'rate-limiting', 'aws-lambda'",
+                "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'correlation-id', 'cors', 'key-auth', 'ip-restriction', 'request-size-limiting', 'acl', 'rate-limiting', 'aws-lambda'",
                 "routes[0].service: no service named \"missing\"",
                 "services[1].name: UNIQUE violation detected on '{name=\"s1\"}'",
                 "services[0].routes[2].name: UNIQUE violation detected on '{name=\"r1\"}'",

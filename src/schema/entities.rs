@@ -121,6 +121,7 @@ pub static CONSUMER: Schema = Schema {
         Field::new("tags", Type::Texts(None)),
         Field::new("plugins", Type::Nested(Kind::Plugin)),
         Field::new("keyauth_credentials", Type::Nested(Kind::KeyAuth)),
+        Field::new("acls", Type::Nested(Kind::Acl)),
         Field::new("created_at", ANY_INT),
         Field::new("updated_at", ANY_INT),
     ],
@@ -134,6 +135,19 @@ pub static KEYAUTH_CREDENTIAL: Schema = Schema {
         Field::new("consumer", Type::Reference(Kind::Consumer)),
         Field::new("key", Type::Text(Some(check_api_key))).unique(),
         Field::new("ttl", ANY_INT),
+        Field::new("tags", Type::Texts(None)),
+        Field::new("created_at", ANY_INT),
+        Field::new("updated_at", ANY_INT),
+    ],
+};
+
+/// `acls`: a group a consumer belongs to.
+pub static ACL: Schema = Schema {
+    name: "acls",
+    fields: &[
+        Field::new("id", Type::Text(Some(check_uuid))),
+        Field::new("consumer", Type::Reference(Kind::Consumer)),
+        Field::new("group", Type::Text(None)).required(),
         Field::new("tags", Type::Texts(None)),
         Field::new("created_at", ANY_INT),
         Field::new("updated_at", ANY_INT),

@@ -31,11 +31,13 @@ pub enum Kind {
     Sni,
     /// `keyauth_credentials`: a consumer's API keys (`key-auth`).
     KeyAuth,
+    /// `acls`: a consumer's groups (`acl`).
+    Acl,
 }
 
 impl Kind {
     /// Every kind, in the order of a declarative document.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Service,
         Kind::Route,
         Kind::Consumer,
@@ -43,6 +45,7 @@ impl Kind {
         Kind::Certificate,
         Kind::Sni,
         Kind::KeyAuth,
+        Kind::Acl,
     ];
 
     /// The collection name (`services` …).
@@ -55,6 +58,7 @@ impl Kind {
             Kind::Certificate => "certificates",
             Kind::Sni => "snis",
             Kind::KeyAuth => "keyauth_credentials",
+            Kind::Acl => "acls",
         }
     }
 
@@ -77,6 +81,7 @@ impl Kind {
             Kind::Certificate => "certificate",
             Kind::Sni => "sni",
             Kind::KeyAuth => "keyauth_credential",
+            Kind::Acl => "acl",
         }
     }
 
@@ -90,6 +95,7 @@ impl Kind {
             Kind::Certificate => &entities::CERTIFICATE,
             Kind::Sni => &entities::SNI,
             Kind::KeyAuth => &entities::KEYAUTH_CREDENTIAL,
+            Kind::Acl => &entities::ACL,
         }
     }
 }
