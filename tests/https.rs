@@ -1,7 +1,8 @@
 //! HTTPS for clients (`--tls-listen`, `--tls-cert`, `--tls-key`): real clients (curl, Python's
 //! `ssl`, rustls) against certificates made at test time, TLS 1.2 and 1.3, ALPN, session
 //! resumption, a certificate swapped by SIGHUP under an open connection, certificates refused
-//! at start, and hostile handshakes. Every scenario on io_uring and on epoll.
+//! at start, and hostile handshakes (plain HTTP, garbage, stalled ClientHellos, a
+//! renegotiation request). Every scenario on io_uring and on epoll.
 
 mod support;
 
@@ -396,6 +397,40 @@ fn hostile_handshakes_cost_their_own_connection_only() {
         );
         stalled.clear();
         assert_eq!(gw.send(&get("/x")).status, 200);
+
+        // A TLS 1.2 client asking to renegotiate (openssl's `R`) is told no; others are served.
+        let mut reneg = std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-tls1_2",
+                "-servername",
+                "localhost",
+                "-connect",
+            ])
+            .arg(addr.to_string())
+            .arg("-CAfile")
+            .arg(pki.ca_file())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl");
+        std::thread::sleep(Duration::from_millis(500));
+        reneg
+            .stdin
+            .as_mut()
+            .expect("stdin")
+            .write_all(b"R\n")
+            .expect("write");
+        assert!(
+            gw.logged("Sending warning alert NoRenegotiation"),
+            "{driver:?}: {}",
+            gw.logs()
+        );
+        let _ = reneg.kill();
+        let _ = reneg.wait();
+        let mut client = tls_client(addr, &pki.ca_pem, "localhost", rustls::DEFAULT_VERSIONS);
+        assert_eq!(exchange(&mut client, "/x?after=reneg").0, 200);
     }
 }
 
