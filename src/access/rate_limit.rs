@@ -247,7 +247,12 @@ impl Counters {
         let mut current = slot.load(Ordering::Acquire);
         loop {
             let next = if (current >> 32) as u32 == window {
-                current.saturating_add(1)
+                // The count is the low 32 bits: it stops at their maximum rather than carry
+                // into the window.
+                if current & 0xffff_ffff == 0xffff_ffff {
+                    return;
+                }
+                current + 1
             } else {
                 (u64::from(window) << 32) | 1
             };
@@ -288,6 +293,8 @@ pub fn access(
         LimitBy::Consumer => ctx.consumer.map_or(ip, |consumer| consumer.id.as_bytes()),
         LimitBy::Credential => ctx.credential.map_or(ip, str::as_bytes),
         LimitBy::Ip => ip,
+        // Counted per plugin: a plugin on a service counts that service's requests together
+        // (a global plugin counts every service's together, where Kong keeps one per service).
         LimitBy::Service => b"service",
         LimitBy::Header => c
             .header_name
