@@ -274,13 +274,12 @@ impl Proxy {
             p.finish(&req, &edits, resp);
         }
         edits.write_answer_headers(resp);
-        let consumer = ctx_consumer;
         s.edits = edits;
         Facts {
             // Kept only for the access log: an Arc clone is an atomic write shared by workers.
             snapshot: self.access_log.as_ref().map(|_| snapshot.clone()),
             route: Some(route),
-            consumer,
+            consumer: ctx_consumer,
         }
     }
 
