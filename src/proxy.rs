@@ -149,9 +149,10 @@ impl Proxy {
         let route = facts
             .route
             .and_then(|i| snapshot.and_then(|s| s.config.routes.get(i)));
-        let service = route
-            .and_then(|r| r.service.as_deref())
-            .and_then(|id| snapshot.and_then(|s| s.config.services.iter().find(|x| x.id == id)));
+        let service = facts.route.and_then(|i| {
+            let s = snapshot?;
+            s.config.services.get((*s.route_services.get(i)?)?)
+        });
         let consumer = facts
             .consumer
             .and_then(|i| snapshot.and_then(|s| s.config.consumers.get(i)));

@@ -306,6 +306,8 @@ pub fn access(
     };
     let counters = Counters::global();
     let now = now_secs();
+    // Each limit's counter key and window, hashed once for the check and the count.
+    let mut slots: smallvec::SmallVec<[(u64, u32); 6]> = smallvec::SmallVec::new();
     // The most restrictive limit: the one with the fewest requests left.
     let mut tightest: Option<(u64, u64, u64)> = None; // (limit, remaining, reset)
     let mut exceeded = false;
@@ -313,6 +315,7 @@ pub fn access(
         let (_, secs, _) = PERIODS[period];
         let window = (now / secs) as u32;
         let key = counters.key(&[c.plugin_id.as_bytes(), identity], period);
+        slots.push((key, window));
         let used = counters.count(key, window).unwrap_or(0);
         let remaining = limit.saturating_sub(used);
         if remaining == 0 {
@@ -326,10 +329,8 @@ pub fn access(
         }
     }
     if !exceeded {
-        for &(period, _) in &c.limits {
-            let (_, secs, _) = PERIODS[period];
-            let key = counters.key(&[c.plugin_id.as_bytes(), identity], period);
-            counters.increment(key, (now / secs) as u32);
+        for &(key, window) in &slots {
+            counters.increment(key, window);
         }
     }
     let Some((limit, remaining, reset)) = tightest else {

@@ -207,6 +207,8 @@ pub struct Snapshot {
     pub for_consumers: Vec<HashMap<String, ConsumerRoute>>,
     /// Consumers and their credentials, for the auth plugins.
     pub identities: ConsumerIndex,
+    /// For each route, its service's index in `config.services` (for the access log).
+    pub route_services: Vec<Option<usize>>,
 }
 
 /// What a route does for one consumer, where their own plugins change it.
@@ -431,6 +433,22 @@ impl Snapshot {
         }
         let snis = sni_index(&config);
         let identities = ConsumerIndex::new(&config);
+        let service_at: HashMap<&str, usize> = config
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let route_services = config
+            .routes
+            .iter()
+            .map(|r| {
+                r.service
+                    .as_deref()
+                    .and_then(|id| service_at.get(id).copied())
+            })
+            .collect();
+        drop(service_at);
         (
             Snapshot {
                 config,
@@ -440,6 +458,7 @@ impl Snapshot {
                 access,
                 for_consumers,
                 identities,
+                route_services,
             },
             warnings,
         )

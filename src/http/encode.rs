@@ -49,21 +49,23 @@ impl Response {
 }
 
 impl Response {
-    /// Removes every header line named `name` (any case).
+    /// Removes every header line named `name` (any case), compacting the lines in place.
     pub fn remove_header(&mut self, name: &[u8]) {
-        if self.headers.is_empty() {
-            return;
-        }
-        let mut kept = Vec::with_capacity(self.headers.len());
-        for line in self.headers.split_inclusive(|&b| b == b'\n') {
+        let h = &mut self.headers;
+        let (mut read, mut write) = (0, 0);
+        while read < h.len() {
+            let end = memchr::memchr(b'\n', &h[read..]).map_or(h.len(), |i| read + i + 1);
+            let line = &h[read..end];
             let named = line.len() > name.len()
                 && line[..name.len()].eq_ignore_ascii_case(name)
                 && line[name.len()] == b':';
             if !named {
-                kept.extend_from_slice(line);
+                h.copy_within(read..end, write);
+                write += end - read;
             }
+            read = end;
         }
-        self.headers = kept;
+        h.truncate(write);
     }
 
     /// Sets header `name` to `value`, replacing any line of that name.
@@ -176,6 +178,28 @@ pub fn reason(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_are_removed_and_set_in_place() {
+        let mut r = Response::default();
+        r.header(b"Vary", b"Accept");
+        r.header(b"Access-Control-Allow-Origin", b"a");
+        r.header(b"X-Other", b"1");
+        r.header(b"access-control-allow-origin", b"b");
+        r.set_header(b"Access-Control-Allow-Origin", b"*");
+        r.add_vary_origin();
+        r.add_vary_origin();
+        assert_eq!(
+            r.headers,
+            b"Vary: Accept\r\nX-Other: 1\r\nAccess-Control-Allow-Origin: *\r\nVary: Origin\r\n"
+        );
+        r.remove_header(b"X-Other");
+        r.remove_header(b"Nothing");
+        assert_eq!(
+            r.headers,
+            b"Vary: Accept\r\nAccess-Control-Allow-Origin: *\r\nVary: Origin\r\n"
+        );
+    }
 
     #[test]
     fn writes_a_response() {

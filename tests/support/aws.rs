@@ -207,24 +207,7 @@ impl Drop for MockServer {
 
 /// Decodes `a=b&c=d` (form encoding).
 pub fn form(body: &[u8]) -> HashMap<String, String> {
-    let decode = |s: &str| {
-        let s = s.replace('+', " ");
-        let b = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() {
-                if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(b[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
+    let decode = |s: &str| super::percent_decode(&s.replace('+', " "));
     String::from_utf8_lossy(body)
         .split('&')
         .filter_map(|p| p.split_once('='))
