@@ -24,21 +24,6 @@ fn config(mock: &MockLambda, routes: &[(&str, &[&str])]) -> String {
     out
 }
 
-/// A gateway with its Admin API serving `cfg` from a file in `dir`.
-fn with_admin(mock: &MockLambda, cfg: &str, driver: Driver, dir: &TempDir) -> Gateway {
-    let path = dir.path.join("kong.yml");
-    std::fs::write(&path, cfg).expect("write");
-    Gateway::start_admin(
-        mock,
-        AdminOptions {
-            config_path: path,
-            driver,
-            env: vec![],
-            args: vec![],
-        },
-    )
-}
-
 fn invokes(mock: &MockLambda) -> usize {
     mock.requests().len()
 }
@@ -231,7 +216,7 @@ fn kongs_admin_api_examples_configure_each_plugin() {
     for driver in DRIVERS {
         let mock = MockLambda::start();
         let dir = TempDir::new("access-admin");
-        let gw = with_admin(&mock, &config(&mock, &[("r", &[])]), driver, &dir);
+        let gw = Gateway::start_admin_with(&mock, &config(&mock, &[("r", &[])]), driver, &dir);
         let created = gw.admin_form(
             "POST",
             "/routes/r/plugins",
@@ -400,7 +385,7 @@ fn rate_limiting_counts_each_consumer_and_takes_kongs_admin_example() {
             "routes:",
             "consumers:\n- {username: alice, keyauth_credentials: [{key: ka}]}\n- {username: bob, keyauth_credentials: [{key: kb}]}\nroutes:",
         );
-        let gw = with_admin(&mock, &cfg, driver, &dir);
+        let gw = Gateway::start_admin_with(&mock, &cfg, driver, &dir);
         let created = gw.admin_form(
             "POST",
             "/routes/r/plugins",

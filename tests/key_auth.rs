@@ -134,24 +134,8 @@ fn kongs_key_auth_admin_examples_work() {
     for driver in DRIVERS {
         let mock = MockLambda::start();
         let dir = TempDir::new("key-auth-admin");
-        let path = dir.path.join("kong.yml");
-        std::fs::write(
-            &path,
-            format!(
-                "_format_version: \"3.0\"\nroutes:\n- {{name: r, paths: [/r]}}\nplugins:\n- {{name: aws-lambda, config: {{aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_region: us-east-1, function_name: echo, host: localhost, port: {}}}}}\n",
-                mock.addr.port()
-            ),
-        )
-        .expect("write");
-        let gw = Gateway::start_admin(
-            &mock,
-            AdminOptions {
-                config_path: path.clone(),
-                driver,
-                env: vec![],
-                args: vec![],
-            },
-        );
+        let gw = Gateway::start_admin_with(&mock, &one_route_config(&mock), driver, &dir);
+        let path = gw.config_path.clone();
         let ok = |r: Response, status: u16| {
             assert_eq!(r.status, status, "{}", r.text());
             r.json()

@@ -53,7 +53,7 @@ pub static SCHEMA: Schema = Schema {
 };
 
 /// A key name must be a header name too.
-fn check_key_name(name: &str) -> Result<(), String> {
+pub(super) fn check_key_name(name: &str) -> Result<(), String> {
     if !name.is_empty() && name.bytes().all(crate::http::encode::is_token) {
         Ok(())
     } else {
@@ -163,6 +163,44 @@ pub fn identify(ctx: &mut AccessContext<'_>, consumer: &ConsumerInfo, credential
     }
 }
 
+/// Whether an auth plugin has to authenticate this request: not a preflight it skips, and not
+/// already authenticated by another auth plugin when this one would fall back to `anonymous`
+/// (the auth plugins are then alternatives: Kong's logical OR).
+pub(super) fn needed(
+    run_on_preflight: bool,
+    has_anonymous: bool,
+    req: &Request<'_>,
+    ctx: &AccessContext<'_>,
+) -> bool {
+    let skipped_preflight = !run_on_preflight && req.method() == b"OPTIONS";
+    let already_authenticated = has_anonymous && ctx.authenticated;
+    !(skipped_preflight || already_authenticated)
+}
+
+/// Makes the `anonymous` consumer the caller after an auth plugin's failure (a 500 when the
+/// configuration names a consumer that does not exist).
+pub(super) fn as_anonymous(
+    plugin: &str,
+    anonymous: &str,
+    ctx: &mut AccessContext<'_>,
+    resp: &mut Response,
+) -> Verdict {
+    match ctx.identities.consumer(anonymous) {
+        Some(consumer) => {
+            ctx.consumer = Some(consumer);
+            identify(ctx, consumer, None);
+            Verdict::Continue
+        }
+        None => {
+            log::error!(
+                "{plugin}: the anonymous consumer {anonymous:?} is configured but does not exist"
+            );
+            answers::message(resp, 500, answers::INTERNAL);
+            Verdict::Answered
+        }
+    }
+}
+
 /// Authenticates the request, or answers 401.
 pub fn access<'a>(
     c: &KeyAuthConfig,
@@ -170,12 +208,7 @@ pub fn access<'a>(
     ctx: &mut AccessContext<'a>,
     resp: &mut Response,
 ) -> Verdict {
-    if !c.run_on_preflight && req.method() == b"OPTIONS" {
-        return Verdict::Continue;
-    }
-    // Another auth plugin already identified the caller and this one would fall back to
-    // `anonymous`: the auth plugins are then alternatives (Kong's logical OR).
-    if c.anonymous.is_some() && ctx.authenticated {
+    if !needed(c.run_on_preflight, c.anonymous.is_some(), req, ctx) {
         return Verdict::Continue;
     }
     let failure = match find_key(c, req) {
@@ -200,20 +233,7 @@ pub fn access<'a>(
         },
     };
     if let Some(anonymous) = &c.anonymous {
-        return match ctx.identities.consumer(anonymous) {
-            Some(consumer) => {
-                ctx.consumer = Some(consumer);
-                identify(ctx, consumer, None);
-                Verdict::Continue
-            }
-            None => {
-                log::error!(
-                    "key-auth: the anonymous consumer {anonymous:?} is configured but does not exist"
-                );
-                answers::message(resp, 500, answers::INTERNAL);
-                Verdict::Answered
-            }
-        };
+        return as_anonymous("key-auth", anonymous, ctx, resp);
     }
     let (status, message, challenge) = failure;
     answers::message(resp, status, message);

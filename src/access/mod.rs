@@ -9,6 +9,7 @@ pub mod correlation_id;
 pub mod cors;
 pub mod edits;
 pub mod ip_restriction;
+pub mod jwt;
 pub mod key_auth;
 pub mod rate_limit;
 pub mod size_limit;
@@ -35,6 +36,8 @@ pub struct ConsumerInfo {
 pub trait Identities {
     /// The key-auth credential with this key: its id and its consumer.
     fn key_auth(&self, key: &[u8]) -> Option<(&str, &ConsumerInfo)>;
+    /// The jwt credential with this `key` and its consumer.
+    fn jwt(&self, key: &str) -> Option<(&jwt::JwtCredential, &ConsumerInfo)>;
     /// The consumer with this id or username (`anonymous`).
     fn consumer(&self, id_or_username: &str) -> Option<&ConsumerInfo>;
     /// The consumer's ACL groups.
@@ -76,6 +79,8 @@ pub enum AccessPlugin {
     RequestSizeLimiting(Arc<size_limit::SizeLimitConfig>),
     /// `key-auth`.
     KeyAuth(Arc<key_auth::KeyAuthConfig>),
+    /// `jwt`.
+    Jwt(Arc<jwt::JwtConfig>),
     /// `correlation-id`.
     CorrelationId(Arc<correlation_id::CorrelationIdConfig>),
     /// `rate-limiting`.
@@ -92,6 +97,7 @@ impl AccessPlugin {
             AccessPlugin::IpRestriction(_) => "ip-restriction",
             AccessPlugin::RequestSizeLimiting(_) => "request-size-limiting",
             AccessPlugin::KeyAuth(_) => "key-auth",
+            AccessPlugin::Jwt(_) => "jwt",
             AccessPlugin::CorrelationId(_) => "correlation-id",
             AccessPlugin::RateLimiting(_) => "rate-limiting",
             AccessPlugin::Acl(_) => "acl",
@@ -110,6 +116,7 @@ impl AccessPlugin {
             AccessPlugin::IpRestriction(c) => ip_restriction::access(c, req, resp),
             AccessPlugin::RequestSizeLimiting(c) => size_limit::access(c, req, resp),
             AccessPlugin::KeyAuth(c) => key_auth::access(c, req, ctx, resp),
+            AccessPlugin::Jwt(c) => jwt::access(c, req, ctx, resp),
             AccessPlugin::CorrelationId(c) => correlation_id::access(c, req, ctx),
             AccessPlugin::RateLimiting(c) => rate_limit::access(c, req, ctx, resp),
             AccessPlugin::Acl(c) => acl::access(c, ctx, resp),

@@ -89,7 +89,7 @@ pub fn entity(c: &Config, kind: Kind, index: usize) -> Value {
         Kind::Consumer => consumer(&c.consumers[index]),
         Kind::Certificate => certificate(c, index),
         Kind::Sni => sni(&c.snis[index]),
-        Kind::KeyAuth | Kind::Acl => {
+        Kind::KeyAuth | Kind::Acl | Kind::Jwt => {
             let (id, raw) = c.entity(kind, index);
             let mut out = kind.schema().present(raw);
             out.insert("id".into(), json!(id));

@@ -33,7 +33,14 @@ impl Handler for AdminApi {
                 resp.body.extend_from_slice(text.as_bytes());
                 return;
             }
-            self.dispatch(&req)
+            // A bug in one request's handling answers 500 and leaves the Admin API serving
+            // (the store is only replaced once a new configuration is complete).
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dispatch(&req)))
+                .unwrap_or_else(|_| {
+                    Err(AdminError::Internal(
+                        "the Admin API failed on this request; see the log".into(),
+                    ))
+                })
         } else {
             Ok((401, json!({"message": "Unauthorized"})))
         };

@@ -153,6 +153,22 @@ pub struct AclGroup {
     pub raw: Map<String, Value>,
 }
 
+/// A consumer's JWT credential.
+#[derive(Clone, Debug)]
+pub struct JwtSecret {
+    /// UUID (given or generated).
+    pub id: String,
+    /// The consumer id.
+    pub consumer: Option<String>,
+    /// The `key` tokens name (given or generated).
+    pub key: String,
+    /// The algorithm and key or secret, parsed at load (`None` only in a configuration
+    /// with errors, which is never served).
+    pub verifier: Option<std::sync::Arc<crate::access::jwt::Verifier>>,
+    /// The entity as written (`id`, a generated `key` and `secret` filled in).
+    pub raw: Map<String, Value>,
+}
+
 /// A whole validated configuration.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -172,6 +188,8 @@ pub struct Config {
     pub keyauth_credentials: Vec<KeyAuthCredential>,
     /// All ACL groups, nested ones included.
     pub acls: Vec<AclGroup>,
+    /// All JWT credentials, nested ones included.
+    pub jwt_secrets: Vec<JwtSecret>,
 }
 
 impl Config {
@@ -186,6 +204,7 @@ impl Config {
             Kind::Sni => self.snis.len(),
             Kind::KeyAuth => self.keyauth_credentials.len(),
             Kind::Acl => self.acls.len(),
+            Kind::Jwt => self.jwt_secrets.len(),
         }
     }
 
@@ -203,6 +222,7 @@ impl Config {
                 &self.keyauth_credentials[i].raw,
             ),
             Kind::Acl => (&self.acls[i].id, &self.acls[i].raw),
+            Kind::Jwt => (&self.jwt_secrets[i].id, &self.jwt_secrets[i].raw),
         }
     }
 
@@ -231,6 +251,7 @@ impl Config {
             (Kind::Sni, Kind::Certificate) => self.snis[i].certificate.as_deref(),
             (Kind::KeyAuth, Kind::Consumer) => self.keyauth_credentials[i].consumer.as_deref(),
             (Kind::Acl, Kind::Consumer) => self.acls[i].consumer.as_deref(),
+            (Kind::Jwt, Kind::Consumer) => self.jwt_secrets[i].consumer.as_deref(),
             _ => None,
         }
     }

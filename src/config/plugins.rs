@@ -42,6 +42,15 @@ pub static PLUGINS: &[PluginSpec] = &[
         },
     },
     PluginSpec {
+        name: "jwt",
+        priority: 1450,
+        schema: &access::jwt::SCHEMA,
+        validate: |c, v, _| {
+            access::jwt::validate(c, v)
+                .map(|cfg| PluginConfig::Access(AccessPlugin::Jwt(Arc::new(cfg))))
+        },
+    },
+    PluginSpec {
         name: "key-auth",
         priority: 1250,
         schema: &access::key_auth::SCHEMA,

@@ -5,6 +5,7 @@
 use super::model::{Config, Plugin, PluginConfig, Route};
 use super::router::Router;
 use super::{ConfigError, ConfigErrors};
+use crate::access::jwt::JwtCredential;
 use crate::access::{AccessPlugin, ConsumerInfo, Identities};
 use crate::aws::credentials::Credentials;
 use crate::aws::endpoint::{self, Endpoint, NoProxy};
@@ -277,6 +278,7 @@ pub struct ConsumerIndex {
     groups: Vec<Vec<String>>,
     by_name: HashMap<String, usize>,
     by_key: HashMap<Vec<u8>, (String, usize)>,
+    by_jwt_key: HashMap<String, (JwtCredential, usize)>,
 }
 
 impl ConsumerIndex {
@@ -307,11 +309,27 @@ impl ConsumerIndex {
                     .insert(k.key.as_bytes().to_vec(), (k.id.clone(), i));
             }
         }
+        for j in &config.jwt_secrets {
+            let consumer = j.consumer.as_ref().and_then(|c| index.by_name.get(c));
+            if let (Some(&i), Some(verifier)) = (consumer, &j.verifier) {
+                let credential = JwtCredential {
+                    id: j.id.clone(),
+                    key: j.key.clone(),
+                    verifier: verifier.clone(),
+                };
+                index.by_jwt_key.insert(j.key.clone(), (credential, i));
+            }
+        }
         index
     }
 }
 
 impl Identities for ConsumerIndex {
+    fn jwt(&self, key: &str) -> Option<(&JwtCredential, &ConsumerInfo)> {
+        let (credential, i) = self.by_jwt_key.get(key)?;
+        Some((credential, &self.consumers[*i]))
+    }
+
     fn key_auth(&self, key: &[u8]) -> Option<(&str, &ConsumerInfo)> {
         let (credential, i) = self.by_key.get(key)?;
         Some((credential.as_str(), &self.consumers[*i]))

@@ -5,8 +5,8 @@
 //! known, so their order in the file does not matter.
 
 use super::model::{
-    id_ref, new_uuid, raw_entity, AclGroup, Certificate, Config, Consumer, KeyAuthCredential,
-    Plugin, PluginConfig, Route, Service, Sni,
+    id_ref, new_uuid, raw_entity, AclGroup, Certificate, Config, Consumer, JwtSecret,
+    KeyAuthCredential, Plugin, PluginConfig, Route, Service, Sni,
 };
 use crate::schema::check::{describe, Checker, ConfigError, ConfigErrors};
 use crate::schema::entities::{parse_service_url, UNROUTABLE, UNROUTABLE_WHY};
@@ -142,6 +142,7 @@ impl Builder {
                 "snis",
                 "keyauth_credentials",
                 "acls",
+                "jwt_secrets",
             ],
         );
         match root.get("_format_version") {
@@ -258,6 +259,7 @@ impl Builder {
             Kind::Sni => self.sni(obj, id.clone(), raw, parents.remove(&Kind::Certificate)),
             Kind::KeyAuth => self.keyauth(obj, id.clone(), raw, parents.remove(&Kind::Consumer)),
             Kind::Acl => self.acl(obj, id.clone(), raw, parents.remove(&Kind::Consumer)),
+            Kind::Jwt => self.jwt(obj, id.clone(), raw, parents.remove(&Kind::Consumer)),
         }
         for field in schema.fields {
             if let Type::Nested(child) = field.ty {
@@ -276,6 +278,7 @@ impl Builder {
             Kind::Sni => self.config.snis.len(),
             Kind::KeyAuth => self.config.keyauth_credentials.len(),
             Kind::Acl => self.config.acls.len(),
+            Kind::Jwt => self.config.jwt_secrets.len(),
         }
     }
 
@@ -297,6 +300,50 @@ impl Builder {
                 .text(obj, "group")
                 .unwrap_or_default()
                 .to_string(),
+            raw,
+        });
+    }
+
+    fn jwt(
+        &mut self,
+        obj: &Map<String, Value>,
+        id: String,
+        mut raw: Map<String, Value>,
+        parent: Option<String>,
+    ) {
+        let schema = Kind::Jwt.schema();
+        if parent.is_none() && obj.get("consumer").is_none_or(Value::is_null) {
+            self.c.error_at("consumer", "required field missing");
+        }
+        // Kong makes up the key and the secret when they are not given; both are kept.
+        let mut generated = |field: &str| match schema.text(obj, field) {
+            Some(v) => v.to_string(),
+            None => {
+                let v = new_uuid().replace('-', "");
+                raw.insert(field.into(), Value::String(v.clone()));
+                v
+            }
+        };
+        let key = generated("key");
+        let secret = generated("secret");
+        let algorithm = schema.text(obj, "algorithm").unwrap_or("HS256");
+        let public_key = schema.text(obj, "rsa_public_key");
+        let verifier = match crate::access::jwt::Verifier::new(algorithm, &secret, public_key) {
+            Ok(verifier) => Some(Arc::new(verifier)),
+            Err(e) => {
+                // A bad algorithm name was reported by the schema.
+                if let Some(("rsa_public_key", why)) = e.split_once(": ") {
+                    self.c.error_at("rsa_public_key", why);
+                }
+                None
+            }
+        };
+        // Kept even when invalid: references are resolved by position.
+        self.config.jwt_secrets.push(JwtSecret {
+            id,
+            consumer: parent,
+            key,
+            verifier,
             raw,
         });
     }
@@ -582,6 +629,10 @@ impl Builder {
                     let a = &mut self.config.acls[i];
                     (&mut a.raw, &mut a.consumer)
                 }
+                (Kind::Jwt, i) => {
+                    let j = &mut self.config.jwt_secrets[i];
+                    (&mut j.raw, &mut j.consumer)
+                }
                 // Only routes, plugins and snis refer to other entities.
                 _ => continue,
             };
@@ -618,6 +669,7 @@ impl Builder {
                     .map(|e| &e.raw)
                     .collect(),
                 Kind::Acl => self.config.acls.iter().map(|e| &e.raw).collect(),
+                Kind::Jwt => self.config.jwt_secrets.iter().map(|e| &e.raw).collect(),
             };
             let mut seen = HashSet::new();
             for (i, raw) in raws.iter().enumerate() {
@@ -743,7 +795,7 @@ plugins:
                 "services[0].plugins[0].config.bogus: unknown field",
                 "services[0].plugins[0].config.aws_region: expected a region like us-east-1, got \"??\"",
                 "services[1].colour: unknown field",
-                "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'correlation-id', 'cors', 'key-auth', 'ip-restriction', 'request-size-limiting', 'acl', 'rate-limiting', 'aws-lambda'",
+                "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'correlation-id', 'cors', 'jwt', 'key-auth', 'ip-restriction', 'request-size-limiting', 'acl', 'rate-limiting', 'aws-lambda'",
                 "routes[0].service: no service named \"missing\"",
                 "services[1].name: UNIQUE violation detected on '{name=\"s1\"}'",
                 "services[0].routes[2].name: UNIQUE violation detected on '{name=\"r1\"}'",

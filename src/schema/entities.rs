@@ -122,6 +122,7 @@ pub static CONSUMER: Schema = Schema {
         Field::new("plugins", Type::Nested(Kind::Plugin)),
         Field::new("keyauth_credentials", Type::Nested(Kind::KeyAuth)),
         Field::new("acls", Type::Nested(Kind::Acl)),
+        Field::new("jwt_secrets", Type::Nested(Kind::Jwt)),
         Field::new("created_at", ANY_INT),
         Field::new("updated_at", ANY_INT),
     ],
@@ -148,6 +149,24 @@ pub static ACL: Schema = Schema {
         Field::new("id", Type::Text(Some(check_uuid))),
         Field::new("consumer", Type::Reference(Kind::Consumer)),
         Field::new("group", Type::Text(None)).required(),
+        Field::new("tags", Type::Texts(None)),
+        Field::new("created_at", ANY_INT),
+        Field::new("updated_at", ANY_INT),
+    ],
+};
+
+/// `jwt_secrets`: a consumer's JWT credential: the `key` tokens name, and the HMAC `secret`
+/// (both generated when not given) or the PEM public key that checks their signatures.
+pub static JWT_SECRET: Schema = Schema {
+    name: "jwt_secrets",
+    fields: &[
+        Field::new("id", Type::Text(Some(check_uuid))),
+        Field::new("consumer", Type::Reference(Kind::Consumer)),
+        Field::new("key", Type::Text(Some(check_api_key))).unique(),
+        Field::new("secret", Type::Text(None)),
+        Field::new("rsa_public_key", Type::Text(None)),
+        Field::new("algorithm", Type::OneOf(crate::access::jwt::ALGORITHMS))
+            .default(Default::Text("HS256")),
         Field::new("tags", Type::Texts(None)),
         Field::new("created_at", ANY_INT),
         Field::new("updated_at", ANY_INT),

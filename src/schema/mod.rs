@@ -33,11 +33,13 @@ pub enum Kind {
     KeyAuth,
     /// `acls`: a consumer's groups (`acl`).
     Acl,
+    /// `jwt_secrets`: a consumer's JWT keys and secrets (`jwt`).
+    Jwt,
 }
 
 impl Kind {
     /// Every kind, in the order of a declarative document.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Service,
         Kind::Route,
         Kind::Consumer,
@@ -46,6 +48,7 @@ impl Kind {
         Kind::Sni,
         Kind::KeyAuth,
         Kind::Acl,
+        Kind::Jwt,
     ];
 
     /// The collection name (`services` …).
@@ -59,6 +62,7 @@ impl Kind {
             Kind::Sni => "snis",
             Kind::KeyAuth => "keyauth_credentials",
             Kind::Acl => "acls",
+            Kind::Jwt => "jwt_secrets",
         }
     }
 
@@ -67,6 +71,7 @@ impl Kind {
     pub fn from_collection(s: &str) -> Option<Kind> {
         match s {
             "key-auth" | "key-auths" => Some(Kind::KeyAuth),
+            "jwt" | "jwts" => Some(Kind::Jwt),
             _ => Kind::ALL.into_iter().find(|k| k.collection() == s),
         }
     }
@@ -82,6 +87,7 @@ impl Kind {
             Kind::Sni => "sni",
             Kind::KeyAuth => "keyauth_credential",
             Kind::Acl => "acl",
+            Kind::Jwt => "jwt_secret",
         }
     }
 
@@ -96,6 +102,7 @@ impl Kind {
             Kind::Sni => &entities::SNI,
             Kind::KeyAuth => &entities::KEYAUTH_CREDENTIAL,
             Kind::Acl => &entities::ACL,
+            Kind::Jwt => &entities::JWT_SECRET,
         }
     }
 }

@@ -635,6 +635,26 @@ impl Gateway {
         Gateway::launch(mock, config_path, opts.driver, opts.env, args, Some(dir))
     }
 
+    /// Starts a gateway with its Admin API serving `config`, written to `dir/kong.yml`.
+    pub fn start_admin_with(
+        mock: &MockLambda,
+        config: &str,
+        driver: Driver,
+        dir: &TempDir,
+    ) -> Gateway {
+        let path = dir.path.join("kong.yml");
+        std::fs::write(&path, config).expect("write the config");
+        Gateway::start_admin(
+            mock,
+            AdminOptions {
+                config_path: path,
+                driver,
+                env: vec![],
+                args: vec![],
+            },
+        )
+    }
+
     /// Starts a gateway with its Admin API on an ephemeral loopback port.
     pub fn start_admin(mock: &MockLambda, opts: AdminOptions<'_>) -> Gateway {
         let mut args = vec!["--admin-listen".to_string(), "127.0.0.1:0".to_string()];
@@ -1047,6 +1067,15 @@ pub fn chunked_body(body: &[u8], piece: usize) -> Vec<u8> {
     }
     out.extend_from_slice(b"0\r\n\r\n");
     out
+}
+
+/// A configuration with one route `r` (`/r`) and a global aws-lambda plugin invoking `echo` at
+/// the mock: what the Admin API examples start from.
+pub fn one_route_config(mock: &MockLambda) -> String {
+    format!(
+        "_format_version: \"3.0\"\nroutes:\n- {{name: r, paths: [/r]}}\nplugins:\n- {{name: aws-lambda, config: {{aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_region: us-east-1, function_name: echo, host: localhost, port: {}}}}}\n",
+        mock.addr.port()
+    )
 }
 
 /// Shorthand: a GET for `target`.
