@@ -1,13 +1,200 @@
-//! Per-worker counters, summed when the Admin API is asked (`GET /metrics`, `GET /status`).
+//! Metrics, served in Prometheus' text format on the Admin API's `GET /metrics`.
 //!
-//! Each worker owns its counters; relaxed atomic adds on a cache line no other core writes cost
-//! about as much as plain adds, and let the admin thread read them without locks.
+//! Kong's names and labels, so Kong's Grafana dashboard works unchanged:
+//! `kong_http_requests_total{service,route,code,source,workspace,consumer}`,
+//! `kong_request_latency_ms`, `kong_upstream_latency_ms`, `kong_kong_latency_ms` (histograms
+//! with Kong's buckets), `kong_bandwidth_bytes{service,route,direction,workspace,consumer}`,
+//! `kong_nginx_connections_total{node_id,subsystem,state}`, `kong_nginx_requests_total`,
+//! `kong_datastore_reachable`, `kong_node_info`; and the gateway's own (`lambda_gateway_*`):
+//! idle upstream connections, client TLS handshakes, Lambda errors by type, credential
+//! refreshes, Admin API changes.
+//!
+//! Each worker owns its counters. Plain counters are relaxed atomics on lines no other core
+//! writes; labelled series live in a per-worker map behind a mutex only the admin thread ever
+//! contends for (at a scrape), keyed by small label ids. Label values are interned once per
+//! process ([`route_label`], [`consumer_label`], when a configuration is loaded), so a request
+//! adds to its series without allocating once the series exists.
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
+
+/// Kong's latency buckets, in milliseconds (its prometheus plugin's defaults).
+pub const LATENCY_BUCKETS_MS: [u64; 20] = [
+    1, 2, 5, 7, 10, 15, 20, 30, 50, 75, 100, 200, 500, 750, 1000, 2000, 5000, 10_000, 30_000,
+    60_000,
+];
+
+/// Distinct values kept for one label before further ones are counted under `other` (a bound
+/// on memory whatever the configurations or Lambda's error types).
+const MAX_LABEL_VALUES: usize = 10_000;
+
+/// Label values, each once per process, by id.
+#[derive(Default)]
+struct Interner {
+    values: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn id(&mut self, value: &str) -> u32 {
+        if let Some(&id) = self.ids.get(value) {
+            return id;
+        }
+        if self.values.len() >= MAX_LABEL_VALUES {
+            return self.id_unbounded("other");
+        }
+        self.id_unbounded(value)
+    }
+
+    fn id_unbounded(&mut self, value: &str) -> u32 {
+        if let Some(&id) = self.ids.get(value) {
+            return id;
+        }
+        let id = self.values.len() as u32;
+        self.values.push(value.to_string());
+        self.ids.insert(value.to_string(), id);
+        id
+    }
+}
+
+/// The process's label values: routes as `service\0route`, consumers, Lambda error types.
+struct Labels {
+    routes: Mutex<Interner>,
+    consumers: Mutex<Interner>,
+    errors: Mutex<Interner>,
+}
+
+static LABELS: LazyLock<Labels> = LazyLock::new(|| {
+    let labels = Labels {
+        routes: Mutex::default(),
+        consumers: Mutex::default(),
+        errors: Mutex::default(),
+    };
+    // Id 0: no route (a request no route matched) and no consumer.
+    intern(&labels.routes, "\0");
+    intern(&labels.consumers, "");
+    labels
+});
+
+fn intern(table: &Mutex<Interner>, value: &str) -> u32 {
+    table.lock().map_or(0, |mut t| t.id(value))
+}
+
+fn value_of(table: &Mutex<Interner>, id: u32) -> String {
+    table
+        .lock()
+        .ok()
+        .and_then(|t| t.values.get(id as usize).cloned())
+        .unwrap_or_default()
+}
+
+/// The label id of a route: Kong labels it by its service's name (or host) and its own name
+/// (or id). Called when a configuration is loaded.
+pub fn route_label(service: &str, route: &str) -> u32 {
+    intern(&LABELS.routes, &format!("{service}\0{route}"))
+}
+
+/// The label id of a consumer (its username, else its id, as Kong labels it).
+pub fn consumer_label(name: &str) -> u32 {
+    intern(&LABELS.consumers, name)
+}
+
+/// Who produced a response: Kong's `source` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The function answered.
+    Service,
+    /// A plugin answered (Kong's `kong.response.exit`).
+    Exit,
+    /// The gateway failed the request (no route, Lambda or network error …).
+    Error,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Service => "service",
+            Source::Exit => "exit",
+            Source::Error => "error",
+        }
+    }
+}
+
+/// One histogram: counts per bucket (not cumulative), sum and count.
+#[derive(Clone, Default)]
+struct Histogram {
+    buckets: [u64; LATENCY_BUCKETS_MS.len()],
+    sum: u64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, ms: u64) {
+        if let Some(i) = LATENCY_BUCKETS_MS.iter().position(|&b| ms <= b) {
+            self.buckets[i] += 1;
+        }
+        self.sum += ms;
+        self.count += 1;
+    }
+
+    fn add(&mut self, other: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+}
+
+/// The three latencies Kong charts for a route.
+#[derive(Clone, Default)]
+struct Latencies {
+    request: Histogram,
+    upstream: Histogram,
+    kong: Histogram,
+}
+
+/// Which of a route's histograms a metric family shows.
+type PickHistogram = fn(&Latencies) -> &Histogram;
+
+/// A worker's labelled series.
+#[derive(Default)]
+struct Series {
+    /// (route, consumer, status, source) → requests.
+    requests: HashMap<(u32, u32, u16, Source), u64>,
+    /// (route, consumer) → [ingress, egress] bytes.
+    bandwidth: HashMap<(u32, u32), [u64; 2]>,
+    /// route → latencies.
+    latency: HashMap<u32, Latencies>,
+    /// Lambda error type id → count.
+    lambda_errors: HashMap<u32, u64>,
+}
+
+/// What one finished request adds to the metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestRecord {
+    /// The route's label id ([`route_label`]; 0: no route matched).
+    pub route: u32,
+    /// The consumer's label id ([`consumer_label`]; 0: none).
+    pub consumer: u32,
+    /// The status sent.
+    pub status: u16,
+    /// Who answered.
+    pub source: Source,
+    /// Request bytes read (head and body).
+    pub ingress: u64,
+    /// Response bytes written (head and body).
+    pub egress: u64,
+    /// From the request's head to its answer, in ms.
+    pub request_ms: u64,
+    /// The Lambda invoke, in ms, when there was one.
+    pub upstream_ms: Option<u64>,
+}
 
 /// One worker's counters.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct WorkerMetrics {
     /// Responses by status class: 1xx … 5xx (index 0 … 4).
     pub responses: [AtomicU64; 5],
@@ -15,17 +202,77 @@ pub struct WorkerMetrics {
     pub connections_accepted: AtomicU64,
     /// Client connections closed.
     pub connections_closed: AtomicU64,
+    /// Requests being handled now.
+    pub requests_in_flight: AtomicU64,
+    /// Idle upstream connections in the worker's pool (set at each pool sweep).
+    pub upstream_idle: AtomicU64,
+    /// Client TLS handshakes completed.
+    pub tls_handshakes: AtomicU64,
+    /// Client TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: AtomicU64,
+    series: Mutex<Series>,
+}
+
+impl std::fmt::Debug for WorkerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerMetrics").finish_non_exhaustive()
+    }
 }
 
 impl WorkerMetrics {
-    /// Counts one response.
+    /// Counts one response by status class only (answers outside a route's handling).
     pub fn count_response(&self, status: u16) {
         let class = (status / 100).clamp(1, 5) as usize - 1;
         self.responses[class].fetch_add(1, Relaxed);
     }
+
+    /// Counts a finished request in every series it belongs to.
+    pub fn record(&self, r: &RequestRecord) {
+        self.count_response(r.status);
+        let Ok(mut s) = self.series.lock() else {
+            return;
+        };
+        *s.requests
+            .entry((r.route, r.consumer, r.status, r.source))
+            .or_default() += 1;
+        let bytes = s.bandwidth.entry((r.route, r.consumer)).or_default();
+        bytes[0] += r.ingress;
+        bytes[1] += r.egress;
+        if r.route != 0 {
+            let l = s.latency.entry(r.route).or_default();
+            l.request.observe(r.request_ms);
+            match r.upstream_ms {
+                Some(up) => {
+                    l.upstream.observe(up);
+                    l.kong.observe(r.request_ms.saturating_sub(up));
+                }
+                None => l.kong.observe(r.request_ms),
+            }
+        }
+    }
+
+    /// Counts a Lambda error of `kind` (`Unhandled`, `TooManyRequestsException`, `timeout` …).
+    pub fn lambda_error(&self, kind: &str) {
+        let id = intern(&LABELS.errors, kind);
+        if let Ok(mut s) = self.series.lock() {
+            *s.lambda_errors.entry(id).or_default() += 1;
+        }
+    }
 }
 
-/// Every worker's counters, and the upstream pool figures they publish.
+/// Process-wide counters kept outside the workers.
+#[derive(Default)]
+pub struct ProcessCounters {
+    /// Credential sets fetched by the refreshers.
+    pub credential_refreshes: AtomicU64,
+    /// Credential fetches that failed.
+    pub credential_refresh_failures: AtomicU64,
+}
+
+/// The process's counters that belong to no worker.
+pub static PROCESS: LazyLock<ProcessCounters> = LazyLock::new(ProcessCounters::default);
+
+/// Every worker's counters.
 #[derive(Debug, Default)]
 pub struct Registry {
     workers: Mutex<Vec<Arc<WorkerMetrics>>>,
@@ -40,6 +287,40 @@ pub struct Totals {
     pub connections_accepted: u64,
     /// Connections open now.
     pub connections_active: u64,
+    /// Requests being handled now.
+    pub requests_in_flight: u64,
+    /// Idle upstream connections.
+    pub upstream_idle: u64,
+    /// TLS handshakes completed and failed.
+    pub tls_handshakes: [u64; 2],
+}
+
+/// The labelled series of all workers, summed.
+#[derive(Default)]
+struct Merged {
+    requests: HashMap<(u32, u32, u16, Source), u64>,
+    bandwidth: HashMap<(u32, u32), [u64; 2]>,
+    latency: HashMap<u32, Latencies>,
+    lambda_errors: HashMap<u32, u64>,
+}
+
+/// Escapes a label value for the text format.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 impl Registry {
@@ -52,54 +333,303 @@ impl Registry {
         m
     }
 
+    fn workers(&self) -> Vec<Arc<WorkerMetrics>> {
+        self.workers.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
     /// Sums every worker's counters.
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
-        let Ok(workers) = self.workers.lock() else {
-            return t;
-        };
-        for w in workers.iter() {
+        for w in self.workers() {
             for (i, c) in w.responses.iter().enumerate() {
                 t.responses[i] += c.load(Relaxed);
             }
             let accepted = w.connections_accepted.load(Relaxed);
             t.connections_accepted += accepted;
             t.connections_active += accepted.saturating_sub(w.connections_closed.load(Relaxed));
+            t.requests_in_flight += w.requests_in_flight.load(Relaxed);
+            t.upstream_idle += w.upstream_idle.load(Relaxed);
+            t.tls_handshakes[0] += w.tls_handshakes.load(Relaxed);
+            t.tls_handshakes[1] += w.tls_handshake_failures.load(Relaxed);
         }
         t
     }
 
-    /// The Prometheus text exposition of the totals.
-    pub fn prometheus(&self, config_changes: u64) -> String {
-        let t = self.totals();
-        let mut out = String::new();
-        out.push_str("# HELP lambda_gateway_http_responses_total Responses sent to clients, by status class.\n");
-        out.push_str("# TYPE lambda_gateway_http_responses_total counter\n");
-        for (i, n) in t.responses.iter().enumerate() {
-            out.push_str(&format!(
-                "lambda_gateway_http_responses_total{{class=\"{}xx\"}} {n}\n",
-                i + 1
-            ));
+    fn merged(&self) -> Merged {
+        let mut m = Merged::default();
+        for w in self.workers() {
+            // Copied out under the lock, merged after: a worker waits for a copy at most.
+            let Some(copy) = w.series.lock().ok().map(|s| {
+                (
+                    s.requests.clone(),
+                    s.bandwidth.clone(),
+                    s.latency.clone(),
+                    s.lambda_errors.clone(),
+                )
+            }) else {
+                continue;
+            };
+            let (requests, bandwidth, latency, errors) = copy;
+            for (k, v) in requests {
+                *m.requests.entry(k).or_default() += v;
+            }
+            for (k, [i, e]) in bandwidth {
+                let b = m.bandwidth.entry(k).or_default();
+                b[0] += i;
+                b[1] += e;
+            }
+            for (k, l) in latency {
+                let into = m.latency.entry(k).or_default();
+                into.request.add(&l.request);
+                into.upstream.add(&l.upstream);
+                into.kong.add(&l.kong);
+            }
+            for (k, v) in errors {
+                *m.lambda_errors.entry(k).or_default() += v;
+            }
         }
-        out.push_str(
-            "# HELP lambda_gateway_connections_accepted_total Client connections accepted.\n",
+        m
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn prometheus(&self, config_changes: u64, node_id: &str) -> String {
+        let t = self.totals();
+        let m = self.merged();
+        let mut out = String::new();
+        let route = |id: u32| {
+            let v = value_of(&LABELS.routes, id);
+            let (service, route) = v.split_once('\0').unwrap_or(("", ""));
+            (escape(service), escape(route))
+        };
+        let consumer = |id: u32| escape(&value_of(&LABELS.consumers, id));
+
+        family(
+            &mut out,
+            "kong_datastore_reachable",
+            "gauge",
+            "Datastore reachable from Kong, 0 is unreachable",
         );
-        out.push_str("# TYPE lambda_gateway_connections_accepted_total counter\n");
-        out.push_str(&format!(
-            "lambda_gateway_connections_accepted_total {}\n",
+        out.push_str("kong_datastore_reachable 1\n");
+        family(
+            &mut out,
+            "kong_node_info",
+            "gauge",
+            "Kong Node metadata information",
+        );
+        let _ = writeln!(
+            out,
+            "kong_node_info{{node_id=\"{node_id}\",version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+
+        family(
+            &mut out,
+            "kong_http_requests_total",
+            "counter",
+            "HTTP status codes per consumer/service/route in Kong",
+        );
+        let mut requests: Vec<_> = m.requests.iter().collect();
+        requests.sort_by_key(|((r, c, code, s), _)| (*r, *c, *code, s.as_str()));
+        for ((r, c, code, source), n) in requests {
+            let (service, route_name) = route(*r);
+            let _ = writeln!(
+                out,
+                "kong_http_requests_total{{service=\"{service}\",route=\"{route_name}\",code=\"{code}\",source=\"{}\",workspace=\"default\",consumer=\"{}\"}} {n}",
+                source.as_str(),
+                consumer(*c)
+            );
+        }
+
+        let mut latency: Vec<_> = m.latency.iter().collect();
+        latency.sort_by_key(|(r, _)| **r);
+        let histograms: [(&str, &str, PickHistogram); 3] = [
+            (
+                "kong_request_latency_ms",
+                "Total latency incurred during requests for each service/route in Kong",
+                |l| &l.request,
+            ),
+            (
+                "kong_upstream_latency_ms",
+                "Latency added by upstream response for each service/route in Kong",
+                |l| &l.upstream,
+            ),
+            (
+                "kong_kong_latency_ms",
+                "Latency added by Kong and enabled plugins for each service/route in Kong",
+                |l| &l.kong,
+            ),
+        ];
+        for (name, help, pick) in histograms {
+            family(&mut out, name, "histogram", help);
+            for (r, l) in &latency {
+                let h = pick(l);
+                if h.count == 0 {
+                    continue;
+                }
+                let (service, route_name) = route(**r);
+                let labels =
+                    format!("service=\"{service}\",route=\"{route_name}\",workspace=\"default\"");
+                let mut cumulative = 0;
+                for (bound, n) in LATENCY_BUCKETS_MS.iter().zip(&h.buckets) {
+                    cumulative += n;
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{{{labels},le=\"{:07.1}\"}} {cumulative}",
+                        *bound as f64
+                    );
+                }
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+                let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+            }
+        }
+
+        family(
+            &mut out,
+            "kong_bandwidth_bytes",
+            "counter",
+            "Total bandwidth (ingress/egress) throughput in bytes",
+        );
+        let mut bandwidth: Vec<_> = m.bandwidth.iter().collect();
+        bandwidth.sort_by_key(|(k, _)| **k);
+        for ((r, c), [ingress, egress]) in bandwidth {
+            let (service, route_name) = route(*r);
+            let consumer = consumer(*c);
+            for (direction, n) in [("egress", egress), ("ingress", ingress)] {
+                let _ = writeln!(
+                    out,
+                    "kong_bandwidth_bytes{{service=\"{service}\",route=\"{route_name}\",direction=\"{direction}\",workspace=\"default\",consumer=\"{consumer}\"}} {n}"
+                );
+            }
+        }
+
+        // nginx's stub_status states, as Kong reports them: `writing` are requests being
+        // handled, `waiting` idle keep-alive connections; a connection whose head is still
+        // being read counts as waiting (the gateway does not tell the two apart).
+        let total_requests: u64 = t.responses.iter().sum();
+        let waiting = t.connections_active.saturating_sub(t.requests_in_flight);
+        family(
+            &mut out,
+            "kong_nginx_connections_total",
+            "gauge",
+            "Number of connections by subsystem",
+        );
+        for (state, n) in [
+            ("accepted", t.connections_accepted),
+            ("active", t.connections_active),
+            ("handled", t.connections_accepted),
+            ("reading", 0),
+            ("total", total_requests),
+            ("waiting", waiting),
+            ("writing", t.requests_in_flight),
+        ] {
+            let _ = writeln!(
+                out,
+                "kong_nginx_connections_total{{node_id=\"{node_id}\",subsystem=\"http\",state=\"{state}\"}} {n}"
+            );
+        }
+        family(
+            &mut out,
+            "kong_nginx_requests_total",
+            "gauge",
+            "Number of requests total",
+        );
+        let _ = writeln!(out, "kong_nginx_requests_total{{node_id=\"{node_id}\",subsystem=\"http\"}} {total_requests}");
+
+        family(
+            &mut out,
+            "lambda_gateway_http_responses_total",
+            "counter",
+            "Responses sent to clients, by status class.",
+        );
+        for (i, n) in t.responses.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "lambda_gateway_http_responses_total{{class=\"{}xx\"}} {n}",
+                i + 1
+            );
+        }
+        family(
+            &mut out,
+            "lambda_gateway_connections_accepted_total",
+            "counter",
+            "Client connections accepted.",
+        );
+        let _ = writeln!(
+            out,
+            "lambda_gateway_connections_accepted_total {}",
             t.connections_accepted
-        ));
-        out.push_str("# HELP lambda_gateway_connections_active Client connections open now.\n");
-        out.push_str("# TYPE lambda_gateway_connections_active gauge\n");
-        out.push_str(&format!(
-            "lambda_gateway_connections_active {}\n",
+        );
+        family(
+            &mut out,
+            "lambda_gateway_connections_active",
+            "gauge",
+            "Client connections open now.",
+        );
+        let _ = writeln!(
+            out,
+            "lambda_gateway_connections_active {}",
             t.connections_active
-        ));
-        out.push_str("# HELP lambda_gateway_config_changes_total Configuration changes applied through the Admin API.\n");
-        out.push_str("# TYPE lambda_gateway_config_changes_total counter\n");
-        out.push_str(&format!(
-            "lambda_gateway_config_changes_total {config_changes}\n"
-        ));
+        );
+        family(&mut out, "lambda_gateway_upstream_idle_connections", "gauge", "Idle TLS connections to Lambda kept for reuse, all workers (as of each worker's last pool sweep).");
+        let _ = writeln!(
+            out,
+            "lambda_gateway_upstream_idle_connections {}",
+            t.upstream_idle
+        );
+        family(
+            &mut out,
+            "lambda_gateway_tls_handshakes_total",
+            "counter",
+            "TLS handshakes with clients, by result.",
+        );
+        let _ = writeln!(
+            out,
+            "lambda_gateway_tls_handshakes_total{{result=\"ok\"}} {}",
+            t.tls_handshakes[0]
+        );
+        let _ = writeln!(
+            out,
+            "lambda_gateway_tls_handshakes_total{{result=\"failed\"}} {}",
+            t.tls_handshakes[1]
+        );
+        family(&mut out, "lambda_gateway_lambda_errors_total", "counter", "Invokes that did not return the function's answer, by error type (Lambda's error type, the function's error, or the gateway's: timeout, connect, tls, bad_response ...).");
+        let mut errors: Vec<_> = m
+            .lambda_errors
+            .iter()
+            .map(|(k, v)| (value_of(&LABELS.errors, *k), *v))
+            .collect();
+        errors.sort();
+        for (kind, n) in errors {
+            let _ = writeln!(
+                out,
+                "lambda_gateway_lambda_errors_total{{type=\"{}\"}} {n}",
+                escape(&kind)
+            );
+        }
+        family(
+            &mut out,
+            "lambda_gateway_credential_refreshes_total",
+            "counter",
+            "AWS credential fetches by the refreshers, by result.",
+        );
+        let _ = writeln!(
+            out,
+            "lambda_gateway_credential_refreshes_total{{result=\"ok\"}} {}",
+            PROCESS.credential_refreshes.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "lambda_gateway_credential_refreshes_total{{result=\"failed\"}} {}",
+            PROCESS.credential_refresh_failures.load(Relaxed)
+        );
+        family(
+            &mut out,
+            "lambda_gateway_config_changes_total",
+            "counter",
+            "Configuration changes applied through the Admin API.",
+        );
+        let _ = writeln!(out, "lambda_gateway_config_changes_total {config_changes}");
         out
     }
 }
@@ -109,20 +639,70 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sums_workers() {
+    fn workers_sum_into_kongs_series() {
         let r = Registry::default();
         let a = r.register();
         let b = r.register();
-        a.count_response(200);
-        b.count_response(204);
-        b.count_response(502);
+        let route = route_label("svc", "rt\"1");
+        let alice = consumer_label("alice");
+        let record = |status, source, upstream_ms| RequestRecord {
+            route,
+            consumer: alice,
+            status,
+            source,
+            ingress: 100,
+            egress: 50,
+            request_ms: 12,
+            upstream_ms,
+        };
+        a.record(&record(200, Source::Service, Some(10)));
+        b.record(&record(200, Source::Service, Some(3)));
+        b.record(&record(401, Source::Exit, None));
         a.connections_accepted.fetch_add(3, Relaxed);
         a.connections_closed.fetch_add(1, Relaxed);
+        a.lambda_error("Unhandled");
         let t = r.totals();
-        assert_eq!(t.responses, [0, 2, 0, 0, 1]);
+        assert_eq!(t.responses, [0, 2, 0, 1, 0]);
         assert_eq!((t.connections_accepted, t.connections_active), (3, 2));
-        assert!(r
-            .prometheus(4)
-            .contains("lambda_gateway_http_responses_total{class=\"2xx\"} 2\n"));
+        let text = r.prometheus(4, "n");
+        let labels = r#"service="svc",route="rt\"1""#;
+        for line in [
+            format!(
+                r#"kong_http_requests_total{{{labels},code="200",source="service",workspace="default",consumer="alice"}} 2"#
+            ),
+            format!(
+                r#"kong_http_requests_total{{{labels},code="401",source="exit",workspace="default",consumer="alice"}} 1"#
+            ),
+            format!(
+                r#"kong_request_latency_ms_bucket{{{labels},workspace="default",le="00010.0"}} 0"#
+            ),
+            format!(
+                r#"kong_request_latency_ms_bucket{{{labels},workspace="default",le="00015.0"}} 3"#
+            ),
+            format!(
+                r#"kong_upstream_latency_ms_bucket{{{labels},workspace="default",le="00005.0"}} 1"#
+            ),
+            format!(r#"kong_upstream_latency_ms_count{{{labels},workspace="default"}} 2"#),
+            format!(r#"kong_kong_latency_ms_sum{{{labels},workspace="default"}} 23"#),
+            format!(
+                r#"kong_bandwidth_bytes{{{labels},direction="ingress",workspace="default",consumer="alice"}} 300"#
+            ),
+            r#"kong_nginx_connections_total{node_id="n",subsystem="http",state="active"} 2"#
+                .to_string(),
+            r#"lambda_gateway_lambda_errors_total{type="Unhandled"} 1"#.to_string(),
+            "lambda_gateway_http_responses_total{class=\"2xx\"} 2".to_string(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\nnot in\n{text}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_bounded() {
+        let mut i = Interner::default();
+        for n in 0..MAX_LABEL_VALUES + 5 {
+            i.id(&n.to_string());
+        }
+        assert_eq!(i.values.len(), MAX_LABEL_VALUES + 1);
+        assert_eq!(i.values.last().map(String::as_str), Some("other"));
     }
 }

@@ -13,7 +13,7 @@ use crate::http::request::Request;
 use crate::lambda::event::{EventContext, RequestIds};
 use crate::lambda::payload::{PayloadEncoder, PayloadError};
 use crate::lambda::response::{LambdaAnswer, Outcome, ResponseMapper};
-use crate::metrics::WorkerMetrics;
+use crate::metrics::{RequestRecord, Source, WorkerMetrics};
 use crate::pacing::TimeSlice;
 use crate::upstream::client::{InvokeBuffers, InvokeResponse, Upstream};
 use arc_swap::ArcSwap;
@@ -41,16 +41,33 @@ struct InvokeScratch {
     header_refs: Vec<(usize, usize, usize, usize)>,
     /// The access plugins' changes to the request, and the rewritten head.
     edits: RequestEdits,
-    /// Time spent on the invoke.
-    proxy_time: std::time::Duration,
+    /// Time spent on the invoke, when there was one.
+    proxy_time: Option<std::time::Duration>,
 }
 
-/// What the access log says of a request beyond the request and the answer.
-#[derive(Default)]
+/// What the access log and the metrics say of a request beyond the request and the answer.
 struct Facts {
     snapshot: Option<Arc<Snapshot>>,
     route: Option<usize>,
     consumer: Option<usize>,
+    /// The route's and consumer's metric label ids (0: none).
+    route_label: u32,
+    consumer_label: u32,
+    /// Who answered.
+    source: Source,
+}
+
+impl Default for Facts {
+    fn default() -> Self {
+        Facts {
+            snapshot: None,
+            route: None,
+            consumer: None,
+            route_label: 0,
+            consumer_label: 0,
+            source: Source::Error,
+        }
+    }
 }
 
 impl InvokeScratch {
@@ -89,11 +106,24 @@ impl Handler for Proxy {
     async fn handle(&self, req: Request<'_>, resp: &mut Response) {
         let started = std::time::Instant::now();
         let mut scratch = self.free.borrow_mut().pop().unwrap_or_default();
-        scratch.proxy_time = std::time::Duration::ZERO;
+        scratch.proxy_time = None;
+        let in_flight = &self.metrics.requests_in_flight;
+        in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let facts = self.serve(req, resp, &mut scratch).await;
-        self.metrics.count_response(resp.status);
+        in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.record(&RequestRecord {
+            route: facts.route_label,
+            consumer: facts.consumer_label,
+            status: resp.status,
+            source: facts.source,
+            ingress: (req.head.len + req.body.len()) as u64,
+            egress: (resp.headers.len() + resp.body.len()) as u64,
+            request_ms: started.elapsed().as_millis() as u64,
+            upstream_ms: scratch.proxy_time.map(|t| t.as_millis() as u64),
+        });
         if self.access_log.is_some() {
-            self.log(&req, resp, &facts, started, scratch.proxy_time);
+            let proxy_time = scratch.proxy_time.unwrap_or_default();
+            self.log(&req, resp, &facts, started, proxy_time);
         }
         if scratch.retained_bytes() <= MAX_RETAINED_BYTES {
             let mut free = self.free.borrow_mut();
@@ -258,19 +288,20 @@ impl Proxy {
         let action = theirs
             .and_then(|c| c.action.as_ref())
             .unwrap_or(&snapshot.actions[route]);
-        if !answered {
-            if edits.is_empty() {
-                self.invoke(action, &matched, &req, resp, s).await;
-            } else {
-                // The function sees the request as the plugins changed it.
-                match edits.apply(&req) {
-                    Some(changed) => self.invoke(action, &matched, &changed, resp, s).await,
-                    None => {
-                        Failure::Head(crate::http::head::HeadError::TooManyHeaders).answer(resp)
-                    }
+        let source = if answered {
+            Source::Exit
+        } else if edits.is_empty() {
+            self.invoke(action, &matched, &req, resp, s).await
+        } else {
+            // The function sees the request as the plugins changed it.
+            match edits.apply(&req) {
+                Some(changed) => self.invoke(action, &matched, &changed, resp, s).await,
+                None => {
+                    Failure::Head(crate::http::head::HeadError::TooManyHeaders).answer(resp);
+                    Source::Error
                 }
             }
-        }
+        };
         for p in ran {
             p.finish(&req, &edits, resp);
         }
@@ -281,10 +312,13 @@ impl Proxy {
             snapshot: self.access_log.as_ref().map(|_| snapshot.clone()),
             route: Some(route),
             consumer: ctx_consumer,
+            route_label: snapshot.route_metrics[route],
+            consumer_label: ctx_consumer.map_or(0, |i| snapshot.consumer_metrics[i]),
+            source,
         }
     }
 
-    /// Invokes the route's function and maps its answer.
+    /// Invokes the route's function and maps its answer; says who answered.
     async fn invoke(
         &self,
         action: &RouteAction,
@@ -292,12 +326,12 @@ impl Proxy {
         req: &Request<'_>,
         resp: &mut Response,
         s: &mut InvokeScratch,
-    ) {
+    ) -> Source {
         let plugin = match action {
             RouteAction::Invoke(target) => target,
             RouteAction::NoPlugin { route_label } => {
                 fail(resp, Failure::NoPlugin, route_label, "-");
-                return;
+                return Source::Error;
             }
             RouteAction::Unusable {
                 route_label,
@@ -305,7 +339,7 @@ impl Proxy {
                 why,
             } => {
                 fail(resp, Failure::Unusable(why.clone()), route_label, function);
-                return;
+                return Source::Error;
             }
         };
         let function = plugin.config.function_name.as_str();
@@ -332,7 +366,7 @@ impl Proxy {
         if let Err(PayloadError::TooLarge { size, limit }) = encoded {
             let failure = Failure::PayloadTooLarge { size, limit };
             fail(resp, failure, &plugin.route_label, function);
-            return;
+            return Source::Error;
         }
         // Credentials are loaded, never fetched, here; only before a provider's very first
         // answer does a request wait for it (within the plugin's timeout).
@@ -340,7 +374,7 @@ impl Proxy {
             Ok(creds) => creds,
             Err(why) => {
                 fail(resp, Failure::Unusable(why), &plugin.route_label, function);
-                return;
+                return Source::Error;
             }
         };
         let invoked = std::time::Instant::now();
@@ -354,10 +388,11 @@ impl Proxy {
                 &mut s.answer,
             )
             .await;
-        s.proxy_time = invoked.elapsed();
+        s.proxy_time = Some(invoked.elapsed());
         if let Err(e) = result {
+            self.metrics.lambda_error(e.kind());
             fail(resp, Failure::Upstream(e), &plugin.route_label, function);
-            return;
+            return Source::Error;
         }
         // Split the read buffer: headers are read-only, the body is parsed in place.
         let (head, body) = s.invoke.read.split_at_mut(s.answer.head_len);
@@ -393,22 +428,30 @@ impl Proxy {
         };
         let outcome = s.mapper.map(&plugin.config, answer, resp);
         match outcome {
-            Outcome::Ok => {}
+            Outcome::Ok => Source::Service,
             Outcome::FunctionError(kind) => {
+                self.metrics.lambda_error(&kind);
                 log::warn!(
                     "route={} function={} status={} cause=\"function error: {kind}\"",
                     plugin.route_label,
                     function,
                     resp.status
-                )
+                );
+                Source::Service
             }
-            Outcome::ApiError(kind) | Outcome::BadProxyResponse(kind) => {
+            Outcome::ApiError(ref kind) | Outcome::BadProxyResponse(ref kind) => {
+                let error_type = match outcome {
+                    Outcome::ApiError(_) => kind.as_str(),
+                    _ => "bad_proxy_response",
+                };
+                self.metrics.lambda_error(error_type);
                 log::error!(
                     "route={} function={} status={} cause=\"{kind}\" side=upstream",
                     plugin.route_label,
                     function,
                     resp.status
-                )
+                );
+                Source::Error
             }
         }
     }

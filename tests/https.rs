@@ -579,6 +579,17 @@ fn certificates_are_chosen_by_sni_from_the_file_and_the_admin_api() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Completed handshakes are counted in the metrics.
+        let scrape = gw.admin_get("/metrics").text();
+        let handshakes: u64 = scrape
+            .lines()
+            .find_map(|l| l.strip_prefix("lambda_gateway_tls_handshakes_total{result=\"ok\"} "))
+            .and_then(|n| n.parse().ok())
+            .expect("handshake counter");
+        assert!(
+            handshakes >= 5,
+            "{handshakes}: four shown certificates and curl"
+        );
 
         // A certificate and its SNI added through the Admin API: the next handshake has it.
         let created = gw.admin_json(

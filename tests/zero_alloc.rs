@@ -1,7 +1,7 @@
 //! Steady state allocates nothing: parse → access plugins → encode → sign → map of a 1 KiB
 //! request, counted by a global allocator, in both payload modes, with a plain and a
 //! proxy-integration answer, and with key-auth identifying the caller and rate-limiting
-//! counting them.
+//! counting them; each request also counted in its metric series.
 
 use lambda_gateway::access::{AccessContext, RequestEdits, Verdict};
 use lambda_gateway::aws::sigv4::InvokeSigner;
@@ -14,6 +14,7 @@ use lambda_gateway::http::Limits;
 use lambda_gateway::lambda::event::EventContext;
 use lambda_gateway::lambda::payload::PayloadEncoder;
 use lambda_gateway::lambda::response::{LambdaAnswer, ResponseMapper};
+use lambda_gateway::metrics::{RequestRecord, Source, WorkerMetrics};
 use lambda_gateway::upstream::client::{encode_request, InvokeBuffers};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -130,6 +131,10 @@ fn the_request_path_allocates_nothing_in_steady_state() {
         request_id: "c6af9ac6-7b61-11e6-9a41-93e812345678",
         time: std::time::SystemTime::now(),
     };
+    let metrics = WorkerMetrics::default();
+    // key-auth's route identifies alice; the others nobody.
+    let ctx_consumer =
+        |s: &Snapshot, route: usize| if route == 4 { s.consumer_metrics[0] } else { 0 };
     for (path, route_index, answer) in [
         ("/legacy", 0usize, &plain_answer),
         ("/forward", 1, &proxy_answer),
@@ -192,6 +197,17 @@ fn the_request_path_allocates_nothing_in_steady_state() {
             );
             out.clear();
             write_response(&mut out, &resp, true, false);
+            // The metrics: the request adds to its series once they exist.
+            metrics.record(&RequestRecord {
+                route: snapshot.route_metrics[route_index],
+                consumer: ctx_consumer(&snapshot, route_index),
+                status: resp.status,
+                source: Source::Service,
+                ingress: raw.len() as u64,
+                egress: out.len() as u64,
+                request_ms: 1,
+                upstream_ms: Some(1),
+            });
         };
         // Warm up: buffers grow to their steady size, the signing key is derived and cached.
         for _ in 0..3 {

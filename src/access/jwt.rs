@@ -153,12 +153,7 @@ pub fn validate(c: &mut Checker, value: &Value) -> Option<JwtConfig> {
     })
 }
 
-/// The algorithms a `jwt_secrets` credential may name: Kong's list but `ES512`, which the
-/// signature crate does not provide.
-pub const ALGORITHMS: &[&str] = &[
-    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384",
-    "PS512", "EdDSA",
-];
+pub use crate::schema::entities::JWT_ALGORITHMS as ALGORITHMS;
 
 /// How one `jwt_secrets` credential checks signatures: its algorithm and key, parsed once
 /// when the configuration is loaded.

@@ -21,7 +21,7 @@ pub struct AdminApi {
     /// The token every request must present, if any.
     pub(super) token: Option<String>,
     pub(super) metrics: Arc<Registry>,
-    node_id: String,
+    pub(super) node_id: String,
     proxy_listen: String,
     admin_listen: String,
     pub(super) buffers: BufferPool,
@@ -96,6 +96,9 @@ impl AdminApi {
                 "connections_accepted": t.connections_accepted,
                 "connections_handled": t.connections_accepted,
                 "connections_active": t.connections_active,
+                "connections_reading": 0,
+                "connections_writing": t.requests_in_flight,
+                "connections_waiting": t.connections_active.saturating_sub(t.requests_in_flight),
                 "total_requests": t.responses.iter().sum::<u64>(),
             },
             "configuration_hash": String::from_utf8_lossy(&hash[..32]),

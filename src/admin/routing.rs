@@ -27,7 +27,9 @@ impl Handler for AdminApi {
         }
         let answer = if authorized {
             if req.method() == b"GET" && req.path() == b"/metrics" {
-                let text = self.metrics.prometheus(self.store.borrow().changes);
+                let text = self
+                    .metrics
+                    .prometheus(self.store.borrow().changes, &self.node_id);
                 resp.status = 200;
                 resp.header(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8");
                 resp.body.extend_from_slice(text.as_bytes());

@@ -210,6 +210,11 @@ pub struct Snapshot {
     pub identities: ConsumerIndex,
     /// For each route, its service's index in `config.services` (for the access log).
     pub route_services: Vec<Option<usize>>,
+    /// For each route, its label id in the metrics (its service's name or host, its own name
+    /// or id: Kong's labels).
+    pub route_metrics: Vec<u32>,
+    /// For each consumer, its label id in the metrics (username, else id).
+    pub consumer_metrics: Vec<u32>,
 }
 
 /// What a route does for one consumer, where their own plugins change it.
@@ -465,8 +470,25 @@ impl Snapshot {
                     .as_deref()
                     .and_then(|id| service_at.get(id).copied())
             })
-            .collect();
+            .collect::<Vec<_>>();
         drop(service_at);
+        let route_metrics = config
+            .routes
+            .iter()
+            .zip(&route_services)
+            .map(|(r, s)| {
+                let service = s.map(|i| &config.services[i]);
+                let service = service
+                    .and_then(|s| s.name.as_deref().or(s.host.as_deref()))
+                    .unwrap_or("");
+                crate::metrics::route_label(service, r.name.as_deref().unwrap_or(&r.id))
+            })
+            .collect();
+        let consumer_metrics = config
+            .consumers
+            .iter()
+            .map(|c| crate::metrics::consumer_label(c.username.as_deref().unwrap_or(&c.id)))
+            .collect();
         (
             Snapshot {
                 config,
@@ -477,6 +499,8 @@ impl Snapshot {
                 for_consumers,
                 identities,
                 route_services,
+                route_metrics,
+                consumer_metrics,
             },
             warnings,
         )

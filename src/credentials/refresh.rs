@@ -200,6 +200,9 @@ fn refresher(weak: Weak<Published>, provider: Provider, tls: Arc<rustls::ClientC
         let wait = match result {
             Ok(fetched) => {
                 failures = 0;
+                crate::metrics::PROCESS
+                    .credential_refreshes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let wait = refresh_after(fetched.expires, SystemTime::now());
                 log::info!(
                     "credentials from {provider}: access key {}{}",
@@ -221,6 +224,9 @@ fn refresher(weak: Weak<Published>, provider: Provider, tls: Arc<rustls::ClientC
             }
             Err(why) => {
                 failures += 1;
+                crate::metrics::PROCESS
+                    .credential_refresh_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let wait = backoff(failures);
                 let state = published.state();
                 let still_valid = state.credentials.is_some()

@@ -80,6 +80,21 @@ pub enum UpstreamError {
     Timeout(std::time::Duration),
 }
 
+impl UpstreamError {
+    /// A short name for the kind of failure (the `type` label of the Lambda errors metric).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Connect { .. } => "connect",
+            UpstreamError::Tls { .. } => "tls",
+            UpstreamError::Proxy { .. } => "proxy",
+            UpstreamError::Io { .. } => "connection_broken",
+            UpstreamError::BadResponse { .. } => "bad_response",
+            UpstreamError::ResponseTooLarge { .. } => "response_too_large",
+            UpstreamError::Timeout(_) => "timeout",
+        }
+    }
+}
+
 /// How a response's body is delimited (RFC 9112 §6.3, for a response to a request that is
 /// not `HEAD`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -237,7 +237,15 @@ async fn worker_main(
         monoio::spawn(async move {
             while !shutdown.is_set() {
                 monoio::time::sleep(TICK).await;
-                proxy.upstream.pool.borrow_mut().sweep();
+                let idle = {
+                    let mut pool = proxy.upstream.pool.borrow_mut();
+                    pool.sweep();
+                    pool.idle_count()
+                };
+                proxy
+                    .metrics
+                    .upstream_idle
+                    .store(idle as u64, Ordering::Relaxed);
                 proxy.flush_access_log();
                 shutdown.expire(Instant::now());
             }
@@ -320,10 +328,21 @@ async fn serve_https(
             let limit = shared.limits.client_timeout;
             match monoio::time::timeout(limit, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
+                    metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
                     conn::serve(tls, Some(peer.ip().to_canonical()), shared.clone(), &slots).await
                 }
-                Ok(Err(e)) => log::debug!("TLS handshake with {peer} failed: {e}"),
-                Err(_) => log::debug!("TLS handshake with {peer} not done within {limit:?}"),
+                Ok(Err(e)) => {
+                    metrics
+                        .tls_handshake_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    log::debug!("TLS handshake with {peer} failed: {e}")
+                }
+                Err(_) => {
+                    metrics
+                        .tls_handshake_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    log::debug!("TLS handshake with {peer} not done within {limit:?}")
+                }
             }
             metrics.connections_closed.fetch_add(1, Ordering::Relaxed);
             active.set(active.get() - 1);

@@ -155,6 +155,13 @@ pub static ACL: Schema = Schema {
     ],
 };
 
+/// The algorithms a `jwt_secrets` credential may name: Kong's list but `ES512`, which the
+/// signature crate (jsonwebtoken) does not provide.
+pub const JWT_ALGORITHMS: &[&str] = &[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384",
+    "PS512", "EdDSA",
+];
+
 /// `jwt_secrets`: a consumer's JWT credential: the `key` tokens name, and the HMAC `secret`
 /// (both generated when not given) or the PEM public key that checks their signatures.
 pub static JWT_SECRET: Schema = Schema {
@@ -165,8 +172,7 @@ pub static JWT_SECRET: Schema = Schema {
         Field::new("key", Type::Text(Some(check_api_key))).unique(),
         Field::new("secret", Type::Text(None)),
         Field::new("rsa_public_key", Type::Text(None)),
-        Field::new("algorithm", Type::OneOf(crate::access::jwt::ALGORITHMS))
-            .default(Default::Text("HS256")),
+        Field::new("algorithm", Type::OneOf(JWT_ALGORITHMS)).default(Default::Text("HS256")),
         Field::new("tags", Type::Texts(None)),
         Field::new("created_at", ANY_INT),
         Field::new("updated_at", ANY_INT),

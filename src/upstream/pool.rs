@@ -62,6 +62,11 @@ impl Pool {
         }
     }
 
+    /// Idle connections kept now, all endpoints.
+    pub fn idle_count(&self) -> usize {
+        self.idle.values().map(Vec::len).sum()
+    }
+
     /// Closes connections idle longer than their keepalive.
     pub fn sweep(&mut self) {
         let now = Instant::now();
