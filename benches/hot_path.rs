@@ -87,6 +87,7 @@ mod event {
             source_ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
             request_id: "c6af9ac6-7b61-11e6-9a41-93e812345678",
             time: std::time::SystemTime::now(),
+            caller: None,
         }
     }
 

@@ -10,7 +10,7 @@ use crate::http::conn::{BufferPool, Handler};
 use crate::http::encode::Response;
 use crate::http::failure::Failure;
 use crate::http::request::Request;
-use crate::lambda::event::{EventContext, RequestIds};
+use crate::lambda::event::{Caller, EventContext, RequestIds};
 use crate::lambda::payload::{PayloadEncoder, PayloadError};
 use crate::lambda::response::{LambdaAnswer, Outcome, ResponseMapper};
 use crate::metrics::{RequestRecord, Source, WorkerMetrics};
@@ -261,6 +261,7 @@ impl Proxy {
             authenticated: false,
             credential: None,
             edits: &mut edits,
+            jwt_claims: None,
         };
         let mut answered = false;
         let mut next = 0;
@@ -285,17 +286,29 @@ impl Proxy {
             }
         }
         let ctx_consumer = ctx.consumer.map(|c| c.index);
+        let claims = ctx.jwt_claims.take();
+        let caller = ctx.consumer.map(|c| Caller {
+            consumer_id: &c.id,
+            username: c.username.as_deref(),
+            custom_id: c.custom_id.as_deref(),
+            credential: ctx.credential,
+            jwt_claims: claims.as_ref(),
+        });
         let action = theirs
             .and_then(|c| c.action.as_ref())
             .unwrap_or(&snapshot.actions[route]);
         let source = if answered {
             Source::Exit
         } else if edits.is_empty() {
-            self.invoke(action, &matched, &req, resp, s).await
+            self.invoke(action, &matched, &req, caller.as_ref(), resp, s)
+                .await
         } else {
             // The function sees the request as the plugins changed it.
             match edits.apply(&req) {
-                Some(changed) => self.invoke(action, &matched, &changed, resp, s).await,
+                Some(changed) => {
+                    self.invoke(action, &matched, &changed, caller.as_ref(), resp, s)
+                        .await
+                }
                 None => {
                     Failure::Head(crate::http::head::HeadError::TooManyHeaders).answer(resp);
                     Source::Error
@@ -324,6 +337,7 @@ impl Proxy {
         action: &RouteAction,
         matched: &RouteMatch<'_>,
         req: &Request<'_>,
+        caller: Option<&Caller<'_>>,
         resp: &mut Response,
         s: &mut InvokeScratch,
     ) -> Source {
@@ -355,6 +369,7 @@ impl Proxy {
                 source_ip: req.peer,
                 request_id: self.request_ids.next(&mut id),
                 time: std::time::SystemTime::now(),
+                caller,
             }
         } else {
             EventContext::default()

@@ -83,7 +83,7 @@ fn config(mock: &MockLambda, dir: &Path) -> String {
 consumers:
 - username: alice
   custom_id: a-1
-  keyauth_credentials: [{{key: alice-api-key}}]
+  keyauth_credentials: [{{id: 0b7d6c1e-3f2a-4e8b-9c5d-1a2b3c4d5e6f, key: alice-api-key}}]
   jwt_secrets:
   - {{id: 5d3c0a94-27c5-4f0e-b1c3-2a9d7e0f4b11, key: alice-key, secret: alice-secret}}
   - key: rsa-key
@@ -126,6 +126,12 @@ routes:
 - name: both
   paths: [/both]
   plugins: [{{name: key-auth}}, {{name: jwt}}]
+- name: event-v2
+  paths: [/event-v2]
+  plugins: [{{name: jwt}}, {{name: aws-lambda, config: {{aws_key: {ACCESS_KEY}, aws_secret: "{SECRET_KEY}", aws_region: us-east-1, function_name: echo, host: localhost, port: {port}, awsgateway_compatible: true, awsgateway_compatible_payload_version: "2.0"}}}}]
+- name: event-v1
+  paths: [/event-v1]
+  plugins: [{{name: key-auth}}, {{name: aws-lambda, config: {{aws_key: {ACCESS_KEY}, aws_secret: "{SECRET_KEY}", aws_region: us-east-1, function_name: echo, host: localhost, port: {port}, awsgateway_compatible: true}}}}]
 - name: anon
   paths: [/anon]
   plugins: [{{name: jwt, config: {{anonymous: guest}}}}]
@@ -162,6 +168,7 @@ fn jwt_identifies_the_consumer_with_kongs_answers() {
             json!({"alg": "HS256", "claims": {"x": 1}, "headers": {"kid": "alice-key"}, "secret": "alice-secret"}), // 14 kid
             hs(json!({"iss": "carol-key"}), "secret-for-carol"), // 15 base64 secret
             alice(json!({"iss": ""})),                           // 16 empty iss
+            alice(json!({"iss": "alice-key", "scope": "read write"})), // 17 with scopes
         ],
     );
     let tok = |i: usize| tokens[i].as_str();
@@ -332,6 +339,32 @@ fn jwt_identifies_the_consumer_with_kongs_answers() {
             ],
         ));
         assert_eq!(r.status, 200, "{}", r.text());
+
+        // API Gateway events: the consumer where API Gateway puts an authorizer's context, the
+        // token's claims where its JWT authorizer puts them, an API key's id in `identity`.
+        let r = with("/event-v2", tok(17));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let authorizer = r.json()["requestContext"]["authorizer"].clone();
+        assert_eq!(
+            authorizer["jwt"]["claims"],
+            json!({"iss": "alice-key", "scope": "read write"})
+        );
+        assert_eq!(authorizer["jwt"]["scopes"], json!(["read", "write"]));
+        assert_eq!(
+            authorizer["lambda"],
+            json!({"principalId": "alice", "consumerId": authorizer["lambda"]["consumerId"], "consumerUsername": "alice",
+                   "consumerCustomId": "a-1", "credentialIdentifier": "5d3c0a94-27c5-4f0e-b1c3-2a9d7e0f4b11"})
+        );
+        let r = gw.send(&get_with("/event-v1", &[("apikey", "alice-api-key")]));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let context = r.json()["requestContext"].clone();
+        assert_eq!(
+            context["identity"]["apiKeyId"],
+            "0b7d6c1e-3f2a-4e8b-9c5d-1a2b3c4d5e6f"
+        );
+        assert_eq!(context["authorizer"]["principalId"], "alice");
+        assert_eq!(context["authorizer"]["integrationLatency"], 0);
+        assert_eq!(context["authorizer"].get("claims"), None);
 
         // anonymous: no token, or a bad one, is the guest.
         for r in [gw.send(&get("/anon")), with("/anon", tok(1))] {

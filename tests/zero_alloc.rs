@@ -130,6 +130,7 @@ fn the_request_path_allocates_nothing_in_steady_state() {
         source_ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
         request_id: "c6af9ac6-7b61-11e6-9a41-93e812345678",
         time: std::time::SystemTime::now(),
+        caller: None,
     };
     let metrics = WorkerMetrics::default();
     // key-auth's route identifies alice; the others nobody.
@@ -164,6 +165,7 @@ fn the_request_path_allocates_nothing_in_steady_state() {
                 authenticated: false,
                 credential: None,
                 edits: &mut edits,
+                jwt_claims: None,
             };
             for p in steps.iter() {
                 assert_eq!(p.1.access(&req, &mut ctx, &mut resp), Verdict::Continue);

@@ -116,6 +116,7 @@ fuzz_target!(|data: &[u8]| {
         authenticated: false,
         credential: None,
         edits: &mut edits,
+        jwt_claims: None,
     };
     let mut resp = Response::default();
     match jwt::access(&CONFIGS[(sel as usize / 3) % 2], &req, &mut ctx, &mut resp) {

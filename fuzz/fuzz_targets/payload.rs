@@ -119,6 +119,7 @@ fuzz_target!(|data: &[u8]| {
         source_ip: Some(std::net::Ipv6Addr::LOCALHOST.into()),
         request_id: "id",
         time: std::time::SystemTime::now(),
+        caller: None,
     };
     for version in [PayloadVersion::V1, PayloadVersion::V2] {
         let mut cfg = LambdaConfig::with_defaults("f");

@@ -57,7 +57,7 @@ pub fn validate(c: &mut Checker, value: &Value) -> Option<AclConfig> {
 }
 
 /// Lets the identified consumer through, or answers.
-pub fn access(c: &AclConfig, ctx: &mut AccessContext<'_>, resp: &mut Response) -> Verdict {
+pub fn access(c: &AclConfig, ctx: &mut AccessContext<'_, '_>, resp: &mut Response) -> Verdict {
     let Some(consumer) = ctx.consumer else {
         answers::message(resp, 401, "Unauthorized");
         return Verdict::Answered;

@@ -89,7 +89,11 @@ thread_local! {
 }
 
 /// Gives the request an id unless it has one.
-pub fn access(c: &CorrelationIdConfig, req: &Request<'_>, ctx: &mut AccessContext<'_>) -> Verdict {
+pub fn access(
+    c: &CorrelationIdConfig,
+    req: &Request<'_>,
+    ctx: &mut AccessContext<'_, '_>,
+) -> Verdict {
     if req
         .header(&c.header_name)
         .is_some_and(|v| !v.trim_ascii().is_empty())

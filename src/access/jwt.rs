@@ -413,7 +413,7 @@ fn now_seconds() -> f64 {
 pub fn access<'a>(
     c: &JwtConfig,
     req: &Request<'_>,
-    ctx: &mut AccessContext<'a>,
+    ctx: &mut AccessContext<'a, '_>,
     resp: &mut Response,
 ) -> Verdict {
     if !needed(c.run_on_preflight, c.anonymous.is_some(), req, ctx) {
@@ -463,7 +463,7 @@ pub fn access<'a>(
 fn authenticate(
     c: &JwtConfig,
     req: &Request<'_>,
-    ctx: &mut AccessContext<'_>,
+    ctx: &mut AccessContext<'_, '_>,
 ) -> Result<(), Failure> {
     let invalid = |m: &'static str| Failure::Message(Cow::Borrowed(m), true);
     let tokens = find_tokens(c, req);
@@ -517,6 +517,7 @@ fn authenticate(
     ctx.authenticated = true;
     ctx.credential = Some(&credential.id);
     identify(ctx, consumer, Some(&credential.key));
+    ctx.jwt_claims = Some(jwt.claims);
     Ok(())
 }
 

@@ -140,7 +140,11 @@ fn find_key<'r>(c: &KeyAuthConfig, req: &Request<'r>) -> Found<'r> {
 }
 
 /// Tells the function who is calling.
-pub fn identify(ctx: &mut AccessContext<'_>, consumer: &ConsumerInfo, credential: Option<&str>) {
+pub fn identify(
+    ctx: &mut AccessContext<'_, '_>,
+    consumer: &ConsumerInfo,
+    credential: Option<&str>,
+) {
     let e = &mut *ctx.edits;
     e.set_header("X-Consumer-ID", consumer.id.as_bytes());
     match &consumer.custom_id {
@@ -170,7 +174,7 @@ pub(super) fn needed(
     run_on_preflight: bool,
     has_anonymous: bool,
     req: &Request<'_>,
-    ctx: &AccessContext<'_>,
+    ctx: &AccessContext<'_, '_>,
 ) -> bool {
     let skipped_preflight = !run_on_preflight && req.method() == b"OPTIONS";
     let already_authenticated = has_anonymous && ctx.authenticated;
@@ -182,7 +186,7 @@ pub(super) fn needed(
 pub(super) fn as_anonymous(
     plugin: &str,
     anonymous: &str,
-    ctx: &mut AccessContext<'_>,
+    ctx: &mut AccessContext<'_, '_>,
     resp: &mut Response,
 ) -> Verdict {
     match ctx.identities.consumer(anonymous) {
@@ -205,7 +209,7 @@ pub(super) fn as_anonymous(
 pub fn access<'a>(
     c: &KeyAuthConfig,
     req: &Request<'_>,
-    ctx: &mut AccessContext<'a>,
+    ctx: &mut AccessContext<'a, '_>,
     resp: &mut Response,
 ) -> Verdict {
     if !needed(c.run_on_preflight, c.anonymous.is_some(), req, ctx) {

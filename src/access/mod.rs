@@ -46,7 +46,7 @@ pub trait Identities {
 
 /// What the plugins of one request share: who is calling (once an auth plugin said), and
 /// the changes to the request the function will see.
-pub struct AccessContext<'a> {
+pub struct AccessContext<'a, 'e> {
     /// The configuration's consumers and credentials.
     pub identities: &'a dyn Identities,
     /// The consumer an auth plugin identified (or the anonymous one).
@@ -56,7 +56,9 @@ pub struct AccessContext<'a> {
     /// The id of that credential.
     pub credential: Option<&'a str>,
     /// Headers and query arguments to set or remove before invoking.
-    pub edits: &'a mut RequestEdits,
+    pub edits: &'e mut RequestEdits,
+    /// The claims of the token that identified the caller (jwt), for API Gateway events.
+    pub jwt_claims: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// What a plugin decided.
@@ -108,7 +110,7 @@ impl AccessPlugin {
     pub fn access<'a>(
         &self,
         req: &Request<'_>,
-        ctx: &mut AccessContext<'a>,
+        ctx: &mut AccessContext<'a, '_>,
         resp: &mut Response,
     ) -> Verdict {
         match self {

@@ -275,7 +275,7 @@ fn now_secs() -> u64 {
 pub fn access(
     c: &RateLimitConfig,
     req: &Request<'_>,
-    ctx: &mut AccessContext<'_>,
+    ctx: &mut AccessContext<'_, '_>,
     resp: &mut Response,
 ) -> Verdict {
     let mut ip_text = [0u8; 39];

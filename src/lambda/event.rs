@@ -34,6 +34,96 @@ pub struct EventContext<'a> {
     pub request_id: &'a str,
     /// When the request arrived.
     pub time: SystemTime,
+    /// Who an auth plugin said is calling (`requestContext.authorizer`).
+    pub caller: Option<&'a Caller<'a>>,
+}
+
+/// The consumer an auth plugin (key-auth, jwt) identified, as the event tells the function:
+/// API Gateway's Lambda-authorizer context (`principalId` and string values), the JWT
+/// authorizer's `claims` when a token identified them, and `identity.apiKeyId` for an API key.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    /// The consumer's id.
+    pub consumer_id: &'a str,
+    /// Its `username`.
+    pub username: Option<&'a str>,
+    /// Its `custom_id`.
+    pub custom_id: Option<&'a str>,
+    /// The credential that identified it (`None`: the `anonymous` consumer).
+    pub credential: Option<&'a str>,
+    /// The token's claims, when jwt identified it.
+    pub jwt_claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Caller<'_> {
+    /// The Lambda-authorizer context: `principalId` (username, else id) and the consumer's
+    /// fields, every value a string as API Gateway passes them.
+    fn write_context(&self, out: &mut Vec<u8>) {
+        let principal = self.username.unwrap_or(self.consumer_id);
+        write_text_field(out, "principalId", principal.as_bytes());
+        write_text_field(out, "consumerId", self.consumer_id.as_bytes());
+        if let Some(u) = self.username {
+            write_text_field(out, "consumerUsername", u.as_bytes());
+        }
+        if let Some(c) = self.custom_id {
+            write_text_field(out, "consumerCustomId", c.as_bytes());
+        }
+        match self.credential {
+            Some(c) => write_text_field(out, "credentialIdentifier", c.as_bytes()),
+            None => write_text_field(out, "anonymous", b"true"),
+        }
+    }
+
+    /// The token's claims as a JSON object.
+    fn write_claims(out: &mut Vec<u8>, claims: &serde_json::Map<String, serde_json::Value>) {
+        json::write_key(out, "claims");
+        // A Map serialises infallibly.
+        let _ = serde_json::to_writer(&mut *out, claims);
+        out.push(b',');
+    }
+
+    /// Payload 1.0's `authorizer`: the context, plus `claims` as a Cognito authorizer has them.
+    fn write_v1(&self, out: &mut Vec<u8>) {
+        json::write_key(out, "authorizer");
+        out.push(b'{');
+        self.write_context(out);
+        if let Some(claims) = self.jwt_claims {
+            Self::write_claims(out, claims);
+        }
+        json::write_key(out, "integrationLatency");
+        out.extend_from_slice(b"0},");
+    }
+
+    /// Payload 2.0's `authorizer`: `lambda` (the context) and, for a token, `jwt` with its
+    /// `claims` and `scopes` (from `scope` or `scp`).
+    fn write_v2(&self, out: &mut Vec<u8>) {
+        json::write_key(out, "authorizer");
+        out.push(b'{');
+        if let Some(claims) = self.jwt_claims {
+            json::write_key(out, "jwt");
+            out.push(b'{');
+            Self::write_claims(out, claims);
+            json::write_key(out, "scopes");
+            let scopes: Vec<&str> = match claims.get("scope").or_else(|| claims.get("scp")) {
+                Some(serde_json::Value::String(s)) => s.split_whitespace().collect(),
+                Some(serde_json::Value::Array(list)) => {
+                    list.iter().filter_map(serde_json::Value::as_str).collect()
+                }
+                _ => Vec::new(),
+            };
+            if scopes.is_empty() {
+                out.extend_from_slice(b"null");
+            } else {
+                let _ = serde_json::to_writer(&mut *out, &scopes);
+            }
+            out.extend_from_slice(b"},");
+        }
+        json::write_key(out, "lambda");
+        out.push(b'{');
+        self.write_context(out);
+        json::trim_comma(out);
+        out.extend_from_slice(b"}},");
+    }
 }
 
 impl Default for EventContext<'_> {
@@ -44,6 +134,7 @@ impl Default for EventContext<'_> {
             source_ip: None,
             request_id: "",
             time: UNIX_EPOCH,
+            caller: None,
         }
     }
 }
@@ -153,9 +244,23 @@ pub fn write_v1(
     json::write_key(out, "identity");
     out.push(b'{');
     write_source_ip(out, ctx.source_ip);
+    // An API key's id, where API Gateway puts the key of a usage plan.
+    if let Some(Caller {
+        credential: Some(id),
+        jwt_claims: None,
+        ..
+    }) = ctx.caller
+    {
+        write_text_field(out, "apiKeyId", id.as_bytes());
+    }
     json::write_key(out, "userAgent");
     write_opt_str(out, req.header("user-agent"));
-    out.extend_from_slice(b"}},");
+    out.extend_from_slice(b"},");
+    if let Some(caller) = ctx.caller {
+        caller.write_v1(out);
+    }
+    json::trim_comma(out);
+    out.extend_from_slice(b"},");
 
     write_body(out, req, base64_body, true);
     out.push(b'}');
@@ -223,6 +328,9 @@ pub fn write_v2(
     json::write_key(out, "userAgent");
     write_opt_str(out, req.header("user-agent"));
     out.extend_from_slice(b"},");
+    if let Some(caller) = ctx.caller {
+        caller.write_v2(out);
+    }
     write_text_field(out, "requestId", ctx.request_id.as_bytes());
     write_text_field(out, "routeKey", STAGE.as_bytes());
     write_text_field(out, "stage", STAGE.as_bytes());
@@ -524,6 +632,7 @@ mod tests {
             source_ip: Some("192.0.2.7".parse().expect("ip")),
             request_id: "c6af9ac6-7b61-11e6-9a41-93e812345678",
             time: UNIX_EPOCH + Duration::from_millis(1_796_071_674_123),
+            caller: None,
         }
     }
 
@@ -675,6 +784,7 @@ mod tests {
             source_ip: Some("123.123.123.123".parse().expect("ip")),
             request_id: "1234567890",
             time: kong_time,
+            caller: None,
         };
         let raw = b"GET /123/strip/more?boolean&multi-query=first&single-query=hello%20world&multi-query=second HTTP/1.1\r\nHost: abc.myhost.com\r\nsingle-header: hello world\r\nmulti-header: first\r\nmulti-header: second\r\nuser-agent: curl/7.54.0\r\nContent-Length: 4\r\n\r\ntext";
         let e = event(false, raw, &regex, true);
