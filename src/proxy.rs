@@ -261,6 +261,8 @@ impl Proxy {
             authenticated: false,
             credential: None,
             edits: &mut edits,
+            service: snapshot.route_services[route]
+                .map(|i| snapshot.config.services[i].id.as_str()),
             jwt_claims: None,
         };
         let mut answered = false;

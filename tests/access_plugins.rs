@@ -129,6 +129,7 @@ fn cors_answers_preflights_at_the_edge_and_decorates_answers() {
                 ("listed", &["{name: cors, config: {origins: [\"http://a.test\", \"https://b.test:8443\"], exposed_headers: [X-Auth-Token], credentials: true, max_age: 3600}}"]),
                 ("regex", &["{name: cors, config: {origins: ['.*\\.example\\.com'], methods: [GET, POST]}}"]),
                 ("any", &["{name: cors}"]),
+                ("continue", &["{name: cors, config: {preflight_continue: true}}"]),
             ],
         );
         let gw = Gateway::start(&mock, &cfg, driver);
@@ -175,6 +176,16 @@ fn cors_answers_preflights_at_the_edge_and_decorates_answers() {
         let r = gw.send(&get("/any"));
         assert_eq!(r.header("access-control-allow-origin"), Some("*"));
         assert_eq!(invokes(&mock), 2);
+
+        // preflight_continue: the preflight goes on to the function, which answers it.
+        let r = preflight("/continue", "http://a.test");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            r.header("access-control-max-age"),
+            None,
+            "not answered at the edge"
+        );
+        assert_eq!(invokes(&mock), 3);
     }
 }
 
@@ -426,6 +437,33 @@ fn rate_limiting_counts_each_consumer_and_takes_kongs_admin_example() {
             bad.text().contains("only the `local` policy"),
             "{}",
             bad.text()
+        );
+    }
+}
+
+#[test]
+fn a_global_rate_limit_by_service_counts_each_service_apart() {
+    for driver in DRIVERS {
+        away_from_an_hour_boundary();
+        let mock = MockLambda::start();
+        let cfg = format!(
+            "_format_version: \"3.0\"\nplugins:\n- {{name: aws-lambda, config: {{aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_region: us-east-1, function_name: echo, host: localhost, port: {}}}}}\n- {{name: rate-limiting, config: {{hour: 2, limit_by: service}}}}\nservices:\n- name: a\n  routes: [{{name: a1, paths: [/a1]}}, {{name: a2, paths: [/a2]}}]\n- name: b\n  routes: [{{name: b1, paths: [/b1]}}]\n",
+            mock.addr.port()
+        );
+        let gw = Gateway::start(&mock, &cfg, driver);
+        let statuses = |paths: &[&str]| -> Vec<u16> {
+            paths.iter().map(|p| gw.send(&get(p)).status).collect()
+        };
+        // Service a's two routes share one count; service b has its own.
+        assert_eq!(
+            statuses(&["/a1", "/a2", "/a1"]),
+            [200, 200, 429],
+            "{driver:?}"
+        );
+        assert_eq!(
+            statuses(&["/b1", "/b1", "/b1"]),
+            [200, 200, 429],
+            "{driver:?}"
         );
     }
 }

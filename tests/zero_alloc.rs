@@ -165,6 +165,7 @@ fn the_request_path_allocates_nothing_in_steady_state() {
                 authenticated: false,
                 credential: None,
                 edits: &mut edits,
+                service: None,
                 jwt_claims: None,
             };
             for p in steps.iter() {

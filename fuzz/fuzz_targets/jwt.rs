@@ -116,6 +116,7 @@ fuzz_target!(|data: &[u8]| {
         authenticated: false,
         credential: None,
         edits: &mut edits,
+        service: None,
         jwt_claims: None,
     };
     let mut resp = Response::default();

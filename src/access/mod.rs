@@ -57,6 +57,8 @@ pub struct AccessContext<'a, 'e> {
     pub credential: Option<&'a str>,
     /// Headers and query arguments to set or remove before invoking.
     pub edits: &'e mut RequestEdits,
+    /// The id of the matched route's service, if it has one.
+    pub service: Option<&'a str>,
     /// The claims of the token that identified the caller (jwt), for API Gateway events.
     pub jwt_claims: Option<serde_json::Map<String, serde_json::Value>>,
 }

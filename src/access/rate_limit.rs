@@ -293,9 +293,9 @@ pub fn access(
         LimitBy::Consumer => ctx.consumer.map_or(ip, |consumer| consumer.id.as_bytes()),
         LimitBy::Credential => ctx.credential.map_or(ip, str::as_bytes),
         LimitBy::Ip => ip,
-        // Counted per plugin: a plugin on a service counts that service's requests together
-        // (a global plugin counts every service's together, where Kong keeps one per service).
-        LimitBy::Service => b"service",
+        // One count per service (a global plugin keeps one for each), as Kong; a route without
+        // a service counts by client address, Kong's fallback.
+        LimitBy::Service => ctx.service.map_or(ip, str::as_bytes),
         LimitBy::Header => c
             .header_name
             .as_deref()
