@@ -270,6 +270,27 @@ fn kongs_admin_api_examples_configure_each_plugin() {
         );
         let bad = gw.admin_form("POST", "/plugins", "name=ip-restriction");
         assert_eq!(bad.status, 400, "{}", bad.text());
+
+        // correlation-id, Kong's example; then asked to echo the id to the client.
+        let created = gw.admin_form(
+            "POST",
+            "/routes/r/plugins",
+            "name=correlation-id&config.header_name=Kong-Request-ID&config.generator=uuid#counter&config.echo_downstream=false",
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+        assert_eq!(created.json()["config"]["generator"], "uuid#counter");
+        assert_eq!(gw.send(&get("/r")).header("kong-request-id"), None);
+        let id = created.json()["id"].as_str().expect("id").to_string();
+        let patched = gw.admin_form(
+            "PATCH",
+            &format!("/plugins/{id}"),
+            "config.echo_downstream=true",
+        );
+        assert_eq!(patched.status, 200, "{}", patched.text());
+        let echoed = gw.send(&get("/r"));
+        assert!(echoed
+            .header("kong-request-id")
+            .is_some_and(|v| v.contains('#')));
     }
 }
 
