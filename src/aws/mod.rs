@@ -3,6 +3,7 @@
 
 pub mod credentials;
 pub mod endpoint;
+pub mod event_stream;
 pub mod profile;
 pub mod sigv4;
 pub mod time;
