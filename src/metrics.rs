@@ -210,6 +210,10 @@ pub struct WorkerMetrics {
     pub tls_handshakes: AtomicU64,
     /// Client TLS handshakes that failed or timed out.
     pub tls_handshake_failures: AtomicU64,
+    /// Invokes tried again (safe retries).
+    pub retries: AtomicU64,
+    /// Retries not made because the worker's retry budget was used up.
+    pub retry_budget_exhausted: AtomicU64,
     series: Mutex<Series>,
 }
 
@@ -293,6 +297,8 @@ pub struct Totals {
     pub upstream_idle: u64,
     /// TLS handshakes completed and failed.
     pub tls_handshakes: [u64; 2],
+    /// Retries made, and refused by the budget.
+    pub retries: [u64; 2],
 }
 
 /// The labelled series of all workers, summed.
@@ -351,6 +357,8 @@ impl Registry {
             t.upstream_idle += w.upstream_idle.load(Relaxed);
             t.tls_handshakes[0] += w.tls_handshakes.load(Relaxed);
             t.tls_handshakes[1] += w.tls_handshake_failures.load(Relaxed);
+            t.retries[0] += w.retries.load(Relaxed);
+            t.retries[1] += w.retry_budget_exhausted.load(Relaxed);
         }
         t
     }
@@ -592,6 +600,17 @@ impl Registry {
             out,
             "lambda_gateway_tls_handshakes_total{{result=\"failed\"}} {}",
             t.tls_handshakes[1]
+        );
+        family(&mut out, "lambda_gateway_invoke_retries_total", "counter", "Invokes tried again because the function cannot have run (throttled, or no connection made); `budget_exhausted`: retries the worker's budget refused.");
+        let _ = writeln!(
+            out,
+            "lambda_gateway_invoke_retries_total{{result=\"retried\"}} {}",
+            t.retries[0]
+        );
+        let _ = writeln!(
+            out,
+            "lambda_gateway_invoke_retries_total{{result=\"budget_exhausted\"}} {}",
+            t.retries[1]
         );
         family(&mut out, "lambda_gateway_lambda_errors_total", "counter", "Invokes that did not return the function's answer, by error type (Lambda's error type, the function's error, or the gateway's: timeout, connect, tls, bad_response ...).");
         let mut errors: Vec<_> = m

@@ -142,9 +142,10 @@ impl Proxy {
     /// A worker's proxy state.
     pub fn new(
         snapshot: Arc<ArcSwap<Snapshot>>,
-        upstream: Upstream,
+        mut upstream: Upstream,
         metrics: Arc<WorkerMetrics>,
     ) -> Self {
+        upstream.metrics = metrics.clone();
         Proxy {
             snapshot,
             upstream,

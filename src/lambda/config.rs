@@ -107,6 +107,9 @@ pub struct LambdaConfig {
     pub timeout: Duration,
     /// How long an idle upstream connection is kept.
     pub keepalive: Duration,
+    /// The most extra attempts for one request, made only when the function cannot have run
+    /// (Lambda throttled it, or no connection could be made); 0: none.
+    pub retries: u32,
     /// Status to answer with when the function fails with `X-Amz-Function-Error: Unhandled`.
     pub unhandled_status: Option<u16>,
     /// Answer an Invoke API error with Lambda's own 4xx/5xx status instead of SPEC §6's.
@@ -169,6 +172,7 @@ pub static SCHEMA: Schema = Schema {
             },
         )
         .default(Default::Int(60000)),
+        Field::new("retries", Type::Integer { min: 0, max: 10 }).default(Default::Int(0)),
         Field::new("aws_key", Type::Text(None)).shown(Shown::Masked),
         Field::new("aws_secret", Type::Text(None)).shown(Shown::Redacted),
         Field::new("aws_assume_role_arn", Type::Text(Some(check_role_arn))),
@@ -282,6 +286,7 @@ fn from_checked(obj: &Map<String, Value>) -> LambdaConfig {
         },
         timeout: millis("timeout"),
         keepalive: millis("keepalive"),
+        retries: int("retries").unwrap_or(0) as u32,
         unhandled_status: int("unhandled_status").map(|s| s as u16),
         preserve_lambda_api_error_code: s.boolean(obj, "preserve_lambda_api_error_code"),
         forward_request_body: s.boolean(obj, "forward_request_body"),

@@ -3,6 +3,7 @@
 //! when it is certainly clean (SPEC §4).
 
 use super::pool::{IdleConn, Pool};
+use super::retry::{retry_after, RetryBudget};
 use super::stream::Stream;
 use super::target::InvokeTarget;
 use crate::aws::credentials::Credentials;
@@ -12,6 +13,7 @@ use crate::http::chunked::ChunkedDecoder;
 use crate::http::client::{
     parse_head, Framing, HeadInfo, ResponseHead, UpstreamError, MAX_RESPONSE_HEAD,
 };
+use crate::metrics::WorkerMetrics;
 use std::cell::RefCell;
 use std::io;
 use std::sync::Arc;
@@ -46,6 +48,10 @@ pub struct Upstream {
     pub tls: monoio_rustls::TlsConnector,
     /// Signing keys and scratch.
     pub signer: RefCell<InvokeSigner>,
+    /// How many retries the worker may still make.
+    pub retry_budget: RetryBudget,
+    /// Where retries are counted.
+    pub metrics: Arc<WorkerMetrics>,
 }
 
 /// Why one attempt failed, and whether it may be retried on a fresh connection.
@@ -61,6 +67,8 @@ impl Upstream {
             pool: RefCell::new(Pool::default()),
             tls: monoio_rustls::TlsConnector::from(tls),
             signer: RefCell::new(InvokeSigner::default()),
+            retry_budget: RetryBudget::default(),
+            metrics: Arc::default(),
         }
     }
 
@@ -77,7 +85,7 @@ impl Upstream {
         let timeout = plugin.config.timeout;
         match monoio::time::timeout(
             timeout,
-            self.invoke_with_retry(plugin, creds, payload, bufs, resp),
+            self.invoke_with_retries(plugin, creds, payload, bufs, resp),
         )
         .await
         {
@@ -86,7 +94,58 @@ impl Upstream {
         }
     }
 
-    async fn invoke_with_retry(
+    /// Tries up to `1 + retries` times, trying again only when the function cannot have run
+    /// (see [`super::retry`]), the budget allows, and the wait fits in the plugin's timeout.
+    async fn invoke_with_retries(
+        &self,
+        plugin: &InvokeTarget,
+        creds: &Credentials,
+        payload: &mut Vec<u8>,
+        bufs: &mut InvokeBuffers,
+        resp: &mut InvokeResponse,
+    ) -> Result<(), UpstreamError> {
+        let started = Instant::now();
+        let retries = plugin.config.retries;
+        if retries > 0 {
+            self.retry_budget.count_request(started);
+        }
+        let mut attempt = 0;
+        loop {
+            let result = self.invoke_once(plugin, creds, payload, bufs, resp).await;
+            if attempt >= retries {
+                return result;
+            }
+            let wait = match &result {
+                Err(
+                    UpstreamError::Connect { .. }
+                    | UpstreamError::Tls { .. }
+                    | UpstreamError::Proxy { .. },
+                ) => self.retry_budget.backoff(attempt),
+                Ok(()) if is_throttle(bufs, resp) => {
+                    let asked = header(bufs, resp, b"retry-after").and_then(retry_after);
+                    asked.unwrap_or_else(|| self.retry_budget.backoff(attempt))
+                }
+                _ => return result,
+            };
+            if started.elapsed() + wait >= plugin.config.timeout {
+                return result;
+            }
+            if !self.retry_budget.try_retry(Instant::now()) {
+                self.metrics
+                    .retry_budget_exhausted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return result;
+            }
+            self.metrics
+                .retries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            log::debug!("retrying the invoke of {} in {wait:?}", plugin.route_label);
+            monoio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn invoke_once(
         &self,
         plugin: &InvokeTarget,
         creds: &Credentials,
@@ -182,6 +241,21 @@ impl Upstream {
         }
         Ok(())
     }
+}
+
+/// The value of response header `name` (lower case).
+fn header<'b>(bufs: &'b InvokeBuffers, resp: &InvokeResponse, name: &[u8]) -> Option<&'b [u8]> {
+    resp.headers
+        .iter()
+        .find(|(n, _)| bufs.read[n.clone()].eq_ignore_ascii_case(name))
+        .map(|(_, v)| &bufs.read[v.clone()])
+}
+
+/// Lambda refused to run the function for now: 429 `TooManyRequestsException`.
+fn is_throttle(bufs: &InvokeBuffers, resp: &InvokeResponse) -> bool {
+    resp.status == 429
+        && header(bufs, resp, b"x-amzn-errortype")
+            .is_some_and(|t| t.starts_with(b"TooManyRequestsException"))
 }
 
 /// Payloads from this size on are written after their head rather than copied behind it.

@@ -6,6 +6,7 @@ pub mod client;
 pub mod connect;
 pub mod fetch;
 pub mod pool;
+pub mod retry;
 pub mod stream;
 pub mod target;
 pub mod tls;

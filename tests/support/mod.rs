@@ -104,8 +104,10 @@ impl Functions for TestFunctions {
             body: invoke.body.to_vec(),
         };
         let verified = verify_signature(&req);
+        let invoked_before;
         {
             let mut s = self.state.lock().expect("lock");
+            invoked_before = s.requests.iter().filter(|r| r.target == req.target).count();
             match &verified {
                 Ok(()) => s.signatures_verified += 1,
                 Err(why) => s
@@ -130,6 +132,7 @@ impl Functions for TestFunctions {
             &percent_decode(invoke.function),
             &req,
             invoke.earlier_on_connection + 1,
+            invoked_before,
         )
     }
 }
@@ -259,8 +262,13 @@ fn lambda_headers(req: &Recorded) -> Vec<(String, String)> {
     h
 }
 
-/// What the mock does for each function name.
-fn behave(function: &str, req: &Recorded, served_on_this_connection: usize) -> Reply {
+/// What the mock does for each function name (`invoked_before`: earlier invokes of it).
+fn behave(
+    function: &str,
+    req: &Recorded,
+    served_on_this_connection: usize,
+    invoked_before: usize,
+) -> Reply {
     let answer =
         |status: u16, headers: Vec<(String, String)>, body: Vec<u8>, chunked: bool| Reply::Answer {
             status,
@@ -292,6 +300,18 @@ fn behave(function: &str, req: &Recorded, served_on_this_connection: usize) -> R
         "proxy-bad" => ok(br#"{"statusCode":"hello"}"#.to_vec()),
         "slow" => Reply::After(Duration::from_millis(600), Box::new(ok(req.body.clone()))),
         "throttled" => error(429, "TooManyRequestsException", &[("Retry-After", "7")]),
+        "always-throttled" => error(429, "TooManyRequestsException", &[]),
+        // Throttled on the first two invokes, then runs.
+        "throttled-twice" if invoked_before < 2 => error(429, "TooManyRequestsException", &[]),
+        "throttled-twice" => ok(req.body.clone()),
+        // Throttled once, asking for a one-second wait.
+        "throttled-once-wait" if invoked_before < 1 => {
+            error(429, "TooManyRequestsException", &[("Retry-After", "1")])
+        }
+        "throttled-once-wait" => ok(req.body.clone()),
+        // Fails once after running (a 500), then would succeed: never to be retried.
+        "fails-once" if invoked_before < 1 => error(500, "ServiceException", &[]),
+        "fails-once" => ok(req.body.clone()),
         "too-large" => error(413, "RequestTooLargeException", &[]),
         "server-error" => error(500, "ServiceException", &[]),
         // Answers, then closes the connection without saying so: the pooled connection dies idle.
