@@ -231,6 +231,12 @@ fn jwt_identifies_the_consumer_with_kongs_answers() {
             r#"{"message":"Unrecognizable token"}"#,
             invalid,
         );
+        // Thousands of distinct tokens: one answer, at once.
+        let many: Vec<String> = (0..3000).map(|i| format!("jwt=t{i}")).collect();
+        let started = std::time::Instant::now();
+        let r = gw.send(&get(&format!("/j?{}", many.join("&"))));
+        refused(&r, r#"{"message":"Multiple tokens provided"}"#, invalid);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
         assert_eq!(
             mock.requests().len(),
             0,
