@@ -65,6 +65,20 @@ pub enum Reply {
     Close,
     /// Wait, then reply.
     After(Duration, Box<Reply>),
+    /// A chunked response written piece by piece, each after its delay: what
+    /// `InvokeWithResponseStream` answers (the pieces carry event-stream messages). Each piece
+    /// is one HTTP chunk, asked of the iterator only once the one before is written, so a
+    /// reader that stops reading stops the iterator.
+    Stream {
+        /// The status.
+        status: u16,
+        /// Header fields (without framing headers).
+        headers: Vec<(String, String)>,
+        /// The pieces, each with the wait before it.
+        pieces: Box<dyn Iterator<Item = (Duration, Vec<u8>)> + Send>,
+        /// Write the last chunk; `false` closes the connection after the pieces instead.
+        complete: bool,
+    },
 }
 
 /// Decides the answer to each invoke; shared by every thread of the emulator.
@@ -221,6 +235,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(mut s: S, functions: &dyn Func
         let target = req.path.unwrap_or("/");
         let function = target
             .trim_start_matches("/2015-03-31/functions/")
+            .trim_start_matches("/2021-11-15/functions/")
             .split(['/', '?'])
             .next()
             .unwrap_or("");
@@ -260,6 +275,12 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(mut s: S, functions: &dyn Func
                 let _ = s.write_all(bytes).await;
                 false
             }
+            Reply::Stream {
+                status,
+                headers,
+                pieces,
+                complete,
+            } => write_stream(&mut s, status, &headers, pieces, complete).await,
             Reply::Close | Reply::After(..) => false,
         };
         if !keep {
@@ -267,6 +288,40 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(mut s: S, functions: &dyn Func
             return;
         }
     }
+}
+
+/// Writes a chunked response piece by piece, and its last chunk when `complete`; false if
+/// the connection is not to be used again.
+async fn write_stream<S: AsyncWriteRent>(
+    s: &mut S,
+    status: u16,
+    headers: &[(String, String)],
+    pieces: Box<dyn Iterator<Item = (Duration, Vec<u8>)> + Send>,
+    complete: bool,
+) -> bool {
+    let mut head = format!("HTTP/1.1 {status} X\r\n");
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+    if s.write_all(head.into_bytes()).await.0.is_err() {
+        return false;
+    }
+    for (delay, bytes) in pieces {
+        if !delay.is_zero() {
+            monoio::time::sleep(delay).await;
+        }
+        if bytes.is_empty() {
+            continue;
+        }
+        let mut chunk = format!("{:x}\r\n", bytes.len()).into_bytes();
+        chunk.extend_from_slice(&bytes);
+        chunk.extend_from_slice(b"\r\n");
+        if s.write_all(chunk).await.0.is_err() {
+            return false;
+        }
+    }
+    complete && s.write_all(&b"0\r\n\r\n"[..]).await.0.is_ok()
 }
 
 /// The head's length and the body's (`Content-Length`) once a whole head is buffered.

@@ -6,16 +6,22 @@ use crate::access_log::{AccessLog, Entry, FLUSH_AT};
 use crate::config::router::{RouteMatch, RouteQuery};
 use crate::config::snapshot::{ConsumerRoute, RouteAction};
 use crate::config::Snapshot;
-use crate::http::conn::{BufferPool, Handler};
+use crate::http::client::UpstreamError;
+use crate::http::conn::{BufferPool, Handler, Piece, StreamEnd};
 use crate::http::encode::Response;
 use crate::http::failure::Failure;
 use crate::http::request::Request;
 use crate::lambda::event::{Caller, EventContext, RequestIds};
 use crate::lambda::payload::{PayloadEncoder, PayloadError};
 use crate::lambda::response::{LambdaAnswer, Outcome, ResponseMapper};
+use crate::lambda::stream_answer::{
+    completion_error, error_before_output, has_prelude, plain_head, prelude_head, Prelude,
+};
 use crate::metrics::{RequestRecord, Source, WorkerMetrics};
 use crate::pacing::TimeSlice;
 use crate::upstream::client::{InvokeBuffers, InvokeResponse, Upstream};
+use crate::upstream::streaming::{Frame, ResponseStream};
+use crate::upstream::target::InvokeTarget;
 use arc_swap::ArcSwap;
 use smallvec::SmallVec;
 use std::cell::RefCell;
@@ -103,39 +109,157 @@ const MAX_FREE_SCRATCH: usize = 256;
 const MAX_RETAINED_BYTES: usize = 256 * 1024;
 
 impl Handler for Proxy {
-    async fn handle(&self, req: Request<'_>, resp: &mut Response) {
+    type Stream = StreamedAnswer;
+
+    async fn handle(&self, req: Request<'_>, resp: &mut Response) -> Option<StreamedAnswer> {
         let started = std::time::Instant::now();
         let mut scratch = self.free.borrow_mut().pop().unwrap_or_default();
         scratch.proxy_time = None;
         let in_flight = &self.metrics.requests_in_flight;
         in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let facts = self.serve(req, resp, &mut scratch).await;
-        in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.metrics.record(&RequestRecord {
-            route: facts.route_label,
-            consumer: facts.consumer_label,
-            status: resp.status,
-            source: facts.source,
-            ingress: (req.head.len + req.body.len()) as u64,
-            egress: (resp.headers.len() + resp.body.len()) as u64,
-            request_ms: started.elapsed().as_millis() as u64,
-            upstream_ms: scratch.proxy_time.map(|t| t.as_millis() as u64),
-        });
-        if self.access_log.is_some() {
-            let proxy_time = scratch.proxy_time.unwrap_or_default();
-            self.log(&req, resp, &facts, started, proxy_time);
-        }
+        let (facts, streamed) = self.serve(req, resp, &mut scratch).await;
+        let proxy_time = scratch.proxy_time;
         if scratch.retained_bytes() <= MAX_RETAINED_BYTES {
             let mut free = self.free.borrow_mut();
             if free.len() < MAX_FREE_SCRATCH {
                 free.push(scratch);
             }
         }
+        if let Some(output) = streamed {
+            // Counted and logged when the stream ends.
+            return Some(StreamedAnswer {
+                output,
+                facts,
+                started,
+                status: resp.status,
+                head_bytes: resp.headers.len(),
+            });
+        }
+        in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let size = resp.headers.len() + resp.body.len();
+        self.count_and_log(&req, resp.status, size, &facts, started, proxy_time);
+        None
+    }
+
+    async fn next_piece(&self, answer: &mut StreamedAnswer, out: &mut Vec<u8>) -> Piece {
+        let output = &mut answer.output;
+        let target = &output.target;
+        if let Some(first) = output.first.take() {
+            if !first.is_empty() {
+                output.passed += first.len() as u64;
+                out.extend_from_slice(output.upstream.bytes(first));
+                return Piece::Data;
+            }
+        }
+        let timeout = target.config.timeout;
+        let failed = |why: String, passed: u64| {
+            log::error!(
+                "route={} function={} status={} cause=\"{why}\" side=upstream streamed_bytes={passed}",
+                target.route_label,
+                target.config.function_name,
+                answer.status,
+            );
+            Piece::Failed
+        };
+        loop {
+            let frame = match monoio::time::timeout(timeout, output.upstream.next()).await {
+                Ok(Ok(frame)) => frame,
+                Ok(Err(e)) => {
+                    self.metrics.lambda_error(e.kind());
+                    return failed(e.to_string(), output.passed);
+                }
+                Err(_) => {
+                    self.metrics.lambda_error("timeout");
+                    let why = format!("no more of the streamed response within {timeout:?}");
+                    return failed(why, output.passed);
+                }
+            };
+            match frame {
+                Frame::Chunk(bytes) if bytes.is_empty() => continue,
+                Frame::Chunk(bytes) => {
+                    let limit = target.config.max_stream_bytes;
+                    output.passed += bytes.len() as u64;
+                    if output.passed > limit {
+                        self.metrics.lambda_error("response_too_large");
+                        let why = format!(
+                            "the streamed response is larger than max_stream_bytes ({limit})"
+                        );
+                        return failed(why, output.passed - bytes.len() as u64);
+                    }
+                    out.extend_from_slice(output.upstream.bytes(bytes));
+                    return Piece::Data;
+                }
+                Frame::Complete(json) => {
+                    if let Some((code, details)) = completion_error(output.upstream.bytes(json)) {
+                        self.metrics.lambda_error(&code);
+                        let why = format!("function error after the first byte: {code}: {details}");
+                        return failed(why, output.passed);
+                    }
+                    // The connection is reused once its body's end is read (Lambda sends it
+                    // right after InvokeComplete).
+                    let keepalive = target.config.keepalive;
+                    if let Ok(Ok(Frame::End)) =
+                        monoio::time::timeout(timeout, output.upstream.next()).await
+                    {
+                        output.upstream.release(&self.upstream, keepalive);
+                    }
+                    return Piece::End;
+                }
+                Frame::End => {
+                    self.metrics.lambda_error("stream");
+                    let why = "the response stream ended without InvokeComplete".to_string();
+                    return failed(why, output.passed);
+                }
+            }
+        }
+    }
+
+    fn end_stream(&self, answer: StreamedAnswer, req: Request<'_>, end: StreamEnd, body: u64) {
+        self.metrics
+            .requests_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if end == StreamEnd::Abandoned && answer.output.passed > 0 {
+            log::info!(
+                "route={} function={} client gone after {body} streamed bytes: the connection to Lambda is closed",
+                answer.output.target.route_label,
+                answer.output.target.config.function_name,
+            );
+        }
+        let proxy_time = Some(answer.started.elapsed());
+        let size = answer.head_bytes + body as usize;
+        self.count_and_log(
+            &req,
+            answer.status,
+            size,
+            &answer.facts,
+            answer.started,
+            proxy_time,
+        );
     }
 
     fn buffers(&self) -> &BufferPool {
         &self.buffers
     }
+}
+
+/// A function's output being streamed to the client, and what the log and the metrics will
+/// say of its request once it ends.
+pub struct StreamedAnswer {
+    output: StreamedOutput,
+    facts: Facts,
+    started: std::time::Instant,
+    status: u16,
+    head_bytes: usize,
+}
+
+/// The upstream half of a streamed answer.
+struct StreamedOutput {
+    upstream: Box<ResponseStream>,
+    target: Arc<InvokeTarget>,
+    /// Output read before the answer's head was written (after the prelude, if any).
+    first: Option<std::ops::Range<usize>>,
+    /// Output bytes passed on so far.
+    passed: u64,
 }
 
 impl Proxy {
@@ -164,18 +288,31 @@ impl Proxy {
         self
     }
 
-    /// Appends the request's access log line; writes the lines out past [`FLUSH_AT`].
-    fn log(
+    /// Adds the request to the metrics and appends its access log line (written out past
+    /// [`FLUSH_AT`]).
+    fn count_and_log(
         &self,
         req: &Request<'_>,
-        resp: &Response,
+        status: u16,
+        response_size: usize,
         facts: &Facts,
         started: std::time::Instant,
-        proxy: std::time::Duration,
+        proxy_time: Option<std::time::Duration>,
     ) {
+        self.metrics.record(&RequestRecord {
+            route: facts.route_label,
+            consumer: facts.consumer_label,
+            status,
+            source: facts.source,
+            ingress: (req.head.len + req.body.len()) as u64,
+            egress: response_size as u64,
+            request_ms: started.elapsed().as_millis() as u64,
+            upstream_ms: proxy_time.map(|t| t.as_millis() as u64),
+        });
         let Some(log) = &self.access_log else {
             return;
         };
+        let proxy = proxy_time.unwrap_or_default();
         let snapshot = facts.snapshot.as_deref();
         let route = facts
             .route
@@ -197,8 +334,8 @@ impl Proxy {
             host: req.host(),
             scheme: if req.secure { "https" } else { "http" },
             request_size: req.head.len + req.body.len(),
-            status: resp.status,
-            response_size: resp.headers.len() + resp.body.len(),
+            status,
+            response_size,
             route: route.map(|r| (r.id.as_str(), r.name.as_deref())),
             service: service.map(|s| (s.id.as_str(), s.name.as_deref())),
             consumer: consumer.map(|c| (c.id.as_str(), c.username.as_deref())),
@@ -228,7 +365,12 @@ impl Proxy {
     }
 
     /// The request phases, in order: route, plugin, payload, invoke, response mapping.
-    async fn serve(&self, req: Request<'_>, resp: &mut Response, s: &mut InvokeScratch) -> Facts {
+    async fn serve(
+        &self,
+        req: Request<'_>,
+        resp: &mut Response,
+        s: &mut InvokeScratch,
+    ) -> (Facts, Option<StreamedOutput>) {
         let snapshot = self.snapshot.load_full();
         let headers = |name: &str| req.header(name);
         let query = RouteQuery {
@@ -240,10 +382,11 @@ impl Proxy {
         };
         let Some(matched) = snapshot.router.find_match(&query) else {
             Failure::NoRoute.answer(resp);
-            return Facts {
+            let facts = Facts {
                 snapshot: self.access_log.as_ref().map(|_| snapshot.clone()),
                 ..Facts::default()
             };
+            return (facts, None);
         };
         // The route's access-phase plugins, in priority order: the first that answers ends
         // the request before the function; each that ran then adds its headers to the answer.
@@ -300,8 +443,8 @@ impl Proxy {
         let action = theirs
             .and_then(|c| c.action.as_ref())
             .unwrap_or(&snapshot.actions[route]);
-        let source = if answered {
-            Source::Exit
+        let (source, streamed) = if answered {
+            (Source::Exit, None)
         } else if edits.is_empty() {
             self.invoke(action, &matched, &req, caller.as_ref(), resp, s)
                 .await
@@ -314,7 +457,7 @@ impl Proxy {
                 }
                 None => {
                     Failure::Head(crate::http::head::HeadError::TooManyHeaders).answer(resp);
-                    Source::Error
+                    (Source::Error, None)
                 }
             }
         };
@@ -323,7 +466,7 @@ impl Proxy {
         }
         edits.write_answer_headers(resp);
         s.edits = edits;
-        Facts {
+        let facts = Facts {
             // Kept only for the access log: an Arc clone is an atomic write shared by workers.
             snapshot: self.access_log.as_ref().map(|_| snapshot.clone()),
             route: Some(route),
@@ -331,7 +474,8 @@ impl Proxy {
             route_label: snapshot.route_metrics[route],
             consumer_label: ctx_consumer.map_or(0, |i| snapshot.consumer_metrics[i]),
             source,
-        }
+        };
+        (facts, streamed)
     }
 
     /// Invokes the route's function and maps its answer; says who answered.
@@ -343,12 +487,12 @@ impl Proxy {
         caller: Option<&Caller<'_>>,
         resp: &mut Response,
         s: &mut InvokeScratch,
-    ) -> Source {
+    ) -> (Source, Option<StreamedOutput>) {
         let plugin = match action {
             RouteAction::Invoke(target) => target,
             RouteAction::NoPlugin { route_label } => {
                 fail(resp, Failure::NoPlugin, route_label, "-");
-                return Source::Error;
+                return (Source::Error, None);
             }
             RouteAction::Unusable {
                 route_label,
@@ -356,7 +500,7 @@ impl Proxy {
                 why,
             } => {
                 fail(resp, Failure::Unusable(why.clone()), route_label, function);
-                return Source::Error;
+                return (Source::Error, None);
             }
         };
         let function = plugin.config.function_name.as_str();
@@ -384,7 +528,7 @@ impl Proxy {
         if let Err(PayloadError::TooLarge { size, limit }) = encoded {
             let failure = Failure::PayloadTooLarge { size, limit };
             fail(resp, failure, &plugin.route_label, function);
-            return Source::Error;
+            return (Source::Error, None);
         }
         // Credentials are loaded, never fetched, here; only before a provider's very first
         // answer does a request wait for it (within the plugin's timeout).
@@ -392,7 +536,7 @@ impl Proxy {
             Ok(creds) => creds,
             Err(why) => {
                 fail(resp, Failure::Unusable(why), &plugin.route_label, function);
-                return Source::Error;
+                return (Source::Error, None);
             }
         };
         let invoked = std::time::Instant::now();
@@ -407,10 +551,30 @@ impl Proxy {
             )
             .await;
         s.proxy_time = Some(invoked.elapsed());
-        if let Err(e) = result {
-            self.metrics.lambda_error(e.kind());
-            fail(resp, Failure::Upstream(e), &plugin.route_label, function);
-            return Source::Error;
+        let opened = match result {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.metrics.lambda_error(e.kind());
+                fail(resp, Failure::Upstream(e), &plugin.route_label, function);
+                return (Source::Error, None);
+            }
+        };
+        if let Some(upstream) = opened {
+            let deadline = invoked + plugin.config.timeout;
+            // Boxed: only streaming requests pay for its state.
+            let started = Box::pin(self.start_stream(plugin, upstream, deadline, resp, s));
+            return match started.await {
+                Ok(streamed) => (Source::Service, streamed),
+                Err(failure) => {
+                    if let Failure::Upstream(e) = &failure {
+                        self.metrics.lambda_error(e.kind());
+                    } else {
+                        self.metrics.lambda_error("bad_proxy_response");
+                    }
+                    fail(resp, failure, &plugin.route_label, function);
+                    (Source::Error, None)
+                }
+            };
         }
         // Split the read buffer: headers are read-only, the body is parsed in place.
         let (head, body) = s.invoke.read.split_at_mut(s.answer.head_len);
@@ -445,7 +609,7 @@ impl Proxy {
             body: &mut body[body_range],
         };
         let outcome = s.mapper.map(&plugin.config, answer, resp);
-        match outcome {
+        let source = match outcome {
             Outcome::Ok => Source::Service,
             Outcome::FunctionError(kind) => {
                 self.metrics.lambda_error(&kind);
@@ -471,6 +635,108 @@ impl Proxy {
                 );
                 Source::Error
             }
-        }
+        };
+        (source, None)
     }
+
+    /// Reads a streamed output up to its first byte (past the prelude, if it has one) within
+    /// the invoke's deadline, and writes the answer's head into `resp`. `None` when the
+    /// output was answered whole instead: empty, or a function error before any byte.
+    async fn start_stream(
+        &self,
+        plugin: &Arc<InvokeTarget>,
+        mut upstream: Box<ResponseStream>,
+        deadline: std::time::Instant,
+        resp: &mut Response,
+        s: &InvokeScratch,
+    ) -> Result<Option<StreamedOutput>, Failure> {
+        let timed_out = || Failure::Upstream(UpstreamError::Timeout(plugin.config.timeout));
+        let with_prelude = has_prelude(lambda_header(&upstream, &s.answer, b"content-type"));
+        let mut prelude = Prelude::default();
+        let first = loop {
+            let frame = monoio::time::timeout_at(deadline.into(), upstream.next())
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(Failure::Upstream)?;
+            match frame {
+                Frame::Chunk(bytes) if with_prelude => {
+                    let chunk = upstream.bytes(bytes.clone());
+                    if let Some(at) = prelude.feed(chunk).map_err(Failure::BadProxyResponse)? {
+                        let headers = lambda_headers(&upstream, &s.answer);
+                        prelude_head(prelude.json(), &headers, resp)
+                            .map_err(Failure::BadProxyResponse)?;
+                        break bytes.start + at..bytes.end;
+                    }
+                }
+                Frame::Chunk(bytes) if bytes.is_empty() => {}
+                Frame::Chunk(bytes) => {
+                    plain_head(&lambda_headers(&upstream, &s.answer), resp);
+                    break bytes;
+                }
+                Frame::Complete(json) => {
+                    if let Some((code, details)) = completion_error(upstream.bytes(json)) {
+                        self.metrics.lambda_error(&code);
+                        log::warn!(
+                            "route={} function={} cause=\"function error before the first byte: {code}: {details}\"",
+                            plugin.route_label,
+                            plugin.config.function_name,
+                        );
+                        error_before_output(&code, &details, plugin.config.unhandled_status, resp);
+                        return Ok(None);
+                    }
+                    if with_prelude && !prelude.json().is_empty() {
+                        let why = "the streamed response ended inside its prelude".to_string();
+                        return Err(Failure::BadProxyResponse(why));
+                    }
+                    // An empty output: a whole (empty) answer.
+                    plain_head(&lambda_headers(&upstream, &s.answer), resp);
+                    if let Ok(Ok(Frame::End)) =
+                        monoio::time::timeout_at(deadline.into(), upstream.next()).await
+                    {
+                        upstream.release(&self.upstream, plugin.config.keepalive);
+                    }
+                    return Ok(None);
+                }
+                Frame::End => {
+                    return Err(Failure::Upstream(UpstreamError::Stream {
+                        endpoint: format!("{}:{}", plugin.endpoint.host, plugin.endpoint.port),
+                        why: "the response stream ended without InvokeComplete".into(),
+                    }))
+                }
+            }
+        };
+        Ok(Some(StreamedOutput {
+            upstream,
+            target: plugin.clone(),
+            first: Some(first),
+            passed: 0,
+        }))
+    }
+}
+
+/// Lambda's response headers, read from a stream's head.
+fn lambda_headers<'a>(
+    upstream: &'a ResponseStream,
+    answer: &InvokeResponse,
+) -> SmallVec<[(&'a [u8], &'a [u8]); 16]> {
+    let head = upstream.head();
+    answer
+        .headers
+        .iter()
+        .map(|(n, v)| (&head[n.clone()], &head[v.clone()]))
+        .collect()
+}
+
+/// One of Lambda's response headers (`name` in lower case), read from a stream's head.
+fn lambda_header<'a>(
+    upstream: &'a ResponseStream,
+    answer: &InvokeResponse,
+    name: &[u8],
+) -> Option<&'a [u8]> {
+    let head = upstream.head();
+    answer
+        .headers
+        .iter()
+        .find(|(n, _)| head[n.clone()].eq_ignore_ascii_case(name))
+        .map(|(_, v)| &head[v.clone()])
 }

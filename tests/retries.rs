@@ -31,18 +31,6 @@ fn invokes_of(mock: &MockLambda, function: &str) -> usize {
         .count()
 }
 
-fn one_worker(mock: &MockLambda, cfg: &str, driver: Driver) -> Gateway {
-    Gateway::start_with(
-        mock,
-        GatewayOptions {
-            config: cfg,
-            driver,
-            env: vec![],
-            args: vec!["--workers".into(), "1".into()],
-        },
-    )
-}
-
 #[test]
 fn only_invokes_that_cannot_have_run_are_retried() {
     for driver in DRIVERS {

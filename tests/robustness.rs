@@ -11,17 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::*;
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn raise_fd_limit() {
     let (_, hard) = nix_getrlimit();
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
@@ -253,7 +242,10 @@ fn empty_lines_and_framing_without_data_are_bounded() {
     // Empty lines sent one packet at a time, more than a head may hold: 431.
     let mut c = gw.connect();
     for _ in 0..200 {
-        c.send_raw(&b"\r\n".repeat(100));
+        // The gateway answers and closes once the limit is passed: later writes may fail.
+        if c.stream.write_all(&b"\r\n".repeat(100)).is_err() {
+            break;
+        }
     }
     let r = c.read_response().expect("an answer");
     assert_eq!(r.status, 431);

@@ -3,14 +3,37 @@
 
 use super::api::AdminApi;
 use super::errors::{AdminError, Answer};
-use crate::http::conn::{BufferPool, Handler};
+use crate::http::conn::{BufferPool, Handler, Piece, StreamEnd};
 use crate::http::encode::Response;
 use crate::http::request::Request;
 use crate::schema::{Kind, Type};
 use serde_json::json;
 
 impl Handler for AdminApi {
-    async fn handle(&self, req: Request<'_>, resp: &mut Response) {
+    /// The Admin API answers whole bodies only.
+    type Stream = std::convert::Infallible;
+
+    async fn handle(&self, req: Request<'_>, resp: &mut Response) -> Option<Self::Stream> {
+        self.answer(req, resp);
+        None
+    }
+
+    async fn next_piece(&self, stream: &mut Self::Stream, _: &mut Vec<u8>) -> Piece {
+        match *stream {}
+    }
+
+    fn end_stream(&self, stream: Self::Stream, _: Request<'_>, _: StreamEnd, _: u64) {
+        match stream {}
+    }
+
+    fn buffers(&self) -> &BufferPool {
+        &self.buffers
+    }
+}
+
+impl AdminApi {
+    /// Answers one request, whole.
+    fn answer(&self, req: Request<'_>, resp: &mut Response) {
         let authorized = self.authorized(&req);
         if !authorized {
             let why = if self.presented_token(&req).is_some() {
@@ -74,12 +97,6 @@ impl Handler for AdminApi {
         }
     }
 
-    fn buffers(&self) -> &BufferPool {
-        &self.buffers
-    }
-}
-
-impl AdminApi {
     fn presented_token<'a>(&self, req: &Request<'a>) -> Option<&'a [u8]> {
         req.header("kong-admin-token").or_else(|| {
             req.header("authorization")

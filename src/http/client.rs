@@ -75,6 +75,15 @@ pub enum UpstreamError {
         /// The cap.
         limit: usize,
     },
+    /// A response stream (`InvokeWithResponseStream`) broke: a corrupt frame, an exception
+    /// event, or the body ending before `InvokeComplete`.
+    #[error("response stream from {endpoint} failed: {why}")]
+    Stream {
+        /// `host:port`.
+        endpoint: String,
+        /// What went wrong.
+        why: String,
+    },
     /// The exchange did not complete in time.
     #[error("no complete response within {0:?}")]
     Timeout(std::time::Duration),
@@ -90,6 +99,7 @@ impl UpstreamError {
             UpstreamError::Io { .. } => "connection_broken",
             UpstreamError::BadResponse { .. } => "bad_response",
             UpstreamError::ResponseTooLarge { .. } => "response_too_large",
+            UpstreamError::Stream { .. } => "stream",
             UpstreamError::Timeout(_) => "timeout",
         }
     }

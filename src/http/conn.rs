@@ -11,7 +11,9 @@
 //! in steady state.
 
 use super::chunked::ChunkedDecoder;
-use super::encode::{write_response, Response};
+use super::encode::{
+    frame_chunk, write_response, write_stream_head, Response, CHUNK_SIZE_ROOM, LAST_CHUNK,
+};
 use super::failure::Failure;
 use super::framing::BodyFraming;
 use super::head::{self, HeadError, RequestHead};
@@ -35,11 +37,57 @@ pub const FIRST_READ: usize = 512;
 
 /// A request handler served by [`serve`]: the proxy, or the Admin API.
 pub trait Handler {
-    /// Handles one complete request, filling `resp` (cleared beforehand).
-    fn handle(&self, req: Request<'_>, resp: &mut Response) -> impl Future<Output = ()>;
+    /// A response body the handler produces piece by piece (a streamed function output).
+    type Stream;
+
+    /// Handles one complete request, filling `resp` (cleared beforehand). `Some` when the body
+    /// is not in `resp` but follows as a stream: the connection writes the head, then pulls
+    /// pieces with [`Handler::next_piece`], writing each before asking for the next (so a
+    /// slow client slows the producer), and ends with [`Handler::end_stream`].
+    fn handle(
+        &self,
+        req: Request<'_>,
+        resp: &mut Response,
+    ) -> impl Future<Output = Option<Self::Stream>>;
+
+    /// Appends the stream's next bytes to `out` (at least one byte when it says
+    /// [`Piece::Data`]).
+    fn next_piece(
+        &self,
+        stream: &mut Self::Stream,
+        out: &mut Vec<u8>,
+    ) -> impl Future<Output = Piece>;
+
+    /// The stream is over (`end` says how; `body_bytes` were written of it): for the log and
+    /// the metrics. `req` is the request it answered.
+    fn end_stream(&self, stream: Self::Stream, req: Request<'_>, end: StreamEnd, body_bytes: u64);
 
     /// The free list the connection takes its per-request buffers from.
     fn buffers(&self) -> &BufferPool;
+}
+
+/// What [`Handler::next_piece`] produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// Bytes were appended.
+    Data,
+    /// The body is complete.
+    End,
+    /// The producer failed (and logged why): the body must end without its last chunk, so
+    /// the client sees a truncated response rather than a complete one.
+    Failed,
+}
+
+/// How a streamed response ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Every byte was written, with the terminating chunk.
+    Complete,
+    /// The producer failed; the body was cut short.
+    Failed,
+    /// The client went away (or stopped reading for the client timeout), or never wanted a
+    /// body (`HEAD`, a bodiless status): the producer was dropped.
+    Abandoned,
 }
 
 /// What every connection of one server (a worker's proxy, the Admin API) shares.
@@ -411,7 +459,14 @@ where
             peer: *peer,
             secure: *secure,
         };
-        handler.handle(req, response).await;
+        if let Some(body) = handler.handle(req, response).await {
+            // Boxed: a streamed answer is rare, and its state would otherwise grow every
+            // request's future.
+            let streamed = stream_response(
+                stream, handler, limits, shutdown, s, body, is_head, consumed,
+            );
+            return Box::pin(streamed).await;
+        }
     }
     // Decided after handling: a stop signal that arrived meanwhile closes the connection.
     let keep_alive = s.head.keep_alive && !shutdown.is_set() && !s.response.close;
@@ -420,16 +475,140 @@ where
     let out = std::mem::take(&mut s.out);
     let (written, out) = write_with_timeout(stream, out, limits.client_timeout).await;
     s.out = out;
-    if !written || !keep_alive {
+    next_request(handler, s, consumed, written && keep_alive)
+}
+
+/// After a response: close, or keep the connection with what the client pipelined after the
+/// request that ended at `consumed`.
+fn next_request<H: Handler>(
+    handler: &H,
+    mut s: Box<ConnBuffers>,
+    consumed: usize,
+    keep_alive: bool,
+) -> (Next, Option<Box<ConnBuffers>>) {
+    if !keep_alive {
         return (Next::Close, Some(s));
     }
-    // Keep what the client pipelined after this request.
     s.read.drain(..consumed);
     if s.read.is_empty() {
         handler.buffers().give_back(s);
         (Next::KeepAlive, None)
     } else {
         (Next::KeepAlive, Some(s))
+    }
+}
+
+/// Writes a streamed response: its head, then each piece as one chunk as soon as it is
+/// produced. The next piece is asked for only once the last one is written, so the producer
+/// never runs ahead of the client by more than one piece.
+#[allow(clippy::too_many_arguments)]
+async fn stream_response<S, H>(
+    stream: &mut S,
+    handler: &H,
+    limits: &Limits,
+    shutdown: &Shutdown,
+    mut s: Box<ConnBuffers>,
+    mut body: H::Stream,
+    is_head: bool,
+    consumed: usize,
+) -> (Next, Option<Box<ConnBuffers>>)
+where
+    S: AsyncReadRent + AsyncWriteRent,
+    H: Handler,
+{
+    // An HTTP/1.0 client cannot read chunks: its body ends when the connection closes.
+    let chunked = s.head.minor_version >= 1;
+    let mut keep_alive = chunked && s.head.keep_alive && !shutdown.is_set() && !s.response.close;
+    let wants_body = !is_head && !s.response.is_bodiless();
+    s.out.clear();
+    write_stream_head(&mut s.out, &s.response, keep_alive, chunked);
+    let out = std::mem::take(&mut s.out);
+    let (mut written, out) = write_with_timeout(stream, out, limits.client_timeout).await;
+    s.out = out;
+    let mut sent = 0u64;
+    let end = if !written || !wants_body {
+        StreamEnd::Abandoned
+    } else {
+        loop {
+            s.out.clear();
+            let room = if chunked { CHUNK_SIZE_ROOM } else { 0 };
+            s.out.resize(room, 0);
+            match handler.next_piece(&mut body, &mut s.out).await {
+                // An empty chunk would end the body: nothing to write.
+                Piece::Data if s.out.len() == room => {}
+                Piece::Data => {
+                    sent += (s.out.len() - room) as u64;
+                    let start = if chunked { frame_chunk(&mut s.out) } else { 0 };
+                    let out = std::mem::take(&mut s.out);
+                    let (ok, out) = write_from(stream, out, start, limits.client_timeout).await;
+                    s.out = out;
+                    if !ok {
+                        written = false;
+                        break StreamEnd::Abandoned;
+                    }
+                }
+                Piece::End => {
+                    if chunked {
+                        s.out.clear();
+                        s.out.extend_from_slice(LAST_CHUNK);
+                        let out = std::mem::take(&mut s.out);
+                        let (ok, out) =
+                            write_with_timeout(stream, out, limits.client_timeout).await;
+                        s.out = out;
+                        written = ok;
+                    }
+                    break StreamEnd::Complete;
+                }
+                Piece::Failed => {
+                    written = false;
+                    break StreamEnd::Failed;
+                }
+            }
+        }
+    };
+    {
+        let req = request_in(&s, consumed);
+        handler.end_stream(body, req, end, sent);
+    }
+    // A body cut short leaves the connection unusable; one never wanted (HEAD, 204) does not.
+    keep_alive &= written && (end == StreamEnd::Complete || !wants_body);
+    next_request(handler, s, consumed, keep_alive)
+}
+
+/// The request whose head and body `s` holds (`consumed`: where its bytes end in `s.read`).
+fn request_in(s: &ConnBuffers, consumed: usize) -> Request<'_> {
+    let body: &[u8] = match s.head.framing {
+        BodyFraming::Chunked => &s.body,
+        _ => &s.read[s.head.len..consumed],
+    };
+    Request {
+        buf: &s.read,
+        head: &s.head,
+        body,
+        peer: s.peer,
+        secure: s.secure,
+    }
+}
+
+/// Writes `out[start..]`, within `limit`.
+async fn write_from<S: AsyncWriteRent>(
+    stream: &mut S,
+    out: Vec<u8>,
+    start: usize,
+    limit: Duration,
+) -> (bool, Vec<u8>) {
+    let slice = monoio::buf::IoBuf::slice(out, start..);
+    match monoio::time::timeout(limit, stream.write_all(slice)).await {
+        Ok((res, slice)) => {
+            if let Err(e) = &res {
+                log::debug!("writing a streamed response failed: {e}");
+            }
+            (res.is_ok(), slice.into_inner())
+        }
+        Err(_) => {
+            log::debug!("writing a streamed response timed out after {limit:?}");
+            (false, Vec::new())
+        }
     }
 }
 

@@ -49,6 +49,11 @@ impl Response {
 }
 
 impl Response {
+    /// 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 §8.6).
+    pub fn is_bodiless(&self) -> bool {
+        self.status < 200 || self.status == 204 || self.status == 304
+    }
+
     /// Removes every header line named `name` (any case), compacting the lines in place.
     pub fn remove_header(&mut self, name: &[u8]) {
         let h = &mut self.headers;
@@ -113,14 +118,8 @@ pub fn is_token(b: u8) -> bool {
 /// Writes the status line, the headers, `Content-Length` and, when closing, `Connection:
 /// close`, then the body unless `head_only` (a response to HEAD).
 pub fn write_response(out: &mut Vec<u8>, resp: &Response, keep_alive: bool, head_only: bool) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    json::write_u64(out, u64::from(resp.status));
-    out.push(b' ');
-    out.extend_from_slice(reason(resp.status).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&resp.headers);
-    // 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 §8.6).
-    let bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
+    write_status_and_headers(out, resp);
+    let bodiless = resp.is_bodiless();
     if !bodiless {
         out.extend_from_slice(b"Content-Length: ");
         json::write_u64(out, resp.body.len() as u64);
@@ -134,6 +133,58 @@ pub fn write_response(out: &mut Vec<u8>, resp: &Response, keep_alive: bool, head
         out.extend_from_slice(&resp.body);
     }
 }
+
+fn write_status_and_headers(out: &mut Vec<u8>, resp: &Response) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    json::write_u64(out, u64::from(resp.status));
+    out.push(b' ');
+    out.extend_from_slice(reason(resp.status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&resp.headers);
+}
+
+/// Writes the head of a response whose body follows as it is produced: chunked, or (for an
+/// HTTP/1.0 client, which cannot read chunks) delimited by closing the connection. A
+/// bodiless status gets neither.
+pub fn write_stream_head(out: &mut Vec<u8>, resp: &Response, keep_alive: bool, chunked: bool) {
+    write_status_and_headers(out, resp);
+    if chunked && !resp.is_bodiless() {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Room kept in front of a chunk's data for its size line (16 hex digits and CRLF).
+pub const CHUNK_SIZE_ROOM: usize = 18;
+
+/// Frames `buf[CHUNK_SIZE_ROOM..]` as one chunk: writes its size line just before the data
+/// and CRLF after it; returns where the chunk starts in `buf`.
+pub fn frame_chunk(buf: &mut Vec<u8>) -> usize {
+    let len = buf.len() - CHUNK_SIZE_ROOM;
+    let mut size = [0u8; 16];
+    let mut at = size.len();
+    let mut n = len;
+    loop {
+        at -= 1;
+        size[at] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = &size[at..];
+    let start = CHUNK_SIZE_ROOM - digits.len() - 2;
+    buf[start..start + digits.len()].copy_from_slice(digits);
+    buf[CHUNK_SIZE_ROOM - 2..CHUNK_SIZE_ROOM].copy_from_slice(b"\r\n");
+    buf.extend_from_slice(b"\r\n");
+    start
+}
+
+/// The chunk that ends a chunked body (no trailers).
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// The reason phrase for a status code ("Unknown" for codes without one: it is informative only).
 pub fn reason(status: u16) -> &'static str {
@@ -198,6 +249,44 @@ mod tests {
         assert_eq!(
             r.headers,
             b"Vary: Accept\r\nAccess-Control-Allow-Origin: *\r\nVary: Origin\r\n"
+        );
+    }
+
+    #[test]
+    fn frames_chunks_in_place() {
+        for (data, framed) in [
+            (&b"hello"[..], &b"5\r\nhello\r\n"[..]),
+            (
+                &[b'x'; 26][..],
+                &b"1a\r\nxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n"[..],
+            ),
+        ] {
+            let mut buf = vec![0; CHUNK_SIZE_ROOM];
+            buf.extend_from_slice(data);
+            let start = frame_chunk(&mut buf);
+            assert_eq!(&buf[start..], framed);
+        }
+        let mut big = vec![0; CHUNK_SIZE_ROOM + 0x10000];
+        let start = frame_chunk(&mut big);
+        assert_eq!(&big[start..start + 7], b"10000\r\n");
+    }
+
+    #[test]
+    fn writes_a_stream_head() {
+        let mut r = Response::default();
+        r.clear();
+        r.header(b"Content-Type", b"text/event-stream");
+        let mut out = Vec::new();
+        write_stream_head(&mut out, &r, true, true);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        out.clear();
+        write_stream_head(&mut out, &r, false, false);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
         );
     }
 

@@ -38,6 +38,15 @@ impl InvocationType {
     }
 }
 
+/// How the function's output comes back (the name Function URLs use).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvokeMode {
+    /// `Invoke`: the whole output, then the answer (at most 6 MB).
+    Buffered,
+    /// `InvokeWithResponseStream`: the output is passed on to the client as it is written.
+    ResponseStream,
+}
+
 /// `X-Amz-Log-Type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogType {
@@ -103,6 +112,10 @@ pub struct LambdaConfig {
     pub invocation_type: InvocationType,
     /// See [`LogType`].
     pub log_type: LogType,
+    /// See [`InvokeMode`].
+    pub invoke_mode: InvokeMode,
+    /// The most bytes of a streamed output passed on; the stream is cut there.
+    pub max_stream_bytes: u64,
     /// Bound on the whole invoke (connect, send, wait, read).
     pub timeout: Duration,
     /// How long an idle upstream connection is kept.
@@ -194,6 +207,17 @@ pub static SCHEMA: Schema = Schema {
         )
         .default(Default::Text("RequestResponse")),
         Field::new("log_type", Type::OneOf(&["Tail", "None"])).default(Default::Text("Tail")),
+        Field::new("invoke_mode", Type::OneOf(&["BUFFERED", "RESPONSE_STREAM"]))
+            .default(Default::Text("BUFFERED")),
+        // Lambda's own cap on a streamed response is 200 MiB.
+        Field::new(
+            "max_stream_bytes",
+            Type::Integer {
+                min: 1,
+                max: i64::MAX,
+            },
+        )
+        .default(Default::Int(200 * 1024 * 1024)),
         Field::new("host", Type::Text(Some(check_host))),
         Field::new("port", Type::Integer { min: 0, max: 65535 }).default(Default::Int(443)),
         Field::new("disable_https", Type::Boolean).default(Default::Bool(false)),
@@ -238,11 +262,18 @@ impl LambdaConfig {
             || self.forward_request_uri
     }
 
-    /// The invoke request's path and query: function name and qualifier percent-encoded.
+    /// The invoke request's path and query: function name and qualifier percent-encoded;
+    /// `InvokeWithResponseStream`'s for a streaming plugin.
     pub fn invoke_path(&self) -> String {
-        let mut path = String::from("/2015-03-31/functions/");
+        let (version, action) = match self.invoke_mode {
+            InvokeMode::Buffered => ("/2015-03-31/functions/", "/invocations"),
+            InvokeMode::ResponseStream => {
+                ("/2021-11-15/functions/", "/response-streaming-invocations")
+            }
+        };
+        let mut path = String::from(version);
         encode_uri_component(&mut path, &self.function_name);
-        path.push_str("/invocations");
+        path.push_str(action);
         if let Some(q) = &self.qualifier {
             path.push_str("?Qualifier=");
             encode_uri_component(&mut path, q);
@@ -257,6 +288,10 @@ pub fn validate(c: &mut Checker, value: &Value) -> Option<LambdaConfig> {
     let before = c.errors.len();
     SCHEMA.check(c, obj);
     let set = |name: &str| obj.get(name).is_some_and(|v| !v.is_null());
+    let text = |name: &str| obj.get(name).and_then(Value::as_str);
+    if text("invoke_mode") == Some("RESPONSE_STREAM") && text("invocation_type") == Some("Event") {
+        c.error("invoke_mode RESPONSE_STREAM needs invocation_type RequestResponse or DryRun: Lambda streams only synchronous invokes");
+    }
     if set("aws_key") != set("aws_secret") {
         c.error("all or none of these fields must be set: 'config.aws_key', 'config.aws_secret'");
     }
@@ -284,6 +319,11 @@ fn from_checked(obj: &Map<String, Value>) -> LambdaConfig {
             Some("None") => LogType::None,
             _ => LogType::Tail,
         },
+        invoke_mode: match s.text(obj, "invoke_mode") {
+            Some("RESPONSE_STREAM") => InvokeMode::ResponseStream,
+            _ => InvokeMode::Buffered,
+        },
+        max_stream_bytes: int("max_stream_bytes").unwrap_or(200 * 1024 * 1024) as u64,
         timeout: millis("timeout"),
         keepalive: millis("keepalive"),
         retries: int("retries").unwrap_or(0) as u32,
@@ -457,6 +497,40 @@ mod tests {
             cfg.invoke_path(),
             "/2015-03-31/functions/MyLambda/invocations"
         );
+    }
+
+    #[test]
+    fn streaming_uses_its_own_call_and_only_synchronously() {
+        let cfg = check(r#"{"function_name":"f"}"#).expect("valid");
+        assert_eq!(cfg.invoke_mode, InvokeMode::Buffered);
+        assert_eq!(cfg.max_stream_bytes, 200 * 1024 * 1024);
+        let cfg = check(
+            r#"{"function_name":"f:live","invoke_mode":"RESPONSE_STREAM","qualifier":"7","max_stream_bytes":1024}"#,
+        )
+        .expect("valid");
+        assert_eq!(cfg.invoke_mode, InvokeMode::ResponseStream);
+        assert_eq!(cfg.max_stream_bytes, 1024);
+        assert_eq!(
+            cfg.invoke_path(),
+            "/2021-11-15/functions/f%3Alive/response-streaming-invocations?Qualifier=7"
+        );
+        let errs = check(
+            r#"{"function_name":"f","invoke_mode":"RESPONSE_STREAM","invocation_type":"Event"}"#,
+        )
+        .expect_err("refused");
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].contains(
+                "invoke_mode RESPONSE_STREAM needs invocation_type RequestResponse or DryRun"
+            ),
+            "{errs:?}"
+        );
+        for bad in [
+            r#"{"function_name":"f","invoke_mode":"STREAM"}"#,
+            r#"{"function_name":"f","max_stream_bytes":0}"#,
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -8,3 +8,4 @@ pub mod json_body;
 pub mod key_groups;
 pub mod payload;
 pub mod response;
+pub mod stream_answer;

@@ -42,7 +42,7 @@ pub enum Outcome {
 }
 
 /// Headers never passed on from Lambda: hop-by-hop, recomputed, or private (SPEC §5, §8).
-fn is_dropped(name: &[u8]) -> bool {
+pub(super) fn is_dropped(name: &[u8]) -> bool {
     [
         &b"connection"[..],
         b"keep-alive",
@@ -59,7 +59,7 @@ fn is_dropped(name: &[u8]) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-const VIA: &[u8] = b"1.1 lambda-gateway";
+pub(super) const VIA: &[u8] = b"1.1 lambda-gateway";
 
 /// Reusable state for mapping (the JSON tape of proxy-integration answers).
 pub struct ResponseMapper {

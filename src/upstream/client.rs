@@ -5,6 +5,7 @@
 use super::pool::{IdleConn, Pool};
 use super::retry::{retry_after, RetryBudget};
 use super::stream::Stream;
+use super::streaming::ResponseStream;
 use super::target::InvokeTarget;
 use crate::aws::credentials::Credentials;
 use crate::aws::sigv4::InvokeSigner;
@@ -13,6 +14,7 @@ use crate::http::chunked::ChunkedDecoder;
 use crate::http::client::{
     parse_head, Framing, HeadInfo, ResponseHead, UpstreamError, MAX_RESPONSE_HEAD,
 };
+use crate::lambda::config::InvokeMode;
 use crate::metrics::WorkerMetrics;
 use std::cell::RefCell;
 use std::io;
@@ -74,6 +76,10 @@ impl Upstream {
 
     /// Invokes `plugin`'s function with `payload`, within the plugin's `timeout`. A large
     /// payload is lent to the socket write and given back (empty if the invoke was cut short).
+    ///
+    /// A streaming plugin (`invoke_mode: RESPONSE_STREAM`) whose invoke Lambda answered 200
+    /// gets the open stream, its head read (into the stream, which `resp`'s ranges then
+    /// index); any other answer is read whole into `bufs.read`, as for a buffered plugin.
     pub async fn invoke(
         &self,
         plugin: &InvokeTarget,
@@ -81,7 +87,7 @@ impl Upstream {
         payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
         resp: &mut InvokeResponse,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<Option<Box<ResponseStream>>, UpstreamError> {
         let timeout = plugin.config.timeout;
         match monoio::time::timeout(
             timeout,
@@ -103,7 +109,7 @@ impl Upstream {
         payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
         resp: &mut InvokeResponse,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<Option<Box<ResponseStream>>, UpstreamError> {
         let started = Instant::now();
         let retries = plugin.config.retries;
         if retries > 0 {
@@ -121,7 +127,7 @@ impl Upstream {
                     | UpstreamError::Tls { .. }
                     | UpstreamError::Proxy { .. },
                 ) => self.retry_budget.backoff(attempt),
-                Ok(()) if is_throttle(bufs, resp) => {
+                Ok(None) if is_throttle(bufs, resp) => {
                     let asked = header(bufs, resp, b"retry-after").and_then(retry_after);
                     asked.unwrap_or_else(|| self.retry_budget.backoff(attempt))
                 }
@@ -152,7 +158,7 @@ impl Upstream {
         payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
         resp: &mut InvokeResponse,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<Option<Box<ResponseStream>>, UpstreamError> {
         let pooled = self.pool.borrow_mut().take(&plugin.endpoint);
         let reused = pooled.is_some();
         let conn = match pooled {
@@ -160,7 +166,7 @@ impl Upstream {
             None => Box::pin(self.connect(plugin)).await?,
         };
         match self.attempt(plugin, creds, conn, payload, bufs, resp).await {
-            Ok(()) => Ok(()),
+            Ok(opened) => Ok(opened),
             // A pooled connection the peer had closed: nothing of the response arrived, so the
             // request can be sent again on a new connection (pingora's rule).
             Err(e) if reused && e.retryable => {
@@ -195,7 +201,7 @@ impl Upstream {
         payload: &mut Vec<u8>,
         bufs: &mut InvokeBuffers,
         resp: &mut InvokeResponse,
-    ) -> Result<(), AttemptError> {
+    ) -> Result<Option<Box<ResponseStream>>, AttemptError> {
         let label = || format!("{}:{}", plugin.endpoint.host, plugin.endpoint.port);
         // A large payload is written on its own after the head instead of being copied behind
         // it: a copy of the whole payload saved for one more write.
@@ -228,18 +234,27 @@ impl Upstream {
                 retryable: true,
             });
         }
-        let reusable = read_response(&mut conn.stream, bufs, resp).await.map_err(
-            |(error, nothing_read)| AttemptError {
-                error: error.with_endpoint(label()),
-                retryable: nothing_read,
-            },
-        )?;
+        let failed = |(error, nothing_read): (ReadError, bool)| AttemptError {
+            error: error.with_endpoint(label()),
+            retryable: nothing_read,
+        };
+        let start = read_head(&mut conn.stream, &mut bufs.read, resp)
+            .await
+            .map_err(failed)?;
+        if plugin.config.invoke_mode == InvokeMode::ResponseStream && resp.status == 200 {
+            let head = std::mem::take(&mut bufs.read);
+            let opened = ResponseStream::new(conn, &plugin.endpoint, head, start);
+            return Ok(Some(Box::new(opened)));
+        }
+        let reusable = read_body(&mut conn.stream, bufs, resp, start)
+            .await
+            .map_err(failed)?;
         if reusable {
             conn.since = Instant::now();
             conn.keepalive = plugin.config.keepalive;
             self.pool.borrow_mut().put(&plugin.endpoint, conn);
         }
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -335,7 +350,7 @@ impl ReadError {
 }
 
 /// Reads one more chunk; `Ok(0)` is EOF.
-async fn fill(stream: &mut Stream, buf: &mut Vec<u8>) -> Result<usize, ReadError> {
+pub(super) async fn fill(stream: &mut Stream, buf: &mut Vec<u8>) -> Result<usize, ReadError> {
     if buf.capacity() - buf.len() < READ_CHUNK / 2 {
         buf.reserve(READ_CHUNK);
     }
@@ -350,7 +365,28 @@ pub(super) async fn read_response(
     bufs: &mut InvokeBuffers,
     resp: &mut InvokeResponse,
 ) -> Result<bool, (ReadError, bool)> {
-    let buf = &mut bufs.read;
+    let head = read_head(stream, &mut bufs.read, resp).await?;
+    read_body(stream, bufs, resp, head).await
+}
+
+/// Where a response's body starts and how it is framed.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct BodyStart {
+    /// Bytes of the head (the body's first bytes may follow it in the buffer).
+    pub head_len: usize,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// The server said it closes the connection after this response.
+    pub server_close: bool,
+}
+
+/// Reads a response head into `buf` (cleared first) and parses it into `resp`. On error,
+/// whether nothing at all was read.
+pub(super) async fn read_head(
+    stream: &mut Stream,
+    buf: &mut Vec<u8>,
+    resp: &mut InvokeResponse,
+) -> Result<BodyStart, (ReadError, bool)> {
     buf.clear();
     // Head. It is parsed again only when a read brought an end-of-head marker, so a head
     // trickling in byte by byte costs linear time.
@@ -391,6 +427,26 @@ pub(super) async fn read_response(
         }
     };
     resp.head_len = head_len;
+    Ok(BodyStart {
+        head_len,
+        framing,
+        server_close,
+    })
+}
+
+/// Reads the body of the response whose head [`read_head`] read. `Ok(reusable)`.
+async fn read_body(
+    stream: &mut Stream,
+    bufs: &mut InvokeBuffers,
+    resp: &mut InvokeResponse,
+    start: BodyStart,
+) -> Result<bool, (ReadError, bool)> {
+    let BodyStart {
+        head_len,
+        framing,
+        server_close,
+    } = start;
+    let buf = &mut bufs.read;
     let fail = |e| (e, false);
     let reusable = match framing {
         Framing::Length(len) => {

@@ -8,5 +8,6 @@ pub mod fetch;
 pub mod pool;
 pub mod retry;
 pub mod stream;
+pub mod streaming;
 pub mod target;
 pub mod tls;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod streams;
 
 use lambda_gateway::emulator::{api_error, Emulator, Functions, Invoke, Options, Reply};
 use std::collections::HashMap;
@@ -284,6 +285,9 @@ fn behave(
     let invocation = req
         .header("x-amz-invocation-type")
         .unwrap_or("RequestResponse");
+    if let Some(reply) = streams::reply(function, req, invoked_before) {
+        return reply;
+    }
     match function {
         _ if invocation == "Event" => answer(202, lambda_headers(req), Vec::new(), false),
         _ if invocation == "DryRun" => answer(204, lambda_headers(req), Vec::new(), false),
@@ -1096,6 +1100,31 @@ pub fn one_route_config(mock: &MockLambda) -> String {
         "_format_version: \"3.0\"\nroutes:\n- {{name: r, paths: [/r]}}\nplugins:\n- {{name: aws-lambda, config: {{aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_region: us-east-1, function_name: echo, host: localhost, port: {}}}}}\n",
         mock.addr.port()
     )
+}
+
+/// A gateway with one worker serving `cfg`.
+pub fn one_worker(mock: &MockLambda, cfg: &str, driver: Driver) -> Gateway {
+    Gateway::start_with(
+        mock,
+        GatewayOptions {
+            config: cfg,
+            driver,
+            env: vec![],
+            args: vec!["--workers".into(), "1".into()],
+        },
+    )
+}
+
+/// A process's resident memory (`VmRSS`), KiB; 0 if it cannot be read.
+pub fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Shorthand: a GET for `target`.

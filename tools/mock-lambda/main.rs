@@ -6,12 +6,18 @@
 //! after `--latency-ms`. The CA that signed its certificate (for `localhost` and 127.0.0.1) is
 //! written to `--ca-out`, for the gateway's `AWS_CA_BUNDLE` and nginx's trusted certificate.
 //!
+//! Streaming invokes (`InvokeWithResponseStream`'s path) get the same body as event-stream
+//! `PayloadChunk`s of `--stream-chunk` bytes, `--stream-gap-us` apart (a function producing
+//! its output over time), then `InvokeComplete`; with a gap, buffered invokes wait as long as
+//! the whole stream takes before their answer, so both modes model the same function.
+//!
 //! With `--fault-every N`, every Nth request (per thread) gets a fault instead, in turn: the
 //! connection closed without an answer, a 500 `ServiceException`, a truncated body, an answer
 //! slower than a second, a 429 with `Retry-After`.
 //!
 //! `cargo run --release --example mock-lambda -- --listen 127.0.0.1:9443 --ca-out /tmp/ca.pem`
 
+use lambda_gateway::aws::event_stream;
 use lambda_gateway::emulator::{Emulator, Functions, Invoke, Options, Reply};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,11 +34,13 @@ struct Args {
     ca_out: Option<String>,
     plain: bool,
     fault_every: u64,
+    stream_chunk: usize,
+    stream_gap: Duration,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mock-lambda [--listen ADDR] [--threads N] [--cpus 0,1] [--response-size BYTES] [--latency-ms MS] [--ca-out FILE] [--plain] [--fault-every N]"
+        "usage: mock-lambda [--listen ADDR] [--threads N] [--cpus 0,1] [--response-size BYTES] [--latency-ms MS] [--ca-out FILE] [--plain] [--fault-every N] [--stream-chunk BYTES] [--stream-gap-us US]"
     );
     std::process::exit(2)
 }
@@ -47,6 +55,8 @@ fn args() -> Args {
         ca_out: None,
         plain: false,
         fault_every: 0,
+        stream_chunk: 64 * 1024,
+        stream_gap: Duration::ZERO,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -62,6 +72,12 @@ fn args() -> Args {
             "--ca-out" => o.ca_out = Some(value()),
             "--plain" => o.plain = true,
             "--fault-every" => o.fault_every = value().parse().unwrap_or_else(|_| usage()),
+            "--stream-chunk" => {
+                o.stream_chunk = value().parse::<usize>().unwrap_or_else(|_| usage()).max(1)
+            }
+            "--stream-gap-us" => {
+                o.stream_gap = Duration::from_micros(value().parse().unwrap_or_else(|_| usage()))
+            }
             _ => usage(),
         }
     }
@@ -119,8 +135,24 @@ fn main() {
     )
     .into_bytes();
     response.extend_from_slice(&body);
+    let mut stream_pieces = Vec::new();
+    for piece in body.chunks(o.stream_chunk) {
+        let mut framed = Vec::new();
+        event_stream::payload_chunk(&mut framed, piece);
+        stream_pieces.push(framed);
+    }
+    let mut end = Vec::new();
+    event_stream::invoke_complete(
+        &mut end,
+        br#"{"ErrorCode":"","ErrorDetails":"","LogResult":""}"#,
+    );
+    stream_pieces.push(end);
+    let stream_time = o.stream_gap * (stream_pieces.len() as u32 - 1);
     let functions = LoadFunctions {
         response: Box::leak(response.into_boxed_slice()),
+        stream_pieces: Arc::new(stream_pieces),
+        stream_gap: o.stream_gap,
+        stream_time,
         latency: o.latency,
         fault_every: o.fault_every,
         count: AtomicU64::new(0),
@@ -153,6 +185,11 @@ fn main() {
 /// fault instead, in turn.
 struct LoadFunctions {
     response: &'static [u8],
+    /// The body as event-stream messages, `InvokeComplete` last.
+    stream_pieces: Arc<Vec<Vec<u8>>>,
+    stream_gap: Duration,
+    /// How long a whole stream takes (a buffered answer waits as long).
+    stream_time: Duration,
     latency: Duration,
     fault_every: u64,
     count: AtomicU64,
@@ -164,7 +201,27 @@ const TRUNCATED: &[u8] =
 const THROTTLED: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nx-amzn-ErrorType: TooManyRequestsException\r\nRetry-After: 1\r\nContent-Length: 2\r\n\r\n{}";
 
 impl Functions for LoadFunctions {
-    fn invoke(&self, _: &Invoke<'_>) -> Reply {
+    fn invoke(&self, invoke: &Invoke<'_>) -> Reply {
+        if invoke.target.contains("/response-streaming-invocations") {
+            let (pieces, gap) = (self.stream_pieces.clone(), self.stream_gap);
+            let reply = Reply::Stream {
+                status: 200,
+                headers: vec![
+                    ("Content-Type".into(), "application/json".into()),
+                    ("X-Amz-Executed-Version".into(), "$LATEST".into()),
+                ],
+                pieces: Box::new((0..pieces.len()).map(move |i| {
+                    let wait = if i == 0 { Duration::ZERO } else { gap };
+                    (wait, pieces[i].clone())
+                })),
+                complete: true,
+            };
+            return if self.latency.is_zero() {
+                reply
+            } else {
+                Reply::After(self.latency, Box::new(reply))
+            };
+        }
         let fault = (self.fault_every > 0)
             .then(|| self.count.fetch_add(1, Ordering::Relaxed) + 1)
             .filter(|n| n.is_multiple_of(self.fault_every))
@@ -181,10 +238,11 @@ impl Functions for LoadFunctions {
             ),
             Some(_) => Reply::Static(THROTTLED),
         };
-        if self.latency.is_zero() {
+        let wait = self.latency + self.stream_time;
+        if wait.is_zero() {
             reply
         } else {
-            Reply::After(self.latency, Box::new(reply))
+            Reply::After(wait, Box::new(reply))
         }
     }
 }
