@@ -25,6 +25,7 @@ use crate::upstream::target::InvokeTarget;
 use arc_swap::ArcSwap;
 use smallvec::SmallVec;
 use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// Answers `failure` and writes its one log line.
@@ -133,6 +134,7 @@ impl Handler for Proxy {
                 started,
                 status: resp.status,
                 head_bytes: resp.headers.len(),
+                metrics: self.metrics.clone(),
             });
         }
         in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -144,14 +146,7 @@ impl Handler for Proxy {
     async fn next_piece(&self, answer: &mut StreamedAnswer, out: &mut Vec<u8>) -> Piece {
         let output = &mut answer.output;
         let target = &output.target;
-        if let Some(first) = output.first.take() {
-            if !first.is_empty() {
-                output.passed += first.len() as u64;
-                out.extend_from_slice(output.upstream.bytes(first));
-                return Piece::Data;
-            }
-        }
-        let timeout = target.config.timeout;
+        let limit = target.config.max_stream_bytes;
         let failed = |why: String, passed: u64| {
             log::error!(
                 "route={} function={} status={} cause=\"{why}\" side=upstream streamed_bytes={passed}",
@@ -161,6 +156,23 @@ impl Handler for Proxy {
             );
             Piece::Failed
         };
+        // Passes `bytes` of the output on, unless they would take it past the cap.
+        let mut pass = |so_far: &mut u64, upstream: &ResponseStream, bytes: Range<usize>| {
+            let passed = *so_far + bytes.len() as u64;
+            if passed > limit {
+                self.metrics.lambda_error("response_too_large");
+                let why =
+                    format!("the streamed response is larger than max_stream_bytes ({limit})");
+                return failed(why, *so_far);
+            }
+            *so_far = passed;
+            out.extend_from_slice(upstream.bytes(bytes));
+            Piece::Data
+        };
+        if let Some(first) = output.first.take().filter(|r| !r.is_empty()) {
+            return pass(&mut output.passed, &output.upstream, first);
+        }
+        let timeout = target.config.timeout;
         loop {
             let frame = match monoio::time::timeout(timeout, output.upstream.next()).await {
                 Ok(Ok(frame)) => frame,
@@ -176,19 +188,7 @@ impl Handler for Proxy {
             };
             match frame {
                 Frame::Chunk(bytes) if bytes.is_empty() => continue,
-                Frame::Chunk(bytes) => {
-                    let limit = target.config.max_stream_bytes;
-                    output.passed += bytes.len() as u64;
-                    if output.passed > limit {
-                        self.metrics.lambda_error("response_too_large");
-                        let why = format!(
-                            "the streamed response is larger than max_stream_bytes ({limit})"
-                        );
-                        return failed(why, output.passed - bytes.len() as u64);
-                    }
-                    out.extend_from_slice(output.upstream.bytes(bytes));
-                    return Piece::Data;
-                }
+                Frame::Chunk(bytes) => return pass(&mut output.passed, &output.upstream, bytes),
                 Frame::Complete(json) => {
                     if let Some((code, details)) = completion_error(output.upstream.bytes(json)) {
                         self.metrics.lambda_error(&code);
@@ -215,9 +215,6 @@ impl Handler for Proxy {
     }
 
     fn end_stream(&self, answer: StreamedAnswer, req: Request<'_>, end: StreamEnd, body: u64) {
-        self.metrics
-            .requests_in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if end == StreamEnd::Abandoned && answer.output.passed > 0 {
             log::info!(
                 "route={} function={} client gone after {body} streamed bytes: the connection to Lambda is closed",
@@ -250,6 +247,17 @@ pub struct StreamedAnswer {
     started: std::time::Instant,
     status: u16,
     head_bytes: usize,
+    /// Where the request stays counted in flight until the answer is dropped (ended, or
+    /// its connection dropped at shutdown).
+    metrics: Arc<WorkerMetrics>,
+}
+
+impl Drop for StreamedAnswer {
+    fn drop(&mut self) {
+        self.metrics
+            .requests_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The upstream half of a streamed answer.
@@ -257,7 +265,7 @@ struct StreamedOutput {
     upstream: Box<ResponseStream>,
     target: Arc<InvokeTarget>,
     /// Output read before the answer's head was written (after the prelude, if any).
-    first: Option<std::ops::Range<usize>>,
+    first: Option<Range<usize>>,
     /// Output bytes passed on so far.
     passed: u64,
 }

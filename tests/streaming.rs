@@ -250,6 +250,7 @@ fn errors_after_the_first_byte_cut_the_body_and_before_it_are_502() {
             ("stream-prelude-unended", ""),
             ("stream-prelude-bad", ""),
             ("stream-5mib", ", max_stream_bytes: 1048576"),
+            ("stream-sse:capped", ", max_stream_bytes: 4"),
         ];
         let gw = Gateway::start(&mock, &config(&mock, &routes), driver);
         // After the first byte: the bytes so far, then the connection closes with no last
@@ -290,6 +291,9 @@ fn errors_after_the_first_byte_cut_the_body_and_before_it_are_502() {
             "{}",
             r.body.len()
         );
+        // A first chunk past the cap: the head (the prelude's), and no body byte.
+        let r = fetch(&gw, "/stream-sse-capped");
+        assert_eq!((r.status, r.body.len(), r.complete), (201, 0, false));
         // Before the first byte: whole answers.
         let r = fetch(&gw, "/stream-fails-first");
         assert_eq!(r.status, 502);

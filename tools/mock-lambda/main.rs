@@ -210,9 +210,13 @@ impl Functions for LoadFunctions {
                     ("Content-Type".into(), "application/json".into()),
                     ("X-Amz-Executed-Version".into(), "$LATEST".into()),
                 ],
-                pieces: Box::new((0..pieces.len()).map(move |i| {
-                    let wait = if i == 0 { Duration::ZERO } else { gap };
-                    (wait, pieces[i].clone())
+                // Piece i is due `i × gap` after the first, however late the timer wakes:
+                // rounding does not add up over a long stream.
+                pieces: Box::new((0..pieces.len()).scan(None, move |start, i| {
+                    let now = std::time::Instant::now();
+                    let first = *start.get_or_insert(now);
+                    let wait = (first + gap * i as u32).saturating_duration_since(now);
+                    Some((wait, pieces[i].clone()))
                 })),
                 complete: true,
             };
