@@ -21,6 +21,7 @@ pub mod config;
 pub mod credentials;
 pub mod demo;
 pub mod emulator;
+pub mod fleet;
 pub mod http;
 pub mod https;
 pub mod json;

@@ -30,14 +30,40 @@ use std::time::Duration;
     version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("LAMBDA_GATEWAY_REVISION"), ")")
 )]
 struct Cli {
-    /// Kong declarative config file (YAML or JSON) to serve.
+    /// Kong declarative config file (YAML or JSON) to serve, or a fleet's configuration in
+    /// etcd: `etcd://[user:password@]host:port[,host:port…]/prefix` (watched; Admin API changes
+    /// are written there).
     #[arg(
         long,
         global = true,
         env = "LAMBDA_GATEWAY_CONFIG",
-        value_name = "FILE"
+        value_name = "FILE|etcd://…"
     )]
     config: Option<PathBuf>,
+
+    /// With --config etcd://: the CA bundle etcd's certificates are checked against (the
+    /// connection is then TLS).
+    #[arg(long, global = true, env = "ETCD_CACERT", value_name = "FILE")]
+    etcd_cacert: Option<PathBuf>,
+
+    /// With --config etcd://: a client certificate for etcd (with --etcd-key).
+    #[arg(long, global = true, env = "ETCD_CERT", value_name = "FILE")]
+    etcd_cert: Option<PathBuf>,
+
+    /// The private key of --etcd-cert.
+    #[arg(long, global = true, env = "ETCD_KEY", value_name = "FILE")]
+    etcd_key: Option<PathBuf>,
+
+    /// With --config etcd://: the local last-known-good copy, served when etcd cannot be
+    /// reached at start [default: $STATE_DIRECTORY/lambda-gateway.cache.yml, else
+    /// ./lambda-gateway.cache.yml].
+    #[arg(
+        long,
+        global = true,
+        env = "LAMBDA_GATEWAY_CONFIG_CACHE",
+        value_name = "FILE"
+    )]
+    config_cache: Option<PathBuf>,
 
     /// Proxy listen address [default: 0.0.0.0:8000; for `demo`, 127.0.0.1:8000].
     #[arg(
@@ -267,6 +293,9 @@ fn main() -> ExitCode {
             }
         }
         None => match &cli.config {
+            Some(url) if lambda_gateway::fleet::url::is_etcd(&url.to_string_lossy()) => {
+                serve_fleet(&cli, &url.to_string_lossy(), admin_addr, token)
+            }
             Some(path) if !path.exists() && admin_addr.is_some() => {
                 log::info!("{} does not exist: starting with an empty config; the Admin API creates it on the first change", path.display());
                 let file = ConfigFile {
@@ -279,6 +308,7 @@ fn main() -> ExitCode {
                     Some(file),
                     admin_addr,
                     token,
+                    None,
                 )
             }
             Some(path) => match config::load_file_with_digest(path) {
@@ -287,7 +317,7 @@ fn main() -> ExitCode {
                         path: path.clone(),
                         on_disk: Some(digest),
                     };
-                    serve(&cli, cfg, Some(file), admin_addr, token)
+                    serve(&cli, cfg, Some(file), admin_addr, token, None)
                 }
                 Err(errors) => {
                     eprintln!("{}: invalid config:\n{errors}", path.display());
@@ -403,7 +433,7 @@ fn demo(cli: &Cli, admin_addr: Option<SocketAddr>, token: Option<String>) -> Exi
         "demo: Lambda emulator on {emulator}; try: curl -i http://127.0.0.1:{}/lambda1",
         cli.listen().port()
     );
-    serve(cli, cfg, None, admin_addr, token)
+    serve(cli, cfg, None, admin_addr, token, None)
 }
 
 /// The HTTPS certificate of `--tls-cert`/`--tls-key`, loaded and checked, when `--tls-listen`
@@ -458,12 +488,65 @@ struct ConfigFile {
     on_disk: Option<config::FileDigest>,
 }
 
+/// A fleet's configuration: the started etcd thread and the revision served first.
+struct FleetStart {
+    starter: lambda_gateway::fleet::etcd::Starter,
+    revision: i64,
+}
+
+/// Serves the configuration in etcd at `url`.
+fn serve_fleet(
+    cli: &Cli,
+    url: &str,
+    admin_addr: Option<SocketAddr>,
+    token: Option<String>,
+) -> ExitCode {
+    use lambda_gateway::fleet::etcd::{self, EtcdOptions, EtcdTls};
+    let location = match lambda_gateway::fleet::url::EtcdLocation::parse(url) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: --config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cache = cli.config_cache.clone().unwrap_or_else(|| {
+        std::env::var_os("STATE_DIRECTORY")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("lambda-gateway.cache.yml")
+    });
+    let options = EtcdOptions {
+        location,
+        tls: EtcdTls {
+            ca: cli.etcd_cacert.clone(),
+            cert: cli.etcd_cert.clone(),
+            key: cli.etcd_key.clone(),
+        },
+        cache,
+    };
+    match etcd::start(options) {
+        Ok((initial, starter)) => {
+            let fleet = FleetStart {
+                starter,
+                revision: initial.revision,
+            };
+            serve(cli, initial.config, None, admin_addr, token, Some(fleet))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn serve(
     cli: &Cli,
     cfg: config::Config,
     file: Option<ConfigFile>,
     admin_addr: Option<SocketAddr>,
     token: Option<String>,
+    fleet: Option<FleetStart>,
 ) -> ExitCode {
     if !cli.reuse_port {
         if let Err(e) = runtime::refuse_foreign_listener(cli.listen()) {
@@ -544,7 +627,11 @@ fn serve(
     let _admin = match admin_addr {
         None => {
             // No Admin API: a small thread owns the store, for SIGHUP reloads.
-            let mut store = Store::new(cfg, config_path, on_disk, published.clone(), env);
+            let mut store = Store::new(cfg, config_path, on_disk, published.clone(), env.clone());
+            if let Some(f) = fleet {
+                let watched = f.starter.watch(env, published.clone(), f.revision);
+                store = store.with_fleet(watched, f.revision);
+            }
             let mut events = events;
             let spawned = std::thread::Builder::new()
                 .name("reload".into())
@@ -560,7 +647,7 @@ fn serve(
             None
         }
         Some(addr) => {
-            if config_path.is_none() {
+            if config_path.is_none() && fleet.is_none() {
                 log::warn!(
                     "Admin API changes are kept in memory only: no --config file to write them to"
                 );
@@ -568,7 +655,12 @@ fn serve(
             let (published, metrics, proxy_listen) =
                 (published.clone(), metrics.clone(), cli.listen().to_string());
             let make_api = move || {
-                let store = Store::new(cfg, config_path, on_disk, published, env);
+                let mut store =
+                    Store::new(cfg, config_path, on_disk, published.clone(), env.clone());
+                if let Some(f) = fleet {
+                    let watched = f.starter.watch(env, published, f.revision);
+                    store = store.with_fleet(watched, f.revision);
+                }
                 AdminApi::new(store, token, metrics, proxy_listen, addr.to_string())
             };
             match admin::spawn(addr, limits.clone(), events, make_api) {

@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["upstream"],
     &["credentials"],
     &["config"],
+    &["fleet"],
     &["proxy", "admin", "demo", "logging", "https"],
     &["runtime"],
 ];

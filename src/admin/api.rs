@@ -90,8 +90,32 @@ impl AdminApi {
         let store = self.store.borrow();
         let doc = serde_json::to_vec(&store.document()).unwrap_or_default();
         let hash = crate::aws::sigv4::sha256_hex(&doc);
+        let (reachable, store_status) = match store.fleet() {
+            None => (true, json!({"kind": "file"})),
+            Some(fleet) => {
+                let health = fleet.health();
+                let since = health
+                    .since
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs());
+                let options = fleet.options();
+                (
+                    health.watching,
+                    json!({
+                        "kind": "etcd",
+                        "location": options.location.to_string(),
+                        "revision": store.revision,
+                        "watch": if health.watching { "established" } else { "down" },
+                        "watch_since": since,
+                        "error": health.error,
+                        "local_copy": options.cache.display().to_string(),
+                    }),
+                )
+            }
+        };
         json!({
-            "database": {"reachable": true},
+            "database": {"reachable": reachable},
+            "configuration_store": store_status,
             "server": {
                 "connections_accepted": t.connections_accepted,
                 "connections_handled": t.connections_accepted,

@@ -27,6 +27,8 @@ pub enum AdminError {
     Declarative { message: String, fields: Value },
     /// 500.
     Internal(String),
+    /// 503 with a message: the fleet's store cannot be reached.
+    Unavailable(String),
 }
 
 impl AdminError {
@@ -53,6 +55,7 @@ impl AdminError {
                 json!({"code": 14, "name": "invalid declarative configuration", "message": message, "fields": fields}),
             ),
             AdminError::Internal(m) => (500, json!({"message": m})),
+            AdminError::Unavailable(m) => (503, json!({"message": m})),
         }
     }
 }
@@ -67,6 +70,8 @@ pub(super) fn apply_error(
         ApplyError::Invalid(errors) => invalid(&errors),
         ApplyError::ChangedOnDisk(m) => AdminError::Conflict(m),
         ApplyError::Persist(m) => AdminError::Internal(m),
+        ApplyError::Conflict(m) => AdminError::Conflict(m),
+        ApplyError::Unavailable(m) => AdminError::Unavailable(m),
     }
 }
 

@@ -34,6 +34,8 @@ impl Handler for AdminApi {
 impl AdminApi {
     /// Answers one request, whole.
     fn answer(&self, req: Request<'_>, resp: &mut Response) {
+        // Other fleet nodes' changes first: reads see them, writes are made against them.
+        self.store.borrow_mut().catch_up();
         let authorized = self.authorized(&req);
         if !authorized {
             let why = if self.presented_token(&req).is_some() {

@@ -7,14 +7,13 @@
 //! loaded or written (the hand edit is loaded with SIGHUP first); `POST /config`, which
 //! replaces the whole document on purpose, is not.
 
+use crate::config::persist::{serialize, write_atomically};
 use crate::config::snapshot::Environment;
 use crate::config::{self, Config, ConfigErrors, FileDigest, Snapshot};
+use crate::fleet::etcd::{EtcdStore, WriteError};
 use arc_swap::ArcSwap;
 use serde_json::Value;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Why a change was not applied.
@@ -26,6 +25,11 @@ pub enum ApplyError {
     Persist(String),
     /// The file was changed by hand since it was loaded; nothing changed.
     ChangedOnDisk(String),
+    /// Another fleet node changed the configuration first; nothing changed.
+    Conflict(String),
+    /// The fleet's store (etcd) cannot be reached; the change was not applied (or, when its
+    /// answer was lost, the watch will show it).
+    Unavailable(String),
 }
 
 /// Whether a write may replace a file that changed on disk since it was loaded.
@@ -51,6 +55,10 @@ pub struct Store {
     env: Environment,
     /// Changes applied since start.
     pub changes: u64,
+    /// A fleet's store: changes go to etcd instead of a file.
+    fleet: Option<EtcdStore>,
+    /// The etcd revision `config` is at.
+    pub revision: i64,
 }
 
 impl Store {
@@ -71,6 +79,33 @@ impl Store {
             published,
             env,
             changes: 0,
+            fleet: None,
+            revision: 0,
+        }
+    }
+
+    /// This store writing to etcd through `fleet`; `config` is at `revision`.
+    pub fn with_fleet(mut self, fleet: EtcdStore, revision: i64) -> Store {
+        self.fleet = Some(fleet);
+        self.revision = revision;
+        self
+    }
+
+    /// The fleet's store, when the configuration is in etcd.
+    pub fn fleet(&self) -> Option<&EtcdStore> {
+        self.fleet.as_ref()
+    }
+
+    /// Takes the newest revision the etcd watch applied (other nodes' changes), so the next
+    /// change is made against it. Called before each Admin API request.
+    pub fn catch_up(&mut self) {
+        let Some(applied) = self.fleet.as_ref().and_then(EtcdStore::take_applied) else {
+            return;
+        };
+        if applied.revision > self.revision {
+            self.config = applied.config;
+            self.revision = applied.revision;
+            self.changes += 1;
         }
     }
 
@@ -82,6 +117,13 @@ impl Store {
     /// Reloads the config file (SIGHUP) and publishes it; a file that does not validate leaves
     /// the current config in place and says why.
     pub fn reload(&mut self) {
+        if let Some(fleet) = &self.fleet {
+            log::info!(
+                "SIGHUP: nothing to reload, {} is watched",
+                fleet.options().location
+            );
+            return;
+        }
         let Some(path) = self.path.clone() else {
             log::warn!("SIGHUP ignored: no --config file to reload");
             return;
@@ -117,6 +159,35 @@ impl Store {
     /// Validates `doc`, persists it, publishes it. On error nothing changes.
     pub fn apply(&mut self, doc: &Value, on_disk_change: OnDiskChange) -> Result<(), ApplyError> {
         let new = config::from_document(doc).map_err(ApplyError::Invalid)?;
+        if let Some(fleet) = &self.fleet {
+            let document = serde_json::to_vec(&new.to_document())
+                .map_err(|e| ApplyError::Unavailable(e.to_string()))?;
+            let revision = match fleet.write(document, self.revision) {
+                Ok(revision) => revision,
+                Err(WriteError::Conflict { revision }) => {
+                    return Err(ApplyError::Conflict(format!(
+                        "the configuration was changed on another node (etcd revision {revision}, \
+                         this node validated against {}); this change was not applied: retry it",
+                        self.revision
+                    )))
+                }
+                Err(WriteError::Unavailable(why)) => {
+                    return Err(ApplyError::Unavailable(format!(
+                        "the change could not be written to {}: {why}",
+                        fleet.options().location
+                    )))
+                }
+            };
+            let (snapshot, warnings) = Snapshot::build(new.clone(), &self.env);
+            for w in warnings {
+                log::warn!("{w}");
+            }
+            fleet.publisher.publish(revision, snapshot);
+            self.config = new;
+            self.revision = revision;
+            self.changes += 1;
+            return Ok(());
+        }
         if let Some(path) = &self.path {
             let cannot = |e: std::io::Error| {
                 ApplyError::Persist(format!("cannot write {}: {e}", path.display()))
@@ -131,7 +202,7 @@ impl Store {
                     path.display()
                 )));
             }
-            let bytes = serialize(path, &new.to_document())?;
+            let bytes = serialize(path, &new.to_document()).map_err(ApplyError::Persist)?;
             write_atomically(path, &bytes).map_err(cannot)?;
             self.on_disk = Some(config::digest(&bytes));
             if !self.rewritten {
@@ -155,82 +226,10 @@ impl Store {
     }
 }
 
-/// The document as the file's format: JSON for `.json`, YAML otherwise.
-fn serialize(path: &Path, doc: &Value) -> Result<Vec<u8>, ApplyError> {
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-    {
-        let mut out =
-            serde_json::to_vec_pretty(doc).map_err(|e| ApplyError::Persist(e.to_string()))?;
-        out.push(b'\n');
-        Ok(out)
-    } else {
-        let yaml = serde_norway::to_string(doc).map_err(|e| ApplyError::Persist(e.to_string()))?;
-        Ok(
-            format!("# Kong declarative config, maintained by lambda-gateway's Admin API.\n{yaml}")
-                .into_bytes(),
-        )
-    }
-}
-
-/// Writes `bytes` to `path` so that a crash leaves either the old or the new file, never a
-/// mix: a temporary file in the same directory (mode 0600: it holds secrets), fsync, rename
-/// over the target, fsync the directory so the rename itself is durable.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "config".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atomic_write_replaces_the_file() {
-        let dir = std::env::temp_dir().join(format!("lg-store-{}", std::process::id()));
-        let _ = fs::create_dir_all(&dir);
-        let path = dir.join("kong.yml");
-        write_atomically(&path, b"a: 1\n").expect("write");
-        write_atomically(&path, b"a: 2\n").expect("write");
-        assert_eq!(fs::read(&path).expect("read"), b"a: 2\n");
-        let leftovers: Vec<_> = fs::read_dir(&dir)
-            .expect("dir")
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
-            .collect();
-        assert!(leftovers.is_empty());
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
-            0o600
-        );
-        let _ = fs::remove_dir_all(&dir);
-    }
+    use std::fs;
 
     #[test]
     fn invalid_documents_change_nothing() {

@@ -2,6 +2,7 @@
 //! with a path in every message, the validated model, the router and the published snapshot.
 
 pub mod model;
+pub mod persist;
 pub mod plugins;
 pub mod router;
 pub mod snapshot;

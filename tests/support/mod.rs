@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod etcd;
 pub mod streams;
 
 use lambda_gateway::emulator::{api_error, Emulator, Functions, Invoke, Options, Reply};
