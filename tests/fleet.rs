@@ -265,3 +265,86 @@ fn etcd_failures_leave_the_fleet_serving() {
     }
     assert!(!names.contains(&"nowhere".to_string()));
 }
+
+#[test]
+fn etcd_credentials_are_used_and_a_wrong_password_is_said() {
+    if !etcd::available() {
+        return;
+    }
+    let mock = MockLambda::start();
+    let cluster = EtcdCluster::start(1);
+    // etcd's role-based access: user `gw` may read and write under /secure only.
+    for args in [
+        &["user", "add", "root", "--new-user-password=rootpw"][..],
+        &["user", "add", "gw", "--new-user-password=p@ss:word"],
+        &["role", "add", "gw"],
+        &[
+            "role",
+            "grant-permission",
+            "gw",
+            "readwrite",
+            "/secure",
+            "--prefix=true",
+        ],
+        &["user", "grant-role", "gw", "gw"],
+        &["auth", "enable"],
+    ] {
+        cluster.ctl(args);
+    }
+    let root = Some("root:rootpw");
+    let document = base(&mock).to_string();
+    assert!(cluster
+        .ctl_as(root, &["put", "/secure/config", &document])
+        .contains("OK"));
+    let dir = TempDir::new("fleet");
+    let start = |url: String, cache: &str| {
+        Gateway::start_admin(
+            &mock,
+            AdminOptions {
+                config_path: url.into(),
+                driver: Driver::IoUring,
+                env: vec![],
+                args: vec![
+                    "--config-cache".into(),
+                    dir.path.join(cache).display().to_string(),
+                ],
+            },
+        )
+    };
+    // The password percent-encoded in the URL.
+    let gw = start(
+        format!("etcd://gw:p%40ss%3Aword@{}/secure", cluster.endpoints()),
+        "a.yml",
+    );
+    assert_eq!(gw.send(&get("/r")).status, 200, "{}", gw.logs());
+    let r = gw.admin_json(
+        "POST",
+        "/routes",
+        json!({"name": "by-gw", "paths": ["/by-gw"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(cluster
+        .ctl_as(root, &["get", "/secure/config", "--print-value-only"])
+        .contains("by-gw"));
+    // The password never reaches the log.
+    assert!(
+        !gw.logs().contains("p@ss:word") && !gw.logs().contains("p%40ss"),
+        "{}",
+        gw.logs()
+    );
+    // A wrong password: the node says why and serves no configuration (it has no copy).
+    let wrong = start(
+        format!("etcd://gw:nope@{}/secure", cluster.endpoints()),
+        "b.yml",
+    );
+    assert_eq!(wrong.send(&get("/r")).status, 404);
+    assert!(
+        wrong.logs().contains("authentication failed"),
+        "{}",
+        wrong.logs()
+    );
+    assert_eq!(
+        wrong.admin_get("/status").json()["database"]["reachable"],
+        false
+    );
+}

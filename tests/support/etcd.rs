@@ -120,6 +120,11 @@ impl EtcdCluster {
 
     /// `etcdctl` against the cluster; its stdout.
     pub fn ctl(&self, args: &[&str]) -> String {
+        self.ctl_as(None, args)
+    }
+
+    /// `etcdctl --user <user>` against the cluster (once auth is enabled); its stdout.
+    pub fn ctl_as(&self, user: Option<&str>, args: &[&str]) -> String {
         let endpoints = self
             .members
             .iter()
@@ -130,6 +135,7 @@ impl EtcdCluster {
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={endpoints}"))
             .args(["--command-timeout=3s"])
+            .args(user.map(|u| format!("--user={u}")))
             .args(args)
             .output()
             .expect("etcdctl runs");
