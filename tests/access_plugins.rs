@@ -448,6 +448,7 @@ fn rate_limiting_counts_each_consumer_and_takes_kongs_admin_example() {
         assert_eq!([as_key("kb"), as_key("kb"), as_key("kb")], [200, 200, 429]);
         // Unidentified requests never reach the limiter: key-auth (1250) runs first.
         assert_eq!(gw.send(&get("/r")).status, 401);
+        // `redis` needs a server; `cluster` needs Kong's database.
         let bad = gw.admin_form(
             "POST",
             "/plugins",
@@ -455,10 +456,29 @@ fn rate_limiting_counts_each_consumer_and_takes_kongs_admin_example() {
         );
         assert_eq!(bad.status, 400);
         assert!(
-            bad.text().contains("only the `local` policy"),
+            bad.text().contains("No redis config provided"),
             "{}",
             bad.text()
         );
+        let bad = gw.admin_form(
+            "POST",
+            "/plugins",
+            "name=rate-limiting&config.minute=1&config.policy=cluster",
+        );
+        assert_eq!(bad.status, 400);
+        assert!(
+            bad.text().contains("needs Kong's database"),
+            "{}",
+            bad.text()
+        );
+        // Kong's Admin API form for the redis policy; the password never comes back.
+        let good = gw.admin_form(
+            "POST",
+            "/plugins",
+            "name=rate-limiting&config.minute=100&config.policy=redis&config.redis_host=127.0.0.1&config.redis_password=s3cret",
+        );
+        assert_eq!(good.status, 201, "{}", good.text());
+        assert!(!good.text().contains("s3cret"), "{}", good.text());
     }
 }
 

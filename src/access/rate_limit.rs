@@ -12,18 +12,22 @@
 //! slot whose window has passed is taken over by the next key that probes it; when every
 //! probed slot holds a live key (a table flooded with distinct keys), the request is let
 //! through uncounted, as Kong's `fault_tolerant` lets requests through when counting fails.
+//!
+//! `policy: redis` counts the same way and exchanges the counts with the other gateways of a
+//! tier through Redis in batches ([`super::redis_sync`]).
 
+use super::redis_sync::{RedisSync, RedisTarget};
 use super::{AccessContext, Verdict};
 use crate::http::answers;
 use crate::http::encode::Response;
 use crate::http::request::Request;
 use crate::schema::check::Checker;
-use crate::schema::{Default, Field, Schema, Type};
+use crate::schema::{Default, Field, Schema, Shown, Type};
 use serde_json::{Map, Value};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The periods Kong limits, with their length in seconds and header names.
 const PERIODS: [(&str, u64, &str); 6] = [
@@ -71,6 +75,12 @@ pub struct RateLimitConfig {
     pub error_code: u16,
     /// `error_message`.
     pub error_message: String,
+    /// `policy: redis`: the tier's Redis.
+    pub redis: Option<RedisTarget>,
+    /// `fault_tolerant`: with Redis down, serve (counting on this node) rather than answer 500.
+    pub fault_tolerant: bool,
+    /// The exchange with `redis`, started by the first request.
+    sync: OnceLock<Arc<RedisSync>>,
 }
 
 const LIMIT: Type = Type::Integer {
@@ -104,6 +114,29 @@ pub static SCHEMA: Schema = Schema {
             .default(Default::Text("API rate limit exceeded")),
         Field::new("sync_rate", Type::Any),
         Field::new("redis", Type::Any),
+        Field::new("redis_host", Type::Text(None)),
+        Field::new("redis_port", Type::Integer { min: 0, max: 65535 }).default(Default::Int(6379)),
+        Field::new("redis_username", Type::Text(None)),
+        Field::new("redis_password", Type::Text(None)).shown(Shown::Redacted),
+        Field::new(
+            "redis_database",
+            Type::Integer {
+                min: 0,
+                max: 1_000_000,
+            },
+        )
+        .default(Default::Int(0)),
+        Field::new("redis_ssl", Type::Boolean).default(Default::Bool(false)),
+        Field::new("redis_ssl_verify", Type::Boolean).default(Default::Bool(false)),
+        Field::new("redis_server_name", Type::Text(None)),
+        Field::new(
+            "redis_timeout",
+            Type::Integer {
+                min: 0,
+                max: i32::MAX as i64,
+            },
+        )
+        .default(Default::Int(2000)),
     ],
 };
 
@@ -145,12 +178,17 @@ pub fn validate(c: &mut Checker, value: &Value, plugin_id: &str) -> Option<RateL
     if limit_by == LimitBy::Path && path.is_none() {
         c.error("No path provided");
     }
-    if SCHEMA.text(obj, "policy").is_some_and(|p| p != "local") {
-        c.error_at(
-            "policy",
-            "only the `local` policy is available in this version of lambda-gateway (counters shared by every worker of the node)",
-        );
-    }
+    let redis = match SCHEMA.text(obj, "policy") {
+        Some("cluster") => {
+            c.error_at(
+                "policy",
+                "`cluster` needs Kong's database; use `local` (one node) or `redis` (a tier)",
+            );
+            None
+        }
+        Some("redis") => redis_target(c, obj),
+        _ => None,
+    };
     (c.errors.len() == before).then(|| RateLimitConfig {
         plugin_id: plugin_id.to_string(),
         limits,
@@ -163,6 +201,66 @@ pub fn validate(c: &mut Checker, value: &Value, plugin_id: &str) -> Option<RateL
             .text(obj, "error_message")
             .unwrap_or("API rate limit exceeded")
             .to_string(),
+        redis,
+        fault_tolerant: SCHEMA.boolean(obj, "fault_tolerant"),
+        sync: OnceLock::new(),
+    })
+}
+
+/// The Redis of `policy: redis`: Kong's `redis_*` fields, or its newer `redis` object
+/// (`host`, `port`, `username`, `password`, `database`, `ssl`, `timeout`), which wins.
+fn redis_target(c: &mut Checker, obj: &Map<String, Value>) -> Option<RedisTarget> {
+    let nested = obj.get("redis").and_then(Value::as_object);
+    let text = |name: &str| {
+        nested
+            .and_then(|n| n.get(name))
+            .and_then(Value::as_str)
+            .or_else(|| SCHEMA.text(obj, &format!("redis_{name}")))
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    };
+    let int = |name: &str, default: i64| {
+        nested
+            .and_then(|n| n.get(name))
+            .and_then(Value::as_i64)
+            .or_else(|| SCHEMA.int(obj, &format!("redis_{name}")))
+            .unwrap_or(default)
+    };
+    let ssl = nested
+        .and_then(|n| n.get("ssl"))
+        .and_then(Value::as_bool)
+        .unwrap_or_else(|| SCHEMA.boolean(obj, "redis_ssl"));
+    let Some(host) = text("host") else {
+        c.error("No redis config provided");
+        return None;
+    };
+    if ssl {
+        c.error_at(
+            "redis_ssl",
+            "TLS to Redis is not available in this version of lambda-gateway",
+        );
+        return None;
+    }
+    let port = int("port", 6379);
+    if !(1..=65535).contains(&port) {
+        c.error_at("redis_port", "value should be between 1 and 65535");
+        return None;
+    }
+    // Kong's `sync_rate` (seconds; -1 there means a round trip per request): how often counts
+    // are exchanged here, 0.1 s unless a positive rate is given.
+    let interval = obj
+        .get("sync_rate")
+        .and_then(Value::as_f64)
+        .filter(|r| *r > 0.0 && *r <= 3600.0)
+        .map_or(Duration::from_millis(100), Duration::from_secs_f64);
+    Some(RedisTarget {
+        host,
+        port: port as u16,
+        username: text("username"),
+        password: text("password"),
+        database: int("database", 0),
+        timeout: Duration::from_millis(int("timeout", 2000).clamp(1, 60_000) as u64),
+        interval,
     })
 }
 
@@ -239,8 +337,8 @@ impl Counters {
         })
     }
 
-    /// Counts one more request in `window`.
-    fn increment(&self, key: u64, window: u32) {
+    /// Counts `n` more requests in `window`.
+    pub(super) fn add(&self, key: u64, window: u32, n: u64) {
         let Some(slot) = self.slot(key, window) else {
             return;
         };
@@ -249,12 +347,13 @@ impl Counters {
             let next = if (current >> 32) as u32 == window {
                 // The count is the low 32 bits: it stops at their maximum rather than carry
                 // into the window.
-                if current & 0xffff_ffff == 0xffff_ffff {
+                let count = (current & 0xffff_ffff).saturating_add(n).min(0xffff_ffff);
+                if count == current & 0xffff_ffff {
                     return;
                 }
-                current + 1
+                (current & !0xffff_ffff) | count
             } else {
-                (u64::from(window) << 32) | 1
+                (u64::from(window) << 32) | n.min(0xffff_ffff)
             };
             match slot.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return,
@@ -328,9 +427,30 @@ pub fn access(
             tightest = Some((limit, remaining, reset));
         }
     }
+    let sync = c
+        .redis
+        .as_ref()
+        .map(|target| c.sync.get_or_init(|| RedisSync::for_target(target)));
+    // Kong's `fault_tolerant: false`: no answer from an uncounted tier.
+    if sync.is_some_and(|s| !c.fault_tolerant && !s.healthy()) {
+        answers::message(resp, 500, "An unexpected error occurred");
+        return Verdict::Answered;
+    }
     if !exceeded {
-        for &(key, window) in &slots {
-            counters.increment(key, window);
+        for (&(key, window), &(period, _)) in slots.iter().zip(&c.limits) {
+            counters.add(key, window, 1);
+            if let Some(sync) = sync {
+                let (name, secs, _) = PERIODS[period];
+                // Kong's key shape, with the plugin for the route and service.
+                sync.note(key, window, secs, || {
+                    format!(
+                        "ratelimit:{}:{}:{}:{name}",
+                        c.plugin_id,
+                        String::from_utf8_lossy(identity),
+                        u64::from(window) * secs * 1000
+                    )
+                });
+            }
         }
     }
     let Some((limit, remaining, reset)) = tightest else {
@@ -350,4 +470,66 @@ pub fn access(
         return Verdict::Answered;
     }
     Verdict::Continue
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(json: &str) -> Result<RateLimitConfig, Vec<String>> {
+        let mut c = Checker::default();
+        let v: Value = serde_json::from_str(json).expect("test JSON");
+        validate(&mut c, &v, "p1").ok_or_else(|| c.errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn the_redis_policy_takes_kongs_fields_flat_or_nested() {
+        let flat = check(r#"{"minute":5,"policy":"redis","redis_host":"10.0.0.7","redis_port":6380,"redis_password":"pw","redis_database":2,"redis_timeout":300,"sync_rate":0.5}"#)
+            .expect("valid");
+        let t = flat.redis.expect("a target");
+        assert_eq!((t.host.as_str(), t.port, t.database), ("10.0.0.7", 6380, 2));
+        assert_eq!(t.password.as_deref(), Some("pw"));
+        assert_eq!(t.timeout, Duration::from_millis(300));
+        assert_eq!(t.interval, Duration::from_millis(500));
+        assert!(!format!("{t:?}").contains("pw"));
+        let nested = check(r#"{"minute":5,"policy":"redis","redis":{"host":"r.local","username":"gw"},"sync_rate":-1}"#)
+            .expect("valid")
+            .redis
+            .expect("a target");
+        assert_eq!((nested.host.as_str(), nested.port), ("r.local", 6379));
+        assert_eq!(nested.username.as_deref(), Some("gw"));
+        assert_eq!(nested.interval, Duration::from_millis(100));
+        assert!(check(r#"{"minute":5}"#).expect("valid").redis.is_none());
+        for (bad, why) in [
+            (
+                r#"{"minute":5,"policy":"redis"}"#,
+                "No redis config provided",
+            ),
+            (
+                r#"{"minute":5,"policy":"redis","redis_host":"h","redis_ssl":true}"#,
+                "TLS to Redis",
+            ),
+            (
+                r#"{"minute":5,"policy":"cluster"}"#,
+                "needs Kong's database",
+            ),
+        ] {
+            let errors = check(bad).expect_err("refused");
+            assert!(errors.iter().any(|e| e.contains(why)), "{bad}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn adding_counts_stops_at_the_cap_and_restarts_with_the_window() {
+        let counters = Counters::new();
+        let key = counters.key(&[b"p", b"k"], 1);
+        counters.add(key, 7, 3);
+        counters.add(key, 7, 2);
+        assert_eq!(counters.count(key, 7), Some(5));
+        counters.add(key, 7, u64::MAX);
+        assert_eq!(counters.count(key, 7), Some(0xffff_ffff));
+        counters.add(key, 8, 1);
+        assert_eq!(counters.count(key, 8), Some(1));
+        assert_eq!(counters.count(key, 7), Some(0));
+    }
 }

@@ -30,16 +30,7 @@ fn free_port() -> u16 {
 
 /// Whether etcd is installed (`.ci/run` installs it); tests print why they skip otherwise.
 pub fn available() -> bool {
-    let found = Command::new("etcd")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!("SKIPPED: etcd is not installed (apt-get install etcd-server etcd-client)");
-    }
-    found
+    super::installed("etcd", "etcd-server etcd-client")
 }
 
 impl EtcdCluster {

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod etcd;
+pub mod redis;
 pub mod streams;
 
 use lambda_gateway::emulator::{api_error, Emulator, Functions, Invoke, Options, Reply};
@@ -1126,6 +1127,21 @@ pub fn rss_kb(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Whether `program --version` runs; if not, says that the test is skipped and what to install
+/// (`.ci/run` installs everything the tests use).
+pub fn installed(program: &str, debian_packages: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        eprintln!("SKIPPED: {program} is not installed (apt-get install {debian_packages})");
+    }
+    found
 }
 
 /// Shorthand: a GET for `target`.

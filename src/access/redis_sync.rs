@@ -1,0 +1,225 @@
+//! `rate-limiting` with `policy: redis`: one count for a whole tier of gateways, exchanged with
+//! Redis in batches so that no request waits on Redis.
+//!
+//! Every request is checked and counted in the node's table exactly as with `local`. A node
+//! also notes its own new requests per counter; once per sync interval (`sync_rate`, 0.1 s by
+//! default) a thread per Redis server sends them in one pipelined round trip (`INCRBY` and
+//! `EXPIRE` per counter; `INCRBY 0` for counters still live without news) and adds what the
+//! other nodes counted meanwhile (Redis' totals minus this node's own) to the node's table.
+//!
+//! Accuracy: a node learns of the others' requests one interval late, so the tier may let
+//! through, beyond the limit, what the other nodes admitted during one interval (at most the
+//! tier's request rate × the interval). A round trip per request (Kong's `sync_rate: -1`)
+//! would be exact but put Redis' latency on every request and a connection per worker.
+//!
+//! When Redis fails, requests go on being counted locally (Kong's `fault_tolerant`), the failure
+//! is logged once per outage, and with `fault_tolerant: false` the plugin answers 500 instead.
+
+use super::rate_limit::Counters;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A Redis server and how to log in, from the plugin's `redis_*` fields.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RedisTarget {
+    /// `redis_host`.
+    pub host: String,
+    /// `redis_port`.
+    pub port: u16,
+    /// `redis_username` (Redis 6 ACLs).
+    pub username: Option<String>,
+    /// `redis_password`.
+    pub password: Option<String>,
+    /// `redis_database`.
+    pub database: i64,
+    /// `redis_timeout`: bound on connecting and on each round trip.
+    pub timeout: Duration,
+    /// How often counts are exchanged (`sync_rate`).
+    pub interval: Duration,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    // The password stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "redis {}:{} db {}", self.host, self.port, self.database)
+    }
+}
+
+/// A counter with requests not yet sent to Redis.
+struct Pending {
+    /// The Redis key.
+    name: String,
+    /// Seconds the key should live (its period).
+    ttl: u64,
+    /// This node's requests since the last exchange.
+    delta: u64,
+}
+
+/// What the node knows of a counter in its current window.
+struct Known {
+    name: String,
+    ttl: u64,
+    /// This node's requests Redis has.
+    sent: u64,
+    /// This node's requests not sent yet (kept while Redis is down).
+    unsent: u64,
+    /// The other nodes' requests already added to the node's table.
+    others: u64,
+    /// When the window ends (then the entry goes).
+    until: Instant,
+}
+
+/// One Redis server's exchange: the notes of every worker, and its thread.
+pub struct RedisSync {
+    target: RedisTarget,
+    pending: Mutex<HashMap<(u64, u32), Pending>>,
+    healthy: AtomicBool,
+}
+
+impl std::fmt::Debug for RedisSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exchange with {:?}", self.target)
+    }
+}
+
+impl RedisSync {
+    /// The exchange for `target`, started on first use; one per distinct server and login.
+    pub fn for_target(target: &RedisTarget) -> Arc<RedisSync> {
+        static ALL: OnceLock<Mutex<HashMap<RedisTarget, Arc<RedisSync>>>> = OnceLock::new();
+        let mut all = ALL
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(sync) = all.get(target) {
+            return sync.clone();
+        }
+        let sync = Arc::new(RedisSync {
+            target: target.clone(),
+            pending: Mutex::new(HashMap::new()),
+            healthy: AtomicBool::new(true),
+        });
+        let running = sync.clone();
+        let spawned = std::thread::Builder::new()
+            .name("redis-sync".into())
+            .spawn(move || running.run());
+        if let Err(e) = spawned {
+            log::error!("cannot start the Redis sync thread: {e}; counting locally");
+        }
+        all.insert(target.clone(), sync.clone());
+        sync
+    }
+
+    /// Whether the last exchange with Redis worked.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Notes one request on counter `key` in `window` (named `name()` in Redis, living `ttl`
+    /// seconds); `name` is only called for a counter's first request of an interval.
+    pub fn note(&self, key: u64, window: u32, ttl: u64, name: impl FnOnce() -> String) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending
+            .entry((key, window))
+            .or_insert_with(|| Pending {
+                name: name(),
+                ttl,
+                delta: 0,
+            })
+            .delta += 1;
+    }
+
+    fn run(&self) {
+        let mut connection: Option<redis::Connection> = None;
+        let mut known: HashMap<(u64, u32), Known> = HashMap::new();
+        loop {
+            std::thread::sleep(self.target.interval);
+            let now = Instant::now();
+            known.retain(|_, k| k.until > now);
+            let batch =
+                std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+            for (slot, p) in batch {
+                let k = known.entry(slot).or_insert_with(|| Known {
+                    name: p.name,
+                    ttl: p.ttl,
+                    sent: 0,
+                    unsent: 0,
+                    others: 0,
+                    until: now + Duration::from_secs(p.ttl),
+                });
+                k.unsent += p.delta;
+            }
+            if known.is_empty() {
+                continue;
+            }
+            match self.exchange(&mut connection, &mut known) {
+                Ok(()) => {
+                    if !self.healthy.swap(true, Ordering::Relaxed) {
+                        log::info!(
+                            "rate-limiting: Redis {}:{} is back: counting for the whole tier again",
+                            self.target.host,
+                            self.target.port
+                        );
+                    }
+                }
+                Err(e) => {
+                    connection = None;
+                    if self.healthy.swap(false, Ordering::Relaxed) {
+                        log::error!(
+                            "rate-limiting: Redis {}:{} failed ({e}): counting on this node only until it is back",
+                            self.target.host,
+                            self.target.port
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pipelined round trip: this node's news added to every live counter, whose totals
+    /// come back; the other nodes' part of each goes into the node's table.
+    fn exchange(
+        &self,
+        connection: &mut Option<redis::Connection>,
+        known: &mut HashMap<(u64, u32), Known>,
+    ) -> redis::RedisResult<()> {
+        if connection.is_none() {
+            let info = redis::ConnectionInfo {
+                addr: redis::ConnectionAddr::Tcp(self.target.host.clone(), self.target.port),
+                redis: redis::RedisConnectionInfo {
+                    db: self.target.database,
+                    username: self.target.username.clone(),
+                    password: self.target.password.clone(),
+                    ..Default::default()
+                },
+            };
+            let c = redis::Client::open(info)?.get_connection_with_timeout(self.target.timeout)?;
+            c.set_read_timeout(Some(self.target.timeout))?;
+            c.set_write_timeout(Some(self.target.timeout))?;
+            *connection = Some(c);
+        }
+        let Some(c) = connection.as_mut() else {
+            return Ok(());
+        };
+        let mut entries: Vec<(&(u64, u32), &mut Known)> = known.iter_mut().collect();
+        let mut pipe = redis::pipe();
+        for (_, k) in &entries {
+            pipe.cmd("INCRBY").arg(&k.name).arg(k.unsent);
+            if k.unsent > 0 {
+                pipe.cmd("EXPIRE").arg(&k.name).arg(k.ttl).ignore();
+            }
+        }
+        let totals: Vec<u64> = pipe.query(c)?;
+        let table = Counters::global();
+        for ((&(key, window), k), total) in entries.iter_mut().zip(totals) {
+            k.sent += std::mem::take(&mut k.unsent);
+            let others = total.saturating_sub(k.sent);
+            if others > k.others {
+                table.add(key, window, others - k.others);
+                k.others = others;
+            }
+        }
+        Ok(())
+    }
+}
