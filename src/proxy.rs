@@ -103,6 +103,10 @@ pub struct Proxy {
     log_lines: RefCell<Vec<u8>>,
 }
 
+/// How long a finished stream's answer waits for the end of Lambda's HTTP body (to pool the
+/// connection) before it is closed instead.
+const END_OF_BODY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Most invoke scratch sets kept for reuse per worker.
 const MAX_FREE_SCRATCH: usize = 256;
 /// A scratch set holding more than this is dropped rather than kept: one 6 MiB payload should
@@ -195,11 +199,13 @@ impl Handler for Proxy {
                         let why = format!("function error after the first byte: {code}: {details}");
                         return failed(why, output.passed);
                     }
-                    // The connection is reused once its body's end is read (Lambda sends it
-                    // right after InvokeComplete).
+                    // The connection is reused once its body's end is read; Lambda sends it
+                    // right after InvokeComplete, and the client's last chunk waits for it
+                    // only briefly (else the connection is closed, not pooled).
                     let keepalive = target.config.keepalive;
+                    let wait = timeout.min(END_OF_BODY_WAIT);
                     if let Ok(Ok(Frame::End)) =
-                        monoio::time::timeout(timeout, output.upstream.next()).await
+                        monoio::time::timeout(wait, output.upstream.next()).await
                     {
                         output.upstream.release(&self.upstream, keepalive);
                     }
@@ -698,9 +704,8 @@ impl Proxy {
                     }
                     // An empty output: a whole (empty) answer.
                     plain_head(&lambda_headers(&upstream, &s.answer), resp);
-                    if let Ok(Ok(Frame::End)) =
-                        monoio::time::timeout_at(deadline.into(), upstream.next()).await
-                    {
+                    let wait = plugin.config.timeout.min(END_OF_BODY_WAIT);
+                    if let Ok(Ok(Frame::End)) = monoio::time::timeout(wait, upstream.next()).await {
                         upstream.release(&self.upstream, plugin.config.keepalive);
                     }
                     return Ok(None);

@@ -342,6 +342,7 @@ fn timeout_bounds_the_first_byte_and_each_gap_not_the_stream() {
             ("stream-slow-start", t),
             ("stream-stall", t),
             ("stream-long", t),
+            ("stream-slow-end", ""),
         ];
         let gw = Gateway::start(&mock, &config(&mock, &routes), driver);
         let started = Instant::now();
@@ -352,6 +353,14 @@ fn timeout_bounds_the_first_byte_and_each_gap_not_the_stream() {
         assert_eq!(
             (r.status, r.text().as_str(), r.complete),
             (200, "first", false)
+        );
+        // The answer ends with InvokeComplete, not with Lambda's HTTP body 2 s later.
+        let started = Instant::now();
+        let r = fetch(&gw, "/stream-slow-end");
+        assert_eq!((r.text().as_str(), r.complete), ("all of it", true));
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "{driver:?}"
         );
         // 1.2 s in all, never 1 s without a chunk: whole.
         let r = fetch(&gw, "/stream-long");

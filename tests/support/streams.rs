@@ -249,6 +249,16 @@ pub fn reply(function: &str, req: &Recorded, invoked_before: usize) -> Option<Re
                 .collect(),
             true,
         ),
+        // InvokeComplete at once, but the HTTP body's end 2 s later.
+        "stream-slow-end" => stream(
+            "text/plain",
+            vec![
+                (NOW, chunk(b"all of it")),
+                (NOW, complete(None)),
+                (ms(2000), Vec::new()),
+            ],
+            true,
+        ),
         "stream-prelude-unended" => stream(
             HTTP_INTEGRATION,
             vec![
