@@ -12,6 +12,10 @@
 //! tier's request rate × the interval). A round trip per request (Kong's `sync_rate: -1`)
 //! would be exact but put Redis' latency on every request and a connection per worker.
 //!
+//! At most 100,000 counters (distinct identities × periods) are exchanged per Redis server;
+//! further ones, an attacker's spray of client addresses or header values, count on their node
+//! only, so memory stays bounded.
+//!
 //! When Redis fails, requests go on being counted locally (Kong's `fault_tolerant`), the failure
 //! is logged once per outage, and with `fault_tolerant: false` the plugin answers 500 instead.
 
@@ -56,6 +60,9 @@ struct Pending {
     /// This node's requests since the last exchange.
     delta: u64,
 }
+
+/// Most counters exchanged with one Redis server; the rest count on their node only.
+const MAX_COUNTERS: usize = 100_000;
 
 /// What the node knows of a counter in its current window.
 struct Known {
@@ -120,6 +127,11 @@ impl RedisSync {
     /// seconds); `name` is only called for a counter's first request of an interval.
     pub fn note(&self, key: u64, window: u32, ttl: u64, name: impl FnOnce() -> String) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // Counters are as many as distinct identities (client addresses, header values): past
+        // the cap, new ones are counted on this node only.
+        if pending.len() >= MAX_COUNTERS && !pending.contains_key(&(key, window)) {
+            return;
+        }
         pending
             .entry((key, window))
             .or_insert_with(|| Pending {
@@ -140,6 +152,9 @@ impl RedisSync {
             let batch =
                 std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
             for (slot, p) in batch {
+                if known.len() >= MAX_COUNTERS && !known.contains_key(&slot) {
+                    continue;
+                }
                 let k = known.entry(slot).or_insert_with(|| Known {
                     name: p.name,
                     ttl: p.ttl,
@@ -221,5 +236,36 @@ impl RedisSync {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spray_of_identities_is_capped() {
+        let sync = RedisSync {
+            target: RedisTarget {
+                host: "127.0.0.1".into(),
+                port: 1,
+                username: None,
+                password: Some("hidden".into()),
+                database: 0,
+                timeout: Duration::from_millis(1),
+                interval: Duration::from_secs(1),
+            },
+            pending: Mutex::new(HashMap::new()),
+            healthy: AtomicBool::new(true),
+        };
+        for key in 0..(MAX_COUNTERS as u64 + 50) {
+            sync.note(key, 1, 60, || format!("ratelimit:p:{key}:0:minute"));
+        }
+        // A known counter still counts past the cap.
+        sync.note(7, 1, 60, || unreachable!("already named"));
+        let pending = sync.pending.lock().unwrap();
+        assert_eq!(pending.len(), MAX_COUNTERS);
+        assert_eq!(pending[&(7, 1)].delta, 2);
+        assert!(!format!("{sync:?}").contains("hidden"));
     }
 }
