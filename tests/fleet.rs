@@ -419,3 +419,47 @@ fn a_redis_rate_limit_holds_for_the_tier_and_redis_down_is_survived() {
     assert_eq!(a.send(&get("/strict")).status, 200, "{}", a.logs());
     assert!(a.logs().contains("is back"), "{}", a.logs());
 }
+
+#[test]
+fn an_etcd_gone_back_in_time_is_followed() {
+    if !etcd::available() {
+        return;
+    }
+    let mock = MockLambda::start();
+    let mut cluster = EtcdCluster::start(1);
+    let dir = TempDir::new("fleet");
+    let a = node(&mock, &cluster, "/lg", &dir.path.join("a.yml"));
+    assert_eq!(a.admin_json("POST", "/config", base(&mock)).status, 201);
+    for i in 0..5 {
+        let r = a.admin_json(
+            "POST",
+            "/routes",
+            json!({"name": format!("old{i}"), "paths": [format!("/old{i}/")]}),
+        );
+        assert_eq!(r.status, 201);
+    }
+    // A new cluster (revisions start again low) with a restored document.
+    cluster.replace_with_empty();
+    let mut restored = base(&mock);
+    restored["routes"][0] = json!({"name": "restored", "paths": ["/restored"]});
+    assert!(cluster
+        .ctl(&["put", "/lg/config", &restored.to_string()])
+        .contains("OK"));
+    until_served(&a, "/restored", 200, Duration::from_secs(15));
+    assert_eq!(a.send(&get("/old0/")).status, 404);
+    assert!(
+        a.logs().contains("etcd was restored or replaced"),
+        "{}",
+        a.logs()
+    );
+    // Changes are made against the new history.
+    let r = retry_while_unavailable(|| {
+        a.admin_json(
+            "POST",
+            "/routes",
+            json!({"name": "after", "paths": ["/after"]}),
+        )
+    });
+    assert_eq!(r.status, 201, "{}", r.text());
+    until_served(&a, "/after", 200, Duration::from_secs(2));
+}

@@ -102,7 +102,7 @@ impl Store {
         let Some(applied) = self.fleet.as_ref().and_then(EtcdStore::take_applied) else {
             return;
         };
-        if applied.revision > self.revision {
+        if applied.revision > self.revision || applied.reset {
             self.config = applied.config;
             self.revision = applied.revision;
             self.changes += 1;

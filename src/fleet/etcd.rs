@@ -106,6 +106,9 @@ pub struct Applied {
     pub config: Config,
     /// Its revision.
     pub revision: i64,
+    /// etcd went back to an older revision (restored from a backup, or a new cluster): take
+    /// this one although it is not newer.
+    pub reset: bool,
 }
 
 enum Request {
@@ -447,7 +450,16 @@ impl Control {
             // Catch up with one read, then watch from the revision of that read.
             let from = match self.read(&mut c).await {
                 Ok((document, revision, store_revision)) => {
-                    self.apply(&document, revision);
+                    if revision < self.applied {
+                        log::warn!(
+                            "{} is at revision {revision}, older than the {} applied: etcd was restored or replaced; serving its configuration",
+                            self.options.location,
+                            self.applied
+                        );
+                        self.reset_to(&document, revision);
+                    } else {
+                        self.apply(&document, revision);
+                    }
                     store_revision + 1
                 }
                 Err(why) => {
@@ -592,6 +604,15 @@ impl Control {
         if revision <= self.applied {
             return;
         }
+        self.take(document, revision, false);
+    }
+
+    /// Applies an older revision than the one applied: etcd went back in time.
+    fn reset_to(&mut self, document: &[u8], revision: i64) {
+        self.take(document, revision, true);
+    }
+
+    fn take(&mut self, document: &[u8], revision: i64, reset: bool) {
         self.applied = revision;
         lock(&self.shared.health).revision = revision;
         let config = match parse(document) {
@@ -606,17 +627,30 @@ impl Control {
         };
         // The store first: once the proxy serves this revision, Admin API changes are made
         // against it too.
-        *lock(&self.shared.applied) = Some(Applied {
-            config: config.clone(),
-            revision,
-        });
+        {
+            // A reset not yet taken by the store stays one: what follows it is newer than
+            // the reset, not than what the store had before.
+            let mut slot = lock(&self.shared.applied);
+            let reset = reset || slot.as_ref().is_some_and(|a| a.reset);
+            *slot = Some(Applied {
+                config: config.clone(),
+                revision,
+                reset,
+            });
+        }
         if let Some(publisher) = &self.publisher {
-            if revision > publisher.revision() {
+            if reset || revision > publisher.revision() {
                 let (snapshot, warnings) = Snapshot::build(config.clone(), &self.env);
                 for w in warnings {
                     log::warn!("{w}");
                 }
-                if publisher.publish(revision, snapshot) {
+                let published = if reset {
+                    publisher.replace(revision, snapshot);
+                    true
+                } else {
+                    publisher.publish(revision, snapshot)
+                };
+                if published {
                     log::info!(
                         "applied revision {revision} from {}: {} services, {} routes, {} plugins",
                         self.options.location,

@@ -26,6 +26,13 @@ impl Publisher {
         *self.revision.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Publishes `snapshot` at `revision` whatever was published: etcd went back in time.
+    pub fn replace(&self, revision: i64, snapshot: Snapshot) {
+        let mut current = self.revision.lock().unwrap_or_else(|e| e.into_inner());
+        *current = revision;
+        self.published.store(Arc::new(snapshot));
+    }
+
     /// Publishes `snapshot` if `revision` is newer than what is published; says whether it did.
     pub fn publish(&self, revision: i64, snapshot: Snapshot) -> bool {
         let mut current = self.revision.lock().unwrap_or_else(|e| e.into_inner());

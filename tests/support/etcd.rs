@@ -159,6 +159,20 @@ impl EtcdCluster {
         self.start_member(i);
     }
 
+    /// Replaces the cluster by a new, empty one on the same ports: every member killed, its
+    /// data deleted, started again (revisions begin anew, as after restoring a backup into a
+    /// new cluster).
+    pub fn replace_with_empty(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+            let _ = std::fs::remove_dir_all(self.dir.path.join(&self.members[i].name));
+        }
+        for i in 0..self.members.len() {
+            self.start_member(i);
+        }
+        self.wait_healthy();
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         self.members.len()
