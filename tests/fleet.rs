@@ -441,11 +441,12 @@ fn an_etcd_gone_back_in_time_is_followed() {
     // A new cluster (revisions start again low) with a restored document.
     cluster.replace_with_empty();
     let mut restored = base(&mock);
-    restored["routes"][0] = json!({"name": "restored", "paths": ["/restored"]});
+    // Not under `/r` (the old route, a prefix of anything starting with it).
+    restored["routes"][0] = json!({"name": "restored", "paths": ["/from-backup/"]});
     assert!(cluster
         .ctl(&["put", "/lg/config", &restored.to_string()])
         .contains("OK"));
-    until_served(&a, "/restored", 200, Duration::from_secs(15));
+    until_served(&a, "/from-backup/", 200, Duration::from_secs(15));
     assert_eq!(a.send(&get("/old0/")).status, 404);
     assert!(
         a.logs().contains("etcd was restored or replaced"),
@@ -462,4 +463,64 @@ fn an_etcd_gone_back_in_time_is_followed() {
     });
     assert_eq!(r.status, 201, "{}", r.text());
     until_served(&a, "/after", 200, Duration::from_secs(2));
+}
+
+#[test]
+fn etcd_over_tls_with_a_client_certificate() {
+    if !etcd::available() {
+        return;
+    }
+    let mock = MockLambda::start();
+    let cluster = EtcdCluster::start_tls(1);
+    let tls = cluster.tls.as_ref().expect("TLS files");
+    assert!(cluster
+        .ctl(&["put", "/tls/config", &base(&mock).to_string()])
+        .contains("OK"));
+    let dir = TempDir::new("fleet");
+    let start = |extra: Vec<String>, cache: &str| {
+        let mut args = vec![
+            "--config-cache".into(),
+            dir.path.join(cache).display().to_string(),
+        ];
+        args.extend(extra);
+        Gateway::start_admin(
+            &mock,
+            AdminOptions {
+                config_path: format!("etcd://{}/tls", cluster.endpoints()).into(),
+                driver: Driver::IoUring,
+                env: vec![],
+                args,
+            },
+        )
+    };
+    let path = |p: &std::path::Path| p.display().to_string();
+    let gw = start(
+        vec![
+            "--etcd-cacert".into(),
+            path(&tls.ca),
+            "--etcd-cert".into(),
+            path(&tls.client_cert),
+            "--etcd-key".into(),
+            path(&tls.client_key),
+        ],
+        "a.yml",
+    );
+    assert_eq!(gw.send(&get("/r")).status, 200, "{}", gw.logs());
+    let r = gw.admin_json(
+        "POST",
+        "/routes",
+        json!({"name": "over-tls", "paths": ["/over-tls"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(cluster
+        .ctl(&["get", "/tls/config", "--print-value-only"])
+        .contains("over-tls"));
+    // Without the client certificate etcd refuses the connection: said, nothing served.
+    let refused = start(vec!["--etcd-cacert".into(), path(&tls.ca)], "b.yml");
+    assert_eq!(refused.send(&get("/r")).status, 404);
+    assert!(
+        refused.logs().contains("cannot be used"),
+        "{}",
+        refused.logs()
+    );
 }

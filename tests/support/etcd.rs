@@ -3,6 +3,7 @@
 
 use super::TempDir;
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,11 +15,62 @@ struct Member {
     child: Option<Child>,
 }
 
+/// Certificates for a TLS cluster: a CA, the members' certificate (127.0.0.1) and a client's.
+pub struct EtcdTlsFiles {
+    /// The CA that signed both.
+    pub ca: PathBuf,
+    /// The members' certificate and key.
+    pub server_cert: PathBuf,
+    /// See `server_cert`.
+    pub server_key: PathBuf,
+    /// A client certificate the members accept (`--client-cert-auth`), and its key.
+    pub client_cert: PathBuf,
+    /// See `client_cert`.
+    pub client_key: PathBuf,
+}
+
+impl EtcdTlsFiles {
+    fn generate(dir: &Path) -> EtcdTlsFiles {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "etcd test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf = |names: Vec<String>| {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let cert = rcgen::CertificateParams::new(names)
+                .expect("params")
+                .signed_by(&key, &issuer)
+                .expect("certificate");
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf(vec!["127.0.0.1".into(), "localhost".into()]);
+        let (client_cert, client_key) = leaf(vec!["gateway".into()]);
+        let write = |name: &str, pem: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).expect("write a PEM file");
+            path
+        };
+        EtcdTlsFiles {
+            ca: write("ca.pem", &ca.pem()),
+            server_cert: write("server.pem", &server_cert),
+            server_key: write("server.key", &server_key),
+            client_cert: write("client.pem", &client_cert),
+            client_key: write("client.key", &client_key),
+        }
+    }
+}
+
 /// A running cluster.
 pub struct EtcdCluster {
     members: Vec<Member>,
     dir: TempDir,
     initial_cluster: String,
+    /// With TLS to clients (and client certificates required).
+    pub tls: Option<EtcdTlsFiles>,
 }
 
 fn free_port() -> u16 {
@@ -36,7 +88,17 @@ pub fn available() -> bool {
 impl EtcdCluster {
     /// Starts `n` members and waits until the cluster answers.
     pub fn start(n: usize) -> EtcdCluster {
+        EtcdCluster::start_with(n, false)
+    }
+
+    /// Starts `n` members serving clients over TLS only, with client certificates required.
+    pub fn start_tls(n: usize) -> EtcdCluster {
+        EtcdCluster::start_with(n, true)
+    }
+
+    fn start_with(n: usize, tls: bool) -> EtcdCluster {
         let dir = TempDir::new("etcd");
+        let tls = tls.then(|| EtcdTlsFiles::generate(&dir.path));
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),
@@ -54,6 +116,7 @@ impl EtcdCluster {
             members,
             dir,
             initial_cluster,
+            tls,
         };
         for i in 0..n {
             cluster.start_member(i);
@@ -65,11 +128,23 @@ impl EtcdCluster {
     fn start_member(&mut self, i: usize) {
         let m = &self.members[i];
         let data = self.dir.path.join(&m.name);
-        let client = format!("http://127.0.0.1:{}", m.client_port);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", m.client_port);
         let peer = format!("http://127.0.0.1:{}", m.peer_port);
         let log =
             std::fs::File::create(self.dir.path.join(format!("{}.log", m.name))).expect("log file");
-        let child = Command::new("etcd")
+        let mut command = Command::new("etcd");
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.server_cert)
+                .arg("--key-file")
+                .arg(&tls.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .args(["--name", &m.name, "--data-dir"])
             .arg(&data)
             .args([
@@ -116,13 +191,24 @@ impl EtcdCluster {
 
     /// `etcdctl --user <user>` against the cluster (once auth is enabled); its stdout.
     pub fn ctl_as(&self, user: Option<&str>, args: &[&str]) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         let endpoints = self
             .members
             .iter()
-            .map(|m| format!("http://127.0.0.1:{}", m.client_port))
+            .map(|m| format!("{scheme}://127.0.0.1:{}", m.client_port))
             .collect::<Vec<_>>()
             .join(",");
-        let out = Command::new("etcdctl")
+        let mut command = Command::new("etcdctl");
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cacert")
+                .arg(&tls.ca)
+                .arg("--cert")
+                .arg(&tls.client_cert)
+                .arg("--key")
+                .arg(&tls.client_key);
+        }
+        let out = command
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={endpoints}"))
             .args(["--command-timeout=3s"])
