@@ -329,6 +329,13 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// One series of counter `name` per `(result, value)`.
+fn by_result(out: &mut String, name: &str, series: &[(&str, u64)]) {
+    for (result, value) in series {
+        let _ = writeln!(out, "{name}{{result=\"{result}\"}} {value}");
+    }
+}
+
 impl Registry {
     /// Registers a worker's counters.
     pub fn register(&self) -> Arc<WorkerMetrics> {
@@ -591,26 +598,19 @@ impl Registry {
             "counter",
             "TLS handshakes with clients, by result.",
         );
-        let _ = writeln!(
-            out,
-            "lambda_gateway_tls_handshakes_total{{result=\"ok\"}} {}",
-            t.tls_handshakes[0]
-        );
-        let _ = writeln!(
-            out,
-            "lambda_gateway_tls_handshakes_total{{result=\"failed\"}} {}",
-            t.tls_handshakes[1]
+        by_result(
+            &mut out,
+            "lambda_gateway_tls_handshakes_total",
+            &[("ok", t.tls_handshakes[0]), ("failed", t.tls_handshakes[1])],
         );
         family(&mut out, "lambda_gateway_invoke_retries_total", "counter", "Invokes tried again because the function cannot have run (throttled, or no connection made); `budget_exhausted`: retries the worker's budget refused.");
-        let _ = writeln!(
-            out,
-            "lambda_gateway_invoke_retries_total{{result=\"retried\"}} {}",
-            t.retries[0]
-        );
-        let _ = writeln!(
-            out,
-            "lambda_gateway_invoke_retries_total{{result=\"budget_exhausted\"}} {}",
-            t.retries[1]
+        by_result(
+            &mut out,
+            "lambda_gateway_invoke_retries_total",
+            &[
+                ("retried", t.retries[0]),
+                ("budget_exhausted", t.retries[1]),
+            ],
         );
         family(&mut out, "lambda_gateway_lambda_errors_total", "counter", "Invokes that did not return the function's answer, by error type (Lambda's error type, the function's error, or the gateway's: timeout, connect, tls, bad_response ...).");
         let mut errors: Vec<_> = m
@@ -632,15 +632,13 @@ impl Registry {
             "counter",
             "AWS credential fetches by the refreshers, by result.",
         );
-        let _ = writeln!(
-            out,
-            "lambda_gateway_credential_refreshes_total{{result=\"ok\"}} {}",
-            PROCESS.credential_refreshes.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "lambda_gateway_credential_refreshes_total{{result=\"failed\"}} {}",
-            PROCESS.credential_refresh_failures.load(Relaxed)
+        by_result(
+            &mut out,
+            "lambda_gateway_credential_refreshes_total",
+            &[
+                ("ok", PROCESS.credential_refreshes.load(Relaxed)),
+                ("failed", PROCESS.credential_refresh_failures.load(Relaxed)),
+            ],
         );
         family(
             &mut out,
