@@ -34,4 +34,5 @@ pub mod reactor;
 pub mod runtime;
 pub mod schema;
 pub mod signals;
+pub mod trust;
 pub mod upstream;

@@ -332,13 +332,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// `AWS_CA_BUNDLE`, when set.
-fn ca_bundle() -> Option<PathBuf> {
-    std::env::var_os("AWS_CA_BUNDLE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
 /// The environment as the gateway would use it, and every problem with it (variables set to
 /// something unusable, a CA bundle that cannot be read). Given the config, it also asks the
 /// instance metadata service for the region when a plugin needs one and nothing else names it.
@@ -350,7 +343,9 @@ fn environment(
     config::ConfigErrors,
 ) {
     let (mut env, mut errors) = Environment::from_process();
-    let tls = match lambda_gateway::upstream::tls::client_config(ca_bundle().as_deref()) {
+    let tls = match lambda_gateway::upstream::tls::client_config(
+        lambda_gateway::trust::ca_bundle_from_env().as_deref(),
+    ) {
         Ok(tls) => Some(tls),
         Err(e) => {
             errors.0.push(config::ConfigError::new("AWS_CA_BUNDLE", e));

@@ -420,6 +420,145 @@ fn a_redis_rate_limit_holds_for_the_tier_and_redis_down_is_survived() {
     assert!(a.logs().contains("is back"), "{}", a.logs());
 }
 
+/// Waits until `path` answers `status` (the exchange with Redis settles within a few sync
+/// intervals and connection timeouts); panics with the logs after 5 s.
+fn until_status(gw: &Gateway, path: &str, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = gw.send(&get(path)).status;
+        if got == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path}: {got}, not {status}; logs:\n{}",
+            gw.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn redis_over_tls_checks_the_server_as_asked() {
+    if !support::redis::available() {
+        return;
+    }
+    let mock = MockLambda::start();
+    let redis =
+        support::redis::RedisServer::start_tls(&["redis.test"], &["gw on >gw-secret ~* &* +@all"]);
+    let (tls_port, files) = redis.tls.as_ref().expect("TLS");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    // Every route's limit is never reached; `fault_tolerant: false` makes a failing exchange
+    // visible as a 500.
+    let route = |name: &str, id: u32, redis: String| {
+        format!(
+            "- name: {name}\n  paths: [/{name}]\n  plugins:\n  - {{id: 5b3a1c7e-0000-4000-8000-{id:012}, name: rate-limiting, config: {{minute: 1000, policy: redis, fault_tolerant: false, redis_host: 127.0.0.1, redis_timeout: 300, {redis}}}}}\n"
+        )
+    };
+    let login = "redis_username: gw, redis_password: gw-secret";
+    let routes = [
+        route(
+            "verified",
+            1,
+            format!("redis_port: {tls_port}, redis_ssl: true, redis_ssl_verify: true, redis_server_name: redis.test, {login}"),
+        ),
+        // Kong's default: TLS without checking the certificate (which is not for 127.0.0.1).
+        route(
+            "unverified",
+            2,
+            format!("redis_port: {tls_port}, redis_ssl: true, {login}"),
+        ),
+        route(
+            "wrong-name",
+            3,
+            format!("redis_port: {tls_port}, redis_ssl: true, redis_ssl_verify: true, redis_server_name: other.test, {login}"),
+        ),
+        route(
+            "wrong-password",
+            4,
+            format!("redis_port: {tls_port}, redis_ssl: true, redis_username: gw, redis_password: nope"),
+        ),
+        route("plain-to-tls", 5, format!("redis_port: {tls_port}, {login}")),
+        // A server that takes the connection and never answers the handshake.
+        route(
+            "silent",
+            7,
+            format!("redis_port: {}, redis_ssl: true", silent.local_addr().unwrap().port()),
+        ),
+        // Kong 3's nested form.
+        route(
+            "nested",
+            6,
+            format!("redis: {{port: {tls_port}, ssl: true, ssl_verify: true, server_name: redis.test, username: gw, password: gw-secret}}"),
+        ),
+    ];
+    let cfg = format!(
+        "_format_version: \"3.0\"\nroutes:\n{}plugins:\n- {{name: aws-lambda, config: {{aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_region: us-east-1, function_name: echo, host: localhost, port: {}}}}}\n",
+        routes.concat(),
+        mock.addr.port()
+    );
+    // The gateway trusts the mock Lambda's CA and the Redis CA: one bundle with both.
+    let dir = TempDir::new("redis-tls");
+    let bundle = dir.path.join("bundle.pem");
+    let pem = |p: &std::path::Path| std::fs::read_to_string(p).expect("read a PEM file");
+    std::fs::write(&bundle, pem(&mock.ca_file) + &pem(&files.ca)).expect("write the bundle");
+    let start = |bundle: &std::path::Path| {
+        Gateway::start_with(
+            &mock,
+            GatewayOptions {
+                config: &cfg,
+                driver: Driver::IoUring,
+                env: vec![("AWS_CA_BUNDLE", bundle.display().to_string())],
+                args: vec!["--workers".into(), "1".into()],
+            },
+        )
+    };
+    let gw = start(&bundle);
+    for path in ["/wrong-name", "/wrong-password", "/plain-to-tls", "/silent"] {
+        until_status(&gw, path, 500);
+    }
+    for path in ["/verified", "/unverified", "/nested"] {
+        until_status(&gw, path, 200);
+    }
+    let logs = gw.logs();
+    for cause in [
+        "TLS handshake: invalid peer certificate",
+        "WRONGPASS",
+        "TLS handshake: no answer within redis_timeout",
+        "counting on this node only",
+    ] {
+        assert!(logs.contains(cause), "{cause}: {logs}");
+    }
+    assert!(!logs.contains("gw-secret"), "{logs}");
+
+    // The verified route's counts reached Redis over TLS: 3 requests, 3 counted.
+    until_status(&gw, "/verified", 200);
+    until_status(&gw, "/verified", 200);
+    let count = || {
+        let keys = redis.command("KEYS ratelimit:5b3a1c7e-0000-4000-8000-000000000001:*");
+        match keys.lines().find(|l| l.starts_with("ratelimit:")) {
+            Some(key) => redis.command(&format!("GET {key}")),
+            None => keys,
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !count().ends_with("\r\n3\r\n") {
+        assert!(Instant::now() < deadline, "in Redis: {:?}", count());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A gateway that does not trust the Redis CA refuses the server when asked to check it.
+    let untrusting = start(&mock.ca_file);
+    until_status(&untrusting, "/verified", 200);
+    until_status(&untrusting, "/verified", 500);
+    until_status(&untrusting, "/unverified", 200);
+    let logs = untrusting.logs();
+    assert!(logs.contains("UnknownIssuer"), "{logs}");
+    for line in logs.lines().filter(|l| l.contains("rate-limiting")) {
+        eprintln!("{line}");
+    }
+}
+
 #[test]
 fn an_etcd_gone_back_in_time_is_followed() {
     if !etcd::available() {

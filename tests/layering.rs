@@ -9,7 +9,7 @@ use std::path::Path;
 /// higher one.
 const LAYERS: &[&[&str]] = &[
     &[
-        "json", "pacing", "schema", "metrics", "signals", "reactor", "emulator",
+        "json", "pacing", "schema", "metrics", "signals", "reactor", "emulator", "trust",
     ],
     &["http", "access_log"],
     &["aws"],

@@ -12,6 +12,7 @@ pub mod ip_restriction;
 pub mod jwt;
 pub mod key_auth;
 pub mod rate_limit;
+pub mod redis_link;
 pub mod redis_sync;
 pub mod size_limit;
 

@@ -16,6 +16,7 @@
 //! `policy: redis` counts the same way and exchanges the counts with the other gateways of a
 //! tier through Redis in batches ([`super::redis_sync`]).
 
+use super::redis_link::RedisTls;
 use super::redis_sync::{RedisSync, RedisTarget};
 use super::{AccessContext, Verdict};
 use crate::http::answers;
@@ -226,21 +227,32 @@ fn redis_target(c: &mut Checker, obj: &Map<String, Value>) -> Option<RedisTarget
             .or_else(|| SCHEMA.int(obj, &format!("redis_{name}")))
             .unwrap_or(default)
     };
-    let ssl = nested
-        .and_then(|n| n.get("ssl"))
-        .and_then(Value::as_bool)
-        .unwrap_or_else(|| SCHEMA.boolean(obj, "redis_ssl"));
+    let boolean = |name: &str| {
+        nested
+            .and_then(|n| n.get(name))
+            .and_then(Value::as_bool)
+            .unwrap_or_else(|| SCHEMA.boolean(obj, &format!("redis_{name}")))
+    };
     let Some(host) = text("host") else {
         c.error("No redis config provided");
         return None;
     };
-    if ssl {
-        c.error_at(
-            "redis_ssl",
-            "TLS to Redis is not available in this version of lambda-gateway",
-        );
-        return None;
-    }
+    let tls = if boolean("ssl") {
+        let server_name = text("server_name").unwrap_or_else(|| host.clone());
+        if rustls::pki_types::ServerName::try_from(server_name.as_str()).is_err() {
+            c.error_at(
+                "redis_server_name",
+                format!("{server_name:?} is neither a DNS name nor an IP address"),
+            );
+            return None;
+        }
+        Some(RedisTls {
+            verify: boolean("ssl_verify"),
+            server_name,
+        })
+    } else {
+        None
+    };
     let port = int("port", 6379);
     if !(1..=65535).contains(&port) {
         c.error_at("redis_port", "value should be between 1 and 65535");
@@ -261,6 +273,7 @@ fn redis_target(c: &mut Checker, obj: &Map<String, Value>) -> Option<RedisTarget
         database: int("database", 0),
         timeout: Duration::from_millis(int("timeout", 2000).clamp(1, 60_000) as u64),
         interval,
+        tls,
     })
 }
 
@@ -499,15 +512,43 @@ mod tests {
         assert_eq!((nested.host.as_str(), nested.port), ("r.local", 6379));
         assert_eq!(nested.username.as_deref(), Some("gw"));
         assert_eq!(nested.interval, Duration::from_millis(100));
+        assert!(nested.tls.is_none());
         assert!(check(r#"{"minute":5}"#).expect("valid").redis.is_none());
+        // TLS: the server name defaults to the host; verification is off unless asked (Kong).
+        let tls = |json: &str| check(json).expect("valid").redis.expect("a target").tls;
+        assert_eq!(
+            tls(r#"{"minute":5,"policy":"redis","redis_host":"10.0.0.7","redis_ssl":true}"#),
+            Some(RedisTls {
+                verify: false,
+                server_name: "10.0.0.7".into()
+            })
+        );
+        assert_eq!(
+            tls(
+                r#"{"minute":5,"policy":"redis","redis_host":"10.0.0.7","redis_ssl":true,"redis_ssl_verify":true,"redis_server_name":"redis.internal"}"#
+            ),
+            Some(RedisTls {
+                verify: true,
+                server_name: "redis.internal".into()
+            })
+        );
+        assert_eq!(
+            tls(
+                r#"{"minute":5,"policy":"redis","redis":{"host":"r.local","ssl":true,"ssl_verify":true}}"#
+            ),
+            Some(RedisTls {
+                verify: true,
+                server_name: "r.local".into()
+            })
+        );
         for (bad, why) in [
             (
                 r#"{"minute":5,"policy":"redis"}"#,
                 "No redis config provided",
             ),
             (
-                r#"{"minute":5,"policy":"redis","redis_host":"h","redis_ssl":true}"#,
-                "TLS to Redis",
+                r#"{"minute":5,"policy":"redis","redis_host":"h","redis_ssl":true,"redis_server_name":"a b"}"#,
+                "neither a DNS name nor an IP address",
             ),
             (
                 r#"{"minute":5,"policy":"cluster"}"#,

@@ -20,6 +20,7 @@
 //! is logged once per outage, and with `fault_tolerant: false` the plugin answers 500 instead.
 
 use super::rate_limit::Counters;
+use super::redis_link::{RedisLink, RedisTls};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -42,12 +43,19 @@ pub struct RedisTarget {
     pub timeout: Duration,
     /// How often counts are exchanged (`sync_rate`).
     pub interval: Duration,
+    /// `redis_ssl` and how the server is checked; `None`: plain TCP.
+    pub tls: Option<RedisTls>,
 }
 
 impl std::fmt::Debug for RedisTarget {
     // The password stays out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "redis {}:{} db {}", self.host, self.port, self.database)
+        let tls = if self.tls.is_some() { " (TLS)" } else { "" };
+        write!(
+            f,
+            "Redis {}:{}{tls} db {}",
+            self.host, self.port, self.database
+        )
     }
 }
 
@@ -143,7 +151,19 @@ impl RedisSync {
     }
 
     fn run(&self) {
-        let mut connection: Option<redis::Connection> = None;
+        let tls = match self.target.tls.as_ref().map(super::redis_link::tls_config) {
+            Some(Err(e)) => {
+                // Only an unreadable AWS_CA_BUNDLE, which the gateway refuses at start.
+                log::error!(
+                    "rate-limiting: TLS to {:?} cannot be set up: {e}",
+                    self.target
+                );
+                None
+            }
+            Some(Ok(config)) => Some(config),
+            None => None,
+        };
+        let mut connection: Option<RedisLink> = None;
         let mut known: HashMap<(u64, u32), Known> = HashMap::new();
         loop {
             std::thread::sleep(self.target.interval);
@@ -168,13 +188,12 @@ impl RedisSync {
             if known.is_empty() {
                 continue;
             }
-            match self.exchange(&mut connection, &mut known) {
+            match self.exchange(&mut connection, tls.as_ref(), &mut known) {
                 Ok(()) => {
                     if !self.healthy.swap(true, Ordering::Relaxed) {
                         log::info!(
-                            "rate-limiting: Redis {}:{} is back: counting for the whole tier again",
-                            self.target.host,
-                            self.target.port
+                            "rate-limiting: {:?} is back: counting for the whole tier again",
+                            self.target
                         );
                     }
                 }
@@ -182,9 +201,8 @@ impl RedisSync {
                     connection = None;
                     if self.healthy.swap(false, Ordering::Relaxed) {
                         log::error!(
-                            "rate-limiting: Redis {}:{} failed ({e}): counting on this node only until it is back",
-                            self.target.host,
-                            self.target.port
+                            "rate-limiting: {:?} failed ({e}): counting on this node only until it is back",
+                            self.target
                         );
                     }
                 }
@@ -196,38 +214,31 @@ impl RedisSync {
     /// come back; the other nodes' part of each goes into the node's table.
     fn exchange(
         &self,
-        connection: &mut Option<redis::Connection>,
+        connection: &mut Option<RedisLink>,
+        tls: Option<&Arc<rustls::ClientConfig>>,
         known: &mut HashMap<(u64, u32), Known>,
     ) -> redis::RedisResult<()> {
-        if connection.is_none() {
-            let info = redis::ConnectionInfo {
-                addr: redis::ConnectionAddr::Tcp(self.target.host.clone(), self.target.port),
-                redis: redis::RedisConnectionInfo {
-                    db: self.target.database,
-                    username: self.target.username.clone(),
-                    password: self.target.password.clone(),
-                    ..Default::default()
-                },
-            };
-            let c = redis::Client::open(info)?.get_connection_with_timeout(self.target.timeout)?;
-            c.set_read_timeout(Some(self.target.timeout))?;
-            c.set_write_timeout(Some(self.target.timeout))?;
-            *connection = Some(c);
-        }
-        let Some(c) = connection.as_mut() else {
-            return Ok(());
+        let link = match connection {
+            Some(link) => link,
+            None => connection.insert(RedisLink::open(&self.target, tls)?),
         };
         let mut entries: Vec<(&(u64, u32), &mut Known)> = known.iter_mut().collect();
         let mut pipe = redis::pipe();
         for (_, k) in &entries {
             pipe.cmd("INCRBY").arg(&k.name).arg(k.unsent);
             if k.unsent > 0 {
-                pipe.cmd("EXPIRE").arg(&k.name).arg(k.ttl).ignore();
+                pipe.cmd("EXPIRE").arg(&k.name).arg(k.ttl);
             }
         }
-        let totals: Vec<u64> = pipe.query(c)?;
+        let mut replies = link.pipeline(&pipe)?.into_iter();
         let table = Counters::global();
-        for ((&(key, window), k), total) in entries.iter_mut().zip(totals) {
+        for (&(key, window), k) in entries.iter_mut() {
+            let total: u64 =
+                redis::from_owned_redis_value(replies.next().unwrap_or(redis::Value::Nil))?;
+            if k.unsent > 0 {
+                // EXPIRE's reply.
+                replies.next();
+            }
             k.sent += std::mem::take(&mut k.unsent);
             let others = total.saturating_sub(k.sent);
             if others > k.others {
@@ -254,6 +265,7 @@ mod tests {
                 database: 0,
                 timeout: Duration::from_millis(1),
                 interval: Duration::from_secs(1),
+                tls: None,
             },
             pending: Mutex::new(HashMap::new()),
             healthy: AtomicBool::new(true),

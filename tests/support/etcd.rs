@@ -1,9 +1,9 @@
 //! A real etcd cluster on loopback for the fleet tests: three members of Debian's
 //! `etcd-server`, each killed and restarted at will (its data kept, so it rejoins).
 
+use super::pki::TlsFiles;
 use super::TempDir;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,62 +15,13 @@ struct Member {
     child: Option<Child>,
 }
 
-/// Certificates for a TLS cluster: a CA, the members' certificate (127.0.0.1) and a client's.
-pub struct EtcdTlsFiles {
-    /// The CA that signed both.
-    pub ca: PathBuf,
-    /// The members' certificate and key.
-    pub server_cert: PathBuf,
-    /// See `server_cert`.
-    pub server_key: PathBuf,
-    /// A client certificate the members accept (`--client-cert-auth`), and its key.
-    pub client_cert: PathBuf,
-    /// See `client_cert`.
-    pub client_key: PathBuf,
-}
-
-impl EtcdTlsFiles {
-    fn generate(dir: &Path) -> EtcdTlsFiles {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "etcd test CA");
-        let ca = ca_params.self_signed(&ca_key).expect("CA");
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf = |names: Vec<String>| {
-            let key = rcgen::KeyPair::generate().expect("key");
-            let cert = rcgen::CertificateParams::new(names)
-                .expect("params")
-                .signed_by(&key, &issuer)
-                .expect("certificate");
-            (cert.pem(), key.serialize_pem())
-        };
-        let (server_cert, server_key) = leaf(vec!["127.0.0.1".into(), "localhost".into()]);
-        let (client_cert, client_key) = leaf(vec!["gateway".into()]);
-        let write = |name: &str, pem: &str| {
-            let path = dir.join(name);
-            std::fs::write(&path, pem).expect("write a PEM file");
-            path
-        };
-        EtcdTlsFiles {
-            ca: write("ca.pem", &ca.pem()),
-            server_cert: write("server.pem", &server_cert),
-            server_key: write("server.key", &server_key),
-            client_cert: write("client.pem", &client_cert),
-            client_key: write("client.key", &client_key),
-        }
-    }
-}
-
 /// A running cluster.
 pub struct EtcdCluster {
     members: Vec<Member>,
     dir: TempDir,
     initial_cluster: String,
     /// With TLS to clients (and client certificates required).
-    pub tls: Option<EtcdTlsFiles>,
+    pub tls: Option<TlsFiles>,
 }
 
 fn free_port() -> u16 {
@@ -98,7 +49,8 @@ impl EtcdCluster {
 
     fn start_with(n: usize, tls: bool) -> EtcdCluster {
         let dir = TempDir::new("etcd");
-        let tls = tls.then(|| EtcdTlsFiles::generate(&dir.path));
+        let tls =
+            tls.then(|| TlsFiles::generate(&dir.path, "etcd test CA", &["127.0.0.1", "localhost"]));
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),

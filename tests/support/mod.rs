@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod etcd;
+pub mod pki;
 pub mod redis;
 pub mod streams;
 

@@ -1,5 +1,8 @@
-//! A real Redis server on loopback (Debian's `redis-server`), stopped and started at will.
+//! A real Redis server on loopback (Debian's `redis-server`), stopped and started at will,
+//! optionally also serving TLS (Debian's build has it) with its own CA, and ACL users.
 
+use super::pki::TlsFiles;
+use super::TempDir;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -7,9 +10,21 @@ use std::time::{Duration, Instant};
 
 /// A running (or stopped) Redis server on a fixed loopback port.
 pub struct RedisServer {
-    /// Its port.
+    /// Its plain TCP port (always served, for the tests' own inline commands).
     pub port: u16,
+    /// Its TLS port and certificates, when started with [`RedisServer::start_tls`].
+    pub tls: Option<(u16, TlsFiles)>,
+    /// ACL `user` rules given at start.
+    users: Vec<String>,
     child: Option<Child>,
+    _dir: Option<TempDir>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// Whether redis-server is installed (`.ci/run` installs it); tests print why they skip.
@@ -20,11 +35,29 @@ pub fn available() -> bool {
 impl RedisServer {
     /// Starts a server with no persistence on a free port.
     pub fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let mut server = RedisServer { port, child: None };
+        let mut server = RedisServer {
+            port: free_port(),
+            tls: None,
+            users: Vec::new(),
+            child: None,
+            _dir: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts a server that also serves TLS (no client certificate asked) with a certificate
+    /// for `server_names`, and has the ACL `users` (rules as in redis.conf's `user` lines).
+    pub fn start_tls(server_names: &[&str], users: &[&str]) -> RedisServer {
+        let dir = TempDir::new("redis");
+        let files = TlsFiles::generate(&dir.path, "redis test CA", server_names);
+        let mut server = RedisServer {
+            port: free_port(),
+            tls: Some((free_port(), files)),
+            users: users.iter().map(|u| u.to_string()).collect(),
+            child: None,
+            _dir: Some(dir),
+        };
         server.restart();
         server
     }
@@ -32,9 +65,26 @@ impl RedisServer {
     /// (Re)starts it and waits until it answers PING.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", "", "--appendonly", "no"]);
+        if let Some((tls_port, files)) = &self.tls {
+            command
+                .args(["--tls-port", &tls_port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&files.server_cert)
+                .arg("--tls-key-file")
+                .arg(&files.server_key)
+                .arg("--tls-ca-cert-file")
+                .arg(&files.ca)
+                .args(["--tls-auth-clients", "no"]);
+        }
+        for user in &self.users {
+            // One argument per word: redis-server joins them into the config line.
+            command.arg("--user").args(user.split_whitespace());
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
