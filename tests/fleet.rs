@@ -420,24 +420,6 @@ fn a_redis_rate_limit_holds_for_the_tier_and_redis_down_is_survived() {
     assert!(a.logs().contains("is back"), "{}", a.logs());
 }
 
-/// Waits until `path` answers `status` (the exchange with Redis settles within a few sync
-/// intervals and connection timeouts); panics with the logs after 5 s.
-fn until_status(gw: &Gateway, path: &str, status: u16) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let got = gw.send(&get(path)).status;
-        if got == status {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path}: {got}, not {status}; logs:\n{}",
-            gw.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn redis_over_tls_checks_the_server_as_asked() {
     if !support::redis::available() {
@@ -515,10 +497,10 @@ fn redis_over_tls_checks_the_server_as_asked() {
     };
     let gw = start(&bundle);
     for path in ["/wrong-name", "/wrong-password", "/plain-to-tls", "/silent"] {
-        until_status(&gw, path, 500);
+        until_served(&gw, path, 500, Duration::from_secs(5));
     }
     for path in ["/verified", "/unverified", "/nested"] {
-        until_status(&gw, path, 200);
+        until_served(&gw, path, 200, Duration::from_secs(5));
     }
     let logs = gw.logs();
     for cause in [
@@ -532,8 +514,8 @@ fn redis_over_tls_checks_the_server_as_asked() {
     assert!(!logs.contains("gw-secret"), "{logs}");
 
     // The verified route's counts reached Redis over TLS: 3 requests, 3 counted.
-    until_status(&gw, "/verified", 200);
-    until_status(&gw, "/verified", 200);
+    until_served(&gw, "/verified", 200, Duration::from_secs(5));
+    until_served(&gw, "/verified", 200, Duration::from_secs(5));
     let count = || {
         let keys = redis.command("KEYS ratelimit:5b3a1c7e-0000-4000-8000-000000000001:*");
         match keys.lines().find(|l| l.starts_with("ratelimit:")) {
@@ -549,9 +531,9 @@ fn redis_over_tls_checks_the_server_as_asked() {
 
     // A gateway that does not trust the Redis CA refuses the server when asked to check it.
     let untrusting = start(&mock.ca_file);
-    until_status(&untrusting, "/verified", 200);
-    until_status(&untrusting, "/verified", 500);
-    until_status(&untrusting, "/unverified", 200);
+    until_served(&untrusting, "/verified", 200, Duration::from_secs(5));
+    until_served(&untrusting, "/verified", 500, Duration::from_secs(5));
+    until_served(&untrusting, "/unverified", 200, Duration::from_secs(5));
     let logs = untrusting.logs();
     assert!(logs.contains("UnknownIssuer"), "{logs}");
     for line in logs.lines().filter(|l| l.contains("rate-limiting")) {
@@ -602,6 +584,69 @@ fn an_etcd_gone_back_in_time_is_followed() {
     });
     assert_eq!(r.status, 201, "{}", r.text());
     until_served(&a, "/after", 200, Duration::from_secs(2));
+}
+
+#[test]
+fn a_watch_stalled_past_a_compaction_reloads_in_full() {
+    if !etcd::available() {
+        return;
+    }
+    let mock = MockLambda::start();
+    let cluster = EtcdCluster::start(1);
+    let dir = TempDir::new("fleet");
+    let a = node(&mock, &cluster, "/compact", &dir.path.join("a.yml"));
+    assert!(cluster
+        .ctl(&["put", "/compact/config", &base(&mock).to_string()])
+        .contains("OK"));
+    until_served(&a, "/r", 200, Duration::from_secs(5));
+    // The node stops reading (SIGSTOP) while 600 revisions of 16 KiB are written: more than
+    // the stream's flow control window (2 MiB) and etcd's buffer of events per watch (128)
+    // hold, so etcd stops sending to the watch; then the history is compacted past them.
+    let signal = |name: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([name, &a.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {name}");
+    };
+    signal("-STOP");
+    let padding = format!("# {}\n", "x".repeat(16 * 1024));
+    let revisions: Vec<String> = (0..600)
+        .map(|i| {
+            let mut doc = base(&mock);
+            doc["routes"][0] = json!({"name": format!("v{i}"), "paths": [format!("/v{i}/")]});
+            // A YAML comment (the document may be YAML) makes each revision large.
+            format!("{padding}{doc}")
+        })
+        .collect();
+    cluster.put_each("/compact/config", &revisions);
+    let header = cluster.ctl(&["get", "/compact/config", "-w", "json"]);
+    let revision = serde_json::from_str::<serde_json::Value>(&header).expect("etcdctl JSON")
+        ["header"]["revision"]
+        .as_i64()
+        .expect("a revision");
+    assert!(cluster
+        .ctl(&["compact", &revision.to_string()])
+        .contains("compacted"));
+    signal("-CONT");
+    // The newest document is served, whichever way the node learnt of it.
+    until_served(&a, "/v599/", 200, Duration::from_secs(15));
+    assert_eq!(a.send(&get("/r")).status, 404);
+    let logs = a.logs();
+    // etcd cancelled the watch as compacted, and the node read the key again.
+    assert!(logs.contains("the watch was cancelled"), "{logs}");
+    assert!(logs.contains(&format!("compacted at {revision}")), "{logs}");
+    // And watches again from there: the next change arrives.
+    let mut doc = base(&mock);
+    doc["routes"][0] = json!({"name": "after", "paths": ["/after-compaction/"]});
+    assert!(cluster
+        .ctl(&["put", "/compact/config", &doc.to_string()])
+        .contains("OK"));
+    until_served(&a, "/after-compaction/", 200, Duration::from_secs(10));
+    assert_eq!(
+        a.admin_get("/status").json()["configuration_store"]["watch"],
+        "established"
+    );
 }
 
 #[test]

@@ -211,6 +211,28 @@ impl EtcdCluster {
         self.wait_healthy();
     }
 
+    /// Writes each of `values` to `key` in turn (a revision each) through etcd's JSON gateway
+    /// (`POST /v3/kv/put`) on one connection to the first member: far quicker than an etcdctl
+    /// process per write. Plain TCP clusters only.
+    pub fn put_each(&self, key: &str, values: &[String]) {
+        use base64::Engine;
+        let encode = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let member = ([127, 0, 0, 1], self.members[0].client_port).into();
+        let mut client = super::Client::connect(member);
+        for value in values {
+            let body = serde_json::json!({"key": encode(key.as_bytes()), "value": encode(value.as_bytes())})
+                .to_string();
+            let r = client.request(
+                format!(
+                    "POST /v3/kv/put HTTP/1.1\r\nHost: etcd\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    }
+
     /// Number of members.
     pub fn len(&self) -> usize {
         self.members.len()
