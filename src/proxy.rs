@@ -15,7 +15,7 @@ use crate::lambda::event::{Caller, EventContext, RequestIds};
 use crate::lambda::payload::{PayloadEncoder, PayloadError};
 use crate::lambda::response::{LambdaAnswer, Outcome, ResponseMapper};
 use crate::lambda::stream_answer::{
-    completion_error, error_before_output, has_prelude, plain_head, prelude_head, Prelude,
+    completion, error_before_output, has_prelude, plain_head, prelude_head, Prelude,
 };
 use crate::metrics::{RequestRecord, Source, WorkerMetrics};
 use crate::pacing::TimeSlice;
@@ -194,7 +194,15 @@ impl Handler for Proxy {
                 Frame::Chunk(bytes) if bytes.is_empty() => continue,
                 Frame::Chunk(bytes) => return pass(&mut output.passed, &output.upstream, bytes),
                 Frame::Complete(json) => {
-                    if let Some((code, details)) = completion_error(output.upstream.bytes(json)) {
+                    let done = completion(output.upstream.bytes(json));
+                    if let Some(tail) = &done.log_result {
+                        log_tail(
+                            &target.route_label,
+                            &target.config.function_name,
+                            tail.as_bytes(),
+                        );
+                    }
+                    if let Some((code, details)) = done.error {
                         self.metrics.lambda_error(&code);
                         let why = format!("function error after the first byte: {code}: {details}");
                         return failed(why, output.passed);
@@ -243,6 +251,15 @@ impl Handler for Proxy {
     fn buffers(&self) -> &BufferPool {
         &self.buffers
     }
+}
+
+/// Logs the tail of the function's log Lambda returned (`log_type: Tail`): the
+/// `X-Amz-Log-Result` header of a buffered answer, `LogResult` of a stream's `InvokeComplete`.
+fn log_tail(route: &str, function: &str, tail: &[u8]) {
+    log::debug!(
+        "route={route} function={function} log_result={}",
+        String::from_utf8_lossy(tail)
+    );
 }
 
 /// A function's output being streamed to the client, and what the log and the metrics will
@@ -606,16 +623,11 @@ impl Proxy {
             .iter()
             .map(|&(ns, ne, vs, ve)| (&head[ns..ne], &head[vs..ve]))
             .collect();
-        if let Some((_, log_result)) = header_pairs
+        if let Some((_, tail)) = header_pairs
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(b"x-amz-log-result"))
         {
-            log::debug!(
-                "route={} function={} log_result={}",
-                plugin.route_label,
-                function,
-                String::from_utf8_lossy(log_result)
-            );
+            log_tail(&plugin.route_label, function, tail);
         }
         let answer = LambdaAnswer {
             status: s.answer.status,
@@ -688,7 +700,15 @@ impl Proxy {
                     break bytes;
                 }
                 Frame::Complete(json) => {
-                    if let Some((code, details)) = completion_error(upstream.bytes(json)) {
+                    let done = completion(upstream.bytes(json));
+                    if let Some(tail) = &done.log_result {
+                        log_tail(
+                            &plugin.route_label,
+                            &plugin.config.function_name,
+                            tail.as_bytes(),
+                        );
+                    }
+                    if let Some((code, details)) = done.error {
                         self.metrics.lambda_error(&code);
                         log::warn!(
                             "route={} function={} cause=\"function error before the first byte: {code}: {details}\"",

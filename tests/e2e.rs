@@ -38,8 +38,16 @@ fn the_seed_example_from_a_config_file() {
         assert_eq!(r.header("x-amzn-Remapped-Content-Length"), Some("0"));
         assert_eq!(r.header("Via"), Some("1.1 lambda-gateway"));
         assert_eq!(r.header("Content-Length"), Some("19"));
-        // Function logs stay with the gateway (SPEC §8).
+        // Function logs stay with the gateway (SPEC §8): the tail Lambda returns for Kong's
+        // default `log_type: Tail` is in the gateway's debug log, not in the answer.
         assert_eq!(r.header("X-Amz-Log-Result"), None);
+        assert!(
+            gw.logs().contains(&format!(
+                "route=route function=MyLambda log_result={LOG_TAIL}"
+            )),
+            "{}",
+            gw.logs()
+        );
         assert!(mock.assert_all_signatures_valid() >= 1);
     });
 }

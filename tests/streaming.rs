@@ -384,6 +384,7 @@ fn every_payload_mode_streams_and_throttles_are_retried() {
             ", awsgateway_compatible: true, awsgateway_compatible_payload_version: \"2.0\"",
         ),
         ("stream-throttled-once", ", retries: 1"),
+        ("stream-echo:quiet", ", log_type: None"),
     ];
     let gw = Gateway::start(&mock, &config(&mock, &routes), Driver::IoUring);
     let post = |path: &str| {
@@ -396,6 +397,19 @@ fn every_payload_mode_streams_and_throttles_are_retried() {
         serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()
     };
     assert_eq!(post("/stream-echo")["k"], "v");
+    // The tail of the function's log (Kong's default `log_type: Tail`) comes in InvokeComplete
+    // and goes to the gateway's debug log, as a buffered answer's does; not asked, none.
+    let logs = gw.logs();
+    assert!(
+        logs.contains(&format!(
+            "route=stream-echo function=stream-echo log_result={LOG_TAIL}"
+        )),
+        "{logs}"
+    );
+    assert_eq!(post("/stream-echo-quiet")["k"], "v");
+    assert!(!gw
+        .logs()
+        .contains("route=stream-echo-quiet function=stream-echo:quiet log_result"));
     let fwd = post("/stream-echo-fwd");
     assert_eq!(fwd["request_method"], "POST");
     assert_eq!(fwd["request_uri_args"]["q"], "1");

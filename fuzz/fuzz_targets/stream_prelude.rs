@@ -6,7 +6,7 @@
 
 use lambda_gateway::http::encode::Response;
 use lambda_gateway::lambda::stream_answer::{
-    completion_error, prelude_head, Prelude, HTTP_INTEGRATION, MAX_PRELUDE,
+    completion, prelude_head, Prelude, HTTP_INTEGRATION, MAX_PRELUDE,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -44,5 +44,5 @@ fuzz_target!(|data: &[u8]| {
         (None, None) => {}
         other => panic!("the prelude's end was {other:?}"),
     }
-    let _ = completion_error(output);
+    let _ = completion(output);
 });

@@ -173,17 +173,31 @@ pub fn prelude_head(
     Ok(())
 }
 
-/// The function's error from `InvokeComplete`'s JSON, if it failed: (`ErrorCode`,
-/// `ErrorDetails`).
-pub fn completion_error(json: &[u8]) -> Option<(String, String)> {
-    let value: Value = serde_json::from_slice(json).ok()?;
+/// What `InvokeComplete`'s JSON says of the invocation.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Completion {
+    /// The function's error, if it failed: (`ErrorCode`, `ErrorDetails`).
+    pub error: Option<(String, String)>,
+    /// `LogResult`: the tail of the function's log, base64, when `log_type` is `Tail`.
+    pub log_result: Option<String>,
+}
+
+/// Reads `InvokeComplete`'s JSON; anything unreadable says nothing (no error, no log).
+pub fn completion(json: &[u8]) -> Completion {
+    let Ok(value) = serde_json::from_slice::<Value>(json) else {
+        return Completion::default();
+    };
     let text = |name: &str| value.get(name).and_then(Value::as_str).unwrap_or_default();
     let code = text("ErrorCode");
     let details = text("ErrorDetails");
-    (!code.is_empty() || !details.is_empty()).then(|| {
-        let code = if code.is_empty() { "Unhandled" } else { code };
-        (code.to_string(), details.to_string())
-    })
+    let log_result = text("LogResult");
+    Completion {
+        error: (!code.is_empty() || !details.is_empty()).then(|| {
+            let code = if code.is_empty() { "Unhandled" } else { code };
+            (code.to_string(), details.to_string())
+        }),
+        log_result: (!log_result.is_empty()).then(|| log_result.to_string()),
+    }
 }
 
 /// The answer when the function failed before its first byte: the status a buffered
@@ -334,15 +348,23 @@ mod tests {
     #[test]
     fn completion_errors() {
         assert_eq!(
-            completion_error(br#"{"ErrorCode":"","ErrorDetails":"","LogResult":""}"#),
-            None
+            completion(br#"{"ErrorCode":"","ErrorDetails":"","LogResult":""}"#),
+            Completion::default()
         );
-        assert_eq!(completion_error(b"{}"), None);
+        assert_eq!(completion(b"{}"), Completion::default());
+        assert_eq!(completion(b"not json"), Completion::default());
         assert_eq!(
-            completion_error(
-                br#"{"ErrorCode":"Runtime.ExitError","ErrorDetails":"exit status 1"}"#
+            completion(
+                br#"{"ErrorCode":"Runtime.ExitError","ErrorDetails":"exit status 1","LogResult":"U1RBUlQ="}"#
             ),
-            Some(("Runtime.ExitError".into(), "exit status 1".into()))
+            Completion {
+                error: Some(("Runtime.ExitError".into(), "exit status 1".into())),
+                log_result: Some("U1RBUlQ=".into()),
+            }
+        );
+        assert_eq!(
+            completion(br#"{"ErrorDetails":"boom"}"#).error,
+            Some(("Unhandled".into(), "boom".into()))
         );
         let mut r = Response::default();
         error_before_output("E", "went \"wrong\"", None, &mut r);

@@ -257,13 +257,18 @@ fn lambda_headers(req: &Recorded) -> Vec<(String, String)> {
         ),
         ("X-Amz-Executed-Version".to_string(), "$LATEST".to_string()),
     ];
-    if req.header("x-amz-log-type") == Some("Tail") {
-        h.push((
-            "X-Amz-Log-Result".to_string(),
-            "U0VDUkVUIExPRyBMSU5F".to_string(),
-        ));
+    if let Some(tail) = log_tail(req) {
+        h.push(("X-Amz-Log-Result".to_string(), tail.to_string()));
     }
     h
+}
+
+/// The tail of the function's log the mock returns (base64 of "SECRET LOG LINE").
+pub const LOG_TAIL: &str = "U0VDUkVUIExPRyBMSU5F";
+
+/// [`LOG_TAIL`] when the invoke asked for it (`X-Amz-Log-Type: Tail`), as Lambda does.
+pub fn log_tail(req: &Recorded) -> Option<&'static str> {
+    (req.header("x-amz-log-type") == Some("Tail")).then_some(LOG_TAIL)
 }
 
 /// What the mock does for each function name (`invoked_before`: earlier invokes of it).

@@ -44,8 +44,14 @@ pub fn chunk(bytes: &[u8]) -> Vec<u8> {
 
 /// An `InvokeComplete` event, with the function's error if any.
 pub fn complete(error: Option<(&str, &str)>) -> Vec<u8> {
+    complete_with_log(error, "")
+}
+
+/// An `InvokeComplete` event with the function's error if any and `LogResult` (base64).
+pub fn complete_with_log(error: Option<(&str, &str)>, log_result: &str) -> Vec<u8> {
     let (code, details) = error.unwrap_or(("", ""));
-    let body = serde_json::json!({"ErrorCode": code, "ErrorDetails": details, "LogResult": ""});
+    let body =
+        serde_json::json!({"ErrorCode": code, "ErrorDetails": details, "LogResult": log_result});
     event(
         "InvokeComplete",
         "application/json",
@@ -177,10 +183,17 @@ pub fn reply(function: &str, req: &Recorded, invoked_before: usize) -> Option<Re
                 true,
             )
         }
-        // The request payload streamed back: shows what the function received.
+        // The request payload streamed back: shows what the function received; its log's
+        // tail when asked, as Lambda gives it (in InvokeComplete).
         "stream-echo" => stream(
             "application/json",
-            vec![(NOW, chunk(&req.body)), (NOW, complete(None))],
+            vec![
+                (NOW, chunk(&req.body)),
+                (
+                    NOW,
+                    complete_with_log(None, super::log_tail(req).unwrap_or_default()),
+                ),
+            ],
             true,
         ),
         "stream-empty" => stream("text/plain", vec![(NOW, complete(None))], true),
