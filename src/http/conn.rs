@@ -216,8 +216,16 @@ where
 }
 
 impl<S, H, F: Future<Output = Served<S>>> RequestSlots<S, H, F> {
-    /// Serves one request in a slot: a free one, or a new one when all are in use.
-    async fn serve(&self, stream: S, shared: Rc<Shared<H>>, s: Box<ConnBuffers>) -> Served<S> {
+    /// Serves one request in a slot: a free one, or a new one when all are in use. `None` when
+    /// serving it panicked: the panic is caught here and logged, the request's future (and
+    /// with it the connection's stream) dropped. monoio does not catch a task's panic, so
+    /// without this one request's bug would end the worker thread and every connection on it.
+    async fn serve(
+        &self,
+        stream: S,
+        shared: Rc<Shared<H>>,
+        s: Box<ConnBuffers>,
+    ) -> Option<Served<S>> {
         let mut slot = self
             .free
             .borrow_mut()
@@ -225,17 +233,38 @@ impl<S, H, F: Future<Output = Served<S>>> RequestSlots<S, H, F> {
             .unwrap_or_else(|| Box::pin(None));
         slot.set(Some((self.start)(stream, shared, s)));
         let served = std::future::poll_fn(|cx| match slot.as_mut().as_pin_mut() {
-            Some(request) => request.poll(cx),
+            Some(request) => {
+                // Unwind safety: a panicking request's future is dropped below, never polled
+                // again; what it shares with other requests sits behind RefCells, whose
+                // borrows unwinding releases, and atomics.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| request.poll(cx)))
+                    .map_or_else(|panic| std::task::Poll::Ready(Err(panic)), |p| p.map(Ok))
+            }
             // Not reached: the slot was filled just above and is emptied only below.
             None => std::task::Poll::Pending,
         })
         .await;
         slot.set(None);
-        let mut free = self.free.borrow_mut();
-        if free.len() < MAX_FREE_SLOTS {
-            free.push(slot);
+        match served {
+            Ok(served) => {
+                let mut free = self.free.borrow_mut();
+                if free.len() < MAX_FREE_SLOTS {
+                    free.push(slot);
+                }
+                Some(served)
+            }
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("a panic");
+                log::error!(
+                    "serving a request panicked ({what}): its connection is closed, the worker serves on"
+                );
+                None
+            }
         }
-        served
     }
 
     /// Bytes of one slot's request-serving future.
@@ -283,7 +312,9 @@ pub async fn serve<S, H, F>(
                 s
             }
         };
-        let served = slots.serve(stream, shared.clone(), s).await;
+        let Some(served) = slots.serve(stream, shared.clone(), s).await else {
+            return;
+        };
         stream = served.stream;
         match (served.next, served.held) {
             (Next::KeepAlive, held_bytes) => held = held_bytes,
@@ -709,5 +740,84 @@ pub async fn accept_until_shutdown(
                 monoio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Answers `ok`, except that a request for `/panic` hits a bug.
+    #[derive(Default)]
+    struct BuggyHandler {
+        buffers: BufferPool,
+    }
+
+    impl Handler for BuggyHandler {
+        type Stream = std::convert::Infallible;
+
+        async fn handle(&self, req: Request<'_>, resp: &mut Response) -> Option<Self::Stream> {
+            assert!(req.path() != b"/panic", "a bug in the handler");
+            resp.status = 200;
+            resp.body.extend_from_slice(b"ok");
+            None
+        }
+
+        async fn next_piece(&self, stream: &mut Self::Stream, _: &mut Vec<u8>) -> Piece {
+            match *stream {}
+        }
+
+        fn end_stream(&self, stream: Self::Stream, _: Request<'_>, _: StreamEnd, _: u64) {
+            match stream {}
+        }
+
+        fn buffers(&self) -> &BufferPool {
+            &self.buffers
+        }
+    }
+
+    fn exchange(addr: std::net::SocketAddr, request: &str) -> String {
+        let mut c = std::net::TcpStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(request.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let _ = c.read_to_end(&mut got);
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    #[test]
+    fn a_panicking_request_closes_its_connection_and_the_worker_serves_on() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // One worker thread: the connection after the panic is served by the same runtime.
+        let worker = std::thread::spawn(move || {
+            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                .enable_timer()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = monoio::net::TcpListener::from_std(listener).expect("listener");
+                let shared = Rc::new(Shared {
+                    handler: Rc::new(BuggyHandler::default()),
+                    limits: Limits::default(),
+                    shutdown: Rc::new(Shutdown::default()),
+                    secure: false,
+                });
+                let slots = Rc::new(request_slots::<monoio::net::TcpStream, BuggyHandler>());
+                for _ in 0..3 {
+                    let (stream, _) = listener.accept().await.expect("accept");
+                    let (shared, slots) = (shared.clone(), slots.clone());
+                    monoio::spawn(async move { serve(stream, None, shared, &slots).await }).await;
+                }
+            });
+        });
+        let ok = "GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        assert!(exchange(addr, ok).ends_with("\r\n\r\nok"));
+        // Cut off without an answer: nothing is known of what the bug left half done.
+        assert_eq!(exchange(addr, "GET /panic HTTP/1.1\r\nHost: t\r\n\r\n"), "");
+        let after = exchange(addr, ok);
+        assert!(after.starts_with("HTTP/1.1 200"), "{after:?}");
+        worker.join().expect("the worker thread did not panic");
     }
 }

@@ -96,7 +96,16 @@ pub fn serve(
                         return;
                     }
                 };
-                runtime.block_on(worker_main(worker_cfg, addr, https_addr, events, tx));
+                // A request's panic is caught with its connection (`http::conn`); one anywhere
+                // else in the worker leaves it gone, and a gateway silently short of a worker
+                // (or of its only one) is worse than one restarted by its service manager.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    runtime.block_on(worker_main(worker_cfg, addr, https_addr, events, tx))
+                }));
+                if ran.is_err() {
+                    log::error!("worker {index} stopped by a panic: the gateway exits (status 70) to be restarted");
+                    std::process::exit(70);
+                }
             })?;
         match rx.recv() {
             Ok(Ok((bound_addr, bound_https))) => {
