@@ -160,39 +160,71 @@ impl Handler for Proxy {
             );
             Piece::Failed
         };
-        // Passes `bytes` of the output on, unless they would take it past the cap.
-        let mut pass = |so_far: &mut u64, upstream: &ResponseStream, bytes: Range<usize>| {
-            let passed = *so_far + bytes.len() as u64;
-            if passed > limit {
-                self.metrics.lambda_error("response_too_large");
-                let why =
-                    format!("the streamed response is larger than max_stream_bytes ({limit})");
-                return failed(why, *so_far);
-            }
-            *so_far = passed;
-            out.extend_from_slice(upstream.bytes(bytes));
-            Piece::Data
+        let over_cap = |passed: u64| {
+            self.metrics.lambda_error("response_too_large");
+            let why = format!("the streamed response is larger than max_stream_bytes ({limit})");
+            failed(why, passed)
         };
-        if let Some(first) = output.first.take().filter(|r| !r.is_empty()) {
-            return pass(&mut output.passed, &output.upstream, first);
-        }
         let timeout = target.config.timeout;
         loop {
-            let frame = match monoio::time::timeout(timeout, output.upstream.next()).await {
-                Ok(Ok(frame)) => frame,
-                Ok(Err(e)) => {
+            // Output read with the head first, then a frame held back by the last piece, then
+            // the stream.
+            let next = if let Some(first) = output.first.take() {
+                Ok(Frame::Chunk(first))
+            } else if let Some(held) = output.held.take() {
+                held
+            } else {
+                match monoio::time::timeout(timeout, output.upstream.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        self.metrics.lambda_error("timeout");
+                        let why = format!("no more of the streamed response within {timeout:?}");
+                        return failed(why, output.passed);
+                    }
+                }
+            };
+            let frame = match next {
+                Ok(frame) => frame,
+                Err(e) => {
                     self.metrics.lambda_error(e.kind());
                     return failed(e.to_string(), output.passed);
-                }
-                Err(_) => {
-                    self.metrics.lambda_error("timeout");
-                    let why = format!("no more of the streamed response within {timeout:?}");
-                    return failed(why, output.passed);
                 }
             };
             match frame {
                 Frame::Chunk(bytes) if bytes.is_empty() => continue,
-                Frame::Chunk(bytes) => return pass(&mut output.passed, &output.upstream, bytes),
+                Frame::Chunk(bytes) => {
+                    if !pass_output(out, &mut output.passed, limit, output.upstream.bytes(bytes)) {
+                        return over_cap(output.passed);
+                    }
+                    // Chunks already received leave in this piece too: a token stream's small
+                    // events would otherwise cost a write to the client each. Anything else
+                    // (or a chunk past the cap) is held for the next piece, after this one is
+                    // written.
+                    while out.len() < COALESCE_BYTES {
+                        match output.upstream.next_buffered() {
+                            Ok(None) => break,
+                            Ok(Some(Frame::Chunk(bytes)))
+                                if output.passed + bytes.len() as u64 <= limit =>
+                            {
+                                pass_output(
+                                    out,
+                                    &mut output.passed,
+                                    limit,
+                                    output.upstream.bytes(bytes),
+                                );
+                            }
+                            Ok(Some(frame)) => {
+                                output.held = Some(Ok(frame));
+                                break;
+                            }
+                            Err(e) => {
+                                output.held = Some(Err(e));
+                                break;
+                            }
+                        }
+                    }
+                    return Piece::Data;
+                }
                 Frame::Complete(json) => {
                     let done = completion(output.upstream.bytes(json));
                     if let Some(tail) = &done.log_result {
@@ -291,6 +323,23 @@ struct StreamedOutput {
     first: Option<Range<usize>>,
     /// Output bytes passed on so far.
     passed: u64,
+    /// A frame (or failure) read while gathering a piece, for the next piece.
+    held: Option<Result<Frame, UpstreamError>>,
+}
+
+/// Most output gathered into one piece (one chunk to the client) from events already received.
+const COALESCE_BYTES: usize = 64 * 1024;
+
+/// Appends `bytes` of the output to `out`, counting them in `passed`, unless the output would
+/// then exceed `limit` (`max_stream_bytes`): false, and nothing appended.
+fn pass_output(out: &mut Vec<u8>, passed: &mut u64, limit: u64, bytes: &[u8]) -> bool {
+    let total = *passed + bytes.len() as u64;
+    if total > limit {
+        return false;
+    }
+    *passed = total;
+    out.extend_from_slice(bytes);
+    true
 }
 
 impl Proxy {
@@ -743,6 +792,7 @@ impl Proxy {
             target: plugin.clone(),
             first: Some(first),
             passed: 0,
+            held: None,
         }))
     }
 }

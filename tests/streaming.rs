@@ -33,6 +33,8 @@ struct Streamed {
     body: Vec<u8>,
     /// The last chunk arrived (a whole body), as opposed to the connection closing first.
     complete: bool,
+    /// HTTP chunks the body came in (0 unless chunked).
+    chunks: usize,
 }
 
 impl Streamed {
@@ -74,6 +76,7 @@ fn read_streamed(r: &mut BufReader<TcpStream>) -> Streamed {
     };
     let mut body = Vec::new();
     let complete;
+    let mut chunks = 0;
     if find("transfer-encoding").as_deref() == Some("chunked") {
         loop {
             let mut line = String::new();
@@ -92,6 +95,7 @@ fn read_streamed(r: &mut BufReader<TcpStream>) -> Streamed {
                 break;
             }
             body.extend_from_slice(&data[..size]);
+            chunks += 1;
         }
     } else if let Some(len) = find("content-length") {
         body.resize(len.parse().unwrap(), 0);
@@ -106,6 +110,7 @@ fn read_streamed(r: &mut BufReader<TcpStream>) -> Streamed {
         headers,
         body,
         complete,
+        chunks,
     }
 }
 
@@ -331,6 +336,31 @@ fn errors_after_the_first_byte_cut_the_body_and_before_it_are_502() {
             );
         }
     }
+}
+
+#[test]
+fn events_received_together_leave_together_up_to_the_cap() {
+    let mock = MockLambda::start();
+    let routes = [
+        ("stream-tokens", ""),
+        ("stream-tokens:capped", ", max_stream_bytes: 5005"),
+    ];
+    let gw = Gateway::start(&mock, &config(&mock, &routes), Driver::IoUring);
+    let expected: String = (0..1000).map(|i| format!("token{i:04}\n")).collect();
+    // 1,000 small events in one burst: a handful of chunks to the client, not one per event.
+    let r = fetch(&gw, "/stream-tokens");
+    assert!(r.complete);
+    assert_eq!(r.text(), expected);
+    eprintln!(
+        "1,000 events of 10 bytes reached the client in {} chunks",
+        r.chunks
+    );
+    assert!(r.chunks <= 50, "{} chunks", r.chunks);
+    // The cap falls inside a gathered piece: every event under it arrives, then the cut.
+    let r = fetch(&gw, "/stream-tokens-capped");
+    assert!(!r.complete);
+    assert_eq!(r.text(), expected[..5000]);
+    assert!(gw.logs().contains("larger than max_stream_bytes (5005)"));
 }
 
 #[test]

@@ -197,6 +197,17 @@ pub fn reply(function: &str, req: &Recorded, invoked_before: usize) -> Option<Re
             true,
         ),
         "stream-empty" => stream("text/plain", vec![(NOW, complete(None))], true),
+        // A token stream: 1,000 events of 10 bytes (`token0000\n`, …) sent in one burst.
+        "stream-tokens" => {
+            let burst: Vec<u8> = (0..1000)
+                .flat_map(|i| chunk(format!("token{i:04}\n").as_bytes()))
+                .collect();
+            stream(
+                "text/plain",
+                vec![(NOW, burst), (NOW, complete(None))],
+                true,
+            )
+        }
         "stream-fails-midway" => stream(
             "text/plain",
             vec![

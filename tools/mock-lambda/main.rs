@@ -9,7 +9,9 @@
 //! Streaming invokes (`InvokeWithResponseStream`'s path) get the same body as event-stream
 //! `PayloadChunk`s of `--stream-chunk` bytes, `--stream-gap-us` apart (a function producing
 //! its output over time), then `InvokeComplete`; with a gap, buffered invokes wait as long as
-//! the whole stream takes before their answer, so both modes model the same function.
+//! the whole stream takes before their answer, so both modes model the same function. With
+//! `--stream-burst N`, N events leave in each write (the gap is then between bursts): a
+//! function producing small events faster than they are sent.
 //!
 //! With `--fault-every N`, every Nth request (per thread) gets a fault instead, in turn: the
 //! connection closed without an answer, a 500 `ServiceException`, a truncated body, an answer
@@ -36,11 +38,12 @@ struct Args {
     fault_every: u64,
     stream_chunk: usize,
     stream_gap: Duration,
+    stream_burst: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mock-lambda [--listen ADDR] [--threads N] [--cpus 0,1] [--response-size BYTES] [--latency-ms MS] [--ca-out FILE] [--plain] [--fault-every N] [--stream-chunk BYTES] [--stream-gap-us US]"
+        "usage: mock-lambda [--listen ADDR] [--threads N] [--cpus 0,1] [--response-size BYTES] [--latency-ms MS] [--ca-out FILE] [--plain] [--fault-every N] [--stream-chunk BYTES] [--stream-gap-us US] [--stream-burst N]"
     );
     std::process::exit(2)
 }
@@ -57,6 +60,7 @@ fn args() -> Args {
         fault_every: 0,
         stream_chunk: 64 * 1024,
         stream_gap: Duration::ZERO,
+        stream_burst: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -74,6 +78,9 @@ fn args() -> Args {
             "--fault-every" => o.fault_every = value().parse().unwrap_or_else(|_| usage()),
             "--stream-chunk" => {
                 o.stream_chunk = value().parse::<usize>().unwrap_or_else(|_| usage()).max(1)
+            }
+            "--stream-burst" => {
+                o.stream_burst = value().parse::<usize>().unwrap_or_else(|_| usage()).max(1)
             }
             "--stream-gap-us" => {
                 o.stream_gap = Duration::from_micros(value().parse().unwrap_or_else(|_| usage()))
@@ -136,9 +143,11 @@ fn main() {
     .into_bytes();
     response.extend_from_slice(&body);
     let mut stream_pieces = Vec::new();
-    for piece in body.chunks(o.stream_chunk) {
+    for burst in body.chunks(o.stream_chunk * o.stream_burst) {
         let mut framed = Vec::new();
-        event_stream::payload_chunk(&mut framed, piece);
+        for piece in burst.chunks(o.stream_chunk) {
+            event_stream::payload_chunk(&mut framed, piece);
+        }
         stream_pieces.push(framed);
     }
     let mut end = Vec::new();
