@@ -345,22 +345,24 @@ fn events_received_together_leave_together_up_to_the_cap() {
         ("stream-tokens", ""),
         ("stream-tokens:capped", ", max_stream_bytes: 5005"),
     ];
-    let gw = Gateway::start(&mock, &config(&mock, &routes), Driver::IoUring);
     let expected: String = (0..1000).map(|i| format!("token{i:04}\n")).collect();
-    // 1,000 small events in one burst: a handful of chunks to the client, not one per event.
-    let r = fetch(&gw, "/stream-tokens");
-    assert!(r.complete);
-    assert_eq!(r.text(), expected);
-    eprintln!(
-        "1,000 events of 10 bytes reached the client in {} chunks",
-        r.chunks
-    );
-    assert!(r.chunks <= 50, "{} chunks", r.chunks);
-    // The cap falls inside a gathered piece: every event under it arrives, then the cut.
-    let r = fetch(&gw, "/stream-tokens-capped");
-    assert!(!r.complete);
-    assert_eq!(r.text(), expected[..5000]);
-    assert!(gw.logs().contains("larger than max_stream_bytes (5005)"));
+    for driver in DRIVERS {
+        let gw = Gateway::start(&mock, &config(&mock, &routes), driver);
+        // 1,000 small events in one burst: a handful of chunks to the client, not one each.
+        let r = fetch(&gw, "/stream-tokens");
+        assert!(r.complete);
+        assert_eq!(r.text(), expected);
+        eprintln!(
+            "{driver:?}: 1,000 events of 10 bytes reached the client in {} chunks",
+            r.chunks
+        );
+        assert!(r.chunks <= 50, "{driver:?}: {} chunks", r.chunks);
+        // The cap falls inside a gathered piece: every event under it arrives, then the cut.
+        let r = fetch(&gw, "/stream-tokens-capped");
+        assert!(!r.complete);
+        assert_eq!(r.text(), expected[..5000]);
+        assert!(gw.logs().contains("larger than max_stream_bytes (5005)"));
+    }
 }
 
 #[test]
