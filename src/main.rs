@@ -357,7 +357,7 @@ fn environment(
         let needs_region = cfg.is_some_and(|cfg| {
             cfg.plugins.iter().any(|p| match &p.config {
                 config::model::PluginConfig::AwsLambda(c) => c.aws_region.is_none(),
-                config::model::PluginConfig::Access(_) => false,
+                _ => false,
             })
         });
         if env.region.is_none() && needs_region {

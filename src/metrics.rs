@@ -172,6 +172,45 @@ struct Series {
     lambda_errors: HashMap<u32, u64>,
 }
 
+/// Which per-request series a request is counted in: Kong's `prometheus` plugin fields for the
+/// plugin that applies to its route. The Prometheus text has the series of every policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MetricsPolicy {
+    /// `status_code_metrics`: `kong_http_requests_total`.
+    pub status_codes: bool,
+    /// `latency_metrics`: the three latency histograms.
+    pub latency: bool,
+    /// `bandwidth_metrics`: `kong_bandwidth_bytes`.
+    pub bandwidth: bool,
+    /// `per_consumer`: the consumer label filled in (else empty).
+    pub per_consumer: bool,
+}
+
+impl MetricsPolicy {
+    /// Every series, with consumers: requests of a configuration without any `prometheus`
+    /// plugin (the gateway's default).
+    pub const ALL: MetricsPolicy = MetricsPolicy {
+        status_codes: true,
+        latency: true,
+        bandwidth: true,
+        per_consumer: true,
+    };
+    /// None: requests no `prometheus` plugin applies to, in a configuration that has one.
+    pub const NONE: MetricsPolicy = MetricsPolicy {
+        status_codes: false,
+        latency: false,
+        bandwidth: false,
+        per_consumer: false,
+    };
+}
+
+impl Default for MetricsPolicy {
+    /// [`MetricsPolicy::ALL`]: the gateway's default.
+    fn default() -> Self {
+        MetricsPolicy::ALL
+    }
+}
+
 /// What one finished request adds to the metrics.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestRecord {
@@ -191,6 +230,8 @@ pub struct RequestRecord {
     pub request_ms: u64,
     /// The Lambda invoke, in ms, when there was one.
     pub upstream_ms: Option<u64>,
+    /// The series it is counted in (all of them have its status class).
+    pub policy: MetricsPolicy,
 }
 
 /// One worker's counters.
@@ -230,19 +271,28 @@ impl WorkerMetrics {
         self.responses[class].fetch_add(1, Relaxed);
     }
 
-    /// Counts a finished request in every series it belongs to.
+    /// Counts a finished request in the series its policy names.
     pub fn record(&self, r: &RequestRecord) {
         self.count_response(r.status);
+        let policy = r.policy;
+        if policy == MetricsPolicy::NONE {
+            return;
+        }
+        let consumer = if policy.per_consumer { r.consumer } else { 0 };
         let Ok(mut s) = self.series.lock() else {
             return;
         };
-        *s.requests
-            .entry((r.route, r.consumer, r.status, r.source))
-            .or_default() += 1;
-        let bytes = s.bandwidth.entry((r.route, r.consumer)).or_default();
-        bytes[0] += r.ingress;
-        bytes[1] += r.egress;
-        if r.route != 0 {
+        if policy.status_codes {
+            *s.requests
+                .entry((r.route, consumer, r.status, r.source))
+                .or_default() += 1;
+        }
+        if policy.bandwidth {
+            let bytes = s.bandwidth.entry((r.route, consumer)).or_default();
+            bytes[0] += r.ingress;
+            bytes[1] += r.egress;
+        }
+        if policy.latency && r.route != 0 {
             let l = s.latency.entry(r.route).or_default();
             l.request.observe(r.request_ms);
             match r.upstream_ms {
@@ -671,6 +721,7 @@ mod tests {
             egress: 50,
             request_ms: 12,
             upstream_ms,
+            policy: MetricsPolicy::ALL,
         };
         a.record(&record(200, Source::Service, Some(10)));
         b.record(&record(200, Source::Service, Some(3)));

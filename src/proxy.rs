@@ -17,7 +17,7 @@ use crate::lambda::response::{LambdaAnswer, Outcome, ResponseMapper};
 use crate::lambda::stream_answer::{
     completion, error_before_output, has_prelude, plain_head, prelude_head, Prelude,
 };
-use crate::metrics::{RequestRecord, Source, WorkerMetrics};
+use crate::metrics::{MetricsPolicy, RequestRecord, Source, WorkerMetrics};
 use crate::pacing::TimeSlice;
 use crate::upstream::client::{InvokeBuffers, InvokeResponse, Upstream};
 use crate::upstream::streaming::{Frame, ResponseStream};
@@ -62,6 +62,8 @@ struct Facts {
     consumer_label: u32,
     /// Who answered.
     source: Source,
+    /// The series the request is counted in (its `prometheus` plugin).
+    metrics: MetricsPolicy,
 }
 
 impl Default for Facts {
@@ -73,6 +75,7 @@ impl Default for Facts {
             route_label: 0,
             consumer_label: 0,
             source: Source::Error,
+            metrics: MetricsPolicy::ALL,
         }
     }
 }
@@ -388,6 +391,7 @@ impl Proxy {
             egress: response_size as u64,
             request_ms: started.elapsed().as_millis() as u64,
             upstream_ms: proxy_time.map(|t| t.as_millis() as u64),
+            policy: facts.metrics,
         });
         let Some(log) = &self.access_log else {
             return;
@@ -464,6 +468,7 @@ impl Proxy {
             Failure::NoRoute.answer(resp);
             let facts = Facts {
                 snapshot: self.access_log.as_ref().map(|_| snapshot.clone()),
+                metrics: snapshot.metrics_policy(None, None),
                 ..Facts::default()
             };
             return (facts, None);
@@ -554,6 +559,7 @@ impl Proxy {
             route_label: snapshot.route_metrics[route],
             consumer_label: ctx_consumer.map_or(0, |i| snapshot.consumer_metrics[i]),
             source,
+            metrics: snapshot.metrics_policy(Some(route), ctx_consumer),
         };
         (facts, streamed)
     }

@@ -208,7 +208,7 @@ fn every_endpoint_and_error_shape() {
     let bad = gw.admin_json("POST", "/plugins", json!({"name": "graphql-proxy-cache"}));
     assert_eq!(
         bad.json()["fields"]["name"],
-        "plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'correlation-id', 'cors', 'jwt', 'key-auth', 'ip-restriction', 'request-size-limiting', 'acl', 'rate-limiting', 'aws-lambda'"
+        "plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'correlation-id', 'cors', 'jwt', 'key-auth', 'ip-restriction', 'request-size-limiting', 'acl', 'rate-limiting', 'aws-lambda', 'prometheus'"
     );
     assert_eq!(
         gw.admin_json("POST", "/routes", json!({"paths": ["/x"], "bogus": 1}))

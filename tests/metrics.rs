@@ -71,13 +71,16 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64>
         .map(|(_, _, v)| *v)
 }
 
+/// An aws-lambda plugin invoking the mock's `function`, as a YAML flow mapping.
+fn lambda_plugin(mock: &MockLambda, function: &str) -> String {
+    format!(
+        "{{name: aws-lambda, config: {{aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_region: us-east-1, function_name: {function}, host: localhost, port: {}}}}}",
+        mock.addr.port()
+    )
+}
+
 fn config(mock: &MockLambda) -> String {
-    let lambda = |function: &str| {
-        format!(
-            "{{name: aws-lambda, config: {{aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_region: us-east-1, function_name: {function}, host: localhost, port: {}}}}}",
-            mock.addr.port()
-        )
-    };
+    let lambda = |function: &str| lambda_plugin(mock, function);
     format!(
         r#"_format_version: "3.0"
 consumers:
@@ -231,5 +234,113 @@ fn a_scrape_has_kongs_series_and_parses() {
             ),
             Some(4.0 + f64::from(u8::from(unhandled / 100 == 2)))
         );
+    }
+}
+
+/// Kong's `prometheus` plugin: once a configuration has one, a request is counted only in the
+/// series its plugin turns on; every field is off by default; `per_consumer` fills the consumer
+/// label; requests matched by no route go by the global plugin.
+#[test]
+fn the_prometheus_plugin_chooses_the_series_as_in_kong() {
+    let mock = MockLambda::start();
+    let lambda = lambda_plugin(&mock, "echo");
+    let cfg = format!(
+        r#"_format_version: "3.0"
+consumers:
+- username: alice
+  keyauth_credentials: [{{key: alice-key}}]
+services:
+- name: svc
+  plugins:
+  - {{name: prometheus, config: {{status_code_metrics: true}}}}
+  routes:
+  - name: codes
+    paths: [/codes]
+    plugins: [{lambda}, {{name: key-auth}}]
+  - name: everything
+    paths: [/everything]
+    plugins:
+    - {lambda}
+    - {{name: key-auth}}
+    - {{name: prometheus, config: {{status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true, per_consumer: true}}}}
+- name: quiet
+  routes:
+  - name: defaults
+    paths: [/defaults]
+    plugins: [{lambda}, {{name: prometheus}}]
+  - name: uncovered
+    paths: [/uncovered]
+    plugins: [{lambda}]
+"#
+    );
+    for driver in DRIVERS {
+        let dir = TempDir::new("metrics");
+        let gw = Gateway::start_admin_with(&mock, &cfg, driver, &dir);
+        let as_alice = |path: &str| {
+            gw.send(&format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\napikey: alice-key\r\n\r\n"
+            ))
+            .status
+        };
+        assert_eq!(as_alice("/codes"), 200);
+        assert_eq!(as_alice("/everything"), 200);
+        assert_eq!(as_alice("/everything"), 200);
+        assert_eq!(gw.send(&get("/defaults")).status, 200);
+        assert_eq!(gw.send(&get("/uncovered")).status, 200);
+        assert_eq!(gw.send(&get("/nowhere")).status, 404);
+        let text = gw.admin_get("/metrics").text();
+        let s = parse(&text);
+        let requests = |route: &str, consumer: &str| {
+            value(
+                &s,
+                "kong_http_requests_total",
+                &[("route", route), ("code", "200"), ("consumer", consumer)],
+            )
+        };
+        let histogram =
+            |route: &str| value(&s, "kong_request_latency_ms_count", &[("route", route)]);
+        let bandwidth = |route: &str| {
+            value(
+                &s,
+                "kong_bandwidth_bytes_total",
+                &[("route", route), ("direction", "egress")],
+            )
+        };
+        // The service's plugin: status codes only, consumer label left empty.
+        assert_eq!(requests("codes", ""), Some(1.0), "{driver:?}");
+        assert_eq!(requests("codes", "alice"), None);
+        assert_eq!(histogram("codes"), None);
+        assert_eq!(bandwidth("codes"), None);
+        // The route's own plugin wins over the service's: everything, with the consumer.
+        assert_eq!(requests("everything", "alice"), Some(2.0));
+        assert_eq!(histogram("everything"), Some(2.0));
+        assert!(bandwidth("everything").unwrap_or(0.0) > 0.0);
+        // A plugin with Kong's defaults, and a route no plugin covers: nothing per request.
+        for route in ["defaults", "uncovered"] {
+            assert_eq!(
+                value(&s, "kong_http_requests_total", &[("route", route)]),
+                None
+            );
+            assert_eq!(histogram(route), None);
+            assert_eq!(bandwidth(route), None);
+        }
+        // No global plugin: the unrouted 404 is not in the per-request series either.
+        assert_eq!(
+            value(&s, "kong_http_requests_total", &[("code", "404")]),
+            None
+        );
+        // Node-level series are always there, every answer counted.
+        assert_eq!(
+            value(
+                &s,
+                "kong_nginx_connections_total",
+                &[("subsystem", "http"), ("state", "total")]
+            ),
+            Some(6.0)
+        );
+        // The plugin's schema is served like the others'.
+        let schema = gw.admin_get("/schemas/plugins/prometheus");
+        assert_eq!(schema.status, 200, "{}", schema.text());
+        assert!(schema.text().contains("status_code_metrics"));
     }
 }

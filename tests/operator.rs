@@ -511,7 +511,7 @@ fn kong_tools_can_read_schemas_plugins_and_tags() {
     );
     assert_eq!(
         gw.admin_get("/plugins/enabled").json(),
-        json!({"enabled_plugins": ["correlation-id", "cors", "jwt", "key-auth", "ip-restriction", "request-size-limiting", "acl", "rate-limiting", "aws-lambda"]})
+        json!({"enabled_plugins": ["correlation-id", "cors", "jwt", "key-auth", "ip-restriction", "request-size-limiting", "acl", "rate-limiting", "aws-lambda", "prometheus"]})
     );
 
     let ok = gw.admin_json(

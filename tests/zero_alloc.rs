@@ -210,6 +210,7 @@ fn the_request_path_allocates_nothing_in_steady_state() {
                 egress: out.len() as u64,
                 request_ms: 1,
                 upstream_ms: Some(1),
+                policy: snapshot.metrics_policy(Some(route_index), None),
             });
         };
         // Warm up: buffers grow to their steady size, the signing key is derived and cached.

@@ -4,6 +4,7 @@
 pub mod model;
 pub mod persist;
 pub mod plugins;
+pub mod prometheus;
 pub mod router;
 pub mod snapshot;
 mod validate;

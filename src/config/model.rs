@@ -65,6 +65,8 @@ pub enum PluginConfig {
     AwsLambda(Arc<LambdaConfig>),
     /// A plugin that runs before the function (`cors`, `ip-restriction` …).
     Access(crate::access::AccessPlugin),
+    /// `prometheus`: which series its requests are counted in.
+    Prometheus(crate::metrics::MetricsPolicy),
 }
 
 /// A plugin instance.

@@ -103,6 +103,12 @@ pub static PLUGINS: &[PluginSpec] = &[
             crate::lambda::config::validate(c, v).map(|cfg| PluginConfig::AwsLambda(Arc::new(cfg)))
         },
     },
+    PluginSpec {
+        name: "prometheus",
+        priority: 13,
+        schema: &super::prometheus::SCHEMA,
+        validate: |c, v, _| super::prometheus::validate(c, v).map(PluginConfig::Prometheus),
+    },
 ];
 
 /// The plugin called `name`.

@@ -13,6 +13,7 @@ use crate::certificate::{Served, SniIndex};
 use crate::credentials::{chain, sts, Hub, Provider, StsEndpoint};
 use crate::lambda::config::is_region;
 use crate::lambda::config::LambdaConfig;
+use crate::metrics::MetricsPolicy;
 use crate::upstream::target::InvokeTarget;
 use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
@@ -215,6 +216,17 @@ pub struct Snapshot {
     pub route_metrics: Vec<u32>,
     /// For each consumer, its label id in the metrics (username, else id).
     pub consumer_metrics: Vec<u32>,
+    /// Which series requests are counted in (`super::prometheus`): per route, for requests
+    /// matched by no route, and per (route, consumer) where a consumer's own plugin differs.
+    metrics_policies: MetricsPolicies,
+}
+
+/// See [`Snapshot::metrics_policy`].
+#[derive(Debug, Default)]
+struct MetricsPolicies {
+    routes: Vec<MetricsPolicy>,
+    unrouted: MetricsPolicy,
+    for_consumers: HashMap<(usize, usize), MetricsPolicy>,
 }
 
 /// What a route does for one consumer, where their own plugins change it.
@@ -400,6 +412,21 @@ impl Snapshot {
         out
     }
 
+    /// The series a request is counted in: on `route` (none: no route matched), by
+    /// `consumer` once identified.
+    pub fn metrics_policy(&self, route: Option<usize>, consumer: Option<usize>) -> MetricsPolicy {
+        let policies = &self.metrics_policies;
+        let Some(route) = route else {
+            return policies.unrouted;
+        };
+        consumer
+            .filter(|_| !policies.for_consumers.is_empty())
+            .and_then(|c| policies.for_consumers.get(&(route, c)))
+            .or_else(|| policies.routes.get(route))
+            .copied()
+            .unwrap_or(MetricsPolicy::ALL)
+    }
+
     /// Builds the snapshot. Returns it with warnings about routes that cannot invoke.
     pub fn build(config: Config, env: &Environment) -> (Snapshot, Vec<String>) {
         let mut warnings = Vec::new();
@@ -489,6 +516,7 @@ impl Snapshot {
             .iter()
             .map(|c| crate::metrics::consumer_label(c.username.as_deref().unwrap_or(&c.id)))
             .collect();
+        let metrics_policies = scopes.metrics_policies(&config, &consumers);
         (
             Snapshot {
                 config,
@@ -501,6 +529,7 @@ impl Snapshot {
                 route_services,
                 route_metrics,
                 consumer_metrics,
+                metrics_policies,
             },
             warnings,
         )
@@ -597,7 +626,50 @@ impl<'a> PluginScopes<'a> {
         let p = self.effective_named(route, consumer, "aws-lambda")?;
         match &p.config {
             PluginConfig::AwsLambda(cfg) => Some((p, cfg)),
-            PluginConfig::Access(_) => None,
+            _ => None,
+        }
+    }
+
+    /// Which series requests are counted in: every one when no `prometheus` plugin is
+    /// enabled anywhere, else what the plugin that applies says (none without one).
+    fn metrics_policies(&self, config: &'a Config, consumers: &[&'a str]) -> MetricsPolicies {
+        let policy = |p: Option<&Plugin>| match p.map(|p| &p.config) {
+            Some(PluginConfig::Prometheus(policy)) => *policy,
+            _ => MetricsPolicy::NONE,
+        };
+        if !self.by_scope.keys().any(|(name, ..)| *name == "prometheus") {
+            return MetricsPolicies {
+                routes: vec![MetricsPolicy::ALL; config.routes.len()],
+                unrouted: MetricsPolicy::ALL,
+                for_consumers: HashMap::new(),
+            };
+        }
+        let consumer_at: HashMap<&str, usize> = config
+            .consumers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.as_str(), i))
+            .collect();
+        let mut for_consumers = HashMap::new();
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for (at, route) in config.routes.iter().enumerate() {
+            let own = policy(self.effective_named(route, None, "prometheus"));
+            for &consumer in consumers {
+                let theirs = policy(self.effective_named(route, Some(consumer), "prometheus"));
+                if let (true, Some(&c)) = (theirs != own, consumer_at.get(consumer)) {
+                    for_consumers.insert((at, c), theirs);
+                }
+            }
+            routes.push(own);
+        }
+        MetricsPolicies {
+            routes,
+            unrouted: policy(
+                self.by_scope
+                    .get(&("prometheus", None, None, None))
+                    .copied(),
+            ),
+            for_consumers,
         }
     }
 
@@ -755,6 +827,58 @@ plugins:
                 format!("route r5: the global aws-lambda plugin (function global-fn) {no_credentials}"),
             ]
         );
+    }
+
+    #[test]
+    fn prometheus_plugins_choose_series_with_kongs_precedence() {
+        let policy = |yaml: &str| {
+            let cfg = crate::config::parse(yaml).expect("valid");
+            Snapshot::build(cfg, &Environment::default()).0
+        };
+        let codes = MetricsPolicy {
+            status_codes: true,
+            ..MetricsPolicy::NONE
+        };
+        let latency = MetricsPolicy {
+            latency: true,
+            ..MetricsPolicy::NONE
+        };
+        // No prometheus plugin: everything, for every request.
+        let none = policy("_format_version: \"3.0\"\nroutes:\n- {name: r, paths: [/r]}\n");
+        assert_eq!(none.metrics_policy(Some(0), None), MetricsPolicy::ALL);
+        assert_eq!(none.metrics_policy(None, None), MetricsPolicy::ALL);
+        // A global one, a route's own, a consumer's own; a disabled one counts for nothing.
+        let snap = policy(
+            r#"
+_format_version: "3.0"
+consumers:
+- username: alice
+- username: bob
+routes:
+- {name: r1, paths: [/a]}
+- {name: r2, paths: [/b]}
+plugins:
+- {name: prometheus, config: {status_code_metrics: true}}
+- {name: prometheus, route: r2, config: {latency_metrics: true}}
+- {name: prometheus, consumer: alice, config: {per_consumer: true}}
+- {name: prometheus, consumer: bob, enabled: false, config: {bandwidth_metrics: true}}
+"#,
+        );
+        assert_eq!(snap.metrics_policy(None, None), codes);
+        assert_eq!(snap.metrics_policy(Some(0), None), codes);
+        assert_eq!(snap.metrics_policy(Some(1), None), latency);
+        let alice_only = MetricsPolicy {
+            per_consumer: true,
+            ..MetricsPolicy::NONE
+        };
+        assert_eq!(snap.metrics_policy(Some(0), Some(0)), alice_only);
+        assert_eq!(snap.metrics_policy(Some(1), Some(0)), alice_only);
+        assert_eq!(snap.metrics_policy(Some(0), Some(1)), codes);
+        // Only a disabled one: as if there were none.
+        let off = policy(
+            "_format_version: \"3.0\"\nroutes:\n- {name: r, paths: [/r]}\nplugins:\n- {name: prometheus, enabled: false}\n",
+        );
+        assert_eq!(off.metrics_policy(Some(0), None), MetricsPolicy::ALL);
     }
 
     #[test]

@@ -795,7 +795,7 @@ plugins:
                 "services[0].plugins[0].config.bogus: unknown field",
                 "services[0].plugins[0].config.aws_region: expected a region like us-east-1, got \"??\"",
                 "services[1].colour: unknown field",
-                "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'correlation-id', 'cors', 'jwt', 'key-auth', 'ip-restriction', 'request-size-limiting', 'acl', 'rate-limiting', 'aws-lambda'",
+                "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'correlation-id', 'cors', 'jwt', 'key-auth', 'ip-restriction', 'request-size-limiting', 'acl', 'rate-limiting', 'aws-lambda', 'prometheus'",
                 "routes[0].service: no service named \"missing\"",
                 "services[1].name: UNIQUE violation detected on '{name=\"s1\"}'",
                 "services[0].routes[2].name: UNIQUE violation detected on '{name=\"r1\"}'",
