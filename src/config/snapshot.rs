@@ -656,7 +656,10 @@ impl<'a> PluginScopes<'a> {
             let own = policy(self.effective_named(route, None, "prometheus"));
             for &consumer in consumers {
                 let theirs = policy(self.effective_named(route, Some(consumer), "prometheus"));
-                if let (true, Some(&c)) = (theirs != own, consumer_at.get(consumer)) {
+                if theirs == own {
+                    continue;
+                }
+                if let Some(&c) = consumer_at.get(consumer) {
                     for_consumers.insert((at, c), theirs);
                 }
             }
