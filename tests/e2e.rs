@@ -42,7 +42,7 @@ fn the_seed_example_from_a_config_file() {
         // default `log_type: Tail` is in the gateway's debug log, not in the answer.
         assert_eq!(r.header("X-Amz-Log-Result"), None);
         assert!(
-            gw.logs().contains(&format!(
+            gw.logged(&format!(
                 "route=route function=MyLambda log_result={LOG_TAIL}"
             )),
             "{}",

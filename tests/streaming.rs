@@ -361,7 +361,7 @@ fn events_received_together_leave_together_up_to_the_cap() {
         let r = fetch(&gw, "/stream-tokens-capped");
         assert!(!r.complete);
         assert_eq!(r.text(), expected[..5000]);
-        assert!(gw.logs().contains("larger than max_stream_bytes (5005)"));
+        assert!(gw.logged("larger than max_stream_bytes (5005)"));
     }
 }
 
@@ -431,12 +431,12 @@ fn every_payload_mode_streams_and_throttles_are_retried() {
     assert_eq!(post("/stream-echo")["k"], "v");
     // The tail of the function's log (Kong's default `log_type: Tail`) comes in InvokeComplete
     // and goes to the gateway's debug log, as a buffered answer's does; not asked, none.
-    let logs = gw.logs();
     assert!(
-        logs.contains(&format!(
+        gw.logged(&format!(
             "route=stream-echo function=stream-echo log_result={LOG_TAIL}"
         )),
-        "{logs}"
+        "{}",
+        gw.logs()
     );
     assert_eq!(post("/stream-echo-quiet")["k"], "v");
     assert!(!gw
