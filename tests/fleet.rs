@@ -495,7 +495,7 @@ fn redis_over_tls_checks_the_server_as_asked() {
         until_served(&gw, path, 200, Duration::from_secs(5));
     }
     for cause in [
-        "TLS handshake: invalid peer certificate",
+        "TLS handshake: invalid peer certificate: certificate not valid for name \"other.test\"",
         "WRONGPASS",
         "TLS handshake: no answer within redis_timeout",
         "counting on this node only",
