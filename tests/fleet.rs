@@ -569,6 +569,26 @@ fn an_etcd_gone_back_in_time_is_followed() {
     until_served(&a, "/after", 200, Duration::from_secs(2));
 }
 
+/// A node on `prefix` of `cluster` serving the base document (its local copy in `dir`).
+fn serving_node(mock: &MockLambda, cluster: &EtcdCluster, prefix: &str, dir: &TempDir) -> Gateway {
+    let gw = node(mock, cluster, prefix, &dir.path.join("a.yml"));
+    let key = format!("{prefix}/config");
+    assert!(cluster
+        .ctl(&["put", &key, &base(mock).to_string()])
+        .contains("OK"));
+    until_served(&gw, "/r", 200, Duration::from_secs(5));
+    gw
+}
+
+/// Sends `gw` a signal (`-STOP`, `-CONT`).
+fn signal(gw: &Gateway, name: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([name, &gw.pid().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {name}");
+}
+
 #[test]
 fn a_watch_stalled_past_a_compaction_reloads_in_full() {
     if !etcd::available() {
@@ -577,22 +597,11 @@ fn a_watch_stalled_past_a_compaction_reloads_in_full() {
     let mock = MockLambda::start();
     let cluster = EtcdCluster::start(1);
     let dir = TempDir::new("fleet");
-    let a = node(&mock, &cluster, "/compact", &dir.path.join("a.yml"));
-    assert!(cluster
-        .ctl(&["put", "/compact/config", &base(&mock).to_string()])
-        .contains("OK"));
-    until_served(&a, "/r", 200, Duration::from_secs(5));
+    let a = serving_node(&mock, &cluster, "/compact", &dir);
     // The node stops reading (SIGSTOP) while 600 revisions of 16 KiB are written: more than
     // the stream's flow control window (2 MiB) and etcd's buffer of events per watch (128)
     // hold, so etcd stops sending to the watch; then the history is compacted past them.
-    let signal = |name: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([name, &a.pid().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {name}");
-    };
-    signal("-STOP");
+    signal(&a, "-STOP");
     let padding = format!("# {}\n", "x".repeat(16 * 1024));
     let revisions: Vec<String> = (0..600)
         .map(|i| {
@@ -611,7 +620,7 @@ fn a_watch_stalled_past_a_compaction_reloads_in_full() {
     assert!(cluster
         .ctl(&["compact", &revision.to_string()])
         .contains("compacted"));
-    signal("-CONT");
+    signal(&a, "-CONT");
     // The newest document is served, whichever way the node learnt of it.
     until_served(&a, "/v599/", 200, Duration::from_secs(15));
     assert_eq!(a.send(&get("/r")).status, 404);
@@ -633,6 +642,48 @@ fn a_watch_stalled_past_a_compaction_reloads_in_full() {
         a.admin_get("/status").json()["configuration_store"]["watch"],
         "established"
     );
+}
+
+#[test]
+fn a_node_behind_builds_only_the_newest_valid_revision() {
+    if !etcd::available() {
+        return;
+    }
+    let mock = MockLambda::start();
+    let cluster = EtcdCluster::start(1);
+    let dir = TempDir::new("fleet");
+    let a = serving_node(&mock, &cluster, "/burst", &dir);
+    // While the node is stopped: 200 revisions, the newest of them not a valid document.
+    signal(&a, "-STOP");
+    let mut revisions: Vec<String> = (0..199)
+        .map(|i| {
+            let mut doc = base(&mock);
+            doc["routes"][0] = json!({"name": format!("b{i}"), "paths": [format!("/b{i}/")]});
+            doc.to_string()
+        })
+        .collect();
+    revisions.push("routes: [not closed".to_string());
+    cluster.put_each("/burst/config", &revisions);
+    let applied_before = a.logs().matches("applied revision").count();
+    signal(&a, "-CONT");
+    until_served(&a, "/b198/", 200, Duration::from_secs(15));
+    assert!(
+        a.logged("is not a valid configuration, not applied"),
+        "{}",
+        a.logs()
+    );
+    assert!(a.logged("older ones skipped"), "{}", a.logs());
+    let applied = a.logs().matches("applied revision").count() - applied_before;
+    eprintln!("200 revisions behind: {applied} snapshots built to catch up");
+    assert!(applied < 20, "{applied} revisions applied one by one");
+    assert_eq!(a.send(&get("/b197/")).status, 404);
+    // Changes after the burst are applied as they come.
+    let mut doc = base(&mock);
+    doc["routes"][0] = json!({"name": "after", "paths": ["/after-burst/"]});
+    assert!(cluster
+        .ctl(&["put", "/burst/config", &doc.to_string()])
+        .contains("OK"));
+    until_served(&a, "/after-burst/", 200, Duration::from_secs(5));
 }
 
 #[test]

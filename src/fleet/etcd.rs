@@ -23,6 +23,42 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+/// `future`'s output if it is ready at the first poll (no timer: a zero timeout would wait
+/// for the timer's next millisecond tick).
+async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}
+
+/// Most revisions gathered into one batch before the newest is applied.
+const MAX_BATCH: usize = 1000;
+/// Documents a batch keeps, newest last, in case the newest ones do not validate.
+const BATCH_KEEP: usize = 8;
+
+/// Revisions received together (see the watch loop).
+#[derive(Default)]
+struct Batch {
+    /// The last [`BATCH_KEEP`] documents with their revisions, in revision order.
+    kept: std::collections::VecDeque<(Vec<u8>, i64)>,
+    newest: Option<i64>,
+    revisions: usize,
+}
+
+impl Batch {
+    fn push(&mut self, document: &[u8], revision: i64) {
+        if self.kept.len() == BATCH_KEEP {
+            self.kept.pop_front();
+        }
+        self.kept.push_back((document.to_vec(), revision));
+        self.newest = Some(revision);
+        self.revisions += 1;
+    }
+}
+
 /// How long a node waits for etcd at start before it serves its local copy.
 const STARTUP_WAIT: Duration = Duration::from_secs(5);
 /// Bound on one etcd request (a read or a write).
@@ -490,30 +526,46 @@ impl Control {
             log::info!("watching {} from revision {from}", self.options.location);
             loop {
                 tokio::select! {
-                    message = watch.message() => match message {
-                        Ok(Some(response)) => {
-                            if response.canceled() {
-                                self.down(format!(
-                                    "the watch was cancelled ({}; compacted at {})",
-                                    response.cancel_reason(),
-                                    response.compact_revision()
-                                ));
-                                break;
-                            }
-                            for event in response.events() {
-                                let Some(kv) = event.kv() else { continue };
-                                match event.event_type() {
-                                    EventType::Put => self.apply(kv.value(), kv.mod_revision()),
-                                    EventType::Delete => self.apply(b"", kv.mod_revision()),
+                    message = watch.message() => {
+                        // Responses already received join this one: a node that fell behind
+                        // builds a snapshot of the newest document, not one per revision.
+                        let mut batch = Batch::default();
+                        let mut next = message;
+                        let ended = loop {
+                            match next {
+                                Ok(Some(response)) if !response.canceled() => {
+                                    for event in response.events() {
+                                        let Some(kv) = event.kv() else { continue };
+                                        let document = match event.event_type() {
+                                            EventType::Put => kv.value(),
+                                            EventType::Delete => b"",
+                                        };
+                                        batch.push(document, kv.mod_revision());
+                                    }
+                                    if batch.revisions >= MAX_BATCH {
+                                        break None;
+                                    }
+                                    // The connection's task decodes what has arrived meanwhile.
+                                    tokio::task::yield_now().await;
+                                    match ready_now(watch.message()).await {
+                                        Some(more) => next = more,
+                                        None => break None,
+                                    }
                                 }
+                                Ok(Some(response)) => {
+                                    break Some(format!(
+                                        "the watch was cancelled ({}; compacted at {})",
+                                        response.cancel_reason(),
+                                        response.compact_revision()
+                                    ))
+                                }
+                                Ok(None) => break Some("the watch stream ended".to_string()),
+                                Err(e) => break Some(e.to_string()),
                             }
-                        }
-                        Ok(None) => {
-                            self.down("the watch stream ended".into());
-                            break;
-                        }
-                        Err(e) => {
-                            self.down(e.to_string());
+                        };
+                        self.apply_newest(batch);
+                        if let Some(why) = ended {
+                            self.down(why);
                             break;
                         }
                     },
@@ -607,24 +659,66 @@ impl Control {
         self.take(document, revision, false);
     }
 
+    /// Applies the newest revision of a batch that validates (the batch's older ones are
+    /// skipped: only the newest document counts); the batch's newest revision is then the
+    /// one applied, as after an invalid revision.
+    fn apply_newest(&mut self, batch: Batch) {
+        let Some(newest) = batch.newest else {
+            return;
+        };
+        if newest <= self.applied {
+            return;
+        }
+        let skipped = batch.revisions - 1;
+        for (document, revision) in batch.kept.iter().rev() {
+            if *revision <= self.applied {
+                break;
+            }
+            match parse(document) {
+                Ok(config) => {
+                    self.take_config(config, *revision, false);
+                    break;
+                }
+                Err(why) => self.invalid(*revision, &why),
+            }
+        }
+        if skipped > 0 {
+            log::info!(
+                "revisions up to {newest} of {} arrived together: {skipped} older ones skipped",
+                self.options.location
+            );
+        }
+        self.applied = newest;
+        lock(&self.shared.health).revision = newest;
+    }
+
     /// Applies an older revision than the one applied: etcd went back in time.
     fn reset_to(&mut self, document: &[u8], revision: i64) {
         self.take(document, revision, true);
     }
 
     fn take(&mut self, document: &[u8], revision: i64, reset: bool) {
+        match parse(document) {
+            Ok(config) => self.take_config(config, revision, reset),
+            Err(why) => {
+                self.applied = revision;
+                lock(&self.shared.health).revision = revision;
+                self.invalid(revision, &why);
+            }
+        }
+    }
+
+    fn invalid(&self, revision: i64, why: &str) {
+        log::error!(
+            "{} revision {revision} is not a valid configuration, not applied: {why}",
+            self.options.location
+        );
+    }
+
+    /// Publishes a validated revision, saves the local copy, tells the store.
+    fn take_config(&mut self, config: Config, revision: i64, reset: bool) {
         self.applied = revision;
         lock(&self.shared.health).revision = revision;
-        let config = match parse(document) {
-            Ok(c) => c,
-            Err(why) => {
-                log::error!(
-                    "{} revision {revision} is not a valid configuration, keeping the current one: {why}",
-                    self.options.location
-                );
-                return;
-            }
-        };
         // The store first: once the proxy serves this revision, Admin API changes are made
         // against it too.
         {
