@@ -669,7 +669,7 @@ impl Control {
         if newest <= self.applied {
             return;
         }
-        let skipped = batch.revisions - 1;
+        let mut built = None;
         for (document, revision) in batch.kept.iter().rev() {
             if *revision <= self.applied {
                 break;
@@ -677,15 +677,18 @@ impl Control {
             match parse(document) {
                 Ok(config) => {
                     self.take_config(config, *revision, false);
+                    built = Some(*revision);
                     break;
                 }
                 Err(why) => self.invalid(*revision, &why),
             }
         }
-        if skipped > 0 {
+        if batch.revisions > 1 {
             log::info!(
-                "revisions up to {newest} of {} arrived together: {skipped} older ones skipped",
-                self.options.location
+                "{} revisions up to {newest} of {} arrived together: {}, the others skipped",
+                batch.revisions,
+                self.options.location,
+                built.map_or("none valid".to_string(), |r| format!("revision {r} built"))
             );
         }
         self.applied = newest;
