@@ -702,10 +702,7 @@ struct Moto {
 
 impl Moto {
     fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         let child = std::process::Command::new("python3")
             .args([
                 "-m",

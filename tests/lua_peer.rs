@@ -17,10 +17,7 @@ use support::*;
 fn the_lua_peer_signs_correctly_and_sends_what_the_gateway_sends() {
     let mock = MockLambda::start();
     let work = TempDir::new("kong-lua");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let mut peer = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/kong-lua/run"))
         .args([
             port.to_string(),

@@ -516,7 +516,7 @@ impl Snapshot {
             .iter()
             .map(|c| crate::metrics::consumer_label(c.username.as_deref().unwrap_or(&c.id)))
             .collect();
-        let metrics_policies = scopes.metrics_policies(&config, &consumers);
+        let metrics_policies = scopes.metrics_policies(&config);
         (
             Snapshot {
                 config,
@@ -632,7 +632,7 @@ impl<'a> PluginScopes<'a> {
 
     /// Which series requests are counted in: every one when no `prometheus` plugin is
     /// enabled anywhere, else what the plugin that applies says (none without one).
-    fn metrics_policies(&self, config: &'a Config, consumers: &[&'a str]) -> MetricsPolicies {
+    fn metrics_policies(&self, config: &'a Config) -> MetricsPolicies {
         let policy = |p: Option<&Plugin>| match p.map(|p| &p.config) {
             Some(PluginConfig::Prometheus(policy)) => *policy,
             _ => MetricsPolicy::NONE,
@@ -644,6 +644,15 @@ impl<'a> PluginScopes<'a> {
                 for_consumers: HashMap::new(),
             };
         }
+        // Only consumers with a prometheus plugin of their own can count differently.
+        let mut consumers: Vec<&str> = self
+            .by_scope
+            .keys()
+            .filter(|(name, consumer, ..)| *name == "prometheus" && consumer.is_some())
+            .filter_map(|(_, consumer, ..)| *consumer)
+            .collect();
+        consumers.sort_unstable();
+        consumers.dedup();
         let consumer_at: HashMap<&str, usize> = config
             .consumers
             .iter()
@@ -654,7 +663,7 @@ impl<'a> PluginScopes<'a> {
         let mut routes = Vec::with_capacity(config.routes.len());
         for (at, route) in config.routes.iter().enumerate() {
             let own = policy(self.effective_named(route, None, "prometheus"));
-            for &consumer in consumers {
+            for &consumer in &consumers {
                 let theirs = policy(self.effective_named(route, Some(consumer), "prometheus"));
                 if theirs == own {
                     continue;

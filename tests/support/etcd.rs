@@ -2,8 +2,7 @@
 //! `etcd-server`, each killed and restarted at will (its data kept, so it rejoins).
 
 use super::pki::TlsFiles;
-use super::TempDir;
-use std::net::TcpListener;
+use super::{free_port, TempDir};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,13 +21,6 @@ pub struct EtcdCluster {
     initial_cluster: String,
     /// With TLS to clients (and client certificates required).
     pub tls: Option<TlsFiles>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Whether etcd is installed (`.ci/run` installs it); tests print why they skip otherwise.

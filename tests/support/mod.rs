@@ -1123,6 +1123,14 @@ pub fn one_worker(mock: &MockLambda, cfg: &str, driver: Driver) -> Gateway {
     )
 }
 
+/// A loopback port nothing listens on now (for servers a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// A process's resident memory (`VmRSS`), KiB; 0 if it cannot be read.
 pub fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -2,9 +2,9 @@
 //! optionally also serving TLS (Debian's build has it) with its own CA, and ACL users.
 
 use super::pki::TlsFiles;
-use super::TempDir;
+use super::{free_port, TempDir};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,6 @@ pub struct RedisServer {
     users: Vec<String>,
     child: Option<Child>,
     _dir: Option<TempDir>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Whether redis-server is installed (`.ci/run` installs it); tests print why they skip.
