@@ -1,13 +1,13 @@
 //! API Gateway events (`awsgateway_compatible`, payload 1.0 and 2.0): every field of the event
 //! as a function receives it (through the mock's `echo`), and a real adapter consuming it: a
 //! Starlette app under Mangum (`tests/data/mangum_lambda.py`), whose answers show what it saw.
-//! Needs Python 3 with `mangum` and `starlette` (`pip install mangum starlette`; `.ci/run`
-//! installs them).
+//! Its Python packages come from tests/requirements.txt (installed on first use,
+//! tests/support/python.rs).
 
 mod support;
 
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -200,13 +200,13 @@ impl MangumLambda {
         let dir = TempDir::new("mangum");
         let port_file = dir.path.join("port");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/mangum_lambda.py");
-        let child = Command::new("python3")
+        let child = python::python()
             .arg(script)
             .arg(&port_file)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("python3");
+            .expect("python");
         let mut child = child;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -217,7 +217,7 @@ impl MangumLambda {
                 return MangumLambda { child, port };
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("the Mangum function exited ({status}): run `pip install mangum starlette`");
+                panic!("the Mangum function exited ({status})");
             }
             assert!(
                 Instant::now() < deadline,

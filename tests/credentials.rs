@@ -703,7 +703,7 @@ struct Moto {
 impl Moto {
     fn start() -> Moto {
         let port = free_port();
-        let child = std::process::Command::new("python3")
+        let child = python::python()
             .args([
                 "-m",
                 "moto.server",
@@ -715,12 +715,12 @@ impl Moto {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("python3");
+            .expect("python");
         let mut moto = Moto { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto exited ({status}): run `pip install 'moto[server]' boto3`");
+                panic!("moto exited ({status})");
             }
             assert!(Instant::now() < deadline, "moto did not start");
             std::thread::sleep(Duration::from_millis(100));
@@ -741,10 +741,10 @@ fn moto_lets_the_assumed_role_invoke_with_iam_checks_on() {
     let moto = Moto::start();
     let url = format!("http://127.0.0.1:{}", moto.port);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/moto_iam.py");
-    let out = std::process::Command::new("python3")
+    let out = python::python()
         .args([script, &url])
         .output()
-        .expect("python3");
+        .expect("python");
     assert!(
         out.status.success(),
         "moto setup failed: {}",

@@ -193,20 +193,22 @@ fn curl_and_python_speak_https_to_the_gateway() {
     for driver in DRIVERS {
         let mock = MockLambda::start();
         let (gw, addr) = https_gateway(&mock, &pki, driver, "server");
-        let out = std::process::Command::new("curl")
-            .args(["-sS", "--cacert"])
-            .arg(pki.ca_file())
-            .args(["-w", "\n%{http_code} %{http_version}"])
-            .arg(format!("https://localhost:{}/x?via=curl", addr.port()))
-            .output()
-            .expect("curl");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "{\"via\":\"curl\"}\n200 1.1",
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            gw.logs()
-        );
+        if installed("curl", "curl") {
+            let out = std::process::Command::new("curl")
+                .args(["-sS", "--cacert"])
+                .arg(pki.ca_file())
+                .args(["-w", "\n%{http_code} %{http_version}"])
+                .arg(format!("https://localhost:{}/x?via=curl", addr.port()))
+                .output()
+                .expect("curl");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "{\"via\":\"curl\"}\n200 1.1",
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                gw.logs()
+            );
+        }
         // Python's ssl, TLS 1.2 then 1.3, ALPN, and a resumed session.
         let script = format!(
             r#"
@@ -399,36 +401,39 @@ fn hostile_handshakes_cost_their_own_connection_only() {
         assert_eq!(gw.send(&get("/x")).status, 200);
 
         // A TLS 1.2 client asking to renegotiate (openssl's `R`) is told no; others are served.
-        let mut reneg = std::process::Command::new("openssl")
-            .args([
-                "s_client",
-                "-tls1_2",
-                "-servername",
-                "localhost",
-                "-connect",
-            ])
-            .arg(addr.to_string())
-            .arg("-CAfile")
-            .arg(pki.ca_file())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("openssl");
-        std::thread::sleep(Duration::from_millis(500));
-        reneg
-            .stdin
-            .as_mut()
-            .expect("stdin")
-            .write_all(b"R\n")
-            .expect("write");
-        assert!(
-            gw.logged("Sending warning alert NoRenegotiation"),
-            "{driver:?}: {}",
-            gw.logs()
-        );
-        let _ = reneg.kill();
-        let _ = reneg.wait();
+        let have_openssl = skip::runs("openssl", "version");
+        if skip::may_run("openssl", have_openssl, "openssl") {
+            let mut reneg = std::process::Command::new("openssl")
+                .args([
+                    "s_client",
+                    "-tls1_2",
+                    "-servername",
+                    "localhost",
+                    "-connect",
+                ])
+                .arg(addr.to_string())
+                .arg("-CAfile")
+                .arg(pki.ca_file())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("openssl");
+            std::thread::sleep(Duration::from_millis(500));
+            reneg
+                .stdin
+                .as_mut()
+                .expect("stdin")
+                .write_all(b"R\n")
+                .expect("write");
+            assert!(
+                gw.logged("Sending warning alert NoRenegotiation"),
+                "{driver:?}: {}",
+                gw.logs()
+            );
+            let _ = reneg.kill();
+            let _ = reneg.wait();
+        }
         let mut client = tls_client(addr, &pki.ca_pem, "localhost", rustls::DEFAULT_VERSIONS);
         assert_eq!(exchange(&mut client, "/x?after=reneg").0, 200);
     }
@@ -516,20 +521,23 @@ fn certificates_are_chosen_by_sni_from_the_file_and_the_admin_api() {
         assert_eq!(shown_for(addr, "localhost"), default_der);
         assert_eq!(shown_for(addr, "b.example.test"), default_der);
         // curl verifies the chosen certificate for the name it asked.
-        let out = std::process::Command::new("curl")
-            .args(["-sS", "--cacert"])
-            .arg(pki.ca_file())
-            .arg("--resolve")
-            .arg(format!("a.example.test:{}:127.0.0.1", addr.port()))
-            .arg(format!("https://a.example.test:{}/x?via=sni", addr.port()))
-            .output()
-            .expect("curl");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            r#"{"via":"sni"}"#,
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let curl_ran = installed("curl", "curl");
+        if curl_ran {
+            let out = std::process::Command::new("curl")
+                .args(["-sS", "--cacert"])
+                .arg(pki.ca_file())
+                .arg("--resolve")
+                .arg(format!("a.example.test:{}:127.0.0.1", addr.port()))
+                .arg(format!("https://a.example.test:{}/x?via=sni", addr.port()))
+                .output()
+                .expect("curl");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                r#"{"via":"sni"}"#,
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         // Completed handshakes are counted in the metrics.
         let scrape = gw.admin_get("/metrics").text();
         let handshakes: u64 = scrape
@@ -538,8 +546,8 @@ fn certificates_are_chosen_by_sni_from_the_file_and_the_admin_api() {
             .and_then(|n| n.parse().ok())
             .expect("handshake counter");
         assert!(
-            handshakes >= 5,
-            "{handshakes}: four shown certificates and curl"
+            handshakes >= 4 + u64::from(curl_ran),
+            "{handshakes}: four shown certificates and curl's"
         );
 
         // A certificate and its SNI added through the Admin API: the next handshake has it.

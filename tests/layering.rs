@@ -1,4 +1,4 @@
-//! The module map of the README ("How it works"), enforced: each top-level module of `src/`
+//! The module map of docs/architecture.md, enforced: each top-level module of `src/`
 //! imports (`crate::…`, outside its tests) only from modules in lower layers, so there are no
 //! cycles between folders.
 

@@ -4,7 +4,7 @@
 //! load-test figures mean nothing.
 //!
 //! Needs Debian's nginx-light, libnginx-mod-http-lua, lua-cjson and lua-luaossl, which `.ci/run`
-//! installs; ignored by a plain `cargo test`. Run: `cargo test --test lua_peer -- --ignored`.
+//! installs; skipped (and said so) without them.
 
 mod support;
 
@@ -12,9 +12,25 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
+/// Whether nginx and the Lua modules tools/kong-lua/run loads are installed.
+fn lua_peer_installed() -> bool {
+    let lua_libraries = "/usr/lib/x86_64-linux-gnu/lua/5.1";
+    let present = skip::runs("nginx", "-v")
+        && std::path::Path::new("/usr/lib/nginx/modules/ngx_http_lua_module.so").exists()
+        && std::path::Path::new(&format!("{lua_libraries}/cjson.so")).exists()
+        && std::path::Path::new(&format!("{lua_libraries}/_openssl.so")).exists();
+    skip::may_run(
+        "nginx with Lua",
+        present,
+        "nginx-light libnginx-mod-http-lua lua-cjson lua-luaossl",
+    )
+}
+
 #[test]
-#[ignore = "needs nginx with lua-nginx-module (installed by .ci/run)"]
 fn the_lua_peer_signs_correctly_and_sends_what_the_gateway_sends() {
+    if !lua_peer_installed() {
+        return;
+    }
     let mock = MockLambda::start();
     let work = TempDir::new("kong-lua");
     let port = free_port();

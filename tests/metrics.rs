@@ -1,13 +1,13 @@
 //! `GET /metrics` on the Admin API: Kong's metric names and labels (what Kong's Grafana
 //! dashboard queries) and the gateway's own, counted for function answers, plugin answers and
 //! gateway errors, read back through the Prometheus client's own text-format parser
-//! (`prometheus_client.parser`, needs `pip install prometheus-client`). Both drivers.
+//! (`prometheus_client.parser`, from tests/requirements.txt). Both drivers.
 
 mod support;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use support::*;
 
 /// One parsed sample: name, labels, value.
@@ -24,13 +24,13 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         out.append([s.name, s.labels, s.value])
 print(json.dumps(out))
 "#;
-    let mut child = Command::new("python3")
+    let mut child = python::python()
         .args(["-c", script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3 runs");
+        .expect("python runs");
     std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), text.as_bytes())
         .expect("write");
     let out = child.wait_with_output().expect("parses");

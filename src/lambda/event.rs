@@ -4,7 +4,7 @@
 //! integrations"), so that functions written for API Gateway (Mangum, Powertools,
 //! `lambda_http`, serverless-http …) run unchanged.
 //!
-//! Where Kong's event and AWS's differ, AWS's wins (the README lists each difference); fields
+//! Where Kong's event and AWS's differ, AWS's wins (docs/api-gateway-events.md lists each difference); fields
 //! that have no meaning here get the stable placeholders below.
 
 use super::args::{ArgValue, Args};

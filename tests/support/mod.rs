@@ -5,7 +5,9 @@
 pub mod aws;
 pub mod etcd;
 pub mod pki;
+pub mod python;
 pub mod redis;
+pub mod skip;
 pub mod streams;
 
 use lambda_gateway::emulator::{api_error, Emulator, Functions, Invoke, Options, Reply};
@@ -1143,19 +1145,9 @@ pub fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Whether `program --version` runs; if not, says that the test is skipped and what to install
-/// (`.ci/run` installs everything the tests use).
+/// Whether `program --version` runs; if not, the test is skipped, visibly (see [`skip`]).
 pub fn installed(program: &str, debian_packages: &str) -> bool {
-    let found = Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!("SKIPPED: {program} is not installed (apt-get install {debian_packages})");
-    }
-    found
+    skip::may_run(program, skip::runs(program, "--version"), debian_packages)
 }
 
 /// Shorthand: a GET for `target`.
