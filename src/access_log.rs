@@ -96,7 +96,7 @@ pub struct Entry<'a> {
     pub method: &'a [u8],
     /// Path (no query).
     pub path: &'a [u8],
-    /// `Host` (for `url`).
+    /// The authority the client addressed, its port included when it gave one (for `url`).
     pub host: Option<&'a [u8]>,
     /// `https` or `http`.
     pub scheme: &'a str,

@@ -30,6 +30,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pacing;
 pub mod proxy;
+pub mod random;
 pub mod reactor;
 pub mod runtime;
 pub mod schema;

@@ -70,7 +70,8 @@ struct Cli {
         long,
         global = true,
         env = "LAMBDA_GATEWAY_LISTEN",
-        value_name = "ADDR"
+        value_name = "ADDR",
+        value_parser = listen_address
     )]
     listen: Option<SocketAddr>,
 
@@ -80,6 +81,7 @@ struct Cli {
         global = true,
         env = "LAMBDA_GATEWAY_TLS_LISTEN",
         value_name = "ADDR",
+        value_parser = listen_address,
         requires_all = ["tls_cert", "tls_key"]
     )]
     tls_listen: Option<SocketAddr>,
@@ -160,8 +162,8 @@ struct Cli {
     )]
     log_format: LogFormat,
 
-    /// Worker threads (default: one per core).
-    #[arg(long, global = true, env = "LAMBDA_GATEWAY_WORKERS", value_name = "N")]
+    /// Worker threads, at least 1 (default: one per core).
+    #[arg(long, global = true, env = "LAMBDA_GATEWAY_WORKERS", value_name = "N", value_parser = worker_count)]
     workers: Option<usize>,
 
     #[command(subcommand)]
@@ -188,6 +190,74 @@ enum Command {
 }
 
 /// `500ms`, `30s`, `2m`, or a bare number of seconds.
+/// A listen address: `HOST:PORT`, the host an IP address or a name that resolves (its first
+/// address is used: `localhost:8000`).
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let form =
+        "expected HOST:PORT, e.g. 0.0.0.0:8000 (every interface), 127.0.0.1:8000 or localhost:8000";
+    if text.parse::<u16>().is_ok() {
+        return Err(format!("{form}; got a port alone ({text})"));
+    }
+    match text.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{text:?} resolves to no address")),
+        Err(e) => Err(format!("{form}; {text:?}: {e}")),
+    }
+}
+
+/// Whether a missing config file can be created where it is named: its directory exists, is a
+/// directory, and takes a new file (tried with a probe file, removed at once).
+fn creatable(path: &std::path::Path) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Err(e) => {
+            return Err(format!(
+                "the file does not exist, nor does its directory {} ({e})",
+                dir.display()
+            ))
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(format!(
+                "the file does not exist, and {} is not a directory",
+                dir.display()
+            ))
+        }
+        Ok(_) => {}
+    }
+    let probe = dir.join(format!(".lambda-gateway-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "the file does not exist, and the Admin API could not create it in {} ({e})",
+            dir.display()
+        )),
+    }
+}
+
+/// `--workers`: a count of threads, at least one.
+fn worker_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("at least 1 worker is needed (leave --workers out for one per core)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("expected a number of threads, got {text:?}")),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
@@ -254,10 +324,10 @@ fn main() -> ExitCode {
     }
     let admin_addr = match cli.admin_listen.as_str() {
         "off" => None,
-        text => match text.parse::<SocketAddr>() {
+        text => match listen_address(text) {
             Ok(a) => Some(a),
-            Err(_) => {
-                eprintln!("error: --admin-listen: expected an address like 127.0.0.1:8001 or `off`, got {text:?}");
+            Err(why) => {
+                eprintln!("error: --admin-listen: {why}, or `off`");
                 return ExitCode::from(2);
             }
         },
@@ -297,6 +367,12 @@ fn main() -> ExitCode {
                 serve_fleet(&cli, &url.to_string_lossy(), admin_addr, token)
             }
             Some(path) if !path.exists() && admin_addr.is_some() => {
+                // Only a file the first Admin API change can create: a wrong path must not start a
+                // gateway that serves nothing and fails every change.
+                if let Err(why) = creatable(path) {
+                    eprintln!("error: --config {}: {why}", path.display());
+                    return ExitCode::FAILURE;
+                }
                 log::info!("{} does not exist: starting with an empty config; the Admin API creates it on the first change", path.display());
                 let file = ConfigFile {
                     path: path.clone(),
@@ -376,6 +452,9 @@ fn environment(
 const CHECK_CREDENTIALS_WITHIN: Duration = Duration::from_secs(12);
 
 fn check(file: &std::path::Path) -> ExitCode {
+    // The report below is the output: what the threads it starts would log (a credential
+    // provider failing, retried) it says itself, once.
+    log::set_max_level(log::LevelFilter::Error);
     let loaded = config::load_file(file);
     let (env, _, env_errors) = environment(loaded.as_ref().ok());
     let mut errors = match loaded {
@@ -441,7 +520,7 @@ fn https_certificate(
         return Ok(None);
     };
     if !cli.reuse_port {
-        runtime::refuse_foreign_listener(listen)
+        runtime::refuse_foreign_listener(listen, "--tls-listen")
             .map_err(|e| format!("cannot serve HTTPS on {listen}: {e}"))?;
     }
     let files = CertificateFiles {
@@ -544,7 +623,7 @@ fn serve(
     fleet: Option<FleetStart>,
 ) -> ExitCode {
     if !cli.reuse_port {
-        if let Err(e) = runtime::refuse_foreign_listener(cli.listen()) {
+        if let Err(e) = runtime::refuse_foreign_listener(cli.listen(), "--listen") {
             eprintln!("error: cannot serve on {}: {e}", cli.listen());
             return ExitCode::FAILURE;
         }
@@ -569,9 +648,7 @@ fn serve(
         }
     };
     let (snapshot, warnings) = Snapshot::build(cfg.clone(), &env);
-    for w in &warnings {
-        log::warn!("{w}");
-    }
+    config::warnings::log_new(&cfg, &warnings);
     let workers = cli
         .workers
         .unwrap_or_else(|| {

@@ -7,7 +7,7 @@ use crate::config::router::{RouteMatch, RouteQuery};
 use crate::config::snapshot::{ConsumerRoute, RouteAction};
 use crate::config::Snapshot;
 use crate::http::client::UpstreamError;
-use crate::http::conn::{BufferPool, Handler, Piece, StreamEnd};
+use crate::http::conn::{BufferPool, Handler, Piece, Refusal, StreamEnd};
 use crate::http::encode::Response;
 use crate::http::failure::Failure;
 use crate::http::request::Request;
@@ -146,7 +146,14 @@ impl Handler for Proxy {
         }
         in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let size = resp.headers.len() + resp.body.len();
-        self.count_and_log(&req, resp.status, size, &facts, started, proxy_time);
+        self.count_and_log(
+            &Asked::of(&req),
+            resp.status,
+            size,
+            &facts,
+            started,
+            proxy_time,
+        );
         None
     }
 
@@ -274,7 +281,7 @@ impl Handler for Proxy {
         let proxy_time = Some(answer.started.elapsed());
         let size = answer.head_bytes + body as usize;
         self.count_and_log(
-            &req,
+            &Asked::of(&req),
             answer.status,
             size,
             &answer.facts,
@@ -285,6 +292,60 @@ impl Handler for Proxy {
 
     fn buffers(&self) -> &BufferPool {
         &self.buffers
+    }
+
+    /// A request the connection refused (malformed, too large, too slow) is one log line and
+    /// one count like any other answer, with no route, no service and no method or path (the
+    /// head did not parse, or was not read whole).
+    fn refused(&self, refusal: Refusal<'_>) {
+        let snapshot = self.snapshot.load_full();
+        let facts = Facts {
+            snapshot: self.access_log.as_ref().map(|_| snapshot.clone()),
+            metrics: snapshot.metrics_policy(None, None),
+            ..Facts::default()
+        };
+        let asked = Asked {
+            method: b"",
+            path: b"",
+            authority: None,
+            secure: refusal.secure,
+            peer: refusal.peer,
+            bytes: refusal.request_bytes,
+        };
+        let now = std::time::Instant::now();
+        self.count_and_log(
+            &asked,
+            refusal.status,
+            refusal.response_bytes,
+            &facts,
+            now,
+            None,
+        );
+    }
+}
+
+/// What the log line and the metrics say of the request itself.
+struct Asked<'a> {
+    method: &'a [u8],
+    path: &'a [u8],
+    /// The authority the client addressed, with its port if it gave one.
+    authority: Option<&'a [u8]>,
+    secure: bool,
+    peer: Option<std::net::IpAddr>,
+    /// Bytes received: head and body.
+    bytes: usize,
+}
+
+impl<'a> Asked<'a> {
+    fn of(req: &Request<'a>) -> Asked<'a> {
+        Asked {
+            method: req.method(),
+            path: req.path(),
+            authority: req.authority(),
+            secure: req.secure,
+            peer: req.peer,
+            bytes: req.head.len + req.body.len(),
+        }
     }
 }
 
@@ -375,7 +436,7 @@ impl Proxy {
     /// [`FLUSH_AT`]).
     fn count_and_log(
         &self,
-        req: &Request<'_>,
+        req: &Asked<'_>,
         status: u16,
         response_size: usize,
         facts: &Facts,
@@ -387,7 +448,7 @@ impl Proxy {
             consumer: facts.consumer_label,
             status,
             source: facts.source,
-            ingress: (req.head.len + req.body.len()) as u64,
+            ingress: req.bytes as u64,
             egress: response_size as u64,
             request_ms: started.elapsed().as_millis() as u64,
             upstream_ms: proxy_time.map(|t| t.as_millis() as u64),
@@ -413,11 +474,11 @@ impl Proxy {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as u64);
         let entry = Entry {
-            method: req.method(),
-            path: req.path(),
-            host: req.host(),
+            method: req.method,
+            path: req.path,
+            host: req.authority,
             scheme: if req.secure { "https" } else { "http" },
-            request_size: req.head.len + req.body.len(),
+            request_size: req.bytes,
             status,
             response_size,
             route: route.map(|r| (r.id.as_str(), r.name.as_deref())),
@@ -498,7 +559,7 @@ impl Proxy {
         let mut next = 0;
         while let Some((priority, plugin)) = steps.get(next) {
             ran.push(plugin);
-            if plugin.access(&req, &mut ctx, resp) == Verdict::Answered {
+            if plugin.access(&req, &mut ctx, resp).await == Verdict::Answered {
                 answered = true;
                 break;
             }
@@ -770,7 +831,7 @@ impl Proxy {
                             plugin.route_label,
                             plugin.config.function_name,
                         );
-                        error_before_output(&code, &details, plugin.config.unhandled_status, resp);
+                        error_before_output(&code, &details, &plugin.config, resp);
                         return Ok(None);
                     }
                     if with_prelude && !prelude.json().is_empty() {

@@ -3,24 +3,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
 use support::*;
-
-/// The lines in `path` once there are at least `n` (the workers write every 100 ms).
-fn lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let parsed: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect();
-        if parsed.len() >= n || Instant::now() > deadline {
-            return parsed;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn one_line_per_request_without_secrets_and_reopened_on_sigusr1() {
@@ -57,7 +40,7 @@ services:
         assert_eq!(r.status, 200);
         assert_eq!(gw.send(&get("/r")).status, 401);
         assert_eq!(gw.send(&get("/nowhere")).status, 404);
-        let seen = lines(&log, 3);
+        let seen = json_lines(&log, 3);
         assert_eq!(seen.len(), 3, "{seen:?}");
         let ok = seen
             .iter()
@@ -103,7 +86,7 @@ services:
             .status();
         assert!(gw.logged("access log reopened"), "{}", gw.logs());
         assert_eq!(gw.send(&get("/nowhere?again=1")).status, 404);
-        assert_eq!(lines(&log, 1).len(), 1);
-        assert_eq!(lines(&rotated, 3).len(), 3);
+        assert_eq!(json_lines(&log, 1).len(), 1);
+        assert_eq!(json_lines(&rotated, 3).len(), 3);
     }
 }

@@ -4,6 +4,10 @@
 
 mod support;
 
+/// How the instance metadata provider is named where the chain ended at it: what the chain
+/// looked for before it.
+const END_OF_CHAIN: &str = ", the end of the chain (nothing configured in the environment, the shared files, web identity or container credentials)";
+
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::*;
@@ -253,7 +257,10 @@ fn instance_metadata_speaks_v2_unless_told_v1() {
         );
         let r = gw.send(&get("/x"));
         assert_eq!(r.status, 500, "{}", gw.logs());
-        let provider = format!("instance metadata (IMDSv1 at {})", imds.server.addr);
+        let provider = format!(
+            "instance metadata (IMDSv1 at {}){END_OF_CHAIN}",
+            imds.server.addr
+        );
         assert!(
             gw.logged(&format!(
                 "credentials from {provider} failed (attempt 1): GET /latest/meta-data/iam/security-credentials/ answered 401"
@@ -548,7 +555,10 @@ fn a_failing_provider_is_retried_and_recovers() {
             ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.server.url()),
         ],
     );
-    let provider = format!("instance metadata (IMDSv2 at {})", imds.server.addr);
+    let provider = format!(
+        "instance metadata (IMDSv2 at {}){END_OF_CHAIN}",
+        imds.server.addr
+    );
     assert!(
         gw.logged(&format!(
             "credentials from {provider} failed (attempt 1): GET /latest/meta-data/iam/security-credentials/edge-role answered 500: mock failure; requests that need them answer 500; retrying in 1000ms"
@@ -598,14 +608,17 @@ fn check_warns_about_credentials_it_cannot_get() {
         .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.server.url());
     let out = cmd.output().expect("run");
     assert_eq!(out.status.code(), Some(0));
+    // One report, on stdout: the refresher's own log line (a timestamped WARN with its retry
+    // plan) is not repeated on stderr.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!(
-            "warning: route r: credentials from instance metadata (IMDSv2 at {}) cannot be obtained: GET /latest/meta-data/iam/security-credentials/edge-role answered 500: mock failure\n{}: OK (0 services, 1 routes, 1 plugins, 0 consumers)\n",
+            "warning: route r: credentials from instance metadata (IMDSv2 at {}){END_OF_CHAIN} cannot be obtained: GET /latest/meta-data/iam/security-credentials/edge-role answered 500: mock failure\n{}: OK (0 services, 1 routes, 1 plugins, 0 consumers)\n",
             imds.server.addr,
             file.display()
         )
     );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
 #[test]

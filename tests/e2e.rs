@@ -235,6 +235,82 @@ fn unhandled_function_errors() {
     });
 }
 
+/// A function that raised is not an answer where its output would be read as a proxy
+/// response: in every payload mode, payload 2.0 included (whose "an output without statusCode
+/// is the body" rule is for outputs, not errors), the client gets 502 in Kong's shape, or
+/// `unhandled_status`, and nothing of the error document. Kong's handler.lua reaches a 502
+/// here by failing `extract_proxy_response` on the document ("could not JSON decode Lambda
+/// function response: statusCode validation failed") and never consults `unhandled_status`;
+/// here the answer names what happened and `unhandled_status` applies (the README says so).
+/// Without proxy integration, Kong's pass-through stands: the function's status (200) or
+/// `unhandled_status`, and its output.
+#[test]
+fn a_function_error_is_never_shown_in_proxy_integration_modes() {
+    on_both(|driver| {
+        let mock = MockLambda::start();
+        let modes = [
+            ("parameters", ""),
+            (
+                "forward",
+                "forward_request_body: true, forward_request_method: true, ",
+            ),
+            ("event-1", "awsgateway_compatible: true, "),
+            (
+                "event-2",
+                "awsgateway_compatible: true, awsgateway_compatible_payload_version: \"2.0\", ",
+            ),
+        ];
+        let mut routes = String::new();
+        for (mode, fields) in modes {
+            for (suffix, status) in [("", ""), ("-412", "unhandled_status: 412, ")] {
+                routes.push_str(&format!(
+                    "- {{name: {mode}{suffix}, paths: [/{mode}{suffix}], plugins: [{{name: aws-lambda, config: {{{fields}{status}is_proxy_integration: true, function_name: raised, aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_region: us-east-1, host: localhost, port: {port}}}}}]}}\n",
+                    port = mock.addr.port()
+                ));
+            }
+        }
+        routes.push_str(&format!(
+            "- {{name: plain, paths: [/plain], plugins: [{{name: aws-lambda, config: {{function_name: raised, aws_key: {ACCESS_KEY}, aws_secret: \"{SECRET_KEY}\", aws_region: us-east-1, host: localhost, port: {port}}}}}]}}\n",
+            port = mock.addr.port()
+        ));
+        let gw = Gateway::start(
+            &mock,
+            &format!("_format_version: \"3.0\"\nroutes:\n{routes}"),
+            driver,
+        );
+        for (mode, _) in modes {
+            let r = gw.send(&get(&format!("/{mode}")));
+            assert_eq!(r.status, 502, "{driver:?} {mode}: {}", r.text());
+            assert_eq!(
+                r.text(),
+                r#"{"message":"Bad Gateway","error":"the Lambda function failed"}"#,
+                "{driver:?} {mode}"
+            );
+            assert_eq!(r.header("X-Amz-Function-Error"), Some("Unhandled"));
+            assert_eq!(
+                r.header("Content-Type"),
+                Some("application/json; charset=utf-8")
+            );
+            let r = gw.send(&get(&format!("/{mode}-412")));
+            assert_eq!(r.status, 412, "{driver:?} {mode}: {}", r.text());
+            assert!(
+                !r.text().contains("stackTrace") && !r.text().contains("division"),
+                "{driver:?} {mode}: {}",
+                r.text()
+            );
+        }
+        // Kong's legacy pass-through: the function's status and output.
+        let r = gw.send(&get("/plain"));
+        assert_eq!(r.status, 200);
+        assert!(r.text().contains("ZeroDivisionError"), "{}", r.text());
+        assert!(
+            gw.logged("function=raised status=502 cause=\"function error: Unhandled\""),
+            "{}",
+            gw.logs()
+        );
+    });
+}
+
 #[test]
 fn proxy_integration_responses() {
     on_both(|driver| {

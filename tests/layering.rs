@@ -9,7 +9,7 @@ use std::path::Path;
 /// higher one.
 const LAYERS: &[&[&str]] = &[
     &[
-        "json", "pacing", "schema", "metrics", "signals", "reactor", "emulator", "trust",
+        "json", "pacing", "schema", "metrics", "signals", "reactor", "emulator", "trust", "random",
     ],
     &["http", "access_log"],
     &["aws"],

@@ -244,12 +244,13 @@ impl Streamed {
 }
 
 #[test]
-fn errors_after_the_first_byte_cut_the_body_and_before_it_are_502() {
+fn errors_after_the_first_byte_cut_the_body_and_before_it_are_whole_answers() {
     for driver in DRIVERS {
         let mock = MockLambda::start();
         let routes = [
             ("stream-fails-midway", ""),
             ("stream-fails-first", ""),
+            ("stream-fails-first:proxy", ", is_proxy_integration: true"),
             ("stream-exception", ""),
             ("stream-corrupt", ""),
             ("stream-corrupt-first", ""),
@@ -305,13 +306,21 @@ fn errors_after_the_first_byte_cut_the_body_and_before_it_are_502() {
         // A first chunk past the cap: the head (the prelude's), and no body byte.
         let r = fetch(&gw, "/stream-sse-capped");
         assert_eq!((r.status, r.body.len(), r.complete), (201, 0, false));
-        // Before the first byte: whole answers.
+        // Before the first byte: whole answers, as a buffered function error is answered: in
+        // Kong's pass-through the function's status and its error, with proxy integration a
+        // 502 with nothing of the error.
         let r = fetch(&gw, "/stream-fails-first");
-        assert_eq!(r.status, 502);
+        assert_eq!(r.status, 200);
         assert_eq!(r.header("X-Amz-Function-Error"), Some("Unhandled"));
         let err: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(err["errorType"], "Runtime.ExitError");
         assert_eq!(err["errorMessage"], "exited before writing");
+        let r = fetch(&gw, "/stream-fails-first-proxy");
+        assert_eq!(r.status, 502);
+        assert_eq!(
+            r.text(),
+            r#"{"message":"Bad Gateway","error":"the Lambda function failed"}"#
+        );
         for path in [
             "/stream-corrupt-first",
             "/stream-prelude-unended",

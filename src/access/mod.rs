@@ -12,6 +12,7 @@ pub mod ip_restriction;
 pub mod jwt;
 pub mod key_auth;
 pub mod rate_limit;
+pub mod redis_exact;
 pub mod redis_link;
 pub mod redis_sync;
 pub mod size_limit;
@@ -110,8 +111,9 @@ impl AccessPlugin {
         }
     }
 
-    /// Runs the plugin on `req`; an answer goes to `resp`.
-    pub fn access<'a>(
+    /// Runs the plugin on `req`; an answer goes to `resp`. Only rate-limiting's exact Redis
+    /// counting waits (on another thread's answer, not on the worker).
+    pub async fn access<'a>(
         &self,
         req: &Request<'_>,
         ctx: &mut AccessContext<'a, '_>,
@@ -124,7 +126,7 @@ impl AccessPlugin {
             AccessPlugin::KeyAuth(c) => key_auth::access(c, req, ctx, resp),
             AccessPlugin::Jwt(c) => jwt::access(c, req, ctx, resp),
             AccessPlugin::CorrelationId(c) => correlation_id::access(c, req, ctx),
-            AccessPlugin::RateLimiting(c) => rate_limit::access(c, req, ctx, resp),
+            AccessPlugin::RateLimiting(c) => rate_limit::access(c, req, ctx, resp).await,
             AccessPlugin::Acl(c) => acl::access(c, ctx, resp),
         }
     }

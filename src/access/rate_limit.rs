@@ -16,8 +16,9 @@
 //! `policy: redis` counts the same way and exchanges the counts with the other gateways of a
 //! tier through Redis in batches ([`super::redis_sync`]).
 
-use super::redis_link::RedisTls;
-use super::redis_sync::{RedisSync, RedisTarget};
+use super::redis_exact::{Counter, RedisExact};
+use super::redis_link::{RedisTarget, RedisTls};
+use super::redis_sync::RedisSync;
 use super::{AccessContext, Verdict};
 use crate::http::answers;
 use crate::http::encode::Response;
@@ -25,6 +26,7 @@ use crate::http::request::Request;
 use crate::schema::check::Checker;
 use crate::schema::{Default, Field, Schema, Shown, Type};
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -80,8 +82,13 @@ pub struct RateLimitConfig {
     pub redis: Option<RedisTarget>,
     /// `fault_tolerant`: with Redis down, serve (counting on this node) rather than answer 500.
     pub fault_tolerant: bool,
-    /// The exchange with `redis`, started by the first request.
+    /// With `redis`: every request counted in Redis before it is let through (Kong's
+    /// `sync_rate` absent or `-1`), rather than counts exchanged every `sync_rate` seconds.
+    pub synchronous: bool,
+    /// The batched exchange with `redis`, started by the first request.
     sync: OnceLock<Arc<RedisSync>>,
+    /// The exact counting at `redis`, started by the first request.
+    exact: OnceLock<Arc<RedisExact>>,
 }
 
 const LIMIT: Type = Type::Integer {
@@ -114,11 +121,13 @@ pub static SCHEMA: Schema = Schema {
         Field::new("error_message", Type::Text(None))
             .default(Default::Text("API rate limit exceeded")),
         Field::new("sync_rate", Type::Any),
-        Field::new("redis", Type::Any),
+        Field::new("redis", Type::Any).referenceable(),
         Field::new("redis_host", Type::Text(None)),
         Field::new("redis_port", Type::Integer { min: 0, max: 65535 }).default(Default::Int(6379)),
-        Field::new("redis_username", Type::Text(None)),
-        Field::new("redis_password", Type::Text(None)).shown(Shown::Redacted),
+        Field::new("redis_username", Type::Text(None)).referenceable(),
+        Field::new("redis_password", Type::Text(None))
+            .shown(Shown::Redacted)
+            .referenceable(),
         Field::new(
             "redis_database",
             Type::Integer {
@@ -190,6 +199,10 @@ pub fn validate(c: &mut Checker, value: &Value, plugin_id: &str) -> Option<RateL
         Some("redis") => redis_target(c, obj),
         _ => None,
     };
+    // Kong's `sync_rate` (seconds): -1 (its default) counts every request in Redis; a positive
+    // rate exchanges counts that often.
+    let sync_rate = obj.get("sync_rate").and_then(Value::as_f64);
+    let synchronous = sync_rate.is_none_or(|r| r <= 0.0);
     (c.errors.len() == before).then(|| RateLimitConfig {
         plugin_id: plugin_id.to_string(),
         limits,
@@ -204,7 +217,9 @@ pub fn validate(c: &mut Checker, value: &Value, plugin_id: &str) -> Option<RateL
             .to_string(),
         redis,
         fault_tolerant: SCHEMA.boolean(obj, "fault_tolerant"),
+        synchronous,
         sync: OnceLock::new(),
+        exact: OnceLock::new(),
     })
 }
 
@@ -258,8 +273,8 @@ fn redis_target(c: &mut Checker, obj: &Map<String, Value>) -> Option<RedisTarget
         c.error_at("redis_port", "value should be between 1 and 65535");
         return None;
     }
-    // Kong's `sync_rate` (seconds; -1 there means a round trip per request): how often counts
-    // are exchanged here, 0.1 s unless a positive rate is given.
+    // With a positive `sync_rate`, how often counts are exchanged (else unused: see
+    // `synchronous`).
     let interval = obj
         .get("sync_rate")
         .and_then(Value::as_f64)
@@ -350,6 +365,14 @@ impl Counters {
         })
     }
 
+    /// Makes the count in `window` at least `total` (a count learned elsewhere).
+    fn raise(&self, key: u64, window: u32, total: u64) {
+        let before = self.count(key, window).unwrap_or(0);
+        if total > before {
+            self.add(key, window, total - before);
+        }
+    }
+
     /// Counts `n` more requests in `window`.
     pub(super) fn add(&self, key: u64, window: u32, n: u64) {
         let Some(slot) = self.slot(key, window) else {
@@ -384,7 +407,7 @@ fn now_secs() -> u64 {
 }
 
 /// Counts the request, or answers 429 when a limit is used up.
-pub fn access(
+pub async fn access(
     c: &RateLimitConfig,
     req: &Request<'_>,
     ctx: &mut AccessContext<'_, '_>,
@@ -416,19 +439,63 @@ pub fn access(
         LimitBy::Path if c.path.as_deref().map(str::as_bytes) == Some(req.path()) => req.path(),
         LimitBy::Path => ip,
     };
-    let counters = Counters::global();
     let now = now_secs();
-    // Each limit's counter key and window, hashed once for the check and the count.
-    let mut slots: smallvec::SmallVec<[(u64, u32); 6]> = smallvec::SmallVec::new();
-    // The most restrictive limit: the one with the fewest requests left.
-    let mut tightest: Option<(u64, u64, u64)> = None; // (limit, remaining, reset)
-    let mut exceeded = false;
-    for &(period, limit) in &c.limits {
+    // Kong's counter key, with the plugin for the route and service.
+    let redis_key = |period: usize, window: u32| {
+        let (name, secs, _) = PERIODS[period];
+        format!(
+            "ratelimit:{}:{}:{}:{name}",
+            c.plugin_id,
+            String::from_utf8_lossy(identity),
+            u64::from(window) * secs * 1000
+        )
+    };
+    // Requests counted before this one, per limit: from Redis when counting is exact and
+    // Redis answered, else from the node's table.
+    let mut used: SmallVec<[u64; 6]> = SmallVec::new();
+    let mut exact: Option<(&RedisExact, Vec<Counter>, Vec<u64>)> = None;
+    if let (Some(target), true) = (&c.redis, c.synchronous) {
+        let redis = &**c.exact.get_or_init(|| RedisExact::for_target(target));
+        let counters: Vec<Counter> = c
+            .limits
+            .iter()
+            .map(|&(period, _)| Counter {
+                name: redis_key(period, (now / PERIODS[period].1) as u32),
+                ttl: PERIODS[period].1,
+            })
+            .collect();
+        let asked = redis.count(counters.clone());
+        match monoio::time::timeout(target.timeout, asked).await {
+            Ok(Ok(Ok(counts))) if counts.len() == c.limits.len() => {
+                used.extend(counts.iter().map(|n| n.saturating_sub(1)));
+                exact = Some((redis, counters, counts));
+            }
+            // Kong's `fault_tolerant: false`: no answer without the tier's count.
+            _ if !c.fault_tolerant => {
+                answers::message(resp, 500, "An unexpected error occurred");
+                return Verdict::Answered;
+            }
+            // Counted on this node meanwhile (the failure is logged by the exchange).
+            _ => {}
+        }
+    }
+    let counters = Counters::global();
+    // Each limit's counter key and window in the node's table.
+    let mut slots: SmallVec<[(u64, u32); 6]> = SmallVec::new();
+    for &(period, _) in &c.limits {
         let (_, secs, _) = PERIODS[period];
         let window = (now / secs) as u32;
         let key = counters.key(&[c.plugin_id.as_bytes(), identity], period);
         slots.push((key, window));
-        let used = counters.count(key, window).unwrap_or(0);
+        if exact.is_none() {
+            used.push(counters.count(key, window).unwrap_or(0));
+        }
+    }
+    // The most restrictive limit: the one with the fewest requests left.
+    let mut tightest: Option<(u64, u64, u64)> = None; // (limit, remaining, reset)
+    let mut exceeded = false;
+    for (&(period, limit), &used) in c.limits.iter().zip(&used) {
+        let (_, secs, _) = PERIODS[period];
         let remaining = limit.saturating_sub(used);
         if remaining == 0 {
             exceeded = true;
@@ -440,29 +507,41 @@ pub fn access(
             tightest = Some((limit, remaining, reset));
         }
     }
-    let sync = c
-        .redis
-        .as_ref()
-        .map(|target| c.sync.get_or_init(|| RedisSync::for_target(target)));
-    // Kong's `fault_tolerant: false`: no answer from an uncounted tier.
-    if sync.is_some_and(|s| !c.fault_tolerant && !s.healthy()) {
-        answers::message(resp, 500, "An unexpected error occurred");
-        return Verdict::Answered;
-    }
-    if !exceeded {
-        for (&(key, window), &(period, _)) in slots.iter().zip(&c.limits) {
-            counters.add(key, window, 1);
-            if let Some(sync) = sync {
-                let (name, secs, _) = PERIODS[period];
-                // Kong's key shape, with the plugin for the route and service.
-                sync.note(key, window, secs, || {
-                    format!(
-                        "ratelimit:{}:{}:{}:{name}",
-                        c.plugin_id,
-                        String::from_utf8_lossy(identity),
-                        u64::from(window) * secs * 1000
-                    )
-                });
+    match exact {
+        // Redis counted it: a refused request is taken back. The node's table learns the
+        // tier's count, so that it holds the limit should Redis fail.
+        Some((redis, asked, counts)) => {
+            if exceeded {
+                redis.take_back(asked);
+            }
+            for (&(key, window), &tier) in slots.iter().zip(&counts) {
+                let kept = if exceeded {
+                    tier.saturating_sub(1)
+                } else {
+                    tier
+                };
+                counters.raise(key, window, kept);
+            }
+        }
+        None => {
+            let sync = match (&c.redis, c.synchronous) {
+                (Some(target), false) => {
+                    Some(&**c.sync.get_or_init(|| RedisSync::for_target(target)))
+                }
+                _ => None,
+            };
+            // Kong's `fault_tolerant: false`: no answer from an uncounted tier.
+            if sync.is_some_and(|s| !c.fault_tolerant && !s.healthy()) {
+                answers::message(resp, 500, "An unexpected error occurred");
+                return Verdict::Answered;
+            }
+            if !exceeded {
+                for (&(key, window), &(period, _)) in slots.iter().zip(&c.limits) {
+                    counters.add(key, window, 1);
+                    if let Some(sync) = sync {
+                        sync.note(key, window, PERIODS[period].1, || redis_key(period, window));
+                    }
+                }
             }
         }
     }

@@ -7,14 +7,47 @@
 //! (ring) and its trust (webpki roots plus `AWS_CA_BUNDLE`, `crate::trust`), and leaves the
 //! certificate unchecked when `redis_ssl_verify` is false, Kong's default.
 
-use super::redis_sync::RedisTarget;
 use redis::{RedisError, RedisResult, Value};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A Redis server and how to log in, from the plugin's `redis_*` fields.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RedisTarget {
+    /// `redis_host`.
+    pub host: String,
+    /// `redis_port`.
+    pub port: u16,
+    /// `redis_username` (Redis 6 ACLs).
+    pub username: Option<String>,
+    /// `redis_password`.
+    pub password: Option<String>,
+    /// `redis_database`.
+    pub database: i64,
+    /// `redis_timeout`: bound on connecting and on each round trip.
+    pub timeout: Duration,
+    /// How often counts are exchanged (`sync_rate`).
+    pub interval: Duration,
+    /// `redis_ssl` and how the server is checked; `None`: plain TCP.
+    pub tls: Option<RedisTls>,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    // The password stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tls = if self.tls.is_some() { " (TLS)" } else { "" };
+        write!(
+            f,
+            "Redis {}:{}{tls} db {}",
+            self.host, self.port, self.database
+        )
+    }
+}
 
 /// `redis_ssl`: TLS to Redis, and how the server is checked.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -42,6 +75,48 @@ pub fn tls_config(tls: &RedisTls) -> Result<Arc<rustls::ClientConfig>, String> {
             .with_no_client_auth()
     };
     Ok(Arc::new(config))
+}
+
+/// The rustls config for `target`'s TLS, if it asks for TLS; an error (only an unreadable
+/// `AWS_CA_BUNDLE`, which the gateway refuses at start) is logged, and the exchanges then fail.
+pub fn tls_for(target: &RedisTarget) -> Option<Arc<rustls::ClientConfig>> {
+    match target.tls.as_ref().map(tls_config) {
+        Some(Err(e)) => {
+            log::error!("rate-limiting: TLS to {target:?} cannot be set up: {e}");
+            None
+        }
+        Some(Ok(config)) => Some(config),
+        None => None,
+    }
+}
+
+/// The exchange `registry` keeps for `target`: made by `make` and run by `run` on a thread of
+/// its own (`thread`) on first use, then shared: one per distinct server and login. False in
+/// the pair when its thread could not start.
+pub fn exchange_for<T: Send + Sync + 'static>(
+    registry: &'static OnceLock<Mutex<HashMap<RedisTarget, Arc<T>>>>,
+    target: &RedisTarget,
+    thread: &str,
+    make: impl FnOnce() -> T,
+    run: fn(&T),
+) -> (Arc<T>, bool) {
+    let mut all = registry
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(exchange) = all.get(target) {
+        return (exchange.clone(), true);
+    }
+    let exchange = Arc::new(make());
+    let running = exchange.clone();
+    let spawned = std::thread::Builder::new()
+        .name(thread.into())
+        .spawn(move || run(&running));
+    if let Err(e) = &spawned {
+        log::error!("cannot start the Redis exchange thread: {e}; counting locally");
+    }
+    all.insert(target.clone(), exchange.clone());
+    (exchange, spawned.is_ok())
 }
 
 /// The socket, with TLS or without.

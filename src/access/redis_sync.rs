@@ -20,44 +20,11 @@
 //! is logged once per outage, and with `fault_tolerant: false` the plugin answers 500 instead.
 
 use super::rate_limit::Counters;
-use super::redis_link::{RedisLink, RedisTls};
+use super::redis_link::{exchange_for, tls_for, RedisLink, RedisTarget};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-
-/// A Redis server and how to log in, from the plugin's `redis_*` fields.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct RedisTarget {
-    /// `redis_host`.
-    pub host: String,
-    /// `redis_port`.
-    pub port: u16,
-    /// `redis_username` (Redis 6 ACLs).
-    pub username: Option<String>,
-    /// `redis_password`.
-    pub password: Option<String>,
-    /// `redis_database`.
-    pub database: i64,
-    /// `redis_timeout`: bound on connecting and on each round trip.
-    pub timeout: Duration,
-    /// How often counts are exchanged (`sync_rate`).
-    pub interval: Duration,
-    /// `redis_ssl` and how the server is checked; `None`: plain TCP.
-    pub tls: Option<RedisTls>,
-}
-
-impl std::fmt::Debug for RedisTarget {
-    // The password stays out of logs.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let tls = if self.tls.is_some() { " (TLS)" } else { "" };
-        write!(
-            f,
-            "Redis {}:{}{tls} db {}",
-            self.host, self.port, self.database
-        )
-    }
-}
 
 /// A counter with requests not yet sent to Redis.
 struct Pending {
@@ -103,27 +70,12 @@ impl RedisSync {
     /// The exchange for `target`, started on first use; one per distinct server and login.
     pub fn for_target(target: &RedisTarget) -> Arc<RedisSync> {
         static ALL: OnceLock<Mutex<HashMap<RedisTarget, Arc<RedisSync>>>> = OnceLock::new();
-        let mut all = ALL
-            .get_or_init(Mutex::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(sync) = all.get(target) {
-            return sync.clone();
-        }
-        let sync = Arc::new(RedisSync {
+        let make = || RedisSync {
             target: target.clone(),
             pending: Mutex::new(HashMap::new()),
             healthy: AtomicBool::new(true),
-        });
-        let running = sync.clone();
-        let spawned = std::thread::Builder::new()
-            .name("redis-sync".into())
-            .spawn(move || running.run());
-        if let Err(e) = spawned {
-            log::error!("cannot start the Redis sync thread: {e}; counting locally");
-        }
-        all.insert(target.clone(), sync.clone());
-        sync
+        };
+        exchange_for(&ALL, target, "redis-sync", make, RedisSync::run).0
     }
 
     /// Whether the last exchange with Redis worked.
@@ -151,18 +103,7 @@ impl RedisSync {
     }
 
     fn run(&self) {
-        let tls = match self.target.tls.as_ref().map(super::redis_link::tls_config) {
-            Some(Err(e)) => {
-                // Only an unreadable AWS_CA_BUNDLE, which the gateway refuses at start.
-                log::error!(
-                    "rate-limiting: TLS to {:?} cannot be set up: {e}",
-                    self.target
-                );
-                None
-            }
-            Some(Ok(config)) => Some(config),
-            None => None,
-        };
+        let tls = tls_for(&self.target);
         let mut connection: Option<RedisLink> = None;
         let mut known: HashMap<(u64, u32), Known> = HashMap::new();
         loop {

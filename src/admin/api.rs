@@ -3,7 +3,9 @@
 //! error shapes in `errors`.
 
 use super::body::{self, BodyError};
-use super::errors::{apply_error, declarative_error, AdminError, Answer};
+use super::errors::{
+    apply_error, declarative_error, declarative_error_flattened, AdminError, Answer,
+};
 use super::present;
 use super::store::{OnDiskChange, Store};
 use crate::config::model::new_uuid;
@@ -11,7 +13,7 @@ use crate::config::plugins;
 use crate::http::conn::BufferPool;
 use crate::http::request::Request;
 use crate::metrics::Registry;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -58,11 +60,21 @@ impl AdminApi {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_default();
-        let enabled: Vec<&str> = if store.config.plugins.is_empty() {
-            vec![]
-        } else {
-            vec!["aws-lambda"]
-        };
+        // Kong's `GET /`: every plugin this node can run with its version and priority, and
+        // the distinct names of the plugins configured (enabled or not), first seen first.
+        let available: Map<String, Value> = plugins::PLUGINS
+            .iter()
+            .map(|p| {
+                let about = json!({"version": env!("CARGO_PKG_VERSION"), "priority": p.priority});
+                (p.name.to_string(), about)
+            })
+            .collect();
+        let mut enabled: Vec<&str> = Vec::new();
+        for plugin in &store.config.plugins {
+            if !enabled.contains(&plugin.name.as_str()) {
+                enabled.push(&plugin.name);
+            }
+        }
         json!({
             "version": "3.4.0",
             "lambda_gateway_version": env!("CARGO_PKG_VERSION"),
@@ -71,7 +83,7 @@ impl AdminApi {
             "hostname": hostname,
             "node_id": self.node_id,
             "plugins": {
-                "available_on_server": {"aws-lambda": {"version": env!("CARGO_PKG_VERSION"), "priority": 750}},
+                "available_on_server": available,
                 "enabled_in_cluster": enabled,
             },
             "configuration": {
@@ -88,8 +100,10 @@ impl AdminApi {
     pub(super) fn status(&self) -> Value {
         let t = self.metrics.totals();
         let store = self.store.borrow();
-        let doc = serde_json::to_vec(&store.document()).unwrap_or_default();
-        let hash = crate::aws::sigv4::sha256_hex(&doc);
+        let hash: String = store.config_hash[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let (reachable, store_status) = match store.fleet() {
             None => (true, json!({"kind": "file"})),
             Some(fleet) => {
@@ -125,7 +139,7 @@ impl AdminApi {
                 "connections_waiting": t.connections_active.saturating_sub(t.requests_in_flight),
                 "total_requests": t.responses.iter().sum::<u64>(),
             },
-            "configuration_hash": String::from_utf8_lossy(&hash[..32]),
+            "configuration_hash": hash,
             "configuration_changes": store.changes,
         })
     }
@@ -139,12 +153,27 @@ impl AdminApi {
         Ok((200, json!({ "config": yaml })))
     }
 
-    /// `POST /config`: replace the whole configuration.
+    /// `POST /config`: replace the whole configuration. Kong's options: `check_hash=1` answers
+    /// 304 when the configuration sent is the one in force (decK skips no-op pushes with it),
+    /// `flatten_errors=1` adds the errors per entity ([`super::flatten`]).
     pub(super) fn post_config(&self, req: &Request<'_>) -> Answer {
+        let query = super::routing::parse_query(req.query().unwrap_or_default());
+        let option = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .is_some_and(|(_, v)| matches!(v.as_str(), "1" | "true" | "yes" | "on"))
+        };
+        let (check_hash, flatten_errors) = (option("check_hash"), option("flatten_errors"));
+        // What was sent as the configuration: the hash of these bytes is compared and kept.
+        let mut sent_text: Option<String> = None;
         let doc = match body::parse(req.content_type(), req.body) {
             Ok((mut map, _)) => match map.remove("config") {
                 Some(Value::String(text)) => {
-                    crate::config::parse_text(&text).map_err(|e| declarative_error(&e))?
+                    let doc =
+                        crate::config::parse_text(&text).map_err(|e| declarative_error(&e))?;
+                    sent_text = Some(text);
+                    doc
                 }
                 Some(Value::Object(o)) => Value::Object(o),
                 Some(_) => {
@@ -162,6 +191,13 @@ impl AdminApi {
             }
             Err(BodyError::Invalid(m)) => return Err(AdminError::BadRequest(m)),
         };
+        let hash = crate::config::digest(match &sent_text {
+            Some(text) => text.as_bytes(),
+            None => req.body,
+        });
+        if check_hash && self.store.borrow().config_hash == hash {
+            return Ok((304, Value::Null));
+        }
         let mut doc = doc;
         {
             let store = self.store.borrow();
@@ -186,9 +222,14 @@ impl AdminApi {
             }
         }
         let mut store = self.store.borrow_mut();
-        store
-            .apply(&doc, OnDiskChange::Replace)
-            .map_err(|e| apply_error(e, declarative_error))?;
+        let sent = doc.clone();
+        store.apply(&doc, OnDiskChange::Replace).map_err(|e| {
+            apply_error(e, |errors| match flatten_errors {
+                true => declarative_error_flattened(errors, &sent),
+                false => declarative_error(errors),
+            })
+        })?;
+        store.config_hash = hash;
         let c = &store.config;
         let by_id = |items: Vec<(String, Value)>| Value::Object(items.into_iter().collect());
         Ok((

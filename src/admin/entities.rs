@@ -5,12 +5,14 @@
 
 use super::api::AdminApi;
 use super::body::{self, BodyError};
-use super::errors::{apply_error, entity_error, field_error, AdminError, Answer};
+use super::errors::{
+    apply_error, entity_error, field_error, has_schema_errors, AdminError, Answer,
+};
 use super::paging;
 use super::present;
 use super::store::{OnDiskChange, Store};
 use crate::config::model::{is_uuid, new_uuid};
-use crate::config::{plugins, ConfigError};
+use crate::config::{self, plugins, ConfigError};
 use crate::http::request::Request;
 use crate::schema::{Kind, Schema, Type};
 use serde_json::{json, Map, Value};
@@ -27,10 +29,16 @@ impl AdminApi {
     }
 
     pub(super) fn list(&self, kind: Kind, parent: Parent, query: &[(String, String)]) -> Answer {
+        let tags = query
+            .iter()
+            .find(|(k, _)| k == "tags")
+            .map(|(_, v)| TagFilter::parse(v))
+            .transpose()?;
         let store = self.store.borrow();
         let c = &store.config;
         let all: Vec<Value> = (0..c.count(kind))
             .filter(|&i| parent.is_none_or(|(pk, pid)| c.scope(kind, i, pk) == Some(pid)))
+            .filter(|&i| tags.as_ref().is_none_or(|t| t.matches(c.entity(kind, i).1)))
             .map(|i| present::entity(c, kind, i))
             .collect();
         let mut base = String::from("/");
@@ -138,13 +146,13 @@ impl AdminApi {
         entity.insert("created_at".into(), now.clone());
         entity.insert("updated_at".into(), now);
         unredact(kind, &mut entity, None)?;
-        self.check_unique(kind, &entity, None)?;
+        let clash = self.check_unique(kind, &entity, None);
         let mut store = self.store.borrow_mut();
         let mut doc = store.document();
         let list = doc_list(&mut doc, kind)?;
         let index = list.len();
         list.push(Value::Object(entity));
-        apply(&mut store, &doc, kind, index)?;
+        apply(&mut store, &doc, kind, index, clash)?;
         let i = store
             .config
             .find(kind, &id)
@@ -199,7 +207,7 @@ impl AdminApi {
             .and_then(|o| o.get("config"))
             .and_then(Value::as_object);
         unredact(kind, &mut entity, stored_config)?;
-        self.check_unique(kind, &entity, Some(&id))?;
+        let clash = self.check_unique(kind, &entity, Some(&id));
         let mut store = self.store.borrow_mut();
         let mut doc = store.document();
         let list = doc_list(&mut doc, kind)?;
@@ -213,7 +221,7 @@ impl AdminApi {
                 list.len() - 1
             }
         };
-        apply(&mut store, &doc, kind, position)?;
+        apply(&mut store, &doc, kind, position, clash)?;
         let i = store
             .config
             .find(kind, &id)
@@ -262,7 +270,9 @@ impl AdminApi {
         Ok((204, Value::Null))
     }
 
-    /// Kong answers a duplicate name with 409, before any other validation.
+    /// A duplicate name among the stored entities (Kong's 409), found before the change is
+    /// made so that it is blamed on the entity sent, whichever of the two comes first in the
+    /// document; answered only if the entity is otherwise valid (see [`apply`]).
     fn check_unique(
         &self,
         kind: Kind,
@@ -288,6 +298,54 @@ impl AdminApi {
             }
         }
         Ok(())
+    }
+}
+
+/// Kong's `?tags=` on a list: `a,b` lists the entities tagged with all of them, `a/b` with any
+/// of them; one tag either way. Tags are letters, digits, `.`, `-`, `_` and `~`.
+enum TagFilter {
+    All(Vec<String>),
+    Any(Vec<String>),
+}
+
+impl TagFilter {
+    fn parse(text: &str) -> Result<TagFilter, AdminError> {
+        let invalid = || AdminError::InvalidOption {
+            field: "tags",
+            message: "invalid filter syntax",
+        };
+        let (all, any) = (text.contains(','), text.contains('/'));
+        if all && any {
+            return Err(invalid());
+        }
+        let tags: Vec<String> = text
+            .split([',', '/'])
+            .map(|tag| {
+                let valid = !tag.is_empty()
+                    && tag
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-~".contains(&b));
+                valid.then(|| tag.to_string()).ok_or_else(invalid)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(if any {
+            TagFilter::Any(tags)
+        } else {
+            TagFilter::All(tags)
+        })
+    }
+
+    fn matches(&self, entity: &Map<String, Value>) -> bool {
+        let has = |tag: &String| {
+            entity
+                .get("tags")
+                .and_then(Value::as_array)
+                .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag)))
+        };
+        match self {
+            TagFilter::All(tags) => tags.iter().all(has),
+            TagFilter::Any(tags) => tags.iter().any(has),
+        }
     }
 }
 
@@ -339,8 +397,24 @@ fn unredact(
     }
 }
 
-/// Applies a changed document, attributing validation errors to the changed entity.
-fn apply(store: &mut Store, doc: &Value, kind: Kind, index: usize) -> Result<(), AdminError> {
+/// Applies a changed document, attributing validation errors to the changed entity. A `clash`
+/// found before is answered unless the entity has schema errors: Kong validates an entity's
+/// schema first, and only a valid entity reaches the uniqueness check.
+fn apply(
+    store: &mut Store,
+    doc: &Value,
+    kind: Kind,
+    index: usize,
+    clash: Result<(), AdminError>,
+) -> Result<(), AdminError> {
+    if let Err(clash) = clash {
+        return Err(match config::from_document(doc) {
+            Err(errors) if has_schema_errors(&errors, kind, index) => {
+                entity_error(&errors, kind, index)
+            }
+            _ => clash,
+        });
+    }
     store
         .apply(doc, OnDiskChange::Refuse)
         .map_err(|e| apply_error(e, |errors| entity_error(errors, kind, index)))

@@ -2,7 +2,7 @@
 //! errors turned into Kong's nested `fields`.
 
 use super::store::ApplyError;
-use crate::config::ConfigErrors;
+use crate::config::{ConfigError, ConfigErrors};
 use crate::schema::Kind;
 use serde_json::{json, Map, Value};
 
@@ -23,8 +23,24 @@ pub enum AdminError {
     Unique { message: String, fields: Value },
     /// 409 with a message: the change conflicts with the config file's state.
     Conflict(String),
+    /// Another fleet node changed the configuration first and the store now holds the newest:
+    /// the request is made again on top of it ([`super::routing`]); a 409 with the message
+    /// once the attempts are spent.
+    Stale(String),
+    /// 400 `invalid options`: a query option the list cannot take (Kong's code 11).
+    InvalidOption {
+        /// The option.
+        field: &'static str,
+        /// What is wrong with it.
+        message: &'static str,
+    },
     /// 400 for `POST /config`.
-    Declarative { message: String, fields: Value },
+    Declarative {
+        message: String,
+        fields: Value,
+        /// With `?flatten_errors=1`: the errors per entity ([`super::flatten`]).
+        flattened: Option<Vec<Value>>,
+    },
     /// 500.
     Internal(String),
     /// 503 with a message: the fleet's store cannot be reached.
@@ -49,11 +65,22 @@ impl AdminError {
                 409,
                 json!({"code": 5, "name": "unique constraint violation", "message": message, "fields": fields}),
             ),
-            AdminError::Conflict(m) => (409, json!({"message": m})),
-            AdminError::Declarative { message, fields } => (
+            AdminError::Conflict(m) | AdminError::Stale(m) => (409, json!({"message": m})),
+            AdminError::InvalidOption { field, message } => (
                 400,
-                json!({"code": 14, "name": "invalid declarative configuration", "message": message, "fields": fields}),
+                json!({"code": 11, "name": "invalid options", "message": format!("invalid option ({field}: {message})"), "fields": {*field: message}}),
             ),
+            AdminError::Declarative {
+                message,
+                fields,
+                flattened,
+            } => {
+                let mut body = json!({"code": 14, "name": "invalid declarative configuration", "message": message, "fields": fields});
+                if let Some(flattened) = flattened {
+                    body["flattened_errors"] = Value::Array(flattened.clone());
+                }
+                (400, body)
+            }
             AdminError::Internal(m) => (500, json!({"message": m})),
             AdminError::Unavailable(m) => (503, json!({"message": m})),
         }
@@ -70,7 +97,11 @@ pub(super) fn apply_error(
         ApplyError::Invalid(errors) => invalid(&errors),
         ApplyError::ChangedOnDisk(m) => AdminError::Conflict(m),
         ApplyError::Persist(m) => AdminError::Internal(m),
-        ApplyError::Conflict(m) => AdminError::Conflict(m),
+        ApplyError::Conflict {
+            message,
+            rebased: true,
+        } => AdminError::Stale(message),
+        ApplyError::Conflict { message, .. } => AdminError::Conflict(message),
         ApplyError::Unavailable(m) => AdminError::Unavailable(m),
     }
 }
@@ -78,19 +109,36 @@ pub(super) fn apply_error(
 /// An Admin API answer: status and JSON body, or Kong's error.
 pub type Answer = Result<(u16, Value), AdminError>;
 
-/// Kong's answer for the entity at `kind[index]`: a 409 when it clashes with another entity
-/// (a unique name, or a second plugin of a name in one scope), else a schema violation with
-/// its errors as nested `fields`.
+/// Whether `error` was reported in the entity at `prefix` (`plugins[2]`) or one of its fields.
+fn reported_in(error: &ConfigError, prefix: &str) -> bool {
+    error
+        .path
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// Whether the entity at `kind[index]` has errors other than clashes with other entities.
+pub(super) fn has_schema_errors(errors: &ConfigErrors, kind: Kind, index: usize) -> bool {
+    let prefix = format!("{}[{index}]", kind.collection());
+    errors
+        .0
+        .iter()
+        .any(|e| e.conflict.is_none() && reported_in(e, &prefix))
+}
+
+/// Kong's answer for the entity at `kind[index]`: a schema violation with its errors as nested
+/// `fields` when it has any (Kong checks the schema first), else a 409 when it clashes with
+/// another entity (a unique name, or a second plugin of a name in one scope).
 pub(super) fn entity_error(errors: &ConfigErrors, kind: Kind, index: usize) -> AdminError {
     let prefix = format!("{}[{index}]", kind.collection());
-    let clash = errors.0.iter().find_map(|e| {
-        let ours = e.path.strip_prefix(&prefix)?.starts_with('.');
-        Some((e, e.conflict.as_ref()?)).filter(|_| ours)
-    });
-    if let Some((e, fields)) = clash {
+    let clash = errors
+        .0
+        .iter()
+        .find(|e| e.conflict.is_some() && reported_in(e, &prefix));
+    if let Some(e) = clash.filter(|_| !has_schema_errors(errors, kind, index)) {
         return AdminError::Unique {
             message: e.message.clone(),
-            fields: fields.clone(),
+            fields: e.conflict.clone().unwrap_or_default(),
         };
     }
     let mut fields = Value::Object(Map::new());
@@ -132,8 +180,30 @@ pub(super) fn entity_error(errors: &ConfigErrors, kind: Kind, index: usize) -> A
 
 /// Kong's invalid declarative configuration (`POST /config`): every error at its path.
 pub(super) fn declarative_error(errors: &ConfigErrors) -> AdminError {
+    AdminError::Declarative {
+        message: format!("declarative config is invalid: {errors}"),
+        fields: nested_fields(errors.0.iter()),
+        flattened: None,
+    }
+}
+
+/// The same with `?flatten_errors=1` (Kong's `declarative_config_flattened`): the errors of
+/// the entities of `input` (the document as sent) in `flattened_errors`, the others in
+/// `fields` and the message.
+pub(super) fn declarative_error_flattened(errors: &ConfigErrors, input: &Value) -> AdminError {
+    let (flattened, left) = super::flatten::flatten(errors, input);
+    let rest = ConfigErrors(left.iter().map(|e| (*e).clone()).collect());
+    AdminError::Declarative {
+        message: format!("declarative config is invalid: {rest}"),
+        fields: nested_fields(left.into_iter()),
+        flattened: Some(flattened),
+    }
+}
+
+/// Errors as Kong's nested `fields` object.
+fn nested_fields<'e>(errors: impl Iterator<Item = &'e ConfigError>) -> Value {
     let mut fields = Value::Object(Map::new());
-    for e in &errors.0 {
+    for e in errors {
         let path = if e.path.is_empty() {
             vec!["@entity".to_string()]
         } else {
@@ -141,10 +211,7 @@ pub(super) fn declarative_error(errors: &ConfigErrors) -> AdminError {
         };
         insert_field(&mut fields, &path, Value::String(e.message.clone()));
     }
-    AdminError::Declarative {
-        message: format!("declarative config is invalid: {errors}"),
-        fields,
-    }
+    fields
 }
 
 /// A schema violation of one field.

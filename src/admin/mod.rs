@@ -6,6 +6,7 @@ pub mod api;
 pub mod body;
 mod entities;
 pub mod errors;
+mod flatten;
 mod paging;
 pub mod present;
 mod routing;

@@ -34,7 +34,10 @@ pub fn page(all: &[Value], base: &str, query: &[(String, String)]) -> Answer {
     let mut body = json!({"data": page, "next": Value::Null});
     if end < all.len() {
         let offset = encode_offset(end);
-        body["next"] = json!(format!("{base}?offset={offset}&size={size}"));
+        // A filter the list was asked with goes on to the next page (the tags were checked:
+        // letters, digits and `.-_~,/`, nothing to escape).
+        let tags = param("tags").map_or(String::new(), |t| format!("&tags={t}"));
+        body["next"] = json!(format!("{base}?offset={offset}&size={size}{tags}"));
         body["offset"] = json!(offset);
     }
     Ok((200, body))

@@ -6,8 +6,16 @@ use super::errors::{AdminError, Answer};
 use crate::http::conn::{BufferPool, Handler, Piece, StreamEnd};
 use crate::http::encode::Response;
 use crate::http::request::Request;
+use crate::random;
 use crate::schema::{Kind, Type};
 use serde_json::json;
+use std::time::Duration;
+
+/// How many times a change is tried against a fleet's newest configuration.
+const FLEET_ATTEMPTS: u32 = 5;
+/// The most a retry waits, times its attempt number (random below it, so that nodes racing
+/// for the same revision spread out).
+const FLEET_RETRY_PAUSE: Duration = Duration::from_millis(4);
 
 impl Handler for AdminApi {
     /// The Admin API answers whole bodies only.
@@ -34,7 +42,8 @@ impl Handler for AdminApi {
 impl AdminApi {
     /// Answers one request, whole.
     fn answer(&self, req: Request<'_>, resp: &mut Response) {
-        // Other fleet nodes' changes first: reads see them, writes are made against them.
+        // Other fleet nodes' changes first: reads see what the watch delivered, writes are
+        // made against what etcd holds now (below, once the client is authorized).
         self.store.borrow_mut().catch_up();
         let authorized = self.authorized(&req);
         if !authorized {
@@ -60,9 +69,12 @@ impl AdminApi {
                 resp.body.extend_from_slice(text.as_bytes());
                 return;
             }
+            if !matches!(req.method(), b"GET" | b"HEAD") {
+                self.store.borrow_mut().catch_up_with_etcd();
+            }
             // A bug in one request's handling answers 500 and leaves the Admin API serving
             // (the store is only replaced once a new configuration is complete).
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dispatch(&req)))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dispatch_again(&req)))
                 .unwrap_or_else(|_| {
                     Err(AdminError::Internal(
                         "the Admin API failed on this request; see the log".into(),
@@ -91,10 +103,29 @@ impl AdminApi {
             self.log_change(&req, status, &body);
         }
         resp.status = status;
-        if status != 204 {
+        if status != 204 && status != 304 {
             resp.header(b"Content-Type", b"application/json; charset=utf-8");
             if let Ok(bytes) = serde_json::to_vec(&body) {
                 resp.body.extend_from_slice(&bytes);
+            }
+        }
+    }
+
+    /// Dispatches `req`; a change that lost a fleet's compare-and-swap to another node's is
+    /// made again on top of the configuration that won (the store took it), after a short
+    /// random pause, up to [`FLEET_ATTEMPTS`] times: two operators changing different things
+    /// both succeed, and a change that now truly conflicts (the same name, a deleted parent)
+    /// gets that conflict's own answer.
+    fn dispatch_again(&self, req: &Request<'_>) -> Answer {
+        let mut attempt = 1;
+        loop {
+            match self.dispatch(req) {
+                Err(AdminError::Stale(why)) if attempt < FLEET_ATTEMPTS => {
+                    log::debug!("admin: made again on the newest configuration: {why}");
+                    std::thread::sleep(random::jitter(FLEET_RETRY_PAUSE * attempt));
+                    attempt += 1;
+                }
+                answer => return answer,
             }
         }
     }
@@ -245,7 +276,7 @@ fn decode_segment(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn parse_query(q: &[u8]) -> Vec<(String, String)> {
+pub(super) fn parse_query(q: &[u8]) -> Vec<(String, String)> {
     crate::http::form::decoded(q)
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.unwrap_or_default()))

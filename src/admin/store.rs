@@ -25,8 +25,15 @@ pub enum ApplyError {
     Persist(String),
     /// The file was changed by hand since it was loaded; nothing changed.
     ChangedOnDisk(String),
-    /// Another fleet node changed the configuration first; nothing changed.
-    Conflict(String),
+    /// Another fleet node changed the configuration first; nothing changed. The store is now
+    /// at the newest configuration when etcd's was valid (`rebased`): the change can be made
+    /// again on top of it.
+    Conflict {
+        /// Why, for the client if the change is not made again.
+        message: String,
+        /// The store took the newest configuration.
+        rebased: bool,
+    },
     /// The fleet's store (etcd) cannot be reached; the change was not applied (or, when its
     /// answer was lost, the watch will show it).
     Unavailable(String),
@@ -59,6 +66,10 @@ pub struct Store {
     fleet: Option<EtcdStore>,
     /// The etcd revision `config` is at.
     pub revision: i64,
+    /// The digest of the configuration in force as it was given: the file's bytes, or the text
+    /// `POST /config` received; after any other change, of the document (`GET /status`'s
+    /// `configuration_hash`, `POST /config?check_hash=1`).
+    pub config_hash: FileDigest,
 }
 
 impl Store {
@@ -71,6 +82,7 @@ impl Store {
         published: Arc<ArcSwap<Snapshot>>,
         env: Environment,
     ) -> Store {
+        let config_hash = on_disk.unwrap_or_else(|| document_digest(&config));
         Store {
             config,
             path,
@@ -81,6 +93,7 @@ impl Store {
             changes: 0,
             fleet: None,
             revision: 0,
+            config_hash,
         }
     }
 
@@ -103,8 +116,25 @@ impl Store {
             return;
         };
         if applied.revision > self.revision || applied.reset {
+            self.config_hash = document_digest(&applied.config);
             self.config = applied.config;
             self.revision = applied.revision;
+            self.changes += 1;
+        }
+    }
+
+    /// Before a change in a fleet: the newest configuration in etcd, if newer than the one
+    /// held (another node's change the watch has not delivered yet), so that the change is
+    /// made against every change acknowledged anywhere. etcd not answering changes nothing:
+    /// the write will say so.
+    pub fn catch_up_with_etcd(&mut self) {
+        let Some(Ok(newest)) = self.fleet.as_ref().map(EtcdStore::read_newest) else {
+            return;
+        };
+        if let (true, Some(config)) = (newest.revision > self.revision, newest.config) {
+            self.config_hash = document_digest(&config);
+            self.config = *config;
+            self.revision = newest.revision;
             self.changes += 1;
         }
     }
@@ -131,10 +161,9 @@ impl Store {
         match config::load_file_with_digest(&path) {
             Ok((new, digest)) => {
                 self.on_disk = Some(digest);
+                self.config_hash = digest;
                 let (snapshot, warnings) = Snapshot::build(new.clone(), &self.env);
-                for w in warnings {
-                    log::warn!("{w}");
-                }
+                config::warnings::log_new(&new, &warnings);
                 self.published.store(Arc::new(snapshot));
                 log::info!(
                     "reloaded {}: {} services, {} routes, {} plugins",
@@ -164,12 +193,23 @@ impl Store {
                 .map_err(|e| ApplyError::Unavailable(e.to_string()))?;
             let revision = match fleet.write(document, self.revision) {
                 Ok(revision) => revision,
-                Err(WriteError::Conflict { revision }) => {
-                    return Err(ApplyError::Conflict(format!(
+                Err(WriteError::Conflict { revision, newest }) => {
+                    let message = format!(
                         "the configuration was changed on another node (etcd revision {revision}, \
                          this node validated against {}); this change was not applied: retry it",
                         self.revision
-                    )))
+                    );
+                    let rebased = match newest {
+                        Some(config) if revision > self.revision => {
+                            self.config_hash = document_digest(&config);
+                            self.config = *config;
+                            self.revision = revision;
+                            self.changes += 1;
+                            true
+                        }
+                        _ => false,
+                    };
+                    return Err(ApplyError::Conflict { message, rebased });
                 }
                 Err(WriteError::Unavailable(why)) => {
                     return Err(ApplyError::Unavailable(format!(
@@ -179,10 +219,9 @@ impl Store {
                 }
             };
             let (snapshot, warnings) = Snapshot::build(new.clone(), &self.env);
-            for w in warnings {
-                log::warn!("{w}");
-            }
+            config::warnings::log_new(&new, &warnings);
             fleet.publisher.publish(revision, snapshot);
+            self.config_hash = document_digest(&new);
             self.config = new;
             self.revision = revision;
             self.changes += 1;
@@ -215,15 +254,19 @@ impl Store {
             }
         }
         let (snapshot, warnings) = Snapshot::build(new.clone(), &self.env);
-        for w in warnings {
-            log::warn!("{w}");
-        }
+        config::warnings::log_new(&new, &warnings);
         // Workers load the snapshot once per request: requests in flight finish on the old one.
         self.published.store(Arc::new(snapshot));
+        self.config_hash = document_digest(&new);
         self.config = new;
         self.changes += 1;
         Ok(())
     }
+}
+
+/// The digest of a configuration's document (flat, with ids, as JSON).
+fn document_digest(config: &Config) -> FileDigest {
+    config::digest(&serde_json::to_vec(&config.to_document()).unwrap_or_default())
 }
 
 #[cfg(test)]

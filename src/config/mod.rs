@@ -8,6 +8,8 @@ pub mod prometheus;
 pub mod router;
 pub mod snapshot;
 mod validate;
+pub mod vault;
+pub mod warnings;
 
 pub use crate::schema::check::{ConfigError, ConfigErrors};
 pub use model::Config;

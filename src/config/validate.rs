@@ -202,10 +202,14 @@ impl Builder {
     }
 
     fn entity(&mut self, kind: Kind, value: &Value, parent: &Parent) {
-        let Some(obj) = self.c.object(value) else {
+        let Some(written) = self.c.object(value) else {
             return;
         };
         let schema = kind.schema();
+        // Vault references are checked and used as their values; the entity keeps them as
+        // written (`raw`), so that the Admin API and the file show the reference.
+        let resolved = super::vault::resolve_fields(&mut self.c, schema, written);
+        let obj = resolved.as_ref().unwrap_or(written);
         schema.check(&mut self.c, obj);
         let id = match schema.text(obj, "id") {
             Some(id) => id.to_ascii_lowercase(),
@@ -217,7 +221,7 @@ impl Builder {
             .filter(|f| matches!(f.ty, Type::Nested(_)))
             .map(|f| f.name)
             .collect();
-        let mut raw = raw_entity(obj, &id, &nested);
+        let mut raw = raw_entity(written, &id, &nested);
         let index = self.count(kind);
         let here = self.c.path();
         self.written_at.entry(kind).or_default().push(here);
@@ -545,9 +549,13 @@ impl Builder {
         let empty = Value::Object(Map::new());
         let config_value = obj.get("config").filter(|v| !v.is_null()).unwrap_or(&empty);
         let config = match super::plugins::find(&name) {
-            Some(spec) => self
-                .c
-                .field("config", |c| (spec.validate)(c, config_value, &id)),
+            Some(spec) => self.c.field("config", |c| {
+                let resolved = config_value
+                    .as_object()
+                    .and_then(|cfg| super::vault::resolve_fields(c, spec.schema, cfg))
+                    .map(Value::Object);
+                (spec.validate)(c, resolved.as_ref().unwrap_or(config_value), &id)
+            }),
             None => {
                 if !name.is_empty() {
                     self.c.error_at("name", super::plugins::unknown(&name));
@@ -643,7 +651,8 @@ impl Builder {
 
     /// Kong's uniqueness rules: unique fields per kind, one plugin of a name per scope. Each
     /// clash is reported where the later entity is written, in Kong's words, with the clashing
-    /// values (the Admin API answers them as a 409).
+    /// values (the Admin API answers them as a 409). As Kong checks an entity's schema before
+    /// its uniqueness, an entity with errors of its own is not also reported as a clash.
     fn check_unique(&mut self) {
         let written_at = std::mem::take(&mut self.written_at);
         let place = |kind: Kind, i: usize| {
@@ -653,6 +662,7 @@ impl Builder {
                 .cloned()
                 .unwrap_or_else(|| format!("{}[{i}]", kind.collection()))
         };
+        let invalid = entities_with_errors(&written_at, &self.c.errors);
         for kind in Kind::ALL {
             let schema = kind.schema();
             let raws: Vec<&Map<String, Value>> = match kind {
@@ -673,6 +683,9 @@ impl Builder {
             };
             let mut seen = HashSet::new();
             for (i, raw) in raws.iter().enumerate() {
+                if invalid.contains(&place(kind, i)) {
+                    continue;
+                }
                 for (field, value) in schema.unique_values(raw) {
                     if !seen.insert((field, value)) {
                         self.c.errors.push(ConfigError::unique(
@@ -685,6 +698,9 @@ impl Builder {
         }
         let mut seen = HashSet::new();
         for (i, p) in self.plugins.iter().enumerate() {
+            if invalid.contains(&place(Kind::Plugin, i)) {
+                continue;
+            }
             let scope = |id: &Option<String>| id.as_ref().map_or(Value::Null, |id| id_ref(id));
             let key = json!({
                 "consumer": scope(&p.consumer),
@@ -698,6 +714,26 @@ impl Builder {
             }
         }
     }
+}
+
+/// The places of the entities that errors were reported in: for each error, the innermost
+/// entity whose place its path starts with (`services[0].routes[1]` for
+/// `services[0].routes[1].paths[0]`).
+fn entities_with_errors(
+    written_at: &HashMap<Kind, Vec<String>>,
+    errors: &[ConfigError],
+) -> HashSet<String> {
+    let entities: HashSet<&str> = written_at.values().flatten().map(String::as_str).collect();
+    errors
+        .iter()
+        .filter_map(|e| {
+            let path = e.path.as_str();
+            std::iter::once(path)
+                .chain(path.rmatch_indices('.').map(|(end, _)| &path[..end]))
+                .find(|prefix| entities.contains(prefix))
+                .map(str::to_string)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -767,6 +803,8 @@ services:
     config: {aws_region: "??", function_name: f, bogus: 1}
   - name: aws-lambda
     config: {function_name: g}
+  - name: aws-lambda
+    config: {function_name: h}
 - name: s1
   colour: blue
 routes:
@@ -779,7 +817,7 @@ plugins:
         let service_id = {
             let dup = errs
                 .iter()
-                .find(|e| e.contains("plugins[1].name"))
+                .find(|e| e.contains("plugins[2].name"))
                 .expect("dup");
             dup.split("id=\"")
                 .nth(1)
@@ -797,9 +835,11 @@ plugins:
                 "services[1].colour: unknown field",
                 "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'correlation-id', 'cors', 'jwt', 'key-auth', 'ip-restriction', 'request-size-limiting', 'acl', 'rate-limiting', 'aws-lambda', 'prometheus'",
                 "routes[0].service: no service named \"missing\"",
-                "services[1].name: UNIQUE violation detected on '{name=\"s1\"}'",
+                // services[1] repeats s1's name, but has an error of its own: as Kong checks
+                // the schema first, that is all it is told.
                 "services[0].routes[2].name: UNIQUE violation detected on '{name=\"r1\"}'",
-                &format!("services[0].plugins[1].name: UNIQUE violation detected on '{{consumer=null,name=\"aws-lambda\",route=null,service={{id=\"{service_id}\"}}}}'"),
+                // The second plugin clashes with the third; the first, invalid, with neither.
+                &format!("services[0].plugins[2].name: UNIQUE violation detected on '{{consumer=null,name=\"aws-lambda\",route=null,service={{id=\"{service_id}\"}}}}'"),
             ]
         );
         assert_eq!(service_id.len(), 36);

@@ -113,6 +113,20 @@ impl Provider {
     }
 }
 
+impl Provider {
+    /// How the provider is named where it serves a plugin directly: instance metadata there is
+    /// where the chain ended, so the name says what the chain looked for before it.
+    pub fn describe_in_chain(&self) -> String {
+        match self {
+            Provider::InstanceMetadata { .. } => format!(
+                "{self}, the end of the chain (nothing configured in the environment, the shared \
+                 files, web identity or container credentials)"
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -4,6 +4,7 @@
 //! to 60 s, jittered) while the previous credentials, if still valid, keep signing.
 
 use super::{metadata, process, sts, CredentialSource, Fetched, Provider, Published};
+use crate::random::jitter;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
@@ -67,7 +68,7 @@ impl Hub {
         if let Some(live) = entries.get(&provider).and_then(Weak::upgrade) {
             return CredentialSource::Refreshed(live);
         }
-        let published = Arc::new(Published::new(provider.to_string()));
+        let published = Arc::new(Published::new(provider.describe_in_chain()));
         entries.insert(provider.clone(), Arc::downgrade(&published));
         if let Some(tls) = &self.tls {
             let weak = Arc::downgrade(&published);
@@ -146,16 +147,6 @@ pub async fn fetch_once(
     }
 }
 
-/// A uniformly random duration in `[0, max]`.
-fn jitter(max: Duration) -> Duration {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 4];
-    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
-        return Duration::ZERO;
-    }
-    max.mul_f64(f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX))
-}
-
 /// How long to wait before refreshing credentials that expire at `expires` (`None`: never).
 pub fn refresh_after(expires: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
     let left = expires?.duration_since(now).unwrap_or(Duration::ZERO);
@@ -232,7 +223,8 @@ fn refresher(weak: Weak<Published>, provider: Provider, tls: Arc<rustls::ClientC
                 let still_valid = state.credentials.is_some()
                     && state.expires.is_none_or(|e| e > SystemTime::now());
                 log::warn!(
-                    "credentials from {provider} failed (attempt {failures}): {why}; {}; retrying in {}ms",
+                    "credentials from {} failed (attempt {failures}): {why}; {}; retrying in {}ms",
+                    published.provider,
                     if still_valid {
                         "the previous credentials stay in use until they expire"
                     } else {

@@ -117,6 +117,9 @@ pub enum WriteError {
     Conflict {
         /// The key's revision now.
         revision: i64,
+        /// The configuration at that revision (read in the same transaction), for the change
+        /// to be made again on top of it; `None` if that document does not validate.
+        newest: Option<Box<Config>>,
     },
     /// etcd could not be reached or did not answer; the change may or may not have been
     /// applied (a lost answer): the watch will say.
@@ -153,6 +156,18 @@ enum Request {
         expected: i64,
         reply: mpsc::SyncSender<Result<i64, WriteError>>,
     },
+    Read {
+        reply: mpsc::SyncSender<Result<Newest, String>>,
+    },
+}
+
+/// The key as etcd has it now: its revision, and its configuration (`None` if the document
+/// there does not validate).
+pub struct Newest {
+    /// The key's revision.
+    pub revision: i64,
+    /// Its configuration.
+    pub config: Option<Box<Config>>,
 }
 
 /// What the control thread and the Admin API's store share.
@@ -194,6 +209,19 @@ impl EtcdStore {
                     "etcd did not answer within {REQUEST_TIMEOUT:?}"
                 )))
             })
+    }
+
+    /// Reads the key now (a linearizable read: every change acknowledged anywhere is in it),
+    /// for a change to be made against the newest configuration, not only what the watch
+    /// delivered so far.
+    pub fn read_newest(&self) -> Result<Newest, String> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        if self.requests.send(Request::Read { reply }).is_err() {
+            return Err("the etcd thread has stopped".into());
+        }
+        answer
+            .recv_timeout(REQUEST_TIMEOUT + Duration::from_secs(1))
+            .unwrap_or_else(|_| Err(format!("etcd did not answer within {REQUEST_TIMEOUT:?}")))
     }
 
     /// The newest revision applied since the last call, if any.
@@ -570,9 +598,7 @@ impl Control {
                         }
                     },
                     request = requests.recv() => match request {
-                        Some(Request::Write { document, expected, reply }) => {
-                            let _ = reply.send(self.write(&mut c, document, expected).await);
-                        }
+                        Some(request) => self.answer(Some(&mut c), request).await,
                         // The store is gone: the process is stopping.
                         None => return,
                     },
@@ -601,17 +627,40 @@ impl Control {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return true,
                 request = requests.recv() => match request {
-                    Some(Request::Write { document, expected, reply }) => {
-                        let answer = match client.as_deref_mut() {
-                            Some(c) => self.write(c, document, expected).await,
-                            None => Err(WriteError::Unavailable(
-                                "etcd cannot be reached now; the change was not applied".into(),
-                            )),
-                        };
-                        let _ = reply.send(answer);
-                    }
+                    Some(request) => self.answer(client.as_deref_mut(), request).await,
                     None => return false,
                 },
+            }
+        }
+    }
+
+    /// Answers the Admin API's store through `client` (none: etcd cannot be reached now).
+    async fn answer(&self, client: Option<&mut Client>, request: Request) {
+        let unreachable = "etcd cannot be reached now";
+        match (request, client) {
+            (
+                Request::Write {
+                    document,
+                    expected,
+                    reply,
+                },
+                Some(c),
+            ) => {
+                let _ = reply.send(self.write(c, document, expected).await);
+            }
+            (Request::Write { reply, .. }, None) => {
+                let why = format!("{unreachable}; the change was not applied");
+                let _ = reply.send(Err(WriteError::Unavailable(why)));
+            }
+            (Request::Read { reply }, Some(c)) => {
+                let newest = self.read(c).await.map(|(document, revision, _)| Newest {
+                    revision,
+                    config: parse(&document).ok().map(Box::new),
+                });
+                let _ = reply.send(newest);
+            }
+            (Request::Read { reply }, None) => {
+                let _ = reply.send(Err(unreachable.into()));
             }
         }
     }
@@ -637,17 +686,21 @@ impl Control {
         if answer.succeeded() {
             return Ok(answer.header().map_or(expected, |h| h.revision()));
         }
-        let revision = answer
+        let (revision, newest) = answer
             .op_responses()
             .into_iter()
             .find_map(|r| match r {
-                TxnOpResponse::Get(got) => {
-                    Some(got.kvs().first().map_or(0, |kv| kv.mod_revision()))
-                }
+                TxnOpResponse::Get(got) => Some(match got.kvs().first() {
+                    Some(kv) => (kv.mod_revision(), parse(kv.value()).ok()),
+                    None => (0, Some(Config::default())),
+                }),
                 _ => None,
             })
             .unwrap_or_default();
-        Err(WriteError::Conflict { revision })
+        Err(WriteError::Conflict {
+            revision,
+            newest: newest.map(Box::new),
+        })
     }
 
     /// Applies a newer revision: validates, publishes, saves the local copy, tells the store.
@@ -738,9 +791,7 @@ impl Control {
         if let Some(publisher) = &self.publisher {
             if reset || revision > publisher.revision() {
                 let (snapshot, warnings) = Snapshot::build(config.clone(), &self.env);
-                for w in warnings {
-                    log::warn!("{w}");
-                }
+                config::warnings::log_new(&config, &warnings);
                 let published = if reset {
                     publisher.replace(revision, snapshot);
                     true

@@ -64,6 +64,26 @@ pub trait Handler {
 
     /// The free list the connection takes its per-request buffers from.
     fn buffers(&self) -> &BufferPool;
+
+    /// A request refused before it could be handled (malformed, too large, too slow): its
+    /// answer was written; for the log and the metrics. Nothing by default.
+    fn refused(&self, _refusal: Refusal<'_>) {}
+}
+
+/// What is known of a request the connection refused itself.
+pub struct Refusal<'a> {
+    /// Why.
+    pub failure: &'a Failure,
+    /// The status answered.
+    pub status: u16,
+    /// Bytes of the answer (head and body).
+    pub response_bytes: usize,
+    /// Bytes of the request read.
+    pub request_bytes: usize,
+    /// The client's address.
+    pub peer: Option<std::net::IpAddr>,
+    /// Whether it came over HTTPS.
+    pub secure: bool,
 }
 
 /// What [`Handler::next_piece`] produced.
@@ -390,19 +410,19 @@ where
                 skipped += n;
                 scanned = scanned.saturating_sub(n);
                 if skipped >= limits.max_head_bytes {
-                    return refuse(stream, s, Failure::Head(HeadError::TooLarge)).await;
+                    return refuse(stream, handler, s, Failure::Head(HeadError::TooLarge)).await;
                 }
             }
-            Err(e) => return refuse(stream, s, Failure::Head(e)).await,
+            Err(e) => return refuse(stream, handler, s, Failure::Head(e)).await,
         }
         if !s.read.is_empty() && head::may_be_complete(&s.read, scanned) {
             match head::parse(&s.read, limits, &mut s.head) {
                 Ok(true) => break,
                 Ok(false) => {}
-                Err(e) => return refuse(stream, s, Failure::Head(e)).await,
+                Err(e) => return refuse(stream, handler, s, Failure::Head(e)).await,
             }
         } else if s.read.len() >= limits.max_head_bytes {
-            return refuse(stream, s, Failure::Head(HeadError::TooLarge)).await;
+            return refuse(stream, handler, s, Failure::Head(HeadError::TooLarge)).await;
         }
         scanned = s.read.len();
         let room = limits
@@ -413,7 +433,9 @@ where
         let head_begun = !s.read.is_empty();
         match read_some(stream, &mut s.read, room, deadline).await {
             Read::Data => {}
-            Read::TimedOut if head_begun => return refuse(stream, s, Failure::ClientTimeout).await,
+            Read::TimedOut if head_begun => {
+                return refuse(stream, handler, s, Failure::ClientTimeout).await
+            }
             _ => return (Next::Close, Some(s)),
         }
     }
@@ -434,7 +456,9 @@ where
                 let want = end - s.read.len();
                 match read_some(stream, &mut s.read, want, deadline).await {
                     Read::Data => {}
-                    Read::TimedOut => return refuse(stream, s, Failure::ClientTimeout).await,
+                    Read::TimedOut => {
+                        return refuse(stream, handler, s, Failure::ClientTimeout).await
+                    }
                     _ => return (Next::Close, Some(s)),
                 }
             }
@@ -453,14 +477,16 @@ where
                     Ok(used) => {
                         s.read.drain(head_len..head_len + used);
                     }
-                    Err(e) => return refuse(stream, s, Failure::Chunked(e)).await,
+                    Err(e) => return refuse(stream, handler, s, Failure::Chunked(e)).await,
                 }
                 if decoder.is_done() {
                     break;
                 }
                 match read_some(stream, &mut s.read, READ_CHUNK, deadline).await {
                     Read::Data => {}
-                    Read::TimedOut => return refuse(stream, s, Failure::ClientTimeout).await,
+                    Read::TimedOut => {
+                        return refuse(stream, handler, s, Failure::ClientTimeout).await
+                    }
                     _ => return (Next::Close, Some(s)),
                 }
             }
@@ -644,14 +670,24 @@ async fn write_from<S: AsyncWriteRent>(
 }
 
 /// Answers a refused head and closes.
-async fn refuse<S: AsyncWriteRent>(
+async fn refuse<S: AsyncWriteRent, H: Handler>(
     stream: &mut S,
+    handler: &H,
     mut s: Box<ConnBuffers>,
     failure: Failure,
 ) -> (Next, Option<Box<ConnBuffers>>) {
     log::debug!("refused request: {failure}");
     failure.answer(&mut s.response);
-    (Next::Close, Some(finish(stream, s, false).await))
+    let s = finish(stream, s, false).await;
+    handler.refused(Refusal {
+        failure: &failure,
+        status: s.response.status,
+        response_bytes: s.response.headers.len() + s.response.body.len(),
+        request_bytes: s.read.len(),
+        peer: s.peer,
+        secure: s.secure,
+    });
+    (Next::Close, Some(s))
 }
 
 /// Writes the response in `s` (a refusal) and hands the buffers back to the caller.

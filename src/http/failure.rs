@@ -69,6 +69,16 @@ pub enum Failure {
     /// A proxy-integration output that cannot be used; the text is the client's `error`.
     #[error("{0}")]
     BadProxyResponse(String),
+    /// The function failed (`X-Amz-Function-Error`, or a stream's `InvokeComplete` error) where
+    /// its output would have been read as a proxy response: its error document (message,
+    /// stack trace) is no answer and never reaches the client.
+    #[error("function error: {kind}")]
+    FunctionError {
+        /// `Unhandled`, `Handled`, or a stream's error code.
+        kind: String,
+        /// The plugin's `unhandled_status`, answered instead of 502 for an unhandled error.
+        unhandled_status: Option<u16>,
+    },
     /// No enabled aws-lambda plugin applies to the route.
     #[error("no enabled aws-lambda plugin applies to this route")]
     NoPlugin,
@@ -86,9 +96,10 @@ impl Failure {
             | Failure::ClientTimeout
             | Failure::NoRoute
             | Failure::PayloadTooLarge { .. } => Side::Client,
-            Failure::Upstream(_) | Failure::LambdaApi { .. } | Failure::BadProxyResponse(_) => {
-                Side::Upstream
-            }
+            Failure::Upstream(_)
+            | Failure::LambdaApi { .. }
+            | Failure::BadProxyResponse(_)
+            | Failure::FunctionError { .. } => Side::Upstream,
             Failure::NoPlugin | Failure::Unusable(_) => Side::Internal,
         }
     }
@@ -130,6 +141,17 @@ impl Failure {
             Failure::BadProxyResponse(detail) => {
                 (502, answers::BAD_GATEWAY, Some(detail.as_bytes()))
             }
+            Failure::FunctionError {
+                kind,
+                unhandled_status,
+            } => match unhandled_status {
+                Some(status) if is_unhandled(kind) => (
+                    *status,
+                    super::encode::reason(*status),
+                    Some(FUNCTION_FAILED),
+                ),
+                _ => (502, answers::BAD_GATEWAY, Some(FUNCTION_FAILED)),
+            },
             Failure::NoPlugin => (
                 502,
                 answers::BAD_GATEWAY,
@@ -144,6 +166,15 @@ impl Failure {
             Failure::Head(_) | Failure::Chunked(_) | Failure::ClientTimeout
         );
     }
+}
+
+/// The `error` of a function error's answer: what happened, nothing of the function's output.
+const FUNCTION_FAILED: &[u8] = b"the Lambda function failed";
+
+/// Whether a function error is one `unhandled_status` applies to: Lambda's `Unhandled`, and a
+/// stream's error codes (a streamed function's failure is never a handled one).
+fn is_unhandled(kind: &str) -> bool {
+    kind != "Handled"
 }
 
 #[cfg(test)]

@@ -186,9 +186,13 @@ pub static SCHEMA: Schema = Schema {
         )
         .default(Default::Int(60000)),
         Field::new("retries", Type::Integer { min: 0, max: 10 }).default(Default::Int(0)),
-        Field::new("aws_key", Type::Text(None)).shown(Shown::Masked),
-        Field::new("aws_secret", Type::Text(None)).shown(Shown::Redacted),
-        Field::new("aws_assume_role_arn", Type::Text(Some(check_role_arn))),
+        Field::new("aws_key", Type::Text(None))
+            .shown(Shown::Masked)
+            .referenceable(),
+        Field::new("aws_secret", Type::Text(None))
+            .shown(Shown::Redacted)
+            .referenceable(),
+        Field::new("aws_assume_role_arn", Type::Text(Some(check_role_arn))).referenceable(),
         Field::new(
             "aws_role_session_name",
             Type::Text(Some(check_role_session_name)),

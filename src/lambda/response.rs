@@ -107,10 +107,17 @@ impl ResponseMapper {
             .header("x-amz-function-error")
             .map(|v| String::from_utf8_lossy(v).into_owned());
         if cfg.is_proxy_integration && answer.status == 200 {
+            if let Some(kind) = function_error {
+                // An error document is not an output: not read as a proxy response (nor, with
+                // payload 2.0, taken whole as the body), never shown to the client.
+                function_error_answer(kind.clone(), cfg.unhandled_status, resp);
+                pass_headers_for_error(answer.headers, resp);
+                return Outcome::FunctionError(kind);
+            }
             let v2 = cfg.awsgateway_compatible
                 && cfg.awsgateway_compatible_payload_version == PayloadVersion::V2;
             return match self.map_proxy(answer.headers, answer.body, v2, resp) {
-                Ok(()) => function_error.map_or(Outcome::Ok, Outcome::FunctionError),
+                Ok(()) => Outcome::Ok,
                 Err(failure) => {
                     let detail = failure.to_string();
                     Failure::BadProxyResponse(detail.clone()).answer(resp);
@@ -451,6 +458,19 @@ fn hash_ignore_case(hasher: &std::hash::RandomState, name: &[u8]) -> u64 {
 }
 
 /// On an error answer the gateway makes, Lambda's request id still reaches the client.
+/// A function error where a proxy response was expected: `unhandled_status` or 502, Kong's
+/// error shape, and `X-Amz-Function-Error` saying what kind.
+pub fn function_error_answer(kind: String, unhandled_status: Option<u16>, resp: &mut Response) {
+    resp.clear();
+    let header = kind.clone();
+    Failure::FunctionError {
+        kind,
+        unhandled_status,
+    }
+    .answer(resp);
+    resp.header(b"X-Amz-Function-Error", header.as_bytes());
+}
+
 fn pass_headers_for_error(headers: &[(&[u8], &[u8])], resp: &mut Response) {
     for (name, value) in headers {
         if name.eq_ignore_ascii_case(b"x-amzn-requestid") {

@@ -7,7 +7,8 @@
 //! then eight NUL bytes, then the body. The prelude sets the client's status and headers.
 //! Any other output is the body itself, a 200 with the function's content type.
 
-use super::response::{is_dropped, VIA};
+use super::config::LambdaConfig;
+use super::response::{function_error_answer, is_dropped, VIA};
 use crate::http::client::MAX_RESPONSE_HEAD;
 use crate::http::encode::Response;
 use serde_json::Value;
@@ -200,16 +201,17 @@ pub fn completion(json: &[u8]) -> Completion {
     }
 }
 
-/// The answer when the function failed before its first byte: the status a buffered
-/// unhandled error gets (`unhandled_status`, else 502) and Lambda's error document.
-pub fn error_before_output(
-    code: &str,
-    details: &str,
-    unhandled_status: Option<u16>,
-    resp: &mut Response,
-) {
+/// The answer when the function failed before its first byte, as a buffered function error is
+/// answered: with `is_proxy_integration`, `unhandled_status` or 502 and nothing of the error
+/// ([`function_error_answer`]); otherwise (Kong's pass-through) `unhandled_status` or 200 with
+/// Lambda's error document and `X-Amz-Function-Error: Unhandled`.
+pub fn error_before_output(code: &str, details: &str, cfg: &LambdaConfig, resp: &mut Response) {
+    if cfg.is_proxy_integration {
+        function_error_answer(code.to_string(), cfg.unhandled_status, resp);
+        return;
+    }
     resp.clear();
-    resp.status = unhandled_status.unwrap_or(502);
+    resp.status = cfg.unhandled_status.unwrap_or(200);
     resp.header(b"Content-Type", b"application/json");
     resp.header(b"X-Amz-Function-Error", b"Unhandled");
     let body = serde_json::json!({"errorType": code, "errorMessage": details});
@@ -366,12 +368,34 @@ mod tests {
             completion(br#"{"ErrorDetails":"boom"}"#).error,
             Some(("Unhandled".into(), "boom".into()))
         );
+        let config = |json: &str| {
+            let mut c = crate::schema::check::Checker::default();
+            let v: serde_json::Value = serde_json::from_str(json).expect("test JSON");
+            crate::lambda::config::validate(&mut c, &v).expect("valid config")
+        };
+        // Kong's pass-through: the function's status (200), or unhandled_status, and its error.
         let mut r = Response::default();
-        error_before_output("E", "went \"wrong\"", None, &mut r);
-        assert_eq!(r.status, 502);
+        error_before_output(
+            "E",
+            "went \"wrong\"",
+            &config(r#"{"function_name":"f"}"#),
+            &mut r,
+        );
+        assert_eq!(r.status, 200);
         assert_eq!(
             r.body,
             br#"{"errorMessage":"went \"wrong\"","errorType":"E"}"#
+        );
+        let legacy = config(r#"{"function_name":"f","unhandled_status":503}"#);
+        error_before_output("E", "x", &legacy, &mut r);
+        assert_eq!(r.status, 503);
+        // Proxy integration: no answer of the function's, nothing of its error.
+        let proxy = config(r#"{"function_name":"f","is_proxy_integration":true}"#);
+        error_before_output("E", "secret detail", &proxy, &mut r);
+        assert_eq!(r.status, 502);
+        assert_eq!(
+            r.body,
+            br#"{"message":"Bad Gateway","error":"the Lambda function failed"}"#
         );
     }
 }

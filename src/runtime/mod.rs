@@ -148,8 +148,9 @@ pub fn serve(
 /// SO_REUSEPORT, which would otherwise let a second gateway (or anything of the same user
 /// with the option set) silently split the connections with us. A probe bound without
 /// SO_REUSEPORT conflicts with any listener on the port; it is closed at once. Call it before
-/// [`serve`], unless sharing the port is the point.
-pub fn refuse_foreign_listener(addr: SocketAddr) -> std::io::Result<()> {
+/// [`serve`], unless sharing the port is the point; `flag` (`--listen`, `--tls-listen`) is the
+/// option the operator can change.
+pub fn refuse_foreign_listener(addr: SocketAddr, flag: &str) -> std::io::Result<()> {
     if addr.port() == 0 {
         return Ok(());
     }
@@ -157,9 +158,11 @@ pub fn refuse_foreign_listener(addr: SocketAddr) -> std::io::Result<()> {
         Ok(_probe) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(std::io::Error::new(
             e.kind(),
-            "address already in use by another process (another lambda-gateway?): stop it, \
-             choose another --listen, or pass --reuse-port to share the port on purpose \
-             (a zero-downtime upgrade)",
+            format!(
+                "address already in use by another process (another lambda-gateway?): stop it, \
+                 choose another {flag}, or pass --reuse-port to share the port on purpose \
+                 (a zero-downtime upgrade)"
+            ),
         )),
         Err(e) => Err(e),
     }

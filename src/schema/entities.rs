@@ -134,7 +134,9 @@ pub static KEYAUTH_CREDENTIAL: Schema = Schema {
     fields: &[
         Field::new("id", Type::Text(Some(check_uuid))),
         Field::new("consumer", Type::Reference(Kind::Consumer)),
-        Field::new("key", Type::Text(Some(check_api_key))).unique(),
+        Field::new("key", Type::Text(Some(check_api_key)))
+            .unique()
+            .referenceable(),
         Field::new("ttl", ANY_INT),
         Field::new("tags", Type::Texts(None)),
         Field::new("created_at", ANY_INT),
@@ -170,7 +172,7 @@ pub static JWT_SECRET: Schema = Schema {
         Field::new("id", Type::Text(Some(check_uuid))),
         Field::new("consumer", Type::Reference(Kind::Consumer)),
         Field::new("key", Type::Text(Some(check_api_key))).unique(),
-        Field::new("secret", Type::Text(None)),
+        Field::new("secret", Type::Text(None)).referenceable(),
         Field::new("rsa_public_key", Type::Text(None)),
         Field::new("algorithm", Type::OneOf(JWT_ALGORITHMS)).default(Default::Text("HS256")),
         Field::new("tags", Type::Texts(None)),

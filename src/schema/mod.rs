@@ -239,6 +239,9 @@ pub struct Field {
     pub shown: Shown,
     /// Accepted by Kong but refused here, with why (e.g. a feature not built yet).
     pub refused: Option<&'static str>,
+    /// May hold a vault reference (`{vault://env/NAME}`), resolved when the configuration is
+    /// loaded (Kong's `referenceable`; for an object, its string members may).
+    pub referenceable: bool,
 }
 
 impl Field {
@@ -252,6 +255,7 @@ impl Field {
             unique: false,
             shown: Shown::Plain,
             refused: None,
+            referenceable: false,
         }
     }
 
@@ -276,6 +280,12 @@ impl Field {
     /// Shown as `shown` by the Admin API.
     pub const fn shown(mut self, shown: Shown) -> Field {
         self.shown = shown;
+        self
+    }
+
+    /// May hold a vault reference.
+    pub const fn referenceable(mut self) -> Field {
+        self.referenceable = true;
         self
     }
 
@@ -492,8 +502,15 @@ impl Schema {
     }
 }
 
+/// Whether `text` is a vault reference (`{vault://…}`, see `config::vault`): shown as written,
+/// since it names where a secret is, not the secret.
+pub fn is_vault_reference(text: &str) -> bool {
+    text.starts_with("{vault://") && text.ends_with('}')
+}
+
 fn hide(shown: Shown, value: Value) -> Value {
     match (shown, value) {
+        (_, Value::String(s)) if is_vault_reference(&s) => Value::String(s),
         (Shown::Masked, Value::String(s)) => Value::String(mask(&s)),
         (Shown::Redacted, Value::String(_)) => Value::String(REDACTED.into()),
         (_, v) => v,

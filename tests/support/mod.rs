@@ -310,6 +310,13 @@ fn behave(
             h.push(("X-Amz-Function-Error".to_string(), "Unhandled".to_string()));
             answer(200, h, br#"{"errorMessage":"boom","errorType":"Error"}"#.to_vec(), false)
         }
+        // A Python function that raised: Lambda's error document, stack trace included.
+        "raised" => {
+            let mut h = lambda_headers(req);
+            h.push(("X-Amz-Function-Error".to_string(), "Unhandled".to_string()));
+            let document = br#"{"errorMessage": "division by zero", "errorType": "ZeroDivisionError", "requestId": "c2f4", "stackTrace": ["  File \"/var/task/app.py\", line 3, in handler\n    return 1 / 0\n"]}"#;
+            answer(200, h, document.to_vec(), false)
+        }
         "proxy-ok" => ok(br#"{"statusCode":201,"headers":{"X-Fn":"yes","Content-Type":"text/plain"},"multiValueHeaders":{"Set-Cookie":["a=1","b=2"]},"body":"aGVsbG8gd29ybGQ=","isBase64Encoded":true}"#.to_vec()),
         "proxy-bad" => ok(br#"{"statusCode":"hello"}"#.to_vec()),
         "slow" => Reply::After(Duration::from_millis(600), Box::new(ok(req.body.clone()))),
@@ -1148,6 +1155,23 @@ pub fn rss_kb(pid: u32) -> u64 {
 /// Whether `program --version` runs; if not, the test is skipped, visibly (see [`skip`]).
 pub fn installed(program: &str, debian_packages: &str) -> bool {
     skip::may_run(program, skip::runs(program, "--version"), debian_packages)
+}
+
+/// The JSON lines of a file another process writes (an access log): waits up to 5 s for `n`
+/// of them, then gives what is there.
+pub fn json_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let parsed: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        if parsed.len() >= n || Instant::now() > deadline {
+            return parsed;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Shorthand: a GET for `target`.
