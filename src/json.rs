@@ -115,6 +115,17 @@ pub fn trim_comma(out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `bytes` in standard base64, straight into `out`.
+pub fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    use base64::Engine;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let start = out.len();
+    let encoded_len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+    out.resize(start + encoded_len, 0);
+    let written = engine.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + written);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

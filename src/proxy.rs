@@ -257,7 +257,7 @@ impl Handler for Proxy {
                     if let Ok(Ok(Frame::End)) =
                         monoio::time::timeout(wait, output.upstream.next()).await
                     {
-                        output.upstream.release(&self.upstream, keepalive);
+                        output.upstream.release(&self.upstream.pool, keepalive);
                     }
                     return Piece::End;
                 }
@@ -842,7 +842,7 @@ impl Proxy {
                     plain_head(&lambda_headers(&upstream, &s.answer), resp);
                     let wait = plugin.config.timeout.min(END_OF_BODY_WAIT);
                     if let Ok(Ok(Frame::End)) = monoio::time::timeout(wait, upstream.next()).await {
-                        upstream.release(&self.upstream, plugin.config.keepalive);
+                        upstream.release(&self.upstream.pool, plugin.config.keepalive);
                     }
                     return Ok(None);
                 }

@@ -5,7 +5,7 @@
 //! per-worker counter: Kong's default), `tracker` (client address, process id, time in
 //! microseconds and the counter, Kong's nginx-variable tracker in spirit).
 
-use super::{AccessContext, RequestEdits, Verdict};
+use super::{AccessContext, Plugin, RequestEdits, Verdict};
 use crate::http::encode::Response;
 use crate::http::request::Request;
 use crate::schema::check::Checker;
@@ -26,57 +26,29 @@ pub enum Generator {
     Tracker,
 }
 
-/// The validated config.
+crate::settings! {
+    /// Kong's fields.
+    pub struct Settings, schema SCHEMA = "correlation-id" {
+        /// The header carrying the id.
+        header_name: String = Field::of(Type::Text(Some(super::check_header_name)))
+            .default(Default::Text("Kong-Request-ID")),
+        /// `uuid`, `uuid#counter` or `tracker`.
+        generator: String = Field::of(Type::OneOf(&["uuid", "uuid#counter", "tracker"]))
+            .default(Default::Text("uuid#counter")),
+        /// Give the client the id too.
+        echo_downstream: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+    }
+}
+
+/// The plugin as configured.
 #[derive(Debug)]
-pub struct CorrelationIdConfig {
+pub struct CorrelationId {
     /// `header_name`.
     pub header_name: String,
     /// `generator`.
     pub generator: Generator,
     /// `echo_downstream`.
     pub echo_downstream: bool,
-}
-
-/// The plugin's schema.
-pub static SCHEMA: Schema = Schema {
-    name: "correlation-id",
-    fields: &[
-        Field::new("header_name", Type::Text(Some(check_header_name)))
-            .default(Default::Text("Kong-Request-ID")),
-        Field::new(
-            "generator",
-            Type::OneOf(&["uuid", "uuid#counter", "tracker"]),
-        )
-        .default(Default::Text("uuid#counter")),
-        Field::new("echo_downstream", Type::Boolean).default(Default::Bool(false)),
-    ],
-};
-
-fn check_header_name(name: &str) -> Result<(), String> {
-    if !name.is_empty() && name.bytes().all(crate::http::encode::is_token) {
-        Ok(())
-    } else {
-        Err(format!("bad header name {name:?}"))
-    }
-}
-
-/// Validates a `config` object.
-pub fn validate(c: &mut Checker, value: &Value) -> Option<CorrelationIdConfig> {
-    let obj: &Map<String, Value> = c.object(value)?;
-    let before = c.errors.len();
-    SCHEMA.check(c, obj);
-    (c.errors.len() == before).then(|| CorrelationIdConfig {
-        header_name: SCHEMA
-            .text(obj, "header_name")
-            .unwrap_or("Kong-Request-ID")
-            .to_string(),
-        generator: match SCHEMA.text(obj, "generator") {
-            Some("uuid") => Generator::Uuid,
-            Some("tracker") => Generator::Tracker,
-            _ => Generator::UuidCounter,
-        },
-        echo_downstream: SCHEMA.boolean(obj, "echo_downstream"),
-    })
 }
 
 thread_local! {
@@ -88,12 +60,45 @@ thread_local! {
     static ID: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+impl Plugin for CorrelationId {
+    const NAME: &'static str = SCHEMA.name;
+    const PRIORITY: u32 = 100_001;
+
+    fn schema() -> &'static Schema {
+        &SCHEMA
+    }
+
+    fn build(_: &mut Checker, obj: &Map<String, Value>, _: &str) -> Option<Self> {
+        let s = Settings::read(obj);
+        Some(CorrelationId {
+            header_name: s.header_name,
+            generator: match s.generator.as_str() {
+                "uuid" => Generator::Uuid,
+                "tracker" => Generator::Tracker,
+                _ => Generator::UuidCounter,
+            },
+            echo_downstream: s.echo_downstream,
+        })
+    }
+
+    /// Gives the request an id unless it has one.
+    async fn access(
+        &self,
+        req: &Request<'_>,
+        ctx: &mut AccessContext<'_, '_>,
+        _: &mut Response,
+    ) -> Verdict {
+        give_id(self, req, ctx)
+    }
+
+    /// Echoes the id to the client.
+    fn response(&self, req: &Request<'_>, edits: &RequestEdits, resp: &mut Response) {
+        echo_id(self, req, edits, resp)
+    }
+}
+
 /// Gives the request an id unless it has one.
-pub fn access(
-    c: &CorrelationIdConfig,
-    req: &Request<'_>,
-    ctx: &mut AccessContext<'_, '_>,
-) -> Verdict {
+fn give_id(c: &CorrelationId, req: &Request<'_>, ctx: &mut AccessContext<'_, '_>) -> Verdict {
     if req
         .header(&c.header_name)
         .is_some_and(|v| !v.trim_ascii().is_empty())
@@ -128,8 +133,8 @@ pub fn access(
 }
 
 /// Echoes the id to the client.
-pub fn finish(
-    c: &CorrelationIdConfig,
+fn echo_id(
+    c: &CorrelationId,
     req: &Request<'_>,
     edits: &RequestEdits,
     resp: &mut Response,

@@ -10,7 +10,7 @@
 //! characters outside `[A-Za-z0-9.:/-]` being an anchored regex (against the host alone when
 //! the entry has no `:`).
 
-use super::Verdict;
+use super::{AccessContext, Plugin, RequestEdits, Verdict};
 use crate::http::encode::Response;
 use crate::http::request::Request;
 use crate::schema::check::Checker;
@@ -22,27 +22,30 @@ const ALL_METHODS: &[&str] = &[
     "GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS", "TRACE", "CONNECT",
 ];
 
-/// The plugin's schema.
-pub static SCHEMA: Schema = Schema {
-    name: "cors",
-    fields: &[
-        Field::new("origins", Type::Texts(Some(check_origin))),
-        Field::new("headers", Type::Texts(None)),
-        Field::new("exposed_headers", Type::Texts(None)),
-        Field::new("methods", Type::TextsOneOf(ALL_METHODS)).default(Default::Texts(ALL_METHODS)),
-        Field::new(
-            "max_age",
-            Type::Integer {
-                min: 0,
-                max: i32::MAX as i64,
-            },
-        ),
-        Field::new("credentials", Type::Boolean).default(Default::Bool(false)),
-        Field::new("private_network", Type::Boolean).default(Default::Bool(false)),
-        Field::new("preflight_continue", Type::Boolean).default(Default::Bool(false)),
-        Field::new("allow_origin_absent", Type::Boolean).default(Default::Bool(true)),
-    ],
-};
+crate::settings! {
+    /// Kong's fields.
+    pub struct Settings, schema SCHEMA = "cors" {
+        /// `*`, origins, or anchored regexes.
+        origins: Vec<String> = Field::of(Type::Texts(Some(check_origin))),
+        /// `Access-Control-Allow-Headers` (else the request's own).
+        headers: Vec<String> = Field::of(Type::Texts(None)),
+        /// `Access-Control-Expose-Headers`.
+        exposed_headers: Vec<String> = Field::of(Type::Texts(None)),
+        /// `Access-Control-Allow-Methods`.
+        methods: Vec<String> = Field::of(Type::TextsOneOf(ALL_METHODS))
+            .default(Default::Texts(ALL_METHODS)),
+        /// `Access-Control-Max-Age`, seconds.
+        max_age: Option<i64> = Field::of(Type::Integer { min: 0, max: i32::MAX as i64 }),
+        /// `Access-Control-Allow-Credentials`.
+        credentials: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// `Access-Control-Allow-Private-Network` when asked.
+        private_network: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Preflights go on to the function.
+        preflight_continue: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Headers on answers to requests without `Origin` too.
+        allow_origin_absent: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+    }
+}
 
 /// How one configured origin matches.
 #[derive(Debug)]
@@ -55,9 +58,9 @@ enum Origin {
     Pattern { regex: Regex, by_host: bool },
 }
 
-/// The validated config.
+/// The plugin as configured.
 #[derive(Debug)]
-pub struct CorsConfig {
+pub struct Cors {
     origins: Vec<Origin>,
     /// The one plain origin, sent as configured (Kong's shortcut).
     single: Option<String>,
@@ -114,49 +117,65 @@ pub fn normalize(origin: &str) -> (String, String) {
     (domain, host)
 }
 
-/// Validates a `config` object.
-pub fn validate(c: &mut Checker, value: &Value) -> Option<CorsConfig> {
-    let obj: &Map<String, Value> = c.object(value)?;
-    let before = c.errors.len();
-    SCHEMA.check(c, obj);
-    let texts = |name: &str| SCHEMA.texts(obj, name);
-    let entries = texts("origins");
-    let origins = entries
-        .iter()
-        .filter_map(|e| {
-            if e == "*" {
-                Some(Origin::Any)
-            } else if plain(e) {
-                Some(Origin::Exact(normalize(e).0))
-            } else {
-                pattern(e).ok().map(|regex| Origin::Pattern {
-                    regex,
-                    by_host: !e.contains(':'),
-                })
-            }
+impl Plugin for Cors {
+    const NAME: &'static str = SCHEMA.name;
+    const PRIORITY: u32 = 2000;
+
+    fn schema() -> &'static Schema {
+        &SCHEMA
+    }
+
+    fn build(_: &mut Checker, obj: &Map<String, Value>, _: &str) -> Option<Self> {
+        let s = Settings::read(obj);
+        let origins = s
+            .origins
+            .iter()
+            .filter_map(|e| {
+                if e == "*" {
+                    Some(Origin::Any)
+                } else if plain(e) {
+                    Some(Origin::Exact(normalize(e).0))
+                } else {
+                    pattern(e).ok().map(|regex| Origin::Pattern {
+                        regex,
+                        by_host: !e.contains(':'),
+                    })
+                }
+            })
+            .collect();
+        let single = match s.origins.as_slice() {
+            [one] if one != "*" && plain(one) => Some(one.clone()),
+            _ => None,
+        };
+        let joined = |v: &[String]| (!v.is_empty()).then(|| v.join(","));
+        Some(Cors {
+            origins,
+            single,
+            headers: joined(&s.headers),
+            exposed_headers: joined(&s.exposed_headers),
+            methods: joined(&s.methods).unwrap_or_else(|| ALL_METHODS.join(",")),
+            max_age: s.max_age,
+            credentials: s.credentials,
+            private_network: s.private_network,
+            preflight_continue: s.preflight_continue,
+            allow_origin_absent: s.allow_origin_absent,
         })
-        .collect();
-    let single = match entries.as_slice() {
-        [one] if one != "*" && plain(one) => Some(one.clone()),
-        _ => None,
-    };
-    let joined = |name: &str| {
-        let v = texts(name);
-        (!v.is_empty()).then(|| v.join(","))
-    };
-    let methods = joined("methods").unwrap_or_else(|| ALL_METHODS.join(","));
-    (c.errors.len() == before).then(|| CorsConfig {
-        origins,
-        single,
-        headers: joined("headers"),
-        exposed_headers: joined("exposed_headers"),
-        methods,
-        max_age: SCHEMA.int(obj, "max_age"),
-        credentials: SCHEMA.boolean(obj, "credentials"),
-        private_network: SCHEMA.boolean(obj, "private_network"),
-        preflight_continue: SCHEMA.boolean(obj, "preflight_continue"),
-        allow_origin_absent: SCHEMA.boolean(obj, "allow_origin_absent"),
-    })
+    }
+
+    /// Answers preflights.
+    async fn access(
+        &self,
+        req: &Request<'_>,
+        _: &mut AccessContext<'_, '_>,
+        resp: &mut Response,
+    ) -> Verdict {
+        answer_preflight(self, req, resp)
+    }
+
+    /// Adds the CORS headers to an answer that was not a preflight's.
+    fn response(&self, req: &Request<'_>, _: &RequestEdits, resp: &mut Response) {
+        add_headers(self, req, resp)
+    }
 }
 
 fn is_preflight(req: &Request<'_>) -> bool {
@@ -166,7 +185,7 @@ fn is_preflight(req: &Request<'_>) -> bool {
 }
 
 /// Sets `Access-Control-Allow-Origin` for `origin`; true when every origin is allowed.
-fn allow_origin(c: &CorsConfig, origin: Option<&str>, resp: &mut Response) -> bool {
+fn allow_origin(c: &Cors, origin: Option<&str>, resp: &mut Response) -> bool {
     let all = c.origins.is_empty() || matches!(c.origins.as_slice(), [Origin::Any]);
     if all {
         resp.set_header(b"Access-Control-Allow-Origin", b"*");
@@ -199,7 +218,7 @@ fn allow_origin(c: &CorsConfig, origin: Option<&str>, resp: &mut Response) -> bo
     false
 }
 
-fn allow_credentials(c: &CorsConfig, all: bool, origin: Option<&str>, resp: &mut Response) {
+fn allow_credentials(c: &Cors, all: bool, origin: Option<&str>, resp: &mut Response) {
     if !c.credentials {
         return;
     }
@@ -215,8 +234,7 @@ fn allow_credentials(c: &CorsConfig, all: bool, origin: Option<&str>, resp: &mut
     }
 }
 
-/// Answers preflights.
-pub fn access(c: &CorsConfig, req: &Request<'_>, resp: &mut Response) -> Verdict {
+fn answer_preflight(c: &Cors, req: &Request<'_>, resp: &mut Response) -> Verdict {
     if !is_preflight(req) || c.preflight_continue {
         return Verdict::Continue;
     }
@@ -244,8 +262,7 @@ pub fn access(c: &CorsConfig, req: &Request<'_>, resp: &mut Response) -> Verdict
     Verdict::Answered
 }
 
-/// Adds the CORS headers to an answer that was not a preflight's.
-pub fn finish(c: &CorsConfig, req: &Request<'_>, resp: &mut Response) {
+fn add_headers(c: &Cors, req: &Request<'_>, resp: &mut Response) {
     if is_preflight(req) {
         return;
     }

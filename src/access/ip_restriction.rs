@@ -3,87 +3,86 @@
 //! `{"message":"Your IP address is not allowed"}`; `status` and `message` change it.
 
 use super::cidr::Cidr;
-use super::Verdict;
+use super::{AccessContext, Plugin, Verdict};
 use crate::http::answers;
 use crate::http::encode::Response;
 use crate::http::request::Request;
 use crate::schema::check::Checker;
-use crate::schema::{Field, Schema, Type};
+use crate::schema::{Default, Field, Schema, Type};
 use serde_json::{Map, Value};
 
-/// The validated config.
+crate::settings! {
+    /// Kong's fields.
+    pub struct Settings, schema SCHEMA = "ip-restriction" {
+        /// Addresses or CIDR blocks let in (all others refused).
+        allow: Vec<String> = Field::of(Type::Texts(Some(check_cidr))),
+        /// Addresses or CIDR blocks refused.
+        deny: Vec<String> = Field::of(Type::Texts(Some(check_cidr))),
+        /// The refusal's status.
+        status: i64 = Field::of(Type::Integer { min: 100, max: 599 }).default(Default::Int(403)),
+        /// The refusal's message.
+        message: String = Field::of(Type::Text(None))
+            .default(Default::Text("Your IP address is not allowed")),
+    }
+}
+
+/// The plugin as configured.
 #[derive(Debug)]
-pub struct IpRestrictionConfig {
+pub struct IpRestriction {
     /// `allow`.
     pub allow: Vec<Cidr>,
     /// `deny`.
     pub deny: Vec<Cidr>,
-    /// `status` (default 403).
+    /// `status`.
     pub status: u16,
-    /// `message` (default Kong's).
+    /// `message`.
     pub message: String,
 }
-
-const DEFAULT_MESSAGE: &str = "Your IP address is not allowed";
-
-/// The plugin's schema.
-pub static SCHEMA: Schema = Schema {
-    name: "ip-restriction",
-    fields: &[
-        Field::new("allow", Type::Texts(Some(check_cidr))),
-        Field::new("deny", Type::Texts(Some(check_cidr))),
-        Field::new("status", Type::Integer { min: 100, max: 599 }),
-        Field::new("message", Type::Text(None)),
-    ],
-};
 
 fn check_cidr(text: &str) -> Result<(), String> {
     Cidr::parse(text).map(|_| ())
 }
 
-/// Validates a `config` object.
-pub fn validate(c: &mut Checker, value: &Value) -> Option<IpRestrictionConfig> {
-    let obj: &Map<String, Value> = c.object(value)?;
-    let before = c.errors.len();
-    SCHEMA.check(c, obj);
-    let list = |name: &str| -> Vec<Cidr> {
-        SCHEMA
-            .texts(obj, name)
-            .iter()
-            .filter_map(|s| Cidr::parse(s).ok())
-            .collect()
-    };
-    let (allow, deny) = (list("allow"), list("deny"));
-    let given = |name: &str| {
-        obj.get(name)
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-    };
-    if !given("allow") && !given("deny") {
-        c.error("at least one of these fields must be non-empty: 'config.allow', 'config.deny'");
-    }
-    (c.errors.len() == before).then(|| IpRestrictionConfig {
-        allow,
-        deny,
-        status: SCHEMA.int(obj, "status").unwrap_or(403) as u16,
-        message: SCHEMA
-            .text(obj, "message")
-            .unwrap_or(DEFAULT_MESSAGE)
-            .to_string(),
-    })
-}
+impl Plugin for IpRestriction {
+    const NAME: &'static str = SCHEMA.name;
+    const PRIORITY: u32 = 990;
 
-/// Refuses clients the config does not let in.
-pub fn access(c: &IpRestrictionConfig, req: &Request<'_>, resp: &mut Response) -> Verdict {
-    let Some(ip) = req.peer else {
-        answers::message(resp, 403, "Cannot identify the client IP address");
-        return Verdict::Answered;
-    };
-    let denied = c.deny.iter().any(|b| b.contains(ip));
-    let not_allowed = !c.allow.is_empty() && !c.allow.iter().any(|b| b.contains(ip));
-    if denied || not_allowed {
-        answers::message(resp, c.status, &c.message);
-        return Verdict::Answered;
+    fn schema() -> &'static Schema {
+        &SCHEMA
     }
-    Verdict::Continue
+
+    fn build(c: &mut Checker, obj: &Map<String, Value>, _: &str) -> Option<Self> {
+        let s = Settings::read(obj);
+        if s.allow.is_empty() && s.deny.is_empty() {
+            c.error("at least one of these fields must be non-empty: 'config.allow', 'config.deny'");
+            return None;
+        }
+        let blocks = |list: &[String]| list.iter().filter_map(|t| Cidr::parse(t).ok()).collect();
+        Some(IpRestriction {
+            allow: blocks(&s.allow),
+            deny: blocks(&s.deny),
+            status: s.status as u16,
+            message: s.message,
+        })
+    }
+
+    /// Refuses clients the config does not let in.
+    async fn access(
+        &self,
+        req: &Request<'_>,
+        _: &mut AccessContext<'_, '_>,
+        resp: &mut Response,
+    ) -> Verdict {
+        let Some(ip) = req.peer else {
+            answers::message(resp, 403, "Cannot identify the client IP address");
+            return Verdict::Answered;
+        };
+        let denied = self.deny.iter().any(|b| b.contains(ip));
+        let not_allowed = !self.allow.is_empty() && !self.allow.iter().any(|b| b.contains(ip));
+        if denied || not_allowed {
+            answers::message(resp, self.status, &self.message);
+            return Verdict::Answered;
+        }
+        Verdict::Continue
+    }
 }

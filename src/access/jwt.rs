@@ -12,8 +12,8 @@
 //! here because Kong looks the credential up before it knows the key, accepts padded and
 //! standard-alphabet base64, and words each failure its own way.
 
-use super::key_auth::{as_anonymous, check_key_name, identify, needed};
-use super::{AccessContext, Verdict};
+use super::key_auth::{as_anonymous, identify, needed};
+use super::{AccessContext, Plugin, Verdict};
 use crate::http::answers;
 use crate::http::encode::Response;
 use crate::http::request::Request;
@@ -28,9 +28,9 @@ use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The validated config.
+/// The plugin as configured.
 #[derive(Debug)]
-pub struct JwtConfig {
+pub struct Jwt {
     /// `uri_param_names`: query arguments holding a token.
     pub uri_param_names: Vec<String>,
     /// `cookie_names`: cookies holding a token.
@@ -74,32 +74,37 @@ impl Claim {
     }
 }
 
-/// The plugin's schema.
-pub static SCHEMA: Schema = Schema {
-    name: "jwt",
-    fields: &[
-        Field::new("uri_param_names", Type::Texts(None)).default(Default::Texts(&["jwt"])),
-        Field::new("cookie_names", Type::Texts(None)).default(Default::Texts(&[])),
-        Field::new("header_names", Type::Texts(Some(check_key_name)))
+crate::settings! {
+    /// Kong's fields.
+    pub struct Settings, schema SCHEMA = "jwt" {
+        /// Query arguments holding a token.
+        uri_param_names: Vec<String> = Field::of(Type::Texts(None))
+            .default(Default::Texts(&["jwt"])),
+        /// Cookies holding a token.
+        cookie_names: Vec<String> = Field::of(Type::Texts(None)).default(Default::Texts(&[])),
+        /// Headers holding `Bearer <token>`.
+        header_names: Vec<String> = Field::of(Type::Texts(Some(super::check_header_name)))
             .default(Default::Texts(&["authorization"])),
-        Field::new("key_claim_name", Type::Text(Some(check_not_empty)))
+        /// The claim (or header field) naming the credential's `key`.
+        key_claim_name: String = Field::of(Type::Text(Some(check_not_empty)))
             .default(Default::Text("iss")),
-        Field::new("secret_is_base64", Type::Boolean).default(Default::Bool(false)),
-        Field::new("claims_to_verify", Type::TextsOneOf(&["exp", "nbf"])),
-        Field::new("anonymous", Type::Text(None)),
-        Field::new("run_on_preflight", Type::Boolean).default(Default::Bool(true)),
-        Field::new(
-            "maximum_expiration",
-            Type::Integer {
-                min: 0,
-                max: 31_536_000,
-            },
-        )
-        .default(Default::Int(0)),
-        Field::new("realm", Type::Text(None)),
-        Field::new("leeway", Type::Integer { min: 0, max: 3600 }).default(Default::Int(0)),
-    ],
-};
+        /// HMAC secrets are stored base64-encoded.
+        secret_is_base64: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// `exp`, `nbf`.
+        claims_to_verify: Vec<String> = Field::of(Type::TextsOneOf(&["exp", "nbf"])),
+        /// The consumer (id or username) to use when authentication fails.
+        anonymous: Option<String> = Field::of(Type::Text(None)),
+        /// Authenticate CORS preflights too.
+        run_on_preflight: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+        /// Seconds a token may live at most (0: no limit).
+        maximum_expiration: i64 = Field::of(Type::Integer { min: 0, max: 31_536_000 })
+            .default(Default::Int(0)),
+        /// `realm` of the `WWW-Authenticate` challenge.
+        realm: Option<String> = Field::of(Type::Text(None)),
+        /// Seconds `exp` and `nbf` may be off (clock skew): lambda-gateway's addition.
+        leeway: i64 = Field::of(Type::Integer { min: 0, max: 3600 }).default(Default::Int(0)),
+    }
+}
 
 fn check_not_empty(s: &str) -> Result<(), String> {
     if s.is_empty() {
@@ -107,50 +112,6 @@ fn check_not_empty(s: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
-}
-
-/// Validates a `config` object.
-pub fn validate(c: &mut Checker, value: &Value) -> Option<JwtConfig> {
-    let obj: &Map<String, Value> = c.object(value)?;
-    let before = c.errors.len();
-    SCHEMA.check(c, obj);
-    let mut claims_to_verify = Vec::new();
-    for name in SCHEMA.texts(obj, "claims_to_verify") {
-        let claim = if name == "exp" {
-            Claim::Exp
-        } else {
-            Claim::Nbf
-        };
-        if !claims_to_verify.contains(&claim) {
-            claims_to_verify.push(claim);
-        }
-    }
-    let maximum_expiration = SCHEMA.int(obj, "maximum_expiration").unwrap_or(0);
-    if maximum_expiration > 0 && !claims_to_verify.contains(&Claim::Exp) {
-        c.error_at(
-            "claims_to_verify",
-            "must contain 'exp' when maximum_expiration is set",
-        );
-    }
-    (c.errors.len() == before).then(|| JwtConfig {
-        uri_param_names: SCHEMA.texts(obj, "uri_param_names"),
-        cookie_names: SCHEMA.texts(obj, "cookie_names"),
-        header_names: SCHEMA.texts(obj, "header_names"),
-        key_claim_name: SCHEMA
-            .text(obj, "key_claim_name")
-            .unwrap_or("iss")
-            .to_string(),
-        secret_is_base64: SCHEMA.boolean(obj, "secret_is_base64"),
-        claims_to_verify,
-        anonymous: SCHEMA
-            .text(obj, "anonymous")
-            .filter(|a| !a.is_empty())
-            .map(str::to_string),
-        run_on_preflight: SCHEMA.boolean(obj, "run_on_preflight"),
-        maximum_expiration: maximum_expiration as f64,
-        realm: SCHEMA.text(obj, "realm").map(str::to_string),
-        leeway: SCHEMA.int(obj, "leeway").unwrap_or(0) as f64,
-    })
 }
 
 pub use crate::schema::entities::JWT_ALGORITHMS as ALGORITHMS;
@@ -261,7 +222,7 @@ enum Token<'r> {
 /// The distinct tokens of the request, in Kong's order: query, cookies, headers. Two are
 /// enough to answer "Multiple tokens provided", so no more are kept (a query of thousands of
 /// `jwt=` arguments costs one pass, not a comparison of each with all the others).
-fn find_tokens<'r>(c: &JwtConfig, req: &Request<'r>) -> SmallVec<[Token<'r>; 2]> {
+fn find_tokens<'r>(c: &Jwt, req: &Request<'r>) -> SmallVec<[Token<'r>; 2]> {
     let mut found: SmallVec<[Token<'r>; 2]> = SmallVec::new();
     let mut add = |t: Token<'r>| {
         if found.len() < 2 && !found.contains(&t) {
@@ -382,7 +343,7 @@ enum Failure {
 
 /// Checks the token's claims, Kong's words for each failure.
 fn check_claims(
-    c: &JwtConfig,
+    c: &Jwt,
     claims: &Map<String, Value>,
     now: f64,
 ) -> Vec<(Claim, &'static str)> {
@@ -411,11 +372,64 @@ fn now_seconds() -> f64 {
         .map_or(0.0, |d| d.as_secs() as f64)
 }
 
-/// Authenticates the request, or answers 401.
-pub fn access<'a>(
-    c: &JwtConfig,
+impl Plugin for Jwt {
+    const NAME: &'static str = SCHEMA.name;
+    const PRIORITY: u32 = 1450;
+
+    fn schema() -> &'static Schema {
+        &SCHEMA
+    }
+
+    fn build(c: &mut Checker, obj: &Map<String, Value>, _: &str) -> Option<Self> {
+        let s = Settings::read(obj);
+        let mut claims_to_verify = Vec::new();
+        for name in &s.claims_to_verify {
+            let claim = if name == "exp" {
+                Claim::Exp
+            } else {
+                Claim::Nbf
+            };
+            if !claims_to_verify.contains(&claim) {
+                claims_to_verify.push(claim);
+            }
+        }
+        if s.maximum_expiration > 0 && !claims_to_verify.contains(&Claim::Exp) {
+            c.error_at(
+                "claims_to_verify",
+                "must contain 'exp' when maximum_expiration is set",
+            );
+            return None;
+        }
+        Some(Jwt {
+            uri_param_names: s.uri_param_names,
+            cookie_names: s.cookie_names,
+            header_names: s.header_names,
+            key_claim_name: s.key_claim_name,
+            secret_is_base64: s.secret_is_base64,
+            claims_to_verify,
+            anonymous: s.anonymous.filter(|a| !a.is_empty()),
+            run_on_preflight: s.run_on_preflight,
+            maximum_expiration: s.maximum_expiration as f64,
+            realm: s.realm,
+            leeway: s.leeway as f64,
+        })
+    }
+
+    /// Authenticates the request, or answers 401.
+    async fn access(
+        &self,
+        req: &Request<'_>,
+        ctx: &mut AccessContext<'_, '_>,
+        resp: &mut Response,
+    ) -> Verdict {
+        check_token(self, req, ctx, resp)
+    }
+}
+
+fn check_token(
+    c: &Jwt,
     req: &Request<'_>,
-    ctx: &mut AccessContext<'a, '_>,
+    ctx: &mut AccessContext<'_, '_>,
     resp: &mut Response,
 ) -> Verdict {
     if !needed(c.run_on_preflight, c.anonymous.is_some(), req, ctx) {
@@ -463,7 +477,7 @@ pub fn access<'a>(
 }
 
 fn authenticate(
-    c: &JwtConfig,
+    c: &Jwt,
     req: &Request<'_>,
     ctx: &mut AccessContext<'_, '_>,
 ) -> Result<(), Failure> {
@@ -597,8 +611,8 @@ mod tests {
         assert!(decode(format!("{padded}.{c}.c2ln").as_bytes()).is_ok());
     }
 
-    fn config(claims: &[Claim], max: f64, leeway: f64) -> JwtConfig {
-        JwtConfig {
+    fn config(claims: &[Claim], max: f64, leeway: f64) -> Jwt {
+        Jwt {
             uri_param_names: vec!["jwt".into()],
             cookie_names: vec![],
             header_names: vec!["authorization".into()],

@@ -6,7 +6,7 @@
 //! `WWW-Authenticate: Key realm="kong"`, 401 `{"message":"Invalid authentication
 //! credentials"}`, 401 `{"message":"Duplicate API key found"}`.
 
-use super::{AccessContext, ConsumerInfo, Verdict};
+use super::{AccessContext, ConsumerInfo, Plugin, Verdict};
 use crate::http::answers;
 use crate::http::encode::Response;
 use crate::http::request::Request;
@@ -15,70 +15,27 @@ use crate::schema::{Default, Field, Schema, Type};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
-/// The validated config.
-#[derive(Debug)]
-pub struct KeyAuthConfig {
-    /// `key_names`, e.g. `apikey`.
-    pub key_names: Vec<String>,
-    /// `hide_credentials`: the function does not see the key.
-    pub hide_credentials: bool,
-    /// `anonymous`: the consumer (id or username) to use when authentication fails.
-    pub anonymous: Option<String>,
-    /// `key_in_header`.
-    pub key_in_header: bool,
-    /// `key_in_query`.
-    pub key_in_query: bool,
-    /// `key_in_body`.
-    pub key_in_body: bool,
-    /// `run_on_preflight`.
-    pub run_on_preflight: bool,
-    /// `realm` for `WWW-Authenticate`.
-    pub realm: Option<String>,
-}
-
-/// The plugin's schema.
-pub static SCHEMA: Schema = Schema {
-    name: "key-auth",
-    fields: &[
-        Field::new("key_names", Type::Texts(Some(check_key_name)))
+crate::settings! {
+    /// Kong's fields, and so the plugin as configured.
+    pub struct KeyAuth, schema SCHEMA = "key-auth" {
+        /// Where the key is looked for: header, query argument or body field names.
+        key_names: Vec<String> = Field::of(Type::Texts(Some(super::check_header_name)))
             .default(Default::Texts(&["apikey"])),
-        Field::new("hide_credentials", Type::Boolean).default(Default::Bool(false)),
-        Field::new("anonymous", Type::Text(None)),
-        Field::new("key_in_header", Type::Boolean).default(Default::Bool(true)),
-        Field::new("key_in_query", Type::Boolean).default(Default::Bool(true)),
-        Field::new("key_in_body", Type::Boolean).default(Default::Bool(false)),
-        Field::new("run_on_preflight", Type::Boolean).default(Default::Bool(true)),
-        Field::new("realm", Type::Text(None)),
-    ],
-};
-
-/// A key name must be a header name too.
-pub(super) fn check_key_name(name: &str) -> Result<(), String> {
-    if !name.is_empty() && name.bytes().all(crate::http::encode::is_token) {
-        Ok(())
-    } else {
-        Err(format!("bad header name {name:?}"))
+        /// The function does not see the key.
+        hide_credentials: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// The consumer (id or username) to use when authentication fails.
+        anonymous: Option<String> = Field::of(Type::Text(None)),
+        /// Look in the headers.
+        key_in_header: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+        /// Look in the query.
+        key_in_query: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+        /// Look in a form or JSON body.
+        key_in_body: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Authenticate CORS preflights too.
+        run_on_preflight: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+        /// `realm` of the `WWW-Authenticate` challenge (`kong`).
+        realm: Option<String> = Field::of(Type::Text(None)),
     }
-}
-
-/// Validates a `config` object.
-pub fn validate(c: &mut Checker, value: &Value) -> Option<KeyAuthConfig> {
-    let obj: &Map<String, Value> = c.object(value)?;
-    let before = c.errors.len();
-    SCHEMA.check(c, obj);
-    (c.errors.len() == before).then(|| KeyAuthConfig {
-        key_names: SCHEMA.texts(obj, "key_names"),
-        hide_credentials: SCHEMA.boolean(obj, "hide_credentials"),
-        anonymous: SCHEMA
-            .text(obj, "anonymous")
-            .filter(|a| !a.is_empty())
-            .map(str::to_string),
-        key_in_header: SCHEMA.boolean(obj, "key_in_header"),
-        key_in_query: SCHEMA.boolean(obj, "key_in_query"),
-        key_in_body: SCHEMA.boolean(obj, "key_in_body"),
-        run_on_preflight: SCHEMA.boolean(obj, "run_on_preflight"),
-        realm: SCHEMA.text(obj, "realm").map(str::to_string),
-    })
 }
 
 /// Where a key was found.
@@ -107,7 +64,7 @@ fn form_values<'r>(input: &[u8], name: &str) -> Found<'r> {
     one_of(values.into_iter())
 }
 
-fn find_key<'r>(c: &KeyAuthConfig, req: &Request<'r>) -> Found<'r> {
+fn find_key<'r>(c: &KeyAuth, req: &Request<'r>) -> Found<'r> {
     for name in &c.key_names {
         if c.key_in_header {
             let values = req
@@ -205,11 +162,35 @@ pub(super) fn as_anonymous(
     }
 }
 
-/// Authenticates the request, or answers 401.
-pub fn access<'a>(
-    c: &KeyAuthConfig,
+impl Plugin for KeyAuth {
+    const NAME: &'static str = SCHEMA.name;
+    const PRIORITY: u32 = 1250;
+
+    fn schema() -> &'static Schema {
+        &SCHEMA
+    }
+
+    fn build(_: &mut Checker, obj: &Map<String, Value>, _: &str) -> Option<Self> {
+        let mut plugin = KeyAuth::read(obj);
+        plugin.anonymous = plugin.anonymous.filter(|a| !a.is_empty());
+        Some(plugin)
+    }
+
+    /// Authenticates the request, or answers 401.
+    async fn access(
+        &self,
+        req: &Request<'_>,
+        ctx: &mut AccessContext<'_, '_>,
+        resp: &mut Response,
+    ) -> Verdict {
+        authenticate(self, req, ctx, resp)
+    }
+}
+
+fn authenticate(
+    c: &KeyAuth,
     req: &Request<'_>,
-    ctx: &mut AccessContext<'a, '_>,
+    ctx: &mut AccessContext<'_, '_>,
     resp: &mut Response,
 ) -> Verdict {
     if !needed(c.run_on_preflight, c.anonymous.is_some(), req, ctx) {

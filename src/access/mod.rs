@@ -1,25 +1,28 @@
 //! Access-phase plugins: each looks at a routed request before the function is invoked and
 //! either lets it through or answers it itself, in Kong's plugin priority order (a request
 //! one of them answers never reaches Lambda). Some also add headers to whatever answer the
-//! request ends with (CORS).
+//! request ends with (CORS): their response phase.
+//!
+//! A plugin is one file: its fields declared once ([`settings!`](crate::settings)), and a type
+//! implementing [`Plugin`] with the phases it uses. The registry at the end of this file, one
+//! line a plugin, makes the rest: the [`AccessPlugin`] a route's plan holds, its dispatch to the
+//! phases, and [`SPECS`], what the configuration's validator knows of each.
 
-pub mod acl;
 pub mod cidr;
-pub mod correlation_id;
-pub mod cors;
+pub mod counters;
 pub mod edits;
-pub mod ip_restriction;
-pub mod jwt;
-pub mod key_auth;
-pub mod rate_limit;
 pub mod redis_exact;
 pub mod redis_link;
 pub mod redis_sync;
-pub mod size_limit;
+#[cfg(test)]
+pub mod testing;
 
 use crate::http::encode::Response;
 use crate::http::request::Request;
+use crate::schema::check::Checker;
+use crate::schema::Schema;
 pub use edits::RequestEdits;
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// A consumer as the auth plugins tell the function about it.
@@ -67,7 +70,7 @@ pub struct AccessContext<'a, 'e> {
 }
 
 /// What a plugin decided.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Go on to the next plugin, then the function.
     Continue,
@@ -75,69 +78,134 @@ pub enum Verdict {
     Answered,
 }
 
-/// One configured access-phase plugin.
-#[derive(Clone, Debug)]
-pub enum AccessPlugin {
-    /// `cors`.
-    Cors(Arc<cors::CorsConfig>),
-    /// `ip-restriction`.
-    IpRestriction(Arc<ip_restriction::IpRestrictionConfig>),
-    /// `request-size-limiting`.
-    RequestSizeLimiting(Arc<size_limit::SizeLimitConfig>),
-    /// `key-auth`.
-    KeyAuth(Arc<key_auth::KeyAuthConfig>),
-    /// `jwt`.
-    Jwt(Arc<jwt::JwtConfig>),
-    /// `correlation-id`.
-    CorrelationId(Arc<correlation_id::CorrelationIdConfig>),
-    /// `rate-limiting`.
-    RateLimiting(Arc<rate_limit::RateLimitConfig>),
-    /// `acl`.
-    Acl(Arc<acl::AclConfig>),
+/// A plugin that runs before the function: Kong's handler, with the phases it uses.
+// A worker is one thread: no phase's future crosses threads, so none needs to be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Plugin: std::fmt::Debug + Send + Sync + Sized + 'static {
+    /// Kong's name (`key-auth`).
+    const NAME: &'static str;
+    /// Kong's `PRIORITY`: plugins run from the highest down.
+    const PRIORITY: u32;
+
+    /// Its config's fields (from its `settings!` declaration).
+    fn schema() -> &'static Schema;
+
+    /// The plugin, from its config `obj` (already checked against [`Plugin::schema`]); what
+    /// the schema cannot say is checked here, errors to `c`. `id` is the plugin entity's: what
+    /// the plugin keeps across requests (rate-limiting's counters) is its own.
+    fn build(c: &mut Checker, obj: &Map<String, Value>, id: &str) -> Option<Self>;
+
+    /// The access phase: let the request through, or answer it into `resp`.
+    async fn access(
+        &self,
+        _req: &Request<'_>,
+        _ctx: &mut AccessContext<'_, '_>,
+        _resp: &mut Response,
+    ) -> Verdict {
+        Verdict::Continue
+    }
+
+    /// The response phase, once the request has an answer (the function's, or a plugin's):
+    /// headers to add to it. `edits` are the changes the plugins made to the request.
+    fn response(&self, _req: &Request<'_>, _edits: &RequestEdits, _resp: &mut Response) {}
 }
 
-impl AccessPlugin {
-    /// Kong's name for it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            AccessPlugin::Cors(_) => "cors",
-            AccessPlugin::IpRestriction(_) => "ip-restriction",
-            AccessPlugin::RequestSizeLimiting(_) => "request-size-limiting",
-            AccessPlugin::KeyAuth(_) => "key-auth",
-            AccessPlugin::Jwt(_) => "jwt",
-            AccessPlugin::CorrelationId(_) => "correlation-id",
-            AccessPlugin::RateLimiting(_) => "rate-limiting",
-            AccessPlugin::Acl(_) => "acl",
-        }
+/// A header name a plugin's field names (a key's, a trigger's): a non-empty token.
+pub fn check_header_name(name: &str) -> Result<(), String> {
+    if !name.is_empty() && name.bytes().all(crate::http::encode::is_token) {
+        Ok(())
+    } else {
+        Err(format!("bad header name {name:?}"))
     }
+}
 
-    /// Runs the plugin on `req`; an answer goes to `resp`. Only rate-limiting's exact Redis
-    /// counting waits (on another thread's answer, not on the worker).
-    pub async fn access<'a>(
-        &self,
-        req: &Request<'_>,
-        ctx: &mut AccessContext<'a, '_>,
-        resp: &mut Response,
-    ) -> Verdict {
-        match self {
-            AccessPlugin::Cors(c) => cors::access(c, req, resp),
-            AccessPlugin::IpRestriction(c) => ip_restriction::access(c, req, resp),
-            AccessPlugin::RequestSizeLimiting(c) => size_limit::access(c, req, resp),
-            AccessPlugin::KeyAuth(c) => key_auth::access(c, req, ctx, resp),
-            AccessPlugin::Jwt(c) => jwt::access(c, req, ctx, resp),
-            AccessPlugin::CorrelationId(c) => correlation_id::access(c, req, ctx),
-            AccessPlugin::RateLimiting(c) => rate_limit::access(c, req, ctx, resp).await,
-            AccessPlugin::Acl(c) => acl::access(c, ctx, resp),
-        }
-    }
+/// A plugin from its `config` value: checked against the plugin's schema, then built (see
+/// [`Plugin::build`]); `None`, with the errors in `c`, when anything is wrong.
+pub fn configure<P: Plugin>(c: &mut Checker, value: &Value, id: &str) -> Option<P> {
+    let obj: &Map<String, Value> = c.object(value)?;
+    let before = c.errors.len();
+    P::schema().check(c, obj);
+    let plugin = P::build(c, obj, id);
+    plugin.filter(|_| c.errors.len() == before)
+}
 
-    /// Adds the plugin's headers to the answer the request ended with (a CORS preflight's
-    /// own answer excepted); `edits` are the changes the plugins made to the request.
-    pub fn finish(&self, req: &Request<'_>, edits: &RequestEdits, resp: &mut Response) {
-        match self {
-            AccessPlugin::Cors(c) => cors::finish(c, req, resp),
-            AccessPlugin::CorrelationId(c) => correlation_id::finish(c, req, edits, resp),
-            _ => {}
+/// What the configuration's validator knows of an access plugin.
+pub struct AccessSpec {
+    /// Kong's name.
+    pub name: &'static str,
+    /// Kong's priority.
+    pub priority: u32,
+    /// Its config's fields.
+    pub schema: fn() -> &'static Schema,
+    /// The plugin from its `config` value (see [`configure`]); the plugin entity's id.
+    pub configure: fn(&mut Checker, &Value, &str) -> Option<AccessPlugin>,
+}
+
+/// Declares the access plugins, one `module::Type` line each (the module is this folder's
+/// file): their modules, the [`AccessPlugin`] enum, its dispatch and [`SPECS`].
+macro_rules! access_plugins {
+    ( $( $(#[$meta:meta])* $module:ident :: $plugin:ident ),* $(,)? ) => {
+        $( $(#[$meta])* pub mod $module; )*
+
+        /// One configured access plugin.
+        #[derive(Clone, Debug)]
+        pub enum AccessPlugin {
+            $( #[doc = concat!("`", stringify!($module), "`.")] $plugin(Arc<$module::$plugin>), )*
         }
-    }
+
+        impl AccessPlugin {
+            /// Kong's name for it.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( AccessPlugin::$plugin(_) => <$module::$plugin as Plugin>::NAME, )*
+                }
+            }
+
+            /// Runs its access phase on `req`; an answer goes to `resp`. Only rate-limiting's
+            /// exact Redis counting waits (on another thread's answer, not on the worker).
+            pub async fn access(
+                &self,
+                req: &Request<'_>,
+                ctx: &mut AccessContext<'_, '_>,
+                resp: &mut Response,
+            ) -> Verdict {
+                match self {
+                    $( AccessPlugin::$plugin(p) => p.access(req, ctx, resp).await, )*
+                }
+            }
+
+            /// Runs its response phase on the answer the request ended with (a CORS
+            /// preflight's own answer excepted).
+            pub fn finish(&self, req: &Request<'_>, edits: &RequestEdits, resp: &mut Response) {
+                match self {
+                    $( AccessPlugin::$plugin(p) => p.response(req, edits, resp), )*
+                }
+            }
+        }
+
+        /// Every access plugin, as listed.
+        pub static SPECS: &[AccessSpec] = &[
+            $( AccessSpec {
+                name: <$module::$plugin as Plugin>::NAME,
+                priority: <$module::$plugin as Plugin>::PRIORITY,
+                schema: <$module::$plugin as Plugin>::schema,
+                configure: |c, value, id| {
+                    configure::<$module::$plugin>(c, value, id)
+                        .map(|p| AccessPlugin::$plugin(Arc::new(p)))
+                },
+            }, )*
+        ];
+    };
+}
+
+access_plugins! {
+    correlation_id::CorrelationId,
+    cors::Cors,
+    jwt::Jwt,
+    key_auth::KeyAuth,
+    ip_restriction::IpRestriction,
+    request_size_limiting::RequestSizeLimiting,
+    acl::Acl,
+    rate_limit::RateLimiting,
+    request_termination::RequestTermination,
 }

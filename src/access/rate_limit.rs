@@ -4,22 +4,17 @@
 //! with `Retry-After`, and every answer gets Kong's `RateLimit-Limit`, `RateLimit-Remaining`,
 //! `RateLimit-Reset` and `X-RateLimit-{Limit,Remaining}-{Second,Minute,…}` headers.
 //!
-//! One node-wide answer: every worker counts in the same table ([`Counters`]), a fixed array
-//! of slots found by open addressing on a keyed hash of (plugin, key, period), each slot's
-//! window and count packed in one `AtomicU64` and updated with compare-and-swap, so counting
-//! takes no lock and allocates nothing. Sharding keys to workers would need a hop between
-//! threads per request; sharing one table costs an atomic operation per limit instead. A
-//! slot whose window has passed is taken over by the next key that probes it; when every
-//! probed slot holds a live key (a table flooded with distinct keys), the request is let
-//! through uncounted, as Kong's `fault_tolerant` lets requests through when counting fails.
+//! One node-wide answer: every worker counts in the same lock-free table
+//! ([`super::counters`]).
 //!
 //! `policy: redis` counts the same way and exchanges the counts with the other gateways of a
 //! tier through Redis in batches ([`super::redis_sync`]).
 
+use super::counters::Counters;
 use super::redis_exact::{Counter, RedisExact};
 use super::redis_link::{RedisTarget, RedisTls};
 use super::redis_sync::RedisSync;
-use super::{AccessContext, Verdict};
+use super::{AccessContext, Plugin, Verdict};
 use crate::http::answers;
 use crate::http::encode::Response;
 use crate::http::request::Request;
@@ -27,12 +22,11 @@ use crate::schema::check::Checker;
 use crate::schema::{Default, Field, Schema, Shown, Type};
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The periods Kong limits, with their length in seconds and header names.
+/// The periods Kong limits, with their length in seconds and header names; in the order of
+/// [`Settings`]' first six fields (a test checks it).
 const PERIODS: [(&str, u64, &str); 6] = [
     ("second", 1, "Second"),
     ("minute", 60, "Minute"),
@@ -59,9 +53,9 @@ pub enum LimitBy {
     Path,
 }
 
-/// The validated config.
+/// The plugin as configured.
 #[derive(Debug)]
-pub struct RateLimitConfig {
+pub struct RateLimiting {
     /// This plugin's id: counters are its own.
     pub plugin_id: String,
     /// (period index in [`PERIODS`], limit).
@@ -96,164 +90,201 @@ const LIMIT: Type = Type::Integer {
     max: i64::MAX,
 };
 
-/// The plugin's schema.
-pub static SCHEMA: Schema = Schema {
-    name: "rate-limiting",
-    fields: &[
-        Field::new("second", LIMIT),
-        Field::new("minute", LIMIT),
-        Field::new("hour", LIMIT),
-        Field::new("day", LIMIT),
-        Field::new("month", LIMIT),
-        Field::new("year", LIMIT),
-        Field::new(
-            "limit_by",
-            Type::OneOf(&["consumer", "credential", "ip", "service", "header", "path"]),
-        )
+crate::settings! {
+    /// Kong's fields.
+    pub struct Settings, schema SCHEMA = "rate-limiting" {
+        /// Requests a second.
+        second: Option<i64> = Field::of(LIMIT),
+        /// Requests a minute.
+        minute: Option<i64> = Field::of(LIMIT),
+        /// Requests an hour.
+        hour: Option<i64> = Field::of(LIMIT),
+        /// Requests a day.
+        day: Option<i64> = Field::of(LIMIT),
+        /// Requests a month (30 days).
+        month: Option<i64> = Field::of(LIMIT),
+        /// Requests a year (365 days).
+        year: Option<i64> = Field::of(LIMIT),
+        /// What requests are counted by.
+        limit_by: String = Field::of(Type::OneOf(&[
+            "consumer", "credential", "ip", "service", "header", "path",
+        ]))
         .default(Default::Text("consumer")),
-        Field::new("header_name", Type::Text(None)),
-        Field::new("path", Type::Text(None)),
-        Field::new("policy", Type::OneOf(&["local", "cluster", "redis"]))
+        /// The header counted by, with `limit_by: header`.
+        header_name: Option<String> = Field::of(Type::Text(None)),
+        /// The path counted, with `limit_by: path`.
+        path: Option<String> = Field::of(Type::Text(None)),
+        /// `local` (this node), `redis` (a tier); Kong's `cluster` is refused.
+        policy: String = Field::of(Type::OneOf(&["local", "cluster", "redis"]))
             .default(Default::Text("local")),
-        Field::new("fault_tolerant", Type::Boolean).default(Default::Bool(true)),
-        Field::new("hide_client_headers", Type::Boolean).default(Default::Bool(false)),
-        Field::new("error_code", Type::Integer { min: 100, max: 599 }).default(Default::Int(429)),
-        Field::new("error_message", Type::Text(None))
+        /// With Redis failing: count on this node (else answer 500).
+        fault_tolerant: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+        /// No `RateLimit-*` headers on answers.
+        hide_client_headers: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// The refusal's status.
+        error_code: i64 = Field::of(Type::Integer { min: 100, max: 599 })
+            .default(Default::Int(429)),
+        /// The refusal's message.
+        error_message: String = Field::of(Type::Text(None))
             .default(Default::Text("API rate limit exceeded")),
-        Field::new("sync_rate", Type::Any),
-        Field::new("redis", Type::Any).referenceable(),
-        Field::new("redis_host", Type::Text(None)),
-        Field::new("redis_port", Type::Integer { min: 0, max: 65535 }).default(Default::Int(6379)),
-        Field::new("redis_username", Type::Text(None)).referenceable(),
-        Field::new("redis_password", Type::Text(None))
+        /// Seconds between exchanges with Redis; -1 (Kong's default): every request.
+        sync_rate: Option<Value> = Field::of(Type::Any),
+        /// Kong 3's Redis settings in one object ([`RedisObject`]): they win over `redis_*`.
+        redis: Option<Value> = Field::of(Type::Any).referenceable(),
+        /// Redis' host.
+        redis_host: Option<String> = Field::of(Type::Text(None)),
+        /// Redis' port.
+        redis_port: i64 = Field::of(Type::Integer { min: 0, max: 65535 })
+            .default(Default::Int(6379)),
+        /// A Redis 6 ACL user.
+        redis_username: Option<String> = Field::of(Type::Text(None)).referenceable(),
+        /// Its password.
+        redis_password: Option<String> = Field::of(Type::Text(None))
             .shown(Shown::Redacted)
             .referenceable(),
-        Field::new(
-            "redis_database",
-            Type::Integer {
-                min: 0,
-                max: 1_000_000,
-            },
-        )
-        .default(Default::Int(0)),
-        Field::new("redis_ssl", Type::Boolean).default(Default::Bool(false)),
-        Field::new("redis_ssl_verify", Type::Boolean).default(Default::Bool(false)),
-        Field::new("redis_server_name", Type::Text(None)),
-        Field::new(
-            "redis_timeout",
-            Type::Integer {
-                min: 0,
-                max: i32::MAX as i64,
-            },
-        )
-        .default(Default::Int(2000)),
-    ],
-};
-
-/// Validates a `config` object; `plugin_id` names the counters.
-pub fn validate(c: &mut Checker, value: &Value, plugin_id: &str) -> Option<RateLimitConfig> {
-    let obj: &Map<String, Value> = c.object(value)?;
-    let before = c.errors.len();
-    SCHEMA.check(c, obj);
-    let limits: Vec<(usize, u64)> = PERIODS
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (name, _, _))| SCHEMA.int(obj, name).map(|n| (i, n.max(0) as u64)))
-        .collect();
-    if limits.is_empty() {
-        c.error("at least one of these fields must be non-empty: 'config.second', 'config.minute', 'config.hour', 'config.day', 'config.month', 'config.year'");
+        /// The database.
+        redis_database: i64 = Field::of(Type::Integer { min: 0, max: 1_000_000 })
+            .default(Default::Int(0)),
+        /// TLS to Redis.
+        redis_ssl: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Check Redis' certificate.
+        redis_ssl_verify: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// The name sent as SNI and checked (else the host).
+        redis_server_name: Option<String> = Field::of(Type::Text(None)),
+        /// Milliseconds to connect, and for each round trip.
+        redis_timeout: i64 = Field::of(Type::Integer { min: 0, max: i32::MAX as i64 })
+            .default(Default::Int(2000)),
     }
-    // Kong's rule: each period's limit at least the shorter period's.
-    for pair in limits.windows(2) {
-        if pair[1].1 < pair[0].1 {
-            c.error(format!(
-                "the limit for {} must be greater than or equal to the limit for {}",
-                PERIODS[pair[1].0].0, PERIODS[pair[0].0].0
-            ));
-        }
-    }
-    let limit_by = match SCHEMA.text(obj, "limit_by") {
-        Some("credential") => LimitBy::Credential,
-        Some("ip") => LimitBy::Ip,
-        Some("service") => LimitBy::Service,
-        Some("header") => LimitBy::Header,
-        Some("path") => LimitBy::Path,
-        _ => LimitBy::Consumer,
-    };
-    let header_name = SCHEMA.text(obj, "header_name").map(str::to_string);
-    let path = SCHEMA.text(obj, "path").map(str::to_string);
-    if limit_by == LimitBy::Header && header_name.is_none() {
-        c.error("No header name provided");
-    }
-    if limit_by == LimitBy::Path && path.is_none() {
-        c.error("No path provided");
-    }
-    let redis = match SCHEMA.text(obj, "policy") {
-        Some("cluster") => {
-            c.error_at(
-                "policy",
-                "`cluster` needs Kong's database; use `local` (one node) or `redis` (a tier)",
-            );
-            None
-        }
-        Some("redis") => redis_target(c, obj),
-        _ => None,
-    };
-    // Kong's `sync_rate` (seconds): -1 (its default) counts every request in Redis; a positive
-    // rate exchanges counts that often.
-    let sync_rate = obj.get("sync_rate").and_then(Value::as_f64);
-    let synchronous = sync_rate.is_none_or(|r| r <= 0.0);
-    (c.errors.len() == before).then(|| RateLimitConfig {
-        plugin_id: plugin_id.to_string(),
-        limits,
-        limit_by,
-        header_name,
-        path,
-        hide_client_headers: SCHEMA.boolean(obj, "hide_client_headers"),
-        error_code: SCHEMA.int(obj, "error_code").unwrap_or(429) as u16,
-        error_message: SCHEMA
-            .text(obj, "error_message")
-            .unwrap_or("API rate limit exceeded")
-            .to_string(),
-        redis,
-        fault_tolerant: SCHEMA.boolean(obj, "fault_tolerant"),
-        synchronous,
-        sync: OnceLock::new(),
-        exact: OnceLock::new(),
-    })
 }
 
-/// The Redis of `policy: redis`: Kong's `redis_*` fields, or its newer `redis` object
-/// (`host`, `port`, `username`, `password`, `database`, `ssl`, `timeout`), which wins.
-fn redis_target(c: &mut Checker, obj: &Map<String, Value>) -> Option<RedisTarget> {
-    let nested = obj.get("redis").and_then(Value::as_object);
-    let text = |name: &str| {
+crate::settings! {
+    /// Kong 3's `redis` object: each field, when set, wins over its flat `redis_*` one.
+    pub struct RedisObject, schema REDIS_OBJECT = "redis" {
+        /// Redis' host.
+        host: Option<String> = Field::of(Type::Text(None)),
+        /// Redis' port.
+        port: Option<i64> = Field::of(Type::Integer { min: 0, max: 65535 }),
+        /// A Redis 6 ACL user.
+        username: Option<String> = Field::of(Type::Text(None)),
+        /// Its password.
+        password: Option<String> = Field::of(Type::Text(None)),
+        /// The database.
+        database: Option<i64> = Field::of(Type::Integer { min: 0, max: 1_000_000 }),
+        /// TLS to Redis.
+        ssl: Option<bool> = Field::of(Type::Boolean),
+        /// Check Redis' certificate.
+        ssl_verify: Option<bool> = Field::of(Type::Boolean),
+        /// The name sent as SNI and checked.
+        server_name: Option<String> = Field::of(Type::Text(None)),
+        /// Milliseconds to connect, and for each round trip.
+        timeout: Option<i64> = Field::of(Type::Integer { min: 0, max: i32::MAX as i64 }),
+    }
+}
+
+impl Plugin for RateLimiting {
+    const NAME: &'static str = SCHEMA.name;
+    const PRIORITY: u32 = 910;
+
+    fn schema() -> &'static Schema {
+        &SCHEMA
+    }
+
+    fn build(c: &mut Checker, obj: &Map<String, Value>, plugin_id: &str) -> Option<Self> {
+        let s = Settings::read(obj);
+        let before = c.errors.len();
+        let limits: Vec<(usize, u64)> = [s.second, s.minute, s.hour, s.day, s.month, s.year]
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, limit)| limit.map(|n| (i, n.max(0) as u64)))
+            .collect();
+        if limits.is_empty() {
+            c.error("at least one of these fields must be non-empty: 'config.second', 'config.minute', 'config.hour', 'config.day', 'config.month', 'config.year'");
+        }
+        // Kong's rule: each period's limit at least the shorter period's.
+        for pair in limits.windows(2) {
+            if pair[1].1 < pair[0].1 {
+                c.error(format!(
+                    "the limit for {} must be greater than or equal to the limit for {}",
+                    PERIODS[pair[1].0].0, PERIODS[pair[0].0].0
+                ));
+            }
+        }
+        let limit_by = match s.limit_by.as_str() {
+            "credential" => LimitBy::Credential,
+            "ip" => LimitBy::Ip,
+            "service" => LimitBy::Service,
+            "header" => LimitBy::Header,
+            "path" => LimitBy::Path,
+            _ => LimitBy::Consumer,
+        };
+        if limit_by == LimitBy::Header && s.header_name.is_none() {
+            c.error("No header name provided");
+        }
+        if limit_by == LimitBy::Path && s.path.is_none() {
+            c.error("No path provided");
+        }
+        let redis = match s.policy.as_str() {
+            "cluster" => {
+                c.error_at(
+                    "policy",
+                    "`cluster` needs Kong's database; use `local` (one node) or `redis` (a tier)",
+                );
+                None
+            }
+            "redis" => redis_target(c, &s),
+            _ => None,
+        };
+        // Kong's `sync_rate` (seconds): -1 (its default) counts every request in Redis; a
+        // positive rate exchanges counts that often.
+        let sync_rate = s.sync_rate.as_ref().and_then(Value::as_f64);
+        (c.errors.len() == before).then(|| RateLimiting {
+            plugin_id: plugin_id.to_string(),
+            limits,
+            limit_by,
+            header_name: s.header_name,
+            path: s.path,
+            hide_client_headers: s.hide_client_headers,
+            error_code: s.error_code as u16,
+            error_message: s.error_message,
+            redis,
+            fault_tolerant: s.fault_tolerant,
+            synchronous: sync_rate.is_none_or(|r| r <= 0.0),
+            sync: OnceLock::new(),
+            exact: OnceLock::new(),
+        })
+    }
+
+    async fn access(
+        &self,
+        req: &Request<'_>,
+        ctx: &mut AccessContext<'_, '_>,
+        resp: &mut Response,
+    ) -> Verdict {
+        count(self, req, ctx, resp).await
+    }
+}
+
+/// The Redis of `policy: redis`: Kong's `redis_*` fields, or its newer `redis` object, whose
+/// fields win.
+fn redis_target(c: &mut Checker, s: &Settings) -> Option<RedisTarget> {
+    let nested = match &s.redis {
+        Some(Value::Object(o)) => RedisObject::read(o),
+        _ => RedisObject::read(&Map::new()),
+    };
+    let text = |nested: &Option<String>, flat: &Option<String>| {
         nested
-            .and_then(|n| n.get(name))
-            .and_then(Value::as_str)
-            .or_else(|| SCHEMA.text(obj, &format!("redis_{name}")))
+            .as_ref()
+            .or(flat.as_ref())
             .filter(|t| !t.is_empty())
-            .map(str::to_string)
+            .cloned()
     };
-    let int = |name: &str, default: i64| {
-        nested
-            .and_then(|n| n.get(name))
-            .and_then(Value::as_i64)
-            .or_else(|| SCHEMA.int(obj, &format!("redis_{name}")))
-            .unwrap_or(default)
-    };
-    let boolean = |name: &str| {
-        nested
-            .and_then(|n| n.get(name))
-            .and_then(Value::as_bool)
-            .unwrap_or_else(|| SCHEMA.boolean(obj, &format!("redis_{name}")))
-    };
-    let Some(host) = text("host") else {
+    let Some(host) = text(&nested.host, &s.redis_host) else {
         c.error("No redis config provided");
         return None;
     };
-    let tls = if boolean("ssl") {
-        let server_name = text("server_name").unwrap_or_else(|| host.clone());
+    let tls = if nested.ssl.unwrap_or(s.redis_ssl) {
+        let server_name = text(&nested.server_name, &s.redis_server_name)
+            .unwrap_or_else(|| host.clone());
         if rustls::pki_types::ServerName::try_from(server_name.as_str()).is_err() {
             c.error_at(
                 "redis_server_name",
@@ -262,141 +293,36 @@ fn redis_target(c: &mut Checker, obj: &Map<String, Value>) -> Option<RedisTarget
             return None;
         }
         Some(RedisTls {
-            verify: boolean("ssl_verify"),
+            verify: nested.ssl_verify.unwrap_or(s.redis_ssl_verify),
             server_name,
         })
     } else {
         None
     };
-    let port = int("port", 6379);
+    let port = nested.port.unwrap_or(s.redis_port);
     if !(1..=65535).contains(&port) {
         c.error_at("redis_port", "value should be between 1 and 65535");
         return None;
     }
     // With a positive `sync_rate`, how often counts are exchanged (else unused: see
     // `synchronous`).
-    let interval = obj
-        .get("sync_rate")
+    let interval = s
+        .sync_rate
+        .as_ref()
         .and_then(Value::as_f64)
         .filter(|r| *r > 0.0 && *r <= 3600.0)
         .map_or(Duration::from_millis(100), Duration::from_secs_f64);
+    let timeout = nested.timeout.unwrap_or(s.redis_timeout);
     Some(RedisTarget {
         host,
         port: port as u16,
-        username: text("username"),
-        password: text("password"),
-        database: int("database", 0),
-        timeout: Duration::from_millis(int("timeout", 2000).clamp(1, 60_000) as u64),
+        username: text(&nested.username, &s.redis_username),
+        password: text(&nested.password, &s.redis_password),
+        database: nested.database.unwrap_or(s.redis_database),
+        timeout: Duration::from_millis(timeout.clamp(1, 60_000) as u64),
         interval,
         tls,
     })
-}
-
-/// Slots in the node's table (16 bytes each: 4 MiB).
-const SLOTS: usize = 1 << 18;
-/// Slots probed for a key before giving up.
-const PROBES: usize = 16;
-
-/// The node's counters (see the module docs).
-pub struct Counters {
-    /// Each slot: the key's hash (0: free), and (window << 32 | count).
-    slots: Box<[(AtomicU64, AtomicU64)]>,
-    hasher: std::collections::hash_map::RandomState,
-}
-
-impl Counters {
-    fn new() -> Counters {
-        Counters {
-            slots: (0..SLOTS)
-                .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
-                .collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
-        }
-    }
-
-    /// The node-wide table.
-    pub fn global() -> &'static Counters {
-        static TABLE: OnceLock<Counters> = OnceLock::new();
-        TABLE.get_or_init(Counters::new)
-    }
-
-    fn key(&self, parts: &[&[u8]], period: usize) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        for p in parts {
-            p.hash(&mut h);
-        }
-        period.hash(&mut h);
-        h.finish().max(1)
-    }
-
-    /// The count of `key` in `window` so far, and whether a slot holds it.
-    fn slot(&self, key: u64, window: u32) -> Option<&AtomicU64> {
-        let start = key as usize % SLOTS;
-        for probe in 0..PROBES {
-            let (tag, value) = &self.slots[(start + probe) % SLOTS];
-            let current = tag.load(Ordering::Acquire);
-            if current == key {
-                return Some(value);
-            }
-            let stale = (value.load(Ordering::Acquire) >> 32) as u32 != window;
-            if current == 0 || stale {
-                // A free slot, or one whose key's window has passed: take it.
-                if tag
-                    .compare_exchange(current, key, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    return Some(value);
-                }
-                if tag.load(Ordering::Acquire) == key {
-                    return Some(value);
-                }
-            }
-        }
-        None
-    }
-
-    /// The count in `window` before this request.
-    fn count(&self, key: u64, window: u32) -> Option<u64> {
-        let value = self.slot(key, window)?.load(Ordering::Acquire);
-        Some(if (value >> 32) as u32 == window {
-            value & 0xffff_ffff
-        } else {
-            0
-        })
-    }
-
-    /// Makes the count in `window` at least `total` (a count learned elsewhere).
-    fn raise(&self, key: u64, window: u32, total: u64) {
-        let before = self.count(key, window).unwrap_or(0);
-        if total > before {
-            self.add(key, window, total - before);
-        }
-    }
-
-    /// Counts `n` more requests in `window`.
-    pub(super) fn add(&self, key: u64, window: u32, n: u64) {
-        let Some(slot) = self.slot(key, window) else {
-            return;
-        };
-        let mut current = slot.load(Ordering::Acquire);
-        loop {
-            let next = if (current >> 32) as u32 == window {
-                // The count is the low 32 bits: it stops at their maximum rather than carry
-                // into the window.
-                let count = (current & 0xffff_ffff).saturating_add(n).min(0xffff_ffff);
-                if count == current & 0xffff_ffff {
-                    return;
-                }
-                (current & !0xffff_ffff) | count
-            } else {
-                (u64::from(window) << 32) | n.min(0xffff_ffff)
-            };
-            match slot.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return,
-                Err(seen) => current = seen,
-            }
-        }
-    }
 }
 
 fn now_secs() -> u64 {
@@ -407,8 +333,8 @@ fn now_secs() -> u64 {
 }
 
 /// Counts the request, or answers 429 when a limit is used up.
-pub async fn access(
-    c: &RateLimitConfig,
+async fn count(
+    c: &RateLimiting,
     req: &Request<'_>,
     ctx: &mut AccessContext<'_, '_>,
     resp: &mut Response,
@@ -568,10 +494,18 @@ pub async fn access(
 mod tests {
     use super::*;
 
-    fn check(json: &str) -> Result<RateLimitConfig, Vec<String>> {
+    fn check(json: &str) -> Result<RateLimiting, Vec<String>> {
         let mut c = Checker::default();
         let v: Value = serde_json::from_str(json).expect("test JSON");
-        validate(&mut c, &v, "p1").ok_or_else(|| c.errors.iter().map(|e| e.to_string()).collect())
+        super::super::configure(&mut c, &v, "p1")
+            .ok_or_else(|| c.errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn periods_are_in_the_order_of_the_fields() {
+        for (i, (name, _, _)) in PERIODS.iter().enumerate() {
+            assert_eq!(SCHEMA.fields[i].name, *name);
+        }
     }
 
     #[test]
@@ -637,19 +571,5 @@ mod tests {
             let errors = check(bad).expect_err("refused");
             assert!(errors.iter().any(|e| e.contains(why)), "{bad}: {errors:?}");
         }
-    }
-
-    #[test]
-    fn adding_counts_stops_at_the_cap_and_restarts_with_the_window() {
-        let counters = Counters::new();
-        let key = counters.key(&[b"p", b"k"], 1);
-        counters.add(key, 7, 3);
-        counters.add(key, 7, 2);
-        assert_eq!(counters.count(key, 7), Some(5));
-        counters.add(key, 7, u64::MAX);
-        assert_eq!(counters.count(key, 7), Some(0xffff_ffff));
-        counters.add(key, 8, 1);
-        assert_eq!(counters.count(key, 8), Some(1));
-        assert_eq!(counters.count(key, 7), Some(0));
     }
 }

@@ -19,7 +19,7 @@
 //! When Redis fails, requests go on being counted locally (Kong's `fault_tolerant`), the failure
 //! is logged once per outage, and with `fault_tolerant: false` the plugin answers 500 instead.
 
-use super::rate_limit::Counters;
+use super::counters::Counters;
 use super::redis_link::{exchange_for, tls_for, RedisLink, RedisTarget};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

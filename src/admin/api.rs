@@ -62,7 +62,7 @@ impl AdminApi {
             .unwrap_or_default();
         // Kong's `GET /`: every plugin this node can run with its version and priority, and
         // the distinct names of the plugins configured (enabled or not), first seen first.
-        let available: Map<String, Value> = plugins::PLUGINS
+        let available: Map<String, Value> = plugins::all()
             .iter()
             .map(|p| {
                 let about = json!({"version": env!("CARGO_PKG_VERSION"), "priority": p.priority});
@@ -157,7 +157,7 @@ impl AdminApi {
     /// 304 when the configuration sent is the one in force (decK skips no-op pushes with it),
     /// `flatten_errors=1` adds the errors per entity ([`super::flatten`]).
     pub(super) fn post_config(&self, req: &Request<'_>) -> Answer {
-        let query = super::routing::parse_query(req.query().unwrap_or_default());
+        let query = body::query_pairs(req.query().unwrap_or_default());
         let option = |name: &str| {
             query
                 .iter()

@@ -261,6 +261,14 @@ fn coerce_value(value: &mut Value, shape: Shape) {
     }
 }
 
+/// A query string's arguments, decoded; a flag (`?x`) has the empty value.
+pub fn query_pairs(q: &[u8]) -> Vec<(String, String)> {
+    crate::http::form::decoded(q)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.unwrap_or_default()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

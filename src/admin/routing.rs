@@ -178,7 +178,7 @@ impl AdminApi {
             .map(decode_segment)
             .collect();
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let query = parse_query(req.query().unwrap_or_default());
+        let query = super::body::query_pairs(req.query().unwrap_or_default());
         let method = req.method();
         match (method, segs.as_slice()) {
             (b"GET", []) => Ok((200, self.node_info())),
@@ -274,13 +274,6 @@ fn decode_segment(s: &str) -> String {
     let mut out = Vec::new();
     crate::http::percent::percent_decode_into(&mut out, s.as_bytes(), false);
     String::from_utf8_lossy(&out).into_owned()
-}
-
-pub(super) fn parse_query(q: &[u8]) -> Vec<(String, String)> {
-    crate::http::form::decoded(q)
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.unwrap_or_default()))
-        .collect()
 }
 
 #[cfg(test)]

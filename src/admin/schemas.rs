@@ -43,7 +43,7 @@ impl AdminApi {
                         .get("config")
                         .filter(|v| !v.is_null())
                         .unwrap_or(&empty);
-                    c.field("config", |c| (spec.validate)(c, config, ""));
+                    c.field("config", |c| spec.validate(c, config, ""));
                 }
                 None if !name.is_empty() => c.error_at("name", plugins::unknown(name)),
                 None => {}
@@ -58,7 +58,7 @@ impl AdminApi {
 
     /// `GET /plugins/enabled`: the plugins this node runs.
     pub(super) fn enabled_plugins(&self) -> Answer {
-        let names: Vec<&str> = plugins::PLUGINS.iter().map(|p| p.name).collect();
+        let names: Vec<&str> = plugins::all().iter().map(|p| p.name).collect();
         Ok((200, json!({ "enabled_plugins": names })))
     }
 

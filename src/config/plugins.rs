@@ -1,12 +1,24 @@
-//! The plugins lambda-gateway provides: each a name, a schema for its `config`, and how a
-//! checked config becomes the typed one the request path uses.
+//! The plugins lambda-gateway provides, from the highest priority down: each a name, Kong's
+//! priority, a schema for its `config`, and how a checked config becomes the one the request
+//! path uses. The access plugins come from their registry ([`access::SPECS`]); the plugin that
+//! answers (aws-lambda) and the one that decides how a request is counted (prometheus) are the
+//! two listed here.
 
 use super::model::PluginConfig;
-use crate::access::{self, AccessPlugin};
+use crate::access;
 use crate::schema::check::Checker;
 use crate::schema::Schema;
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+/// How a plugin's checked config becomes the one the request path uses.
+#[derive(Clone, Copy)]
+enum Make {
+    /// An access plugin ([`access::configure`]).
+    Access(fn(&mut Checker, &Value, &str) -> Option<access::AccessPlugin>),
+    /// aws-lambda or prometheus.
+    Own(fn(&mut Checker, &Value) -> Option<PluginConfig>),
+}
 
 /// One plugin.
 pub struct PluginSpec {
@@ -16,109 +28,61 @@ pub struct PluginSpec {
     pub priority: u32,
     /// Its config's schema.
     pub schema: &'static Schema,
-    /// Validates a config (errors go to the checker) into the typed config; the plugin's id
-    /// names what it keeps across requests (rate-limiting counters).
-    pub validate: fn(&mut Checker, &Value, &str) -> Option<PluginConfig>,
+    make: Make,
 }
 
-/// Every plugin, in Kong's priority order (each handler's `PRIORITY` in Kong 3.x).
-pub static PLUGINS: &[PluginSpec] = &[
-    PluginSpec {
-        name: "correlation-id",
-        priority: 100_001,
-        schema: &access::correlation_id::SCHEMA,
-        validate: |c, v, _| {
-            access::correlation_id::validate(c, v)
-                .map(|cfg| PluginConfig::Access(AccessPlugin::CorrelationId(Arc::new(cfg))))
-        },
-    },
-    PluginSpec {
-        name: "cors",
-        priority: 2000,
-        schema: &access::cors::SCHEMA,
-        validate: |c, v, _| {
-            access::cors::validate(c, v)
-                .map(|cfg| PluginConfig::Access(AccessPlugin::Cors(Arc::new(cfg))))
-        },
-    },
-    PluginSpec {
-        name: "jwt",
-        priority: 1450,
-        schema: &access::jwt::SCHEMA,
-        validate: |c, v, _| {
-            access::jwt::validate(c, v)
-                .map(|cfg| PluginConfig::Access(AccessPlugin::Jwt(Arc::new(cfg))))
-        },
-    },
-    PluginSpec {
-        name: "key-auth",
-        priority: 1250,
-        schema: &access::key_auth::SCHEMA,
-        validate: |c, v, _| {
-            access::key_auth::validate(c, v)
-                .map(|cfg| PluginConfig::Access(AccessPlugin::KeyAuth(Arc::new(cfg))))
-        },
-    },
-    PluginSpec {
-        name: "ip-restriction",
-        priority: 990,
-        schema: &access::ip_restriction::SCHEMA,
-        validate: |c, v, _| {
-            access::ip_restriction::validate(c, v)
-                .map(|cfg| PluginConfig::Access(AccessPlugin::IpRestriction(Arc::new(cfg))))
-        },
-    },
-    PluginSpec {
-        name: "request-size-limiting",
-        priority: 951,
-        schema: &access::size_limit::SCHEMA,
-        validate: |c, v, _| {
-            access::size_limit::validate(c, v)
-                .map(|cfg| PluginConfig::Access(AccessPlugin::RequestSizeLimiting(Arc::new(cfg))))
-        },
-    },
-    PluginSpec {
-        name: "acl",
-        priority: 950,
-        schema: &access::acl::SCHEMA,
-        validate: |c, v, _| {
-            access::acl::validate(c, v)
-                .map(|cfg| PluginConfig::Access(AccessPlugin::Acl(Arc::new(cfg))))
-        },
-    },
-    PluginSpec {
-        name: "rate-limiting",
-        priority: 910,
-        schema: &access::rate_limit::SCHEMA,
-        validate: |c, v, id| {
-            access::rate_limit::validate(c, v, id)
-                .map(|cfg| PluginConfig::Access(AccessPlugin::RateLimiting(Arc::new(cfg))))
-        },
-    },
-    PluginSpec {
-        name: "aws-lambda",
-        priority: 750,
-        schema: &crate::lambda::config::SCHEMA,
-        validate: |c, v, _| {
-            crate::lambda::config::validate(c, v).map(|cfg| PluginConfig::AwsLambda(Arc::new(cfg)))
-        },
-    },
-    PluginSpec {
-        name: "prometheus",
-        priority: 13,
-        schema: &super::prometheus::SCHEMA,
-        validate: |c, v, _| super::prometheus::validate(c, v).map(PluginConfig::Prometheus),
-    },
-];
+impl PluginSpec {
+    /// Validates a config (errors go to the checker) into the typed config; the plugin's id
+    /// names what it keeps across requests (rate-limiting's counters).
+    pub fn validate(&self, c: &mut Checker, config: &Value, id: &str) -> Option<PluginConfig> {
+        match self.make {
+            Make::Access(configure) => configure(c, config, id).map(PluginConfig::Access),
+            Make::Own(make) => make(c, config),
+        }
+    }
+}
+
+/// Every plugin, from Kong's highest priority (each handler's `PRIORITY` in Kong 3.x).
+pub fn all() -> &'static [PluginSpec] {
+    static ALL: LazyLock<Vec<PluginSpec>> = LazyLock::new(|| {
+        let mut all: Vec<PluginSpec> = access::SPECS
+            .iter()
+            .map(|spec| PluginSpec {
+                name: spec.name,
+                priority: spec.priority,
+                schema: (spec.schema)(),
+                make: Make::Access(spec.configure),
+            })
+            .collect();
+        all.push(PluginSpec {
+            name: "aws-lambda",
+            priority: 750,
+            schema: &crate::lambda::config::SCHEMA,
+            make: Make::Own(|c, v| {
+                crate::lambda::config::validate(c, v)
+                    .map(|cfg| PluginConfig::AwsLambda(Arc::new(cfg)))
+            }),
+        });
+        all.push(PluginSpec {
+            name: "prometheus",
+            priority: 13,
+            schema: &super::prometheus::SCHEMA,
+            make: Make::Own(|c, v| super::prometheus::validate(c, v).map(PluginConfig::Prometheus)),
+        });
+        all.sort_by_key(|p| std::cmp::Reverse(p.priority));
+        all
+    });
+    &ALL
+}
 
 /// The plugin called `name`.
 pub fn find(name: &str) -> Option<&'static PluginSpec> {
-    PLUGINS.iter().find(|p| p.name == name)
+    all().iter().find(|p| p.name == name)
 }
 
 /// The error for a plugin name that is not provided.
 pub fn unknown(name: &str) -> String {
-    let provided: Vec<String> = PLUGINS.iter().map(|p| format!("'{}'", p.name)).collect();
+    let provided: Vec<String> = all().iter().map(|p| format!("'{}'", p.name)).collect();
     format!(
         "plugin '{name}' not enabled; lambda-gateway provides only {}",
         provided.join(", ")
@@ -131,7 +95,9 @@ mod tests {
 
     #[test]
     fn plugins_are_listed_from_the_highest_priority() {
-        assert!(PLUGINS.windows(2).all(|w| w[0].priority > w[1].priority));
+        assert!(all().windows(2).all(|w| w[0].priority > w[1].priority));
         assert_eq!(find("aws-lambda").map(|p| p.priority), Some(750));
+        // Each schema is its plugin's.
+        assert!(all().iter().all(|p| p.schema.name == p.name));
     }
 }

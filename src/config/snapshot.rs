@@ -694,7 +694,7 @@ impl<'a> PluginScopes<'a> {
     ) -> (Vec<(u32, AccessPlugin)>, Vec<&'a str>) {
         let mut steps = Vec::new();
         let mut ids = Vec::new();
-        for spec in crate::config::plugins::PLUGINS {
+        for spec in crate::config::plugins::all() {
             let Some(p) = self.effective_named(route, consumer, spec.name) else {
                 continue;
             };

@@ -554,7 +554,7 @@ impl Builder {
                     .as_object()
                     .and_then(|cfg| super::vault::resolve_fields(c, spec.schema, cfg))
                     .map(Value::Object);
-                (spec.validate)(c, resolved.as_ref().unwrap_or(config_value), &id)
+                spec.validate(c, resolved.as_ref().unwrap_or(config_value), &id)
             }),
             None => {
                 if !name.is_empty() {
@@ -833,7 +833,7 @@ plugins:
                 "services[0].plugins[0].config.bogus: unknown field",
                 "services[0].plugins[0].config.aws_region: expected a region like us-east-1, got \"??\"",
                 "services[1].colour: unknown field",
-                "plugins[0].name: plugin 'graphql-proxy-cache' not enabled; lambda-gateway provides only 'correlation-id', 'cors', 'jwt', 'key-auth', 'ip-restriction', 'request-size-limiting', 'acl', 'rate-limiting', 'aws-lambda', 'prometheus'",
+                &format!("plugins[0].name: {}", super::super::plugins::unknown("graphql-proxy-cache")),
                 "routes[0].service: no service named \"missing\"",
                 // services[1] repeats s1's name, but has an error of its own: as Kong checks
                 // the schema first, that is all it is told.

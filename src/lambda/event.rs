@@ -502,7 +502,7 @@ fn write_body(out: &mut Vec<u8>, req: &Request<'_>, base64_body: bool, null_when
     json::write_key(out, "body");
     if base64_body && binary {
         out.push(b'"');
-        super::payload::write_base64(out, body);
+        crate::json::write_base64(out, body);
         out.extend_from_slice(b"\",\"isBase64Encoded\":true");
     } else {
         json::write_str(out, body);

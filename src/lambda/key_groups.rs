@@ -9,7 +9,7 @@
 //! and take a cache miss per key: measured, that tripled the cost per member and made it grow
 //! with the list.
 
-use super::args::{Arg, ArgValue, Repeat, NONE};
+use super::arg::{Arg, ArgValue, Repeat, NONE};
 use crate::pacing::Pacer;
 use std::hash::BuildHasher;
 use std::ops::Range;

@@ -1,6 +1,7 @@
 //! The aws-lambda plugin: its config, the invocation payload encoder, request argument parsing,
 //! and the mapping of Lambda's answer to the client response.
 
+pub mod arg;
 pub mod args;
 pub mod config;
 pub mod event;

@@ -17,7 +17,6 @@ use crate::http::media::{body_kind, BodyKind};
 use crate::http::request::Request;
 use crate::json;
 use crate::pacing::Pacer;
-use base64::Engine;
 
 /// Why a payload could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -213,7 +212,7 @@ impl PayloadEncoder {
             if base64 {
                 json::write_key(out, "request_body");
                 out.push(b'"');
-                write_base64(out, req.body);
+                crate::json::write_base64(out, req.body);
                 out.extend_from_slice(b"\",");
                 json::write_key(out, "request_body_base64");
                 out.extend_from_slice(b"true,");
@@ -258,16 +257,6 @@ impl PayloadEncoder {
             && super::json_body::validate_paced(req.body, pacer).await;
         valid.then_some(BodyKind::Json)
     }
-}
-
-/// Appends `bytes` in standard base64, straight into `out`.
-pub(super) fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
-    let engine = &base64::engine::general_purpose::STANDARD;
-    let start = out.len();
-    let encoded_len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
-    out.resize(start + encoded_len, 0);
-    let written = engine.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
-    out.truncate(start + written);
 }
 
 /// JSON insignificant whitespace trimmed from both ends.

@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod entities;
+pub mod settings;
 mod values;
 
 use check::Checker;
@@ -257,6 +258,18 @@ impl Field {
             refused: None,
             referenceable: false,
         }
+    }
+
+    /// A field of type `ty` whose name [`settings!`](crate::settings) gives it (see
+    /// [`Field::named`]).
+    pub const fn of(ty: Type) -> Field {
+        Field::new("", ty)
+    }
+
+    /// Named `name`.
+    pub const fn named(mut self, name: &'static str) -> Field {
+        self.name = name;
+        self
     }
 
     /// With a default.

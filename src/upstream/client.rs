@@ -4,7 +4,8 @@
 
 use super::pool::{IdleConn, Pool};
 use super::retry::{retry_after, RetryBudget};
-use super::stream::Stream;
+pub use super::stream::MAX_RESPONSE_BYTES;
+use super::stream::{fill, BodyStart, ReadError, Stream};
 use super::streaming::ResponseStream;
 use super::target::InvokeTarget;
 use crate::aws::credentials::Credentials;
@@ -20,10 +21,6 @@ use std::cell::RefCell;
 use std::io;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
-
-/// Largest Lambda response read (SPEC §4): Lambda's 6 MB plus margin. Larger is a 502.
-pub const MAX_RESPONSE_BYTES: usize = 7 * 1024 * 1024;
-const READ_CHUNK: usize = 16 * 1024;
 
 /// The per-request buffers of one invoke, reused through a worker's free list.
 #[derive(Default)]
@@ -329,36 +326,6 @@ fn encode_head(
     w.extend_from_slice(b"\r\n\r\n");
 }
 
-/// A response-reading failure before the endpoint label is attached.
-pub(super) enum ReadError {
-    Io(io::Error),
-    Bad(&'static str),
-    TooLarge,
-}
-
-impl ReadError {
-    pub(super) fn with_endpoint(self, endpoint: String) -> UpstreamError {
-        match self {
-            ReadError::Io(source) => UpstreamError::Io { endpoint, source },
-            ReadError::Bad(why) => UpstreamError::BadResponse { endpoint, why },
-            ReadError::TooLarge => UpstreamError::ResponseTooLarge {
-                endpoint,
-                limit: MAX_RESPONSE_BYTES,
-            },
-        }
-    }
-}
-
-/// Reads one more chunk; `Ok(0)` is EOF.
-pub(super) async fn fill(stream: &mut Stream, buf: &mut Vec<u8>) -> Result<usize, ReadError> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-        buf.reserve(READ_CHUNK);
-    }
-    let (res, b) = stream.read_append(std::mem::take(buf)).await;
-    *buf = b;
-    res.map_err(ReadError::Io)
-}
-
 /// Reads and frames one response. `Ok(reusable)`; on error, whether nothing at all was read.
 pub(super) async fn read_response(
     stream: &mut Stream,
@@ -367,17 +334,6 @@ pub(super) async fn read_response(
 ) -> Result<bool, (ReadError, bool)> {
     let head = read_head(stream, &mut bufs.read, resp).await?;
     read_body(stream, bufs, resp, head).await
-}
-
-/// Where a response's body starts and how it is framed.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct BodyStart {
-    /// Bytes of the head (the body's first bytes may follow it in the buffer).
-    pub head_len: usize,
-    /// How the body is delimited.
-    pub framing: Framing,
-    /// The server said it closes the connection after this response.
-    pub server_close: bool,
 }
 
 /// Reads a response head into `buf` (cleared first) and parses it into `resp`. On error,

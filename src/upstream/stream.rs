@@ -1,5 +1,6 @@
 //! One upstream connection: plain TCP or TLS, with ownership-passing reads and writes.
 
+use crate::http::client::{Framing, UpstreamError};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use monoio_rustls::ClientTlsStream;
@@ -51,4 +52,51 @@ pub fn idle_socket_is_clean(fd: RawFd) -> bool {
         recv(fd, &mut probe, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT),
         Err(nix::errno::Errno::EAGAIN)
     )
+}
+
+/// Largest Lambda response read (SPEC §4): Lambda's 6 MB plus margin. Larger is a 502.
+pub const MAX_RESPONSE_BYTES: usize = 7 * 1024 * 1024;
+
+/// Bytes a read asks for at least.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A response-reading failure before the endpoint label is attached.
+pub(super) enum ReadError {
+    Io(io::Error),
+    Bad(&'static str),
+    TooLarge,
+}
+
+impl ReadError {
+    pub(super) fn with_endpoint(self, endpoint: String) -> UpstreamError {
+        match self {
+            ReadError::Io(source) => UpstreamError::Io { endpoint, source },
+            ReadError::Bad(why) => UpstreamError::BadResponse { endpoint, why },
+            ReadError::TooLarge => UpstreamError::ResponseTooLarge {
+                endpoint,
+                limit: MAX_RESPONSE_BYTES,
+            },
+        }
+    }
+}
+
+/// Reads one more chunk; `Ok(0)` is EOF.
+pub(super) async fn fill(stream: &mut Stream, buf: &mut Vec<u8>) -> Result<usize, ReadError> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+    let (res, b) = stream.read_append(std::mem::take(buf)).await;
+    *buf = b;
+    res.map_err(ReadError::Io)
+}
+
+/// Where a response's body starts and how it is framed.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct BodyStart {
+    /// Bytes of the head (the body's first bytes may follow it in the buffer).
+    pub head_len: usize,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// The server said it closes the connection after this response.
+    pub server_close: bool,
 }

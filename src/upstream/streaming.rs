@@ -4,12 +4,13 @@
 //! of the caller: a caller that waits (for a slow client) stops the reads, and TCP then slows
 //! Lambda. Memory is one read plus one message.
 
-use super::client::{fill, BodyStart, Upstream};
-use super::pool::IdleConn;
+use super::pool::{IdleConn, Pool};
+use super::stream::{fill, BodyStart};
 use crate::aws::endpoint::Endpoint;
 use crate::aws::event_stream::{self, Event};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::client::{Framing, UpstreamError};
+use std::cell::RefCell;
 use std::ops::Range;
 use std::time::Instant;
 
@@ -224,14 +225,14 @@ impl ResponseStream {
 
     /// Gives the connection back to the pool when the stream was read to its end and nothing
     /// is left over; otherwise it is closed. Either way the stream reads no more.
-    pub fn release(&mut self, upstream: &Upstream, keepalive: std::time::Duration) {
+    pub fn release(&mut self, pool: &RefCell<Pool>, keepalive: std::time::Duration) {
         let whole =
             self.body_done && self.raw.is_empty() && self.consumed + self.last == self.events.len();
         if let Some(mut conn) = self.conn.take() {
             if whole && !self.unusable {
                 conn.since = Instant::now();
                 conn.keepalive = keepalive;
-                upstream.pool.borrow_mut().put(&self.endpoint, conn);
+                pool.borrow_mut().put(&self.endpoint, conn);
             }
         }
     }
