@@ -82,3 +82,58 @@ impl Plugin for Acl {
         Verdict::Continue
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{configured, run, run_chain, Known};
+    use super::*;
+
+    const GET: &str = "GET /r HTTP/1.1\r\nHost: h\r\napikey: k-alice\r\n\r\n";
+
+    /// Kong's answers; the function sees the groups unless hidden. The consumer is the one
+    /// key-auth would have identified (run first, as Kong orders them).
+    #[test]
+    fn groups_let_in_or_keep_out() {
+        let known = Known::default()
+            .consumer("alice", Some("k-alice"), &["admins", "staff"])
+            .consumer("bob", Some("k-bob"), &[]);
+        let key_auth: super::super::key_auth::KeyAuth = configured("{}").expect("key-auth");
+        let cases = [
+            (r#"{"allow":["admins"]}"#, "k-alice", 200, "{}"),
+            (r#"{"allow":["admins"]}"#, "k-bob", 403, r#"{"message":"You cannot consume this service"}"#),
+            (r#"{"deny":["staff"]}"#, "k-alice", 403, r#"{"message":"You cannot consume this service"}"#),
+            (r#"{"deny":["staff"]}"#, "k-bob", 200, "{}"),
+        ];
+        for (config, key, status, body) in cases {
+            let acl: Acl = configured(config).expect(config);
+            let raw = GET.replace("k-alice", key);
+            assert_eq!(run(&key_auth, &raw, &known).status(), 200);
+            // The acl phase with the consumer key-auth found: both plugins' phases in order.
+            let out = run_chain(&[&key_auth, &acl], &raw, &known);
+            assert_eq!((out.status(), out.body().as_str()), (status, body), "{config} {key}");
+            if status == 200 && key == "k-alice" {
+                let forwarded = out.forwarded.expect("edited");
+                assert!(forwarded.contains("X-Consumer-Groups: admins, staff"), "{forwarded}");
+            }
+        }
+        // Nobody identified: 401.
+        let acl: Acl = configured(r#"{"allow":["admins"]}"#).expect("valid");
+        let out = run(&acl, "GET /r HTTP/1.1\r\nHost: h\r\n\r\n", &known);
+        assert_eq!((out.status(), out.body().as_str()), (401, r#"{"message":"Unauthorized"}"#));
+        // Hidden: the header the client sent is removed too.
+        let hidden: Acl = configured(r#"{"allow":["admins"],"hide_groups_header":true}"#).expect("valid");
+        let raw = "GET /r HTTP/1.1\r\nHost: h\r\napikey: k-alice\r\nX-Consumer-Groups: forged\r\n\r\n";
+        let out = run_chain(&[&key_auth, &hidden], raw, &known);
+        assert!(!out.forwarded.expect("edited").contains("X-Consumer-Groups"));
+    }
+
+    #[test]
+    fn allow_or_deny_but_not_both() {
+        for (config, why) in [
+            ("{}", "at least one of these fields must be non-empty: 'config.allow', 'config.deny'"),
+            (r#"{"allow":["a"],"deny":["b"]}"#, "only one of these fields must be non-empty: 'config.allow', 'config.deny'"),
+        ] {
+            assert_eq!(configured::<Acl>(config).expect_err(config), [why]);
+        }
+    }
+}

@@ -149,3 +149,43 @@ fn echo_id(
         resp.set_header(c.header_name.as_bytes(), id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{configured, run, Known};
+    use super::*;
+
+    const GET: &str = "GET /r HTTP/1.1\r\nHost: h\r\n\r\n";
+
+    #[test]
+    fn a_request_without_an_id_gets_one_the_function_sees() {
+        let plugin: CorrelationId = configured("{}").expect("valid");
+        let out = run(&plugin, GET, &Known::default());
+        let forwarded = out.forwarded.clone().expect("an id added");
+        let id = forwarded
+            .lines()
+            .find_map(|l| l.strip_prefix("Kong-Request-ID: "))
+            .expect("the header");
+        // uuid#counter: the worker's UUID, `#`, the counter.
+        let (uuid, n) = id.split_once('#').expect("uuid#counter");
+        assert_eq!(uuid.len(), 36);
+        assert!(n.parse::<u64>().is_ok(), "{id}");
+        assert!(out.header("Kong-Request-ID").is_none(), "not echoed by default");
+    }
+
+    #[test]
+    fn a_clients_id_is_kept_and_echoed_when_asked() {
+        let plugin: CorrelationId =
+            configured(r#"{"header_name":"X-Trace","echo_downstream":true,"generator":"uuid"}"#)
+                .expect("valid");
+        let out = run(&plugin, "GET /r HTTP/1.1\r\nHost: h\r\nX-Trace: mine\r\n\r\n", &Known::default());
+        assert!(out.forwarded.is_none(), "the request is left as it is");
+        assert_eq!(out.header("X-Trace").as_deref(), Some("mine"));
+        let out = run(&plugin, GET, &Known::default());
+        let echoed = out.header("X-Trace").expect("echoed");
+        assert_eq!((echoed.len(), echoed.matches('-').count()), (36, 4), "{echoed}");
+        let tracker: CorrelationId = configured(r#"{"generator":"tracker"}"#).expect("valid");
+        let forwarded = run(&tracker, GET, &Known::default()).forwarded.expect("an id");
+        assert!(forwarded.contains("Kong-Request-ID: 127.0.0.1-"), "{forwarded}");
+    }
+}

@@ -281,7 +281,52 @@ fn add_headers(c: &Cors, req: &Request<'_>, resp: &mut Response) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{configured, run, Known};
     use super::*;
+
+    fn preflight(origin: &str) -> String {
+        format!("OPTIONS /r HTTP/1.1\r\nHost: h\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: X-Api\r\n\r\n")
+    }
+
+    fn get(origin: &str) -> String {
+        format!("GET /r HTTP/1.1\r\nHost: h\r\nOrigin: {origin}\r\n\r\n")
+    }
+
+    /// Kong's spec (`spec/03-plugins/13-cors`): preflights answered here, headers on answers.
+    #[test]
+    fn preflights_and_answers_get_kongs_headers() {
+        let known = Known::default();
+        let all: Cors = configured("{}").expect("valid");
+        let out = run(&all, &preflight("https://a.test"), &known);
+        assert_eq!((out.verdict, out.status(), out.body().as_str()), (Verdict::Answered, 200, ""));
+        assert_eq!(out.header("Access-Control-Allow-Origin").as_deref(), Some("*"));
+        assert_eq!(
+            out.header("Access-Control-Allow-Methods").as_deref(),
+            Some("GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT")
+        );
+        assert_eq!(out.header("Access-Control-Allow-Headers").as_deref(), Some("X-Api"));
+        let listed: Cors = configured(
+            r#"{"origins":["https://a.test","^https://.*\\.b\\.test$"],"credentials":true,"max_age":600,"exposed_headers":["X-Id"],"methods":["GET","POST"]}"#,
+        )
+        .expect("valid");
+        let out = run(&listed, &preflight("https://A.test:443"), &known);
+        assert_eq!(out.header("Access-Control-Allow-Origin").as_deref(), Some("https://a.test"));
+        assert_eq!(out.header("Access-Control-Allow-Credentials").as_deref(), Some("true"));
+        assert_eq!(out.header("Access-Control-Max-Age").as_deref(), Some("600"));
+        assert_eq!(out.header("Access-Control-Allow-Methods").as_deref(), Some("GET,POST"));
+        assert_eq!(out.header("Vary").as_deref(), Some("Origin"));
+        // The function's answer gets the headers too.
+        let out = run(&listed, &get("https://x.b.test"), &known);
+        assert_eq!((out.verdict, out.status()), (Verdict::Continue, 200));
+        assert_eq!(out.header("Access-Control-Allow-Origin").as_deref(), Some("https://x.b.test"));
+        assert_eq!(out.header("Access-Control-Expose-Headers").as_deref(), Some("X-Id"));
+        // An origin not listed gets none.
+        let out = run(&listed, &get("https://evil.test"), &known);
+        assert!(out.header("Access-Control-Allow-Origin").is_none());
+        // preflight_continue: the function answers it.
+        let through: Cors = configured(r#"{"preflight_continue":true}"#).expect("valid");
+        assert_eq!(run(&through, &preflight("https://a.test"), &known).verdict, Verdict::Continue);
+    }
 
     #[test]
     fn origins_normalise_as_kong_does() {

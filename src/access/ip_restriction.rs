@@ -86,3 +86,39 @@ impl Plugin for IpRestriction {
         Verdict::Continue
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{configured, run, Known};
+    use super::*;
+
+    const GET: &str = "GET /r HTTP/1.1\r\nHost: h\r\n\r\n";
+
+    /// The test client is 127.0.0.1: Kong's answers for each way of listing it.
+    #[test]
+    fn clients_are_let_in_or_refused_as_kong_does() {
+        let refused = r#"{"message":"Your IP address is not allowed"}"#;
+        for (config, status, body) in [
+            (r#"{"allow":["127.0.0.0/8"]}"#, 200, "{}"),
+            (r#"{"allow":["10.0.0.0/8"]}"#, 403, refused),
+            (r#"{"deny":["127.0.0.1"]}"#, 403, refused),
+            (r#"{"deny":["::1"]}"#, 200, "{}"),
+            (r#"{"allow":["127.0.0.1"],"deny":["127.0.0.1"]}"#, 403, refused),
+            (r#"{"deny":["127.0.0.0/24"],"status":401,"message":"go away"}"#, 401, r#"{"message":"go away"}"#),
+        ] {
+            let plugin: IpRestriction = configured(config).expect(config);
+            let out = run(&plugin, GET, &Known::default());
+            assert_eq!((out.status(), out.body().as_str()), (status, body), "{config}");
+        }
+    }
+
+    #[test]
+    fn bad_blocks_and_empty_lists_are_refused() {
+        let errors = configured::<IpRestriction>(r#"{"allow":["300.1.1.1"]}"#).expect_err("bad");
+        assert!(errors[0].starts_with("allow[0]: "), "{errors:?}");
+        assert_eq!(
+            configured::<IpRestriction>("{}").expect_err("empty"),
+            ["at least one of these fields must be non-empty: 'config.allow', 'config.deny'"]
+        );
+    }
+}

@@ -718,4 +718,55 @@ mod tests {
         assert!(encoded.verifies(d.signature, d.signing_input, true));
         assert!(!encoded.verifies(d.signature, d.signing_input, false));
     }
+
+    /// An HS256 token for `claims`, signed with `secret` by jsonwebtoken (the crate that
+    /// checks it here; tests/jwt.rs signs with PyJWT too).
+    fn hs256(claims: Value, secret: &str) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("signed")
+    }
+
+    /// Kong's spec (`spec/03-plugins/16-jwt`): where tokens are found, its 401s.
+    #[test]
+    fn tokens_identify_consumers_with_kongs_answers() {
+        use super::super::testing::{configured, run, Known};
+        let mut known = Known::default().consumer("alice", None, &[]);
+        known.jwts.push((
+            JwtCredential {
+                id: "j-1".into(),
+                key: "alice-iss".into(),
+                verifier: std::sync::Arc::new(Verifier::new("HS256", "s3cret", None).expect("HS256")),
+            },
+            0,
+        ));
+        let plugin: Jwt = configured(r#"{"claims_to_verify":["exp"],"cookie_names":["session"]}"#)
+            .expect("valid");
+        let good = hs256(serde_json::json!({"iss": "alice-iss", "exp": 9_999_999_999u64}), "s3cret");
+        let forged = hs256(serde_json::json!({"iss": "alice-iss", "exp": 9_999_999_999u64}), "guess");
+        let expired = hs256(serde_json::json!({"iss": "alice-iss", "exp": 1}), "s3cret");
+        let unknown = hs256(serde_json::json!({"iss": "nobody"}), "s3cret");
+        let with = |header: &str| format!("GET /r HTTP/1.1\r\nHost: h\r\n{header}\r\n");
+        for (raw, status, body) in [
+            (with(&format!("Authorization: Bearer {good}\r\n")), 200, "{}".to_string()),
+            (format!("GET /r?jwt={good} HTTP/1.1\r\nHost: h\r\n\r\n"), 200, "{}".into()),
+            (with(&format!("Cookie: a=b; session={good}\r\n")), 200, "{}".into()),
+            (with(""), 401, r#"{"message":"Unauthorized"}"#.into()),
+            (with(&format!("Authorization: Bearer {forged}\r\n")), 401, r#"{"message":"Invalid signature"}"#.into()),
+            (with(&format!("Authorization: Bearer {expired}\r\n")), 401, r#"{"exp":"token expired"}"#.into()),
+            (with(&format!("Authorization: Bearer {unknown}\r\n")), 401, r#"{"message":"No credentials found for given 'iss'"}"#.into()),
+            (with("Authorization: Bearer not.a.token\r\n"), 401, r#"{"message":"Bad token; invalid JSON"}"#.into()),
+        ] {
+            let out = run(&plugin, &raw, &known);
+            assert_eq!((out.status(), out.body()), (status, body), "{raw:?}");
+        }
+        let out = run(&plugin, &with(""), &known);
+        assert_eq!(out.header("WWW-Authenticate").as_deref(), Some("Bearer"));
+        let out = run(&plugin, &with(&format!("Authorization: Bearer {good}\r\n")), &known);
+        assert_eq!(out.consumer.as_deref(), Some("alice"));
+        assert!(out.forwarded.expect("told").contains("X-Credential-Identifier: alice-iss"));
+    }
 }

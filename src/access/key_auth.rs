@@ -231,3 +231,61 @@ fn authenticate(
     }
     Verdict::Answered
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{configured, run, Known};
+    use super::*;
+
+    fn known() -> Known {
+        Known::default()
+            .consumer("alice", Some("alice-key"), &[])
+            .consumer("anonymous", None, &[])
+    }
+
+    /// Kong's spec (`spec/03-plugins/09-key-auth`): where keys are found, its 401s, what the
+    /// function is told.
+    #[test]
+    fn keys_identify_consumers_with_kongs_answers() {
+        let plugin: KeyAuth = configured("{}").expect("valid");
+        let no_key = r#"{"message":"No API key found in request"}"#;
+        for (raw, status, body) in [
+            ("GET /r HTTP/1.1\r\nHost: h\r\napikey: alice-key\r\n\r\n", 200, "{}"),
+            ("GET /r?apikey=alice-key HTTP/1.1\r\nHost: h\r\n\r\n", 200, "{}"),
+            ("GET /r HTTP/1.1\r\nHost: h\r\n\r\n", 401, no_key),
+            ("GET /r HTTP/1.1\r\nHost: h\r\napikey: \r\n\r\n", 401, no_key),
+            ("GET /r HTTP/1.1\r\nHost: h\r\napikey: wrong\r\n\r\n", 401, r#"{"message":"Invalid authentication credentials"}"#),
+            ("GET /r HTTP/1.1\r\nHost: h\r\napikey: a\r\napikey: b\r\n\r\n", 401, r#"{"message":"Duplicate API key found"}"#),
+        ] {
+            let out = run(&plugin, raw, &known());
+            assert_eq!((out.status(), out.body().as_str()), (status, body), "{raw:?}");
+            if body == no_key {
+                assert_eq!(out.header("WWW-Authenticate").as_deref(), Some("Key realm=\"kong\""));
+            }
+        }
+        let out = run(&plugin, "GET /r HTTP/1.1\r\nHost: h\r\napikey: alice-key\r\nX-Consumer-Username: forged\r\n\r\n", &known());
+        assert_eq!(out.consumer.as_deref(), Some("alice"));
+        let forwarded = out.forwarded.expect("identified");
+        for line in ["X-Consumer-ID: c-alice", "X-Consumer-Username: alice", "X-Credential-Identifier: k-alice"] {
+            assert!(forwarded.contains(line), "{line} in {forwarded}");
+        }
+        assert!(!forwarded.contains("forged"), "{forwarded}");
+    }
+
+    #[test]
+    fn hidden_keys_anonymous_and_bodies() {
+        let hide: KeyAuth = configured(r#"{"hide_credentials":true}"#).expect("valid");
+        let out = run(&hide, "GET /r?apikey=alice-key&x=1 HTTP/1.1\r\nHost: h\r\n\r\n", &known());
+        let forwarded = out.forwarded.expect("edited");
+        assert!(!forwarded.contains("alice-key"), "{forwarded}");
+        let anonymous: KeyAuth = configured(r#"{"anonymous":"anonymous"}"#).expect("valid");
+        let out = run(&anonymous, "GET /r HTTP/1.1\r\nHost: h\r\n\r\n", &known());
+        assert_eq!((out.status(), out.consumer.as_deref()), (200, Some("anonymous")));
+        assert!(out.forwarded.expect("told").contains("X-Anonymous-Consumer: true"));
+        let body: KeyAuth = configured(r#"{"key_in_body":true,"key_in_header":false}"#).expect("valid");
+        let raw = "POST /r HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 21\r\n\r\n{\"apikey\":\"alice-key\"}";
+        assert_eq!(run(&body, raw, &known()).consumer.as_deref(), Some("alice"));
+        let bad = configured::<KeyAuth>(r#"{"key_names":["bad name"]}"#).expect_err("refused");
+        assert_eq!(bad, ["key_names[0]: bad header name \"bad name\""]);
+    }
+}

@@ -572,4 +572,38 @@ mod tests {
             assert!(errors.iter().any(|e| e.contains(why)), "{bad}: {errors:?}");
         }
     }
+
+    /// The local policy through the plugin's phases: Kong's headers on each answer, 429 with
+    /// `Retry-After` past the limit, counted by the header `limit_by` names.
+    #[test]
+    fn limits_hold_with_kongs_headers() {
+        use super::super::testing::{configured, run, Known};
+        let plugin: RateLimiting =
+            configured(r#"{"minute":2,"hour":1000,"limit_by":"header","header_name":"X-Who"}"#)
+                .expect("valid");
+        let who = format!("limits-{}", std::process::id());
+        let raw = format!("GET /r HTTP/1.1\r\nHost: h\r\nX-Who: {who}\r\n\r\n");
+        let known = Known::default();
+        let first = run(&plugin, &raw, &known);
+        assert_eq!(first.status(), 200);
+        assert_eq!(first.header("RateLimit-Limit").as_deref(), Some("2"));
+        assert_eq!(first.header("RateLimit-Remaining").as_deref(), Some("1"));
+        assert_eq!(first.header("X-RateLimit-Limit-Minute").as_deref(), Some("2"));
+        assert_eq!(first.header("X-RateLimit-Remaining-Hour").as_deref(), Some("999"));
+        assert_eq!(run(&plugin, &raw, &known).header("RateLimit-Remaining").as_deref(), Some("0"));
+        let refused = run(&plugin, &raw, &known);
+        assert_eq!(
+            (refused.status(), refused.body().as_str()),
+            (429, r#"{"message":"API rate limit exceeded"}"#)
+        );
+        assert!(refused.header("Retry-After").is_some());
+        // Another identity has its own count.
+        let other = raw.replace(&who, &format!("{who}-other"));
+        assert_eq!(run(&plugin, &other, &known).status(), 200);
+        let hidden: RateLimiting = configured(
+            r#"{"minute":5,"limit_by":"header","header_name":"X-Who","hide_client_headers":true}"#,
+        )
+        .expect("valid");
+        assert!(run(&hidden, &other, &known).header("RateLimit-Limit").is_none());
+    }
 }

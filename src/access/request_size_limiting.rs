@@ -83,3 +83,37 @@ impl Plugin for RequestSizeLimiting {
         Verdict::Continue
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{configured, run, Known};
+    use super::*;
+
+    fn post(length: usize, extra: &str) -> String {
+        format!(
+            "POST /r HTTP/1.1\r\nHost: h\r\nContent-Length: {length}\r\n{extra}\r\n{}",
+            "a".repeat(length)
+        )
+    }
+
+    /// Kong's spec (`spec/03-plugins/12-request-size-limiting`): units, 413, 417, 411.
+    #[test]
+    fn bodies_over_the_limit_are_refused() {
+        let too_large = r#"{"message":"Request size limit exceeded"}"#;
+        for (config, raw, status, body) in [
+            (r#"{"allowed_payload_size":10,"size_unit":"bytes"}"#, post(10, ""), 200, "{}"),
+            (r#"{"allowed_payload_size":10,"size_unit":"bytes"}"#, post(11, ""), 413, too_large),
+            (r#"{"allowed_payload_size":1,"size_unit":"kilobytes"}"#, post(1025, ""), 413, too_large),
+            (r#"{"allowed_payload_size":1,"size_unit":"kilobytes"}"#, post(1024, ""), 200, "{}"),
+            (r#"{"allowed_payload_size":1,"size_unit":"bytes"}"#, post(2, "Expect: 100-continue\r\n"), 417, too_large),
+            (r#"{"require_content_length":true}"#, "GET /r HTTP/1.1\r\nHost: h\r\n\r\n".to_string(), 411, r#"{"message":"A valid Content-Length header is required"}"#),
+            ("{}", post(2048, ""), 200, "{}"),
+        ] {
+            let plugin: RequestSizeLimiting = configured(config).expect(config);
+            let out = run(&plugin, &raw, &Known::default());
+            assert_eq!((out.status(), out.body().as_str()), (status, body), "{config}");
+        }
+        let default: RequestSizeLimiting = configured("{}").expect("valid");
+        assert_eq!(default.limit, 128 << 20);
+    }
+}

@@ -114,10 +114,51 @@ impl Outcome {
     }
 }
 
-/// Runs `plugin`'s phases on the raw request `raw` (from 127.0.0.1): its access phase; then,
-/// as the proxy does, the function's answer (`200 {}`) when it let the request through; then
-/// its response phase.
-pub fn run<P: Plugin>(plugin: &P, raw: &str, known: &Known) -> Outcome {
+/// A plugin's phases, callable through `&dyn` so that plugins of different types run in
+/// one chain.
+pub trait Phases {
+    /// The access phase, run to its verdict.
+    fn access_now(
+        &self,
+        req: &Request<'_>,
+        ctx: &mut AccessContext<'_, '_>,
+        resp: &mut Response,
+    ) -> Verdict;
+    /// The response phase.
+    fn respond(&self, req: &Request<'_>, edits: &RequestEdits, resp: &mut Response);
+}
+
+impl<P: Plugin> Phases for P {
+    fn access_now(
+        &self,
+        req: &Request<'_>,
+        ctx: &mut AccessContext<'_, '_>,
+        resp: &mut Response,
+    ) -> Verdict {
+        // Every plugin decides in one poll but rate-limiting counting exactly in Redis, which
+        // these tests do not configure.
+        let decided = std::pin::pin!(self.access(req, ctx, resp))
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        match decided {
+            std::task::Poll::Ready(verdict) => verdict,
+            std::task::Poll::Pending => panic!("the access phase waited"),
+        }
+    }
+
+    fn respond(&self, req: &Request<'_>, edits: &RequestEdits, resp: &mut Response) {
+        self.response(req, edits, resp);
+    }
+}
+
+/// Runs `plugin`'s phases on the raw request `raw` (see [`run_chain`]).
+pub fn run(plugin: &dyn Phases, raw: &str, known: &Known) -> Outcome {
+    run_chain(&[plugin], raw, known)
+}
+
+/// Runs `plugins`' phases on the raw request `raw` (from 127.0.0.1) as the proxy does: their
+/// access phases in order until one answers; else the function's answer (`200 {}`); then the
+/// response phases of those that ran.
+pub fn run_chain(plugins: &[&dyn Phases], raw: &str, known: &Known) -> Outcome {
     let mut head = RequestHead::default();
     let raw = raw.as_bytes();
     assert_eq!(
@@ -143,19 +184,23 @@ pub fn run<P: Plugin>(plugin: &P, raw: &str, known: &Known) -> Outcome {
         service: Some("s-1"),
         jwt_claims: None,
     };
-    // Every plugin decides in one poll but rate-limiting counting exactly in Redis, which
-    // these tests do not configure.
-    let decided = std::pin::pin!(plugin.access(&req, &mut ctx, &mut resp))
-        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
-    let std::task::Poll::Ready(verdict) = decided else {
-        panic!("the access phase waited");
-    };
+    let mut verdict = Verdict::Continue;
+    let mut ran = 0;
+    for plugin in plugins {
+        ran += 1;
+        verdict = plugin.access_now(&req, &mut ctx, &mut resp);
+        if verdict == Verdict::Answered {
+            break;
+        }
+    }
     let consumer = ctx.consumer.and_then(|c| c.username.clone());
     if verdict == Verdict::Continue {
         resp.status = 200;
         resp.body.extend_from_slice(b"{}");
     }
-    plugin.response(&req, &edits, &mut resp);
+    for plugin in &plugins[..ran] {
+        plugin.respond(&req, &edits, &mut resp);
+    }
     edits.write_answer_headers(&mut resp);
     let forwarded = (!edits.is_empty())
         .then(|| edits.apply(&req))
