@@ -10,34 +10,39 @@
 
 use crate::metrics::MetricsPolicy;
 use crate::schema::check::Checker;
-use crate::schema::{Default, Field, Schema, Type};
+use crate::schema::{Default, Field, Type};
 use serde_json::{Map, Value};
 
-/// The plugin's schema (Kong 3.x's fields).
-pub static SCHEMA: Schema = Schema {
-    name: "prometheus",
-    fields: &[
-        Field::new("per_consumer", Type::Boolean).default(Default::Bool(false)),
-        Field::new("status_code_metrics", Type::Boolean).default(Default::Bool(false)),
-        Field::new("latency_metrics", Type::Boolean).default(Default::Bool(false)),
-        Field::new("bandwidth_metrics", Type::Boolean).default(Default::Bool(false)),
-        // Kong's upstream target health and AI gateway series: this gateway has neither
-        // upstream targets nor AI plugins, so there is nothing for them to turn on.
-        Field::new("upstream_health_metrics", Type::Boolean).default(Default::Bool(false)),
-        Field::new("ai_metrics", Type::Boolean).default(Default::Bool(false)),
-    ],
-};
+crate::settings! {
+    /// Kong 3.x's fields.
+    pub struct Settings, schema SCHEMA = "prometheus" {
+        /// The consumer label filled.
+        per_consumer: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// `kong_http_requests_total`.
+        status_code_metrics: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// The three latency histograms.
+        latency_metrics: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// `kong_bandwidth_bytes`.
+        bandwidth_metrics: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Kong's upstream target health series: this gateway has no upstream targets, so
+        /// there is nothing for it to turn on.
+        upstream_health_metrics: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Kong's AI gateway series: no AI plugins here either.
+        ai_metrics: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+    }
+}
 
 /// Validates a `config` object.
 pub fn validate(c: &mut Checker, value: &Value) -> Option<MetricsPolicy> {
     let obj: &Map<String, Value> = c.object(value)?;
     let before = c.errors.len();
     SCHEMA.check(c, obj);
-    (c.errors.len() == before).then(|| MetricsPolicy {
-        status_codes: SCHEMA.boolean(obj, "status_code_metrics"),
-        latency: SCHEMA.boolean(obj, "latency_metrics"),
-        bandwidth: SCHEMA.boolean(obj, "bandwidth_metrics"),
-        per_consumer: SCHEMA.boolean(obj, "per_consumer"),
+    let s = Settings::read(obj);
+    (c.errors.len() == before).then_some(MetricsPolicy {
+        status_codes: s.status_code_metrics,
+        latency: s.latency_metrics,
+        bandwidth: s.bandwidth_metrics,
+        per_consumer: s.per_consumer,
     })
 }
 

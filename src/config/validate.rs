@@ -9,7 +9,10 @@ use super::model::{
     KeyAuthCredential, Plugin, PluginConfig, Route, Service, Sni,
 };
 use crate::schema::check::{describe, Checker, ConfigError, ConfigErrors};
-use crate::schema::entities::{parse_service_url, UNROUTABLE, UNROUTABLE_WHY};
+use crate::schema::entities::{
+    parse_service_url, AclFields, CertificateFields, ConsumerFields, JwtSecretFields,
+    KeyAuthFields, PluginFields, RouteFields, ServiceFields, SniFields, UNROUTABLE, UNROUTABLE_WHY,
+};
 use crate::schema::{header_map, reference_target, Kind, Type};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -211,7 +214,7 @@ impl Builder {
         let resolved = super::vault::resolve_fields(&mut self.c, schema, written);
         let obj = resolved.as_ref().unwrap_or(written);
         schema.check(&mut self.c, obj);
-        let id = match schema.text(obj, "id") {
+        let id = match obj.get("id").and_then(Value::as_str) {
             Some(id) => id.to_ascii_lowercase(),
             None => new_uuid(),
         };
@@ -299,11 +302,7 @@ impl Builder {
         self.config.acls.push(AclGroup {
             id,
             consumer: parent,
-            group: Kind::Acl
-                .schema()
-                .text(obj, "group")
-                .unwrap_or_default()
-                .to_string(),
+            group: AclFields::read(obj).group.unwrap_or_default(),
             raw,
         });
     }
@@ -315,33 +314,33 @@ impl Builder {
         mut raw: Map<String, Value>,
         parent: Option<String>,
     ) {
-        let schema = Kind::Jwt.schema();
+        let fields = JwtSecretFields::read(obj);
         if parent.is_none() && obj.get("consumer").is_none_or(Value::is_null) {
             self.c.error_at("consumer", "required field missing");
         }
         // Kong makes up the key and the secret when they are not given; both are kept.
-        let mut generated = |field: &str| match schema.text(obj, field) {
-            Some(v) => v.to_string(),
+        let mut generated = |field: &str, given: Option<String>| match given {
+            Some(v) => v,
             None => {
                 let v = new_uuid().replace('-', "");
                 raw.insert(field.into(), Value::String(v.clone()));
                 v
             }
         };
-        let key = generated("key");
-        let secret = generated("secret");
-        let algorithm = schema.text(obj, "algorithm").unwrap_or("HS256");
-        let public_key = schema.text(obj, "rsa_public_key");
-        let verifier = match crate::access::jwt::Verifier::new(algorithm, &secret, public_key) {
-            Ok(verifier) => Some(Arc::new(verifier)),
-            Err(e) => {
-                // A bad algorithm name was reported by the schema.
-                if let Some(("rsa_public_key", why)) = e.split_once(": ") {
-                    self.c.error_at("rsa_public_key", why);
+        let key = generated("key", fields.key);
+        let secret = generated("secret", fields.secret);
+        let public_key = fields.rsa_public_key.as_deref();
+        let verifier =
+            match crate::access::jwt::Verifier::new(&fields.algorithm, &secret, public_key) {
+                Ok(verifier) => Some(Arc::new(verifier)),
+                Err(e) => {
+                    // A bad algorithm name was reported by the schema.
+                    if let Some(("rsa_public_key", why)) = e.split_once(": ") {
+                        self.c.error_at("rsa_public_key", why);
+                    }
+                    None
                 }
-                None
-            }
-        };
+            };
         // Kept even when invalid: references are resolved by position.
         self.config.jwt_secrets.push(JwtSecret {
             id,
@@ -359,13 +358,12 @@ impl Builder {
         mut raw: Map<String, Value>,
         parent: Option<String>,
     ) {
-        let schema = Kind::KeyAuth.schema();
         if parent.is_none() && obj.get("consumer").is_none_or(Value::is_null) {
             self.c.error_at("consumer", "required field missing");
         }
         // Kong makes up a key when none is given; it is kept with the entity.
-        let key = match schema.text(obj, "key") {
-            Some(k) => k.to_string(),
+        let key = match KeyAuthFields::read(obj).key {
+            Some(k) => k,
             None => {
                 let key = new_uuid().replace('-', "");
                 raw.insert("key".into(), Value::String(key.clone()));
@@ -381,10 +379,10 @@ impl Builder {
     }
 
     fn certificate(&mut self, obj: &Map<String, Value>, id: String, raw: Map<String, Value>) {
-        let schema = Kind::Certificate.schema();
+        let fields = CertificateFields::read(obj);
         let now = rustls::pki_types::UnixTime::now();
-        let mut pair = |cert: &str, key: &str| {
-            let (Some(c), Some(k)) = (schema.text(obj, cert), schema.text(obj, key)) else {
+        let mut pair = |cert: &str, c: &Option<String>, k: &Option<String>| {
+            let (Some(c), Some(k)) = (c, k) else {
                 return None;
             };
             match crate::certificate::from_pem(c.as_bytes(), k.as_bytes(), now) {
@@ -395,10 +393,9 @@ impl Builder {
                 }
             }
         };
-        let key = pair("cert", "key");
-        let alt = pair("cert_alt", "key_alt");
-        let set = |f: &str| obj.get(f).is_some_and(|v| !v.is_null());
-        if set("cert_alt") != set("key_alt") {
+        let key = pair("cert", &fields.cert, &fields.key);
+        let alt = pair("cert_alt", &fields.cert_alt, &fields.key_alt);
+        if fields.cert_alt.is_some() != fields.key_alt.is_some() {
             self.c
                 .error("all or none of these fields must be set: 'cert_alt', 'key_alt'");
         }
@@ -413,31 +410,30 @@ impl Builder {
         raw: Map<String, Value>,
         parent: Option<String>,
     ) {
-        let schema = Kind::Sni.schema();
         if parent.is_none() && obj.get("certificate").is_none_or(Value::is_null) {
             self.c.error_at("certificate", "required field missing");
         }
         self.config.snis.push(Sni {
             id,
-            name: schema.text(obj, "name").unwrap_or_default().to_string(),
+            name: SniFields::read(obj).name.unwrap_or_default(),
             certificate: parent,
             raw,
         });
     }
 
     fn service(&mut self, obj: &Map<String, Value>, id: String, raw: Map<String, Value>) {
-        let schema = Kind::Service.schema();
+        let fields = ServiceFields::read(obj);
         let mut service = Service {
             id,
-            name: schema.text(obj, "name").map(str::to_string),
+            name: fields.name,
             protocol: "http".into(),
             host: None,
             port: 80,
             path: None,
-            enabled: schema.boolean(obj, "enabled"),
+            enabled: fields.enabled,
             raw,
         };
-        if let Some(url) = schema.text(obj, "url") {
+        if let Some(url) = &fields.url {
             for key in ["protocol", "host", "port", "path"] {
                 if obj.get(key).is_some_and(|v| !v.is_null()) {
                     self.c.error_at(key, "cannot be set together with url");
@@ -459,11 +455,11 @@ impl Builder {
                     80
                 };
             }
-            service.host = schema.text(obj, "host").map(str::to_string);
-            if let Some(port) = obj.get("port").and_then(crate::schema::as_integer) {
-                service.port = port as u16;
+            service.host = fields.host;
+            if obj.get("port").is_some_and(|v| !v.is_null()) {
+                service.port = u16::try_from(fields.port).unwrap_or(service.port);
             }
-            service.path = schema.text(obj, "path").map(str::to_string);
+            service.path = fields.path;
         }
         self.config.services.push(service);
     }
@@ -475,7 +471,7 @@ impl Builder {
         raw: Map<String, Value>,
         service: Option<String>,
     ) {
-        let schema = Kind::Route.schema();
+        let fields = RouteFields::read(obj);
         for key in UNROUTABLE {
             if obj
                 .get(key)
@@ -486,20 +482,20 @@ impl Builder {
         }
         let route = Route {
             id,
-            name: schema.text(obj, "name").map(str::to_string),
+            name: fields.name,
             service,
-            strip_path: schema.boolean(obj, "strip_path"),
-            preserve_host: schema.boolean(obj, "preserve_host"),
-            regex_priority: schema.int(obj, "regex_priority").unwrap_or(0),
-            paths: schema.texts(obj, "paths"),
-            methods: schema.texts(obj, "methods"),
-            hosts: schema
-                .texts(obj, "hosts")
-                .into_iter()
+            strip_path: fields.strip_path,
+            preserve_host: fields.preserve_host,
+            regex_priority: fields.regex_priority,
+            paths: fields.paths,
+            methods: fields.methods,
+            hosts: fields
+                .hosts
+                .iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
-            headers: header_map(obj.get("headers")),
-            protocols: schema.texts(obj, "protocols"),
+            headers: header_map(fields.headers.as_ref()),
+            protocols: fields.protocols,
             raw,
         };
         // Only when none is written at all: a field written wrong has its own error.
@@ -520,9 +516,11 @@ impl Builder {
     }
 
     fn consumer(&mut self, obj: &Map<String, Value>, id: String, raw: Map<String, Value>) {
-        let schema = Kind::Consumer.schema();
-        let username = schema.text(obj, "username").map(str::to_string);
-        let custom_id = schema.text(obj, "custom_id").map(str::to_string);
+        let ConsumerFields {
+            username,
+            custom_id,
+            ..
+        } = ConsumerFields::read(obj);
         if username.as_deref().unwrap_or("").is_empty()
             && custom_id.as_deref().unwrap_or("").is_empty()
         {
@@ -544,8 +542,8 @@ impl Builder {
         raw: Map<String, Value>,
         mut parents: HashMap<Kind, String>,
     ) {
-        let schema = Kind::Plugin.schema();
-        let name = schema.text(obj, "name").unwrap_or_default().to_string();
+        let fields = PluginFields::read(obj);
+        let name = fields.name.unwrap_or_default();
         let empty = Value::Object(Map::new());
         let config_value = obj.get("config").filter(|v| !v.is_null()).unwrap_or(&empty);
         let config = match super::plugins::find(&name) {
@@ -566,7 +564,7 @@ impl Builder {
         self.plugins.push(PluginDraft {
             id,
             name,
-            enabled: schema.boolean(obj, "enabled"),
+            enabled: fields.enabled,
             service: parents.remove(&Kind::Service),
             route: parents.remove(&Kind::Route),
             consumer: parents.remove(&Kind::Consumer),

@@ -4,7 +4,7 @@
 use crate::aws::endpoint::{parse_endpoint_url, parse_proxy_url, Endpoint, ForwardProxy};
 use crate::aws::uri::encode_uri_component;
 use crate::schema::check::Checker;
-use crate::schema::{Default, Field, Schema, Shown, Type};
+use crate::schema::{Default, Field, Shown, Type};
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -165,89 +165,94 @@ pub struct LambdaConfig {
     pub proxy_url: Option<ForwardProxy>,
 }
 
-/// The plugin's schema: every field of Kong's, with Kong's defaults, in Kong's order.
-pub static SCHEMA: Schema = Schema {
-    name: "aws-lambda",
-    fields: &[
-        Field::new(
-            "timeout",
-            Type::Integer {
-                min: 1,
-                max: i32::MAX as i64,
-            },
-        )
-        .default(Default::Int(60000)),
-        Field::new(
-            "keepalive",
-            Type::Integer {
-                min: 0,
-                max: i32::MAX as i64,
-            },
-        )
-        .default(Default::Int(60000)),
-        Field::new("retries", Type::Integer { min: 0, max: 10 }).default(Default::Int(0)),
-        Field::new("aws_key", Type::Text(None))
+const MILLIS: Type = Type::Integer {
+    min: 0,
+    max: i32::MAX as i64,
+};
+
+crate::settings! {
+    /// Kong's fields, with Kong's defaults, in Kong's order.
+    pub struct Settings, schema SCHEMA = "aws-lambda" {
+        /// Milliseconds for the whole invoke.
+        timeout: i64 = Field::of(Type::Integer { min: 1, max: i32::MAX as i64 })
+            .default(Default::Int(60000)),
+        /// Milliseconds an idle upstream connection is kept.
+        keepalive: i64 = Field::of(MILLIS).default(Default::Int(60000)),
+        /// Extra attempts when the function cannot have run.
+        retries: i64 = Field::of(Type::Integer { min: 0, max: 10 }).default(Default::Int(0)),
+        /// Static access key id.
+        aws_key: Option<String> = Field::of(Type::Text(None))
             .shown(Shown::Masked)
             .referenceable(),
-        Field::new("aws_secret", Type::Text(None))
+        /// Static secret access key.
+        aws_secret: Option<String> = Field::of(Type::Text(None))
             .shown(Shown::Redacted)
             .referenceable(),
-        Field::new("aws_assume_role_arn", Type::Text(Some(check_role_arn))).referenceable(),
-        Field::new(
-            "aws_role_session_name",
-            Type::Text(Some(check_role_session_name)),
-        )
-        .default(Default::Text("kong")),
-        Field::new(
-            "aws_sts_endpoint_url",
-            Type::Text(Some(check_sts_endpoint_url)),
-        ),
-        Field::new("aws_region", Type::Text(Some(check_region))),
-        Field::new("function_name", Type::Text(Some(check_function_name))).required(),
-        Field::new("qualifier", Type::Text(Some(check_qualifier))),
-        Field::new(
-            "invocation_type",
-            Type::OneOf(&["RequestResponse", "Event", "DryRun"]),
-        )
-        .default(Default::Text("RequestResponse")),
-        Field::new("log_type", Type::OneOf(&["Tail", "None"])).default(Default::Text("Tail")),
-        Field::new("invoke_mode", Type::OneOf(&["BUFFERED", "RESPONSE_STREAM"]))
+        /// A role to assume.
+        aws_assume_role_arn: Option<String> =
+            Field::of(Type::Text(Some(check_role_arn))).referenceable(),
+        /// The assumed role's session name.
+        aws_role_session_name: String = Field::of(Type::Text(Some(check_role_session_name)))
+            .default(Default::Text("kong")),
+        /// STS endpoint for the role.
+        aws_sts_endpoint_url: Option<String> = Field::of(Type::Text(Some(check_sts_endpoint_url))),
+        /// The region.
+        aws_region: Option<String> = Field::of(Type::Text(Some(check_region))),
+        /// The function.
+        function_name: String = Field::of(Type::Text(Some(check_function_name))).required(),
+        /// Its version or alias.
+        qualifier: Option<String> = Field::of(Type::Text(Some(check_qualifier))),
+        /// `RequestResponse`, `Event`, `DryRun`.
+        invocation_type: String = Field::of(Type::OneOf(&["RequestResponse", "Event", "DryRun"]))
+            .default(Default::Text("RequestResponse")),
+        /// `Tail`, `None`.
+        log_type: String = Field::of(Type::OneOf(&["Tail", "None"])).default(Default::Text("Tail")),
+        /// `BUFFERED`, `RESPONSE_STREAM`.
+        invoke_mode: String = Field::of(Type::OneOf(&["BUFFERED", "RESPONSE_STREAM"]))
             .default(Default::Text("BUFFERED")),
-        // Lambda's own cap on a streamed response is 200 MiB.
-        Field::new(
-            "max_stream_bytes",
-            Type::Integer {
-                min: 1,
-                max: i64::MAX,
-            },
-        )
-        .default(Default::Int(200 * 1024 * 1024)),
-        Field::new("host", Type::Text(Some(check_host))),
-        Field::new("port", Type::Integer { min: 0, max: 65535 }).default(Default::Int(443)),
-        Field::new("disable_https", Type::Boolean).default(Default::Bool(false)),
-        Field::new("unhandled_status", Type::Integer { min: 100, max: 999 }),
-        Field::new("preserve_lambda_api_error_code", Type::Boolean).default(Default::Bool(false)),
-        Field::new("forward_request_method", Type::Boolean).default(Default::Bool(false)),
-        Field::new("forward_request_uri", Type::Boolean).default(Default::Bool(false)),
-        Field::new("forward_request_headers", Type::Boolean).default(Default::Bool(false)),
-        Field::new("forward_request_body", Type::Boolean).default(Default::Bool(false)),
-        Field::new("is_proxy_integration", Type::Boolean).default(Default::Bool(false)),
-        Field::new("awsgateway_compatible", Type::Boolean).default(Default::Bool(false)),
-        Field::new(
-            "awsgateway_compatible_payload_version",
-            Type::OneOf(&["1.0", "2.0"]),
-        )
-        .default(Default::Text("1.0")),
-        Field::new("proxy_url", Type::Text(Some(check_proxy_url))),
-        Field::new("skip_large_bodies", Type::Boolean).default(Default::Bool(true)),
-        Field::new("base64_encode_body", Type::Boolean).default(Default::Bool(true)),
-        // Kong defaults to v1; the AWS SDKs use v2, and so do we (the README says so).
-        Field::new("aws_imds_protocol_version", Type::OneOf(&["v1", "v2"]))
+        /// The most bytes of a streamed output passed on (Lambda's own cap: 200 MiB).
+        max_stream_bytes: i64 = Field::of(Type::Integer { min: 1, max: i64::MAX })
+            .default(Default::Int(200 * 1024 * 1024)),
+        /// A custom endpoint's host.
+        host: Option<String> = Field::of(Type::Text(Some(check_host))),
+        /// Its port.
+        port: i64 = Field::of(Type::Integer { min: 0, max: 65535 }).default(Default::Int(443)),
+        /// Plain HTTP to it.
+        disable_https: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Status for an unhandled function error.
+        unhandled_status: Option<i64> = Field::of(Type::Integer { min: 100, max: 999 }),
+        /// Answer Invoke API errors with Lambda's own status.
+        preserve_lambda_api_error_code: bool =
+            Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Send `request_method`.
+        forward_request_method: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Send `request_uri`, `request_uri_args`.
+        forward_request_uri: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Send `request_headers`.
+        forward_request_headers: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Send `request_body`, `request_body_args`.
+        forward_request_body: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Read the output as an API Gateway proxy response.
+        is_proxy_integration: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// Send an API Gateway event.
+        awsgateway_compatible: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        /// `1.0` (REST API) or `2.0` (HTTP API).
+        awsgateway_compatible_payload_version: String = Field::of(Type::OneOf(&["1.0", "2.0"]))
+            .default(Default::Text("1.0")),
+        /// A forward proxy.
+        proxy_url: Option<String> = Field::of(Type::Text(Some(check_proxy_url))),
+        /// Accepted: bodies are always read.
+        skip_large_bodies: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+        /// Base64 bodies not known to be text.
+        base64_encode_body: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+        /// Kong defaults to v1; the AWS SDKs use v2, and so do we (the README says so).
+        aws_imds_protocol_version: String = Field::of(Type::OneOf(&["v1", "v2"]))
             .default(Default::Text("v2")),
-        Field::new("empty_arrays_mode", Type::OneOf(&["legacy", "correct"]))
+        /// Accepted: outputs pass through unchanged.
+        empty_arrays_mode: String = Field::of(Type::OneOf(&["legacy", "correct"]))
             .default(Default::Text("legacy")),
-    ],
-};
+    }
+}
 
 impl LambdaConfig {
     /// A config with Kong's defaults invoking `function_name`: what validating
@@ -291,12 +296,11 @@ pub fn validate(c: &mut Checker, value: &Value) -> Option<LambdaConfig> {
     let obj: &Map<String, Value> = c.object(value)?;
     let before = c.errors.len();
     SCHEMA.check(c, obj);
-    let set = |name: &str| obj.get(name).is_some_and(|v| !v.is_null());
-    let text = |name: &str| obj.get(name).and_then(Value::as_str);
-    if text("invoke_mode") == Some("RESPONSE_STREAM") && text("invocation_type") == Some("Event") {
+    let s = Settings::read(obj);
+    if s.invoke_mode == "RESPONSE_STREAM" && s.invocation_type == "Event" {
         c.error("invoke_mode RESPONSE_STREAM needs invocation_type RequestResponse or DryRun: Lambda streams only synchronous invokes");
     }
-    if set("aws_key") != set("aws_secret") {
+    if s.aws_key.is_some() != s.aws_secret.is_some() {
         c.error("all or none of these fields must be set: 'config.aws_key', 'config.aws_secret'");
     }
     (c.errors.len() == before).then(|| from_checked(obj))
@@ -304,68 +308,65 @@ pub fn validate(c: &mut Checker, value: &Value) -> Option<LambdaConfig> {
 
 /// The config of an object the schema accepted.
 fn from_checked(obj: &Map<String, Value>) -> LambdaConfig {
-    let s = &SCHEMA;
-    let text = |name: &str| s.text(obj, name).map(str::to_string);
-    let int = |name: &str| s.int(obj, name);
-    let millis = |name: &str| Duration::from_millis(int(name).unwrap_or(0).max(0) as u64);
+    let s = Settings::read(obj);
+    let millis = |ms: i64| Duration::from_millis(ms.max(0) as u64);
     LambdaConfig {
-        aws_key: text("aws_key"),
-        aws_secret: text("aws_secret").map(Secret),
-        aws_region: text("aws_region"),
-        function_name: text("function_name").unwrap_or_default(),
-        qualifier: text("qualifier"),
-        invocation_type: match s.text(obj, "invocation_type") {
-            Some("Event") => InvocationType::Event,
-            Some("DryRun") => InvocationType::DryRun,
+        aws_key: s.aws_key,
+        aws_secret: s.aws_secret.map(Secret),
+        aws_region: s.aws_region,
+        function_name: s.function_name,
+        qualifier: s.qualifier,
+        invocation_type: match s.invocation_type.as_str() {
+            "Event" => InvocationType::Event,
+            "DryRun" => InvocationType::DryRun,
             _ => InvocationType::RequestResponse,
         },
-        log_type: match s.text(obj, "log_type") {
-            Some("None") => LogType::None,
+        log_type: match s.log_type.as_str() {
+            "None" => LogType::None,
             _ => LogType::Tail,
         },
-        invoke_mode: match s.text(obj, "invoke_mode") {
-            Some("RESPONSE_STREAM") => InvokeMode::ResponseStream,
+        invoke_mode: match s.invoke_mode.as_str() {
+            "RESPONSE_STREAM" => InvokeMode::ResponseStream,
             _ => InvokeMode::Buffered,
         },
-        max_stream_bytes: int("max_stream_bytes").unwrap_or(200 * 1024 * 1024) as u64,
-        timeout: millis("timeout"),
-        keepalive: millis("keepalive"),
-        retries: int("retries").unwrap_or(0) as u32,
-        unhandled_status: int("unhandled_status").map(|s| s as u16),
-        preserve_lambda_api_error_code: s.boolean(obj, "preserve_lambda_api_error_code"),
-        forward_request_body: s.boolean(obj, "forward_request_body"),
-        forward_request_headers: s.boolean(obj, "forward_request_headers"),
-        forward_request_method: s.boolean(obj, "forward_request_method"),
-        forward_request_uri: s.boolean(obj, "forward_request_uri"),
-        is_proxy_integration: s.boolean(obj, "is_proxy_integration"),
-        host: text("host").map(|h| h.to_ascii_lowercase()),
-        port: int("port").unwrap_or(443) as u16,
-        disable_https: s.boolean(obj, "disable_https"),
-        awsgateway_compatible: s.boolean(obj, "awsgateway_compatible"),
+        max_stream_bytes: s.max_stream_bytes.max(1) as u64,
+        timeout: millis(s.timeout),
+        keepalive: millis(s.keepalive),
+        retries: s.retries.clamp(0, 10) as u32,
+        unhandled_status: s.unhandled_status.map(|status| status as u16),
+        preserve_lambda_api_error_code: s.preserve_lambda_api_error_code,
+        forward_request_body: s.forward_request_body,
+        forward_request_headers: s.forward_request_headers,
+        forward_request_method: s.forward_request_method,
+        forward_request_uri: s.forward_request_uri,
+        is_proxy_integration: s.is_proxy_integration,
+        host: s.host.map(|h| h.to_ascii_lowercase()),
+        port: s.port as u16,
+        disable_https: s.disable_https,
+        awsgateway_compatible: s.awsgateway_compatible,
         awsgateway_compatible_payload_version: match s
-            .text(obj, "awsgateway_compatible_payload_version")
+            .awsgateway_compatible_payload_version
+            .as_str()
         {
-            Some("2.0") => PayloadVersion::V2,
+            "2.0" => PayloadVersion::V2,
             _ => PayloadVersion::V1,
         },
-        base64_encode_body: s.boolean(obj, "base64_encode_body"),
-        skip_large_bodies: s.boolean(obj, "skip_large_bodies"),
-        empty_arrays_mode: match s.text(obj, "empty_arrays_mode") {
-            Some("correct") => EmptyArraysMode::Correct,
+        base64_encode_body: s.base64_encode_body,
+        skip_large_bodies: s.skip_large_bodies,
+        empty_arrays_mode: match s.empty_arrays_mode.as_str() {
+            "correct" => EmptyArraysMode::Correct,
             _ => EmptyArraysMode::Legacy,
         },
-        aws_imds_protocol_version: match s.text(obj, "aws_imds_protocol_version") {
-            Some("v1") => ImdsVersion::V1,
+        aws_imds_protocol_version: match s.aws_imds_protocol_version.as_str() {
+            "v1" => ImdsVersion::V1,
             _ => ImdsVersion::V2,
         },
-        aws_assume_role_arn: text("aws_assume_role_arn"),
-        aws_role_session_name: text("aws_role_session_name").unwrap_or_default(),
+        aws_assume_role_arn: s.aws_assume_role_arn,
+        aws_role_session_name: s.aws_role_session_name,
         aws_sts_endpoint_url: s
-            .text(obj, "aws_sts_endpoint_url")
-            .and_then(|u| parse_endpoint_url(u).ok()),
-        proxy_url: s
-            .text(obj, "proxy_url")
-            .and_then(|u| parse_proxy_url(u).ok()),
+            .aws_sts_endpoint_url
+            .and_then(|u| parse_endpoint_url(&u).ok()),
+        proxy_url: s.proxy_url.and_then(|u| parse_proxy_url(&u).ok()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The schemas of Kong's entities, the subset a Lambda gateway serves plus the fields Kong
 //! users' files carry (accepted and kept, so files and Admin API clients round-trip).
 
-use super::{Default, Field, Kind, Schema, Type};
+use super::{Default, Field, Kind, Type};
 
 /// Integers that are timestamps (seconds) or counts.
 const ANY_INT: Type = Type::Integer {
@@ -9,101 +9,78 @@ const ANY_INT: Type = Type::Integer {
     max: i64::MAX,
 };
 const PORT: Type = Type::Integer { min: 0, max: 65535 };
-
-/// `services`.
-pub static SERVICE: Schema = Schema {
-    name: "services",
-    fields: &[
-        Field::new("id", Type::Text(Some(check_uuid))),
-        Field::new("name", Type::Text(Some(check_name))).unique(),
-        Field::new("url", Type::Text(Some(check_service_url))),
-        Field::new("protocol", Type::Text(Some(check_service_protocol)))
-            .default(Default::Text("http")),
-        Field::new("host", Type::Text(None)),
-        Field::new("port", PORT).default(Default::Int(80)),
-        Field::new("path", Type::Text(Some(check_service_path))),
-        Field::new("retries", Type::Integer { min: 0, max: 32767 }).default(Default::Int(5)),
-        Field::new(
-            "connect_timeout",
-            Type::Integer {
-                min: 1,
-                max: i32::MAX as i64,
-            },
-        )
-        .default(Default::Int(60000)),
-        Field::new(
-            "write_timeout",
-            Type::Integer {
-                min: 1,
-                max: i32::MAX as i64,
-            },
-        )
-        .default(Default::Int(60000)),
-        Field::new(
-            "read_timeout",
-            Type::Integer {
-                min: 1,
-                max: i32::MAX as i64,
-            },
-        )
-        .default(Default::Int(60000)),
-        Field::new("tags", Type::Texts(None)),
-        Field::new("enabled", Type::Boolean).default(Default::Bool(true)),
-        Field::new("client_certificate", Type::Any),
-        Field::new("tls_verify", Type::Boolean),
-        Field::new("tls_verify_depth", Type::Integer { min: 0, max: 64 }),
-        Field::new("ca_certificates", Type::Texts(None)),
-        Field::new("routes", Type::Nested(Kind::Route)),
-        Field::new("plugins", Type::Nested(Kind::Plugin)),
-        Field::new("created_at", ANY_INT),
-        Field::new("updated_at", ANY_INT),
-    ],
+/// Timeouts in milliseconds.
+const TIMEOUT_MS: Type = Type::Integer {
+    min: 1,
+    max: i32::MAX as i64,
 };
+const I32: Type = Type::Integer {
+    min: i32::MIN as i64,
+    max: i32::MAX as i64,
+};
+const PLUGIN_PROTOCOLS: &[&str] = &["grpc", "grpcs", "http", "https"];
+
+crate::settings! {
+    /// `services`.
+    pub struct ServiceFields, schema SERVICE = "services" {
+        id: Option<String> = Field::of(Type::Text(Some(check_uuid))),
+        name: Option<String> = Field::of(Type::Text(Some(check_name))).unique(),
+        url: Option<String> = Field::of(Type::Text(Some(check_service_url))),
+        protocol: String = Field::of(Type::Text(Some(check_service_protocol)))
+            .default(Default::Text("http")),
+        host: Option<String> = Field::of(Type::Text(None)),
+        port: i64 = Field::of(PORT).default(Default::Int(80)),
+        path: Option<String> = Field::of(Type::Text(Some(check_service_path))),
+        retries: i64 = Field::of(Type::Integer { min: 0, max: 32767 }).default(Default::Int(5)),
+        connect_timeout: i64 = Field::of(TIMEOUT_MS).default(Default::Int(60000)),
+        write_timeout: i64 = Field::of(TIMEOUT_MS).default(Default::Int(60000)),
+        read_timeout: i64 = Field::of(TIMEOUT_MS).default(Default::Int(60000)),
+        tags: Vec<String> = Field::of(Type::Texts(None)),
+        enabled: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+        client_certificate: Option<serde_json::Value> = Field::of(Type::Any),
+        tls_verify: Option<bool> = Field::of(Type::Boolean),
+        tls_verify_depth: Option<i64> = Field::of(Type::Integer { min: 0, max: 64 }),
+        ca_certificates: Vec<String> = Field::of(Type::Texts(None)),
+        routes: Option<serde_json::Value> = Field::of(Type::Nested(Kind::Route)),
+        plugins: Option<serde_json::Value> = Field::of(Type::Nested(Kind::Plugin)),
+        created_at: Option<i64> = Field::of(ANY_INT),
+        updated_at: Option<i64> = Field::of(ANY_INT),
+    }
+}
 
 const NOT_ROUTED_BY: &str =
     "not supported: lambda-gateway routes HTTP requests by host, path, method and headers";
 
-/// `routes`.
-pub static ROUTE: Schema = Schema {
-    name: "routes",
-    fields: &[
-        Field::new("id", Type::Text(Some(check_uuid))),
-        Field::new("name", Type::Text(Some(check_name))).unique(),
-        Field::new("protocols", Type::Texts(Some(check_route_protocol)))
+crate::settings! {
+    /// `routes`.
+    pub struct RouteFields, schema ROUTE = "routes" {
+        id: Option<String> = Field::of(Type::Text(Some(check_uuid))),
+        name: Option<String> = Field::of(Type::Text(Some(check_name))).unique(),
+        protocols: Vec<String> = Field::of(Type::Texts(Some(check_route_protocol)))
             .default(Default::Texts(&["http", "https"])),
-        Field::new("methods", Type::Texts(Some(check_method))),
-        Field::new("hosts", Type::Texts(Some(check_host))),
-        Field::new("paths", Type::Texts(Some(check_path))),
-        Field::new("headers", Type::HeaderMap),
-        Field::new(
-            "https_redirect_status_code",
-            Type::OneOfInts(&[426, 301, 302, 307, 308]),
-        )
-        .default(Default::Int(426)),
-        Field::new(
-            "regex_priority",
-            Type::Integer {
-                min: i32::MIN as i64,
-                max: i32::MAX as i64,
-            },
-        )
-        .default(Default::Int(0)),
-        Field::new("strip_path", Type::Boolean).default(Default::Bool(true)),
-        Field::new("path_handling", Type::Text(Some(check_path_handling)))
+        methods: Vec<String> = Field::of(Type::Texts(Some(check_method))),
+        hosts: Vec<String> = Field::of(Type::Texts(Some(check_host))),
+        paths: Vec<String> = Field::of(Type::Texts(Some(check_path))),
+        headers: Option<serde_json::Value> = Field::of(Type::HeaderMap),
+        https_redirect_status_code: i64 = Field::of(Type::OneOfInts(&[426, 301, 302, 307, 308]))
+            .default(Default::Int(426)),
+        regex_priority: i64 = Field::of(I32).default(Default::Int(0)),
+        strip_path: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+        path_handling: String = Field::of(Type::Text(Some(check_path_handling)))
             .default(Default::Text("v0")),
-        Field::new("preserve_host", Type::Boolean).default(Default::Bool(false)),
-        Field::new("request_buffering", Type::Boolean).default(Default::Bool(true)),
-        Field::new("response_buffering", Type::Boolean).default(Default::Bool(true)),
-        Field::new("tags", Type::Texts(None)),
-        Field::new("service", Type::Reference(Kind::Service)),
-        Field::new("snis", Type::Any),
-        Field::new("sources", Type::Any),
-        Field::new("destinations", Type::Any),
-        Field::new("plugins", Type::Nested(Kind::Plugin)),
-        Field::new("created_at", ANY_INT),
-        Field::new("updated_at", ANY_INT),
-    ],
-};
+        preserve_host: bool = Field::of(Type::Boolean).default(Default::Bool(false)),
+        request_buffering: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+        response_buffering: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+        tags: Vec<String> = Field::of(Type::Texts(None)),
+        service: Option<serde_json::Value> = Field::of(Type::Reference(Kind::Service)),
+        snis: Option<serde_json::Value> = Field::of(Type::Any),
+        sources: Option<serde_json::Value> = Field::of(Type::Any),
+        destinations: Option<serde_json::Value> = Field::of(Type::Any),
+        plugins: Option<serde_json::Value> = Field::of(Type::Nested(Kind::Plugin)),
+        created_at: Option<i64> = Field::of(ANY_INT),
+        updated_at: Option<i64> = Field::of(ANY_INT),
+    }
+}
 
 /// Route fields whose content lambda-gateway cannot route on: refused unless empty.
 pub const UNROUTABLE: [&str; 3] = ["snis", "sources", "destinations"];
@@ -111,51 +88,48 @@ pub const UNROUTABLE: [&str; 3] = ["snis", "sources", "destinations"];
 /// The message for [`UNROUTABLE`] fields.
 pub const UNROUTABLE_WHY: &str = NOT_ROUTED_BY;
 
-/// `consumers`.
-pub static CONSUMER: Schema = Schema {
-    name: "consumers",
-    fields: &[
-        Field::new("id", Type::Text(Some(check_uuid))),
-        Field::new("username", Type::Text(None)).unique(),
-        Field::new("custom_id", Type::Text(None)).unique(),
-        Field::new("tags", Type::Texts(None)),
-        Field::new("plugins", Type::Nested(Kind::Plugin)),
-        Field::new("keyauth_credentials", Type::Nested(Kind::KeyAuth)),
-        Field::new("acls", Type::Nested(Kind::Acl)),
-        Field::new("jwt_secrets", Type::Nested(Kind::Jwt)),
-        Field::new("created_at", ANY_INT),
-        Field::new("updated_at", ANY_INT),
-    ],
-};
+crate::settings! {
+    /// `consumers`.
+    pub struct ConsumerFields, schema CONSUMER = "consumers" {
+        id: Option<String> = Field::of(Type::Text(Some(check_uuid))),
+        username: Option<String> = Field::of(Type::Text(None)).unique(),
+        custom_id: Option<String> = Field::of(Type::Text(None)).unique(),
+        tags: Vec<String> = Field::of(Type::Texts(None)),
+        plugins: Option<serde_json::Value> = Field::of(Type::Nested(Kind::Plugin)),
+        keyauth_credentials: Option<serde_json::Value> = Field::of(Type::Nested(Kind::KeyAuth)),
+        acls: Option<serde_json::Value> = Field::of(Type::Nested(Kind::Acl)),
+        jwt_secrets: Option<serde_json::Value> = Field::of(Type::Nested(Kind::Jwt)),
+        created_at: Option<i64> = Field::of(ANY_INT),
+        updated_at: Option<i64> = Field::of(ANY_INT),
+    }
+}
 
-/// `keyauth_credentials`: an API key of a consumer (generated when not given).
-pub static KEYAUTH_CREDENTIAL: Schema = Schema {
-    name: "keyauth_credentials",
-    fields: &[
-        Field::new("id", Type::Text(Some(check_uuid))),
-        Field::new("consumer", Type::Reference(Kind::Consumer)),
-        Field::new("key", Type::Text(Some(check_api_key)))
+crate::settings! {
+    /// `keyauth_credentials`: an API key of a consumer (generated when not given).
+    pub struct KeyAuthFields, schema KEYAUTH_CREDENTIAL = "keyauth_credentials" {
+        id: Option<String> = Field::of(Type::Text(Some(check_uuid))),
+        consumer: Option<serde_json::Value> = Field::of(Type::Reference(Kind::Consumer)),
+        key: Option<String> = Field::of(Type::Text(Some(check_api_key)))
             .unique()
             .referenceable(),
-        Field::new("ttl", ANY_INT),
-        Field::new("tags", Type::Texts(None)),
-        Field::new("created_at", ANY_INT),
-        Field::new("updated_at", ANY_INT),
-    ],
-};
+        ttl: Option<i64> = Field::of(ANY_INT),
+        tags: Vec<String> = Field::of(Type::Texts(None)),
+        created_at: Option<i64> = Field::of(ANY_INT),
+        updated_at: Option<i64> = Field::of(ANY_INT),
+    }
+}
 
-/// `acls`: a group a consumer belongs to.
-pub static ACL: Schema = Schema {
-    name: "acls",
-    fields: &[
-        Field::new("id", Type::Text(Some(check_uuid))),
-        Field::new("consumer", Type::Reference(Kind::Consumer)),
-        Field::new("group", Type::Text(None)).required(),
-        Field::new("tags", Type::Texts(None)),
-        Field::new("created_at", ANY_INT),
-        Field::new("updated_at", ANY_INT),
-    ],
-};
+crate::settings! {
+    /// `acls`: a group a consumer belongs to.
+    pub struct AclFields, schema ACL = "acls" {
+        id: Option<String> = Field::of(Type::Text(Some(check_uuid))),
+        consumer: Option<serde_json::Value> = Field::of(Type::Reference(Kind::Consumer)),
+        group: Option<String> = Field::of(Type::Text(None)).required(),
+        tags: Vec<String> = Field::of(Type::Texts(None)),
+        created_at: Option<i64> = Field::of(ANY_INT),
+        updated_at: Option<i64> = Field::of(ANY_INT),
+    }
+}
 
 /// The algorithms a `jwt_secrets` credential may name: Kong's list but `ES512`, which the
 /// signature crate (jsonwebtoken) does not provide.
@@ -164,22 +138,22 @@ pub const JWT_ALGORITHMS: &[&str] = &[
     "PS512", "EdDSA",
 ];
 
-/// `jwt_secrets`: a consumer's JWT credential: the `key` tokens name, and the HMAC `secret`
-/// (both generated when not given) or the PEM public key that checks their signatures.
-pub static JWT_SECRET: Schema = Schema {
-    name: "jwt_secrets",
-    fields: &[
-        Field::new("id", Type::Text(Some(check_uuid))),
-        Field::new("consumer", Type::Reference(Kind::Consumer)),
-        Field::new("key", Type::Text(Some(check_api_key))).unique(),
-        Field::new("secret", Type::Text(None)).referenceable(),
-        Field::new("rsa_public_key", Type::Text(None)),
-        Field::new("algorithm", Type::OneOf(JWT_ALGORITHMS)).default(Default::Text("HS256")),
-        Field::new("tags", Type::Texts(None)),
-        Field::new("created_at", ANY_INT),
-        Field::new("updated_at", ANY_INT),
-    ],
-};
+crate::settings! {
+    /// `jwt_secrets`: a consumer's JWT credential: the `key` tokens name, and the HMAC `secret`
+    /// (both generated when not given) or the PEM public key that checks their signatures.
+    pub struct JwtSecretFields, schema JWT_SECRET = "jwt_secrets" {
+        id: Option<String> = Field::of(Type::Text(Some(check_uuid))),
+        consumer: Option<serde_json::Value> = Field::of(Type::Reference(Kind::Consumer)),
+        key: Option<String> = Field::of(Type::Text(Some(check_api_key))).unique(),
+        secret: Option<String> = Field::of(Type::Text(None)).referenceable(),
+        rsa_public_key: Option<String> = Field::of(Type::Text(None)),
+        algorithm: String =
+            Field::of(Type::OneOf(JWT_ALGORITHMS)).default(Default::Text("HS256")),
+        tags: Vec<String> = Field::of(Type::Texts(None)),
+        created_at: Option<i64> = Field::of(ANY_INT),
+        updated_at: Option<i64> = Field::of(ANY_INT),
+    }
+}
 
 fn check_api_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.bytes().any(|b| b.is_ascii_control()) {
@@ -189,36 +163,34 @@ fn check_api_key(key: &str) -> Result<(), String> {
     }
 }
 
-/// `certificates`: a PEM chain and key served to HTTPS clients for the names of its `snis`.
-pub static CERTIFICATE: Schema = Schema {
-    name: "certificates",
-    fields: &[
-        Field::new("id", Type::Text(Some(check_uuid))),
-        Field::new("cert", Type::Text(Some(check_pem_certificate))).required(),
-        Field::new("key", Type::Text(Some(check_pem_key))).required(),
-        Field::new("cert_alt", Type::Text(Some(check_pem_certificate))),
-        Field::new("key_alt", Type::Text(Some(check_pem_key))),
-        Field::new("tags", Type::Texts(None)),
-        Field::new("snis", Type::Nested(Kind::Sni)),
-        Field::new("created_at", ANY_INT),
-        Field::new("updated_at", ANY_INT),
-    ],
-};
+crate::settings! {
+    /// `certificates`: a PEM chain and key served to HTTPS clients for the names of its `snis`.
+    pub struct CertificateFields, schema CERTIFICATE = "certificates" {
+        id: Option<String> = Field::of(Type::Text(Some(check_uuid))),
+        cert: Option<String> = Field::of(Type::Text(Some(check_pem_certificate))).required(),
+        key: Option<String> = Field::of(Type::Text(Some(check_pem_key))).required(),
+        cert_alt: Option<String> = Field::of(Type::Text(Some(check_pem_certificate))),
+        key_alt: Option<String> = Field::of(Type::Text(Some(check_pem_key))),
+        tags: Vec<String> = Field::of(Type::Texts(None)),
+        snis: Option<serde_json::Value> = Field::of(Type::Nested(Kind::Sni)),
+        created_at: Option<i64> = Field::of(ANY_INT),
+        updated_at: Option<i64> = Field::of(ANY_INT),
+    }
+}
 
-/// `snis`: a name (or wildcard) and the certificate served for it.
-pub static SNI: Schema = Schema {
-    name: "snis",
-    fields: &[
-        Field::new("id", Type::Text(Some(check_uuid))),
-        Field::new("name", Type::Text(Some(check_sni)))
+crate::settings! {
+    /// `snis`: a name (or wildcard) and the certificate served for it.
+    pub struct SniFields, schema SNI = "snis" {
+        id: Option<String> = Field::of(Type::Text(Some(check_uuid))),
+        name: Option<String> = Field::of(Type::Text(Some(check_sni)))
             .required()
             .unique(),
-        Field::new("certificate", Type::Reference(Kind::Certificate)),
-        Field::new("tags", Type::Texts(None)),
-        Field::new("created_at", ANY_INT),
-        Field::new("updated_at", ANY_INT),
-    ],
-};
+        certificate: Option<serde_json::Value> = Field::of(Type::Reference(Kind::Certificate)),
+        tags: Vec<String> = Field::of(Type::Texts(None)),
+        created_at: Option<i64> = Field::of(ANY_INT),
+        updated_at: Option<i64> = Field::of(ANY_INT),
+    }
+}
 
 fn check_pem_certificate(pem: &str) -> Result<(), String> {
     if pem.contains("-----BEGIN CERTIFICATE-----") {
@@ -265,29 +237,25 @@ fn check_sni(name: &str) -> Result<(), String> {
     }
 }
 
-/// `plugins` (the entity; each plugin's `config` has the plugin's own schema).
-pub static PLUGIN: Schema = Schema {
-    name: "plugins",
-    fields: &[
-        Field::new("id", Type::Text(Some(check_uuid))),
-        Field::new("name", Type::Text(None)).required(),
-        Field::new("config", Type::PluginConfig),
-        Field::new("enabled", Type::Boolean).default(Default::Bool(true)),
-        Field::new(
-            "protocols",
-            Type::TextsOneOf(&["grpc", "grpcs", "http", "https"]),
-        )
-        .default(Default::Texts(&["grpc", "grpcs", "http", "https"])),
-        Field::new("service", Type::Reference(Kind::Service)),
-        Field::new("route", Type::Reference(Kind::Route)),
-        Field::new("consumer", Type::Reference(Kind::Consumer)),
-        Field::new("tags", Type::Texts(None)),
-        Field::new("instance_name", Type::Text(None)),
-        Field::new("ordering", Type::Any),
-        Field::new("created_at", ANY_INT),
-        Field::new("updated_at", ANY_INT),
-    ],
-};
+crate::settings! {
+    /// `plugins` (the entity; each plugin's `config` has the plugin's own schema).
+    pub struct PluginFields, schema PLUGIN = "plugins" {
+        id: Option<String> = Field::of(Type::Text(Some(check_uuid))),
+        name: Option<String> = Field::of(Type::Text(None)).required(),
+        config: Option<serde_json::Value> = Field::of(Type::PluginConfig),
+        enabled: bool = Field::of(Type::Boolean).default(Default::Bool(true)),
+        protocols: Vec<String> = Field::of(Type::TextsOneOf(PLUGIN_PROTOCOLS))
+            .default(Default::Texts(PLUGIN_PROTOCOLS)),
+        service: Option<serde_json::Value> = Field::of(Type::Reference(Kind::Service)),
+        route: Option<serde_json::Value> = Field::of(Type::Reference(Kind::Route)),
+        consumer: Option<serde_json::Value> = Field::of(Type::Reference(Kind::Consumer)),
+        tags: Vec<String> = Field::of(Type::Texts(None)),
+        instance_name: Option<String> = Field::of(Type::Text(None)),
+        ordering: Option<serde_json::Value> = Field::of(Type::Any),
+        created_at: Option<i64> = Field::of(ANY_INT),
+        updated_at: Option<i64> = Field::of(ANY_INT),
+    }
+}
 
 /// Entity ids are UUIDs.
 fn check_uuid(id: &str) -> Result<(), String> {

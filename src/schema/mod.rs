@@ -403,53 +403,6 @@ impl Schema {
         }
     }
 
-    /// `obj[name]` as text, else the field's default text.
-    pub fn text<'a>(&self, obj: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-        match obj.get(name) {
-            Some(Value::String(s)) => Some(s),
-            _ => match self.field(name).map(|f| f.default) {
-                Some(Default::Text(s)) => Some(s),
-                _ => None,
-            },
-        }
-    }
-
-    /// `obj[name]` as an integer (integral floats included), else the field's default.
-    pub fn int(&self, obj: &Map<String, Value>, name: &str) -> Option<i64> {
-        match obj.get(name).and_then(as_integer) {
-            Some(i) => Some(i),
-            None => match self.field(name).map(|f| f.default) {
-                Some(Default::Int(i)) => Some(i),
-                _ => None,
-            },
-        }
-    }
-
-    /// `obj[name]` as a boolean, else the field's default (false without one).
-    pub fn boolean(&self, obj: &Map<String, Value>, name: &str) -> bool {
-        match obj.get(name) {
-            Some(Value::Bool(b)) => *b,
-            _ => matches!(
-                self.field(name).map(|f| f.default),
-                Some(Default::Bool(true))
-            ),
-        }
-    }
-
-    /// `obj[name]` as a list of strings, else the field's default (empty without one).
-    pub fn texts(&self, obj: &Map<String, Value>, name: &str) -> Vec<String> {
-        match obj.get(name) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            _ => match self.field(name).map(|f| f.default) {
-                Some(Default::Texts(items)) => items.iter().map(|s| s.to_string()).collect(),
-                _ => Vec::new(),
-            },
-        }
-    }
-
     /// The entity as the Admin API shows it: every field of the schema (nested entities
     /// excepted), set or defaulted, secrets masked or redacted.
     pub fn present(&self, raw: &Map<String, Value>) -> Map<String, Value> {
@@ -573,11 +526,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_fall_back_to_defaults() {
-        let o = obj(json!({"name": "n"}));
-        assert_eq!(TEST.int(&o, "size"), Some(5));
-        assert_eq!(TEST.text(&o, "mode"), Some("a"));
-        assert_eq!(TEST.text(&o, "key"), None);
+    fn unique_values_are_the_set_unique_fields_then_the_id() {
         assert_eq!(
             TEST.unique_values(&obj(json!({"id": "i", "name": "n"})))
                 .collect::<Vec<_>>(),
