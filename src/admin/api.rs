@@ -13,6 +13,7 @@ use crate::config::plugins;
 use crate::http::conn::BufferPool;
 use crate::http::request::Request;
 use crate::metrics::Registry;
+use crate::schema::Kind;
 use serde_json::{json, Map, Value};
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -231,15 +232,10 @@ impl AdminApi {
         })?;
         store.config_hash = hash;
         let c = &store.config;
-        let by_id = |items: Vec<(String, Value)>| Value::Object(items.into_iter().collect());
-        Ok((
-            201,
-            json!({
-                "services": by_id(c.services.iter().map(|e| (e.id.clone(), present::service(e))).collect()),
-                "routes": by_id(c.routes.iter().map(|e| (e.id.clone(), present::route(e))).collect()),
-                "plugins": by_id(c.plugins.iter().map(|e| (e.id.clone(), present::plugin(e))).collect()),
-                "consumers": by_id(c.consumers.iter().map(|e| (e.id.clone(), present::consumer(e))).collect()),
-            }),
-        ))
+        let answer: Map<String, Value> = [Kind::Service, Kind::Route, Kind::Plugin, Kind::Consumer]
+            .into_iter()
+            .map(|kind| (kind.collection().to_string(), present::by_id(c, kind)))
+            .collect();
+        Ok((201, Value::Object(answer)))
     }
 }

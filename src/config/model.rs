@@ -194,38 +194,101 @@ pub struct Config {
     pub jwt_secrets: Vec<JwtSecret>,
 }
 
+/// What every stored entity has: a kind, an id, its fields as written, and the ids of the
+/// entities it refers to (a route's service, a plugin's service, route and consumer).
+pub trait Entity {
+    /// Its kind.
+    const KIND: Kind;
+    /// Its id.
+    fn id(&self) -> &str;
+    /// The entity as written and persisted.
+    fn raw(&self) -> &Map<String, Value>;
+    /// The id of the entity of kind `to` it refers to, if any.
+    fn reference(&self, to: Kind) -> Option<&str> {
+        let _ = to;
+        None
+    }
+}
+
+/// A list of one kind's entities, as the Admin API and the validator read any kind.
+pub trait EntityList {
+    /// How many.
+    fn count(&self) -> usize;
+    /// The id and stored fields of the `i`th.
+    fn row(&self, i: usize) -> (&str, &Map<String, Value>);
+    /// The id the `i`th refers to in kind `to`.
+    fn reference(&self, i: usize, to: Kind) -> Option<&str>;
+}
+
+impl<E: Entity> EntityList for Vec<E> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn row(&self, i: usize) -> (&str, &Map<String, Value>) {
+        (self[i].id(), self[i].raw())
+    }
+    fn reference(&self, i: usize, to: Kind) -> Option<&str> {
+        self[i].reference(to)
+    }
+}
+
+/// Implements [`Entity`] for a struct with `id` and `raw` fields, and the reference fields
+/// named (each `Option<String>`, named as the kind's `reference_field`).
+macro_rules! entity {
+    ($ty:ty, $kind:ident $(, $field:ident: $to:ident)*) => {
+        impl Entity for $ty {
+            const KIND: Kind = Kind::$kind;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn raw(&self) -> &Map<String, Value> {
+                &self.raw
+            }
+            fn reference(&self, to: Kind) -> Option<&str> {
+                match to {
+                    $( Kind::$to => self.$field.as_deref(), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use entity;
+
+entity!(Service, Service);
+entity!(Route, Route, service: Service);
+entity!(Consumer, Consumer);
+entity!(Plugin, Plugin, service: Service, route: Route, consumer: Consumer);
+entity!(Certificate, Certificate);
+entity!(Sni, Sni, certificate: Certificate);
+entity!(KeyAuthCredential, KeyAuth, consumer: Consumer);
+entity!(AclGroup, Acl, consumer: Consumer);
+entity!(JwtSecret, Jwt, consumer: Consumer);
+
 impl Config {
+    /// The entities of `kind`.
+    pub fn list(&self, kind: Kind) -> &dyn EntityList {
+        match kind {
+            Kind::Service => &self.services,
+            Kind::Route => &self.routes,
+            Kind::Consumer => &self.consumers,
+            Kind::Plugin => &self.plugins,
+            Kind::Certificate => &self.certificates,
+            Kind::Sni => &self.snis,
+            Kind::KeyAuth => &self.keyauth_credentials,
+            Kind::Acl => &self.acls,
+            Kind::Jwt => &self.jwt_secrets,
+        }
+    }
+
     /// How many entities of `kind` there are.
     pub fn count(&self, kind: Kind) -> usize {
-        match kind {
-            Kind::Service => self.services.len(),
-            Kind::Route => self.routes.len(),
-            Kind::Consumer => self.consumers.len(),
-            Kind::Plugin => self.plugins.len(),
-            Kind::Certificate => self.certificates.len(),
-            Kind::Sni => self.snis.len(),
-            Kind::KeyAuth => self.keyauth_credentials.len(),
-            Kind::Acl => self.acls.len(),
-            Kind::Jwt => self.jwt_secrets.len(),
-        }
+        self.list(kind).count()
     }
 
     /// The id and stored fields of entity `kind[i]` (`i` below [`Config::count`]).
     pub fn entity(&self, kind: Kind, i: usize) -> (&str, &Map<String, Value>) {
-        match kind {
-            Kind::Service => (&self.services[i].id, &self.services[i].raw),
-            Kind::Route => (&self.routes[i].id, &self.routes[i].raw),
-            Kind::Consumer => (&self.consumers[i].id, &self.consumers[i].raw),
-            Kind::Plugin => (&self.plugins[i].id, &self.plugins[i].raw),
-            Kind::Certificate => (&self.certificates[i].id, &self.certificates[i].raw),
-            Kind::Sni => (&self.snis[i].id, &self.snis[i].raw),
-            Kind::KeyAuth => (
-                &self.keyauth_credentials[i].id,
-                &self.keyauth_credentials[i].raw,
-            ),
-            Kind::Acl => (&self.acls[i].id, &self.acls[i].raw),
-            Kind::Jwt => (&self.jwt_secrets[i].id, &self.jwt_secrets[i].raw),
-        }
+        self.list(kind).row(i)
     }
 
     /// The index of the entity of `kind` that `key` names: its id (in any case), or the value
@@ -245,17 +308,7 @@ impl Config {
     /// The id of the `parent` entity that `kind[i]` is scoped to: a route's service, a
     /// plugin's service, route or consumer.
     pub fn scope(&self, kind: Kind, i: usize, parent: Kind) -> Option<&str> {
-        match (kind, parent) {
-            (Kind::Route, Kind::Service) => self.routes[i].service.as_deref(),
-            (Kind::Plugin, Kind::Service) => self.plugins[i].service.as_deref(),
-            (Kind::Plugin, Kind::Route) => self.plugins[i].route.as_deref(),
-            (Kind::Plugin, Kind::Consumer) => self.plugins[i].consumer.as_deref(),
-            (Kind::Sni, Kind::Certificate) => self.snis[i].certificate.as_deref(),
-            (Kind::KeyAuth, Kind::Consumer) => self.keyauth_credentials[i].consumer.as_deref(),
-            (Kind::Acl, Kind::Consumer) => self.acls[i].consumer.as_deref(),
-            (Kind::Jwt, Kind::Consumer) => self.jwt_secrets[i].consumer.as_deref(),
-            _ => None,
-        }
+        self.list(kind).reference(i, parent)
     }
 
     /// The canonical declarative document: flat entity lists, every entity with its id,

@@ -5,8 +5,8 @@
 //! known, so their order in the file does not matter.
 
 use super::model::{
-    id_ref, new_uuid, raw_entity, AclGroup, Certificate, Config, Consumer, JwtSecret,
-    KeyAuthCredential, Plugin, PluginConfig, Route, Service, Sni,
+    id_ref, new_uuid, raw_entity, AclGroup, Certificate, Config, Consumer, Entity, EntityList,
+    JwtSecret, KeyAuthCredential, Plugin, PluginConfig, Route, Service, Sni,
 };
 use crate::schema::check::{describe, Checker, ConfigError, ConfigErrors};
 use crate::schema::entities::{
@@ -64,6 +64,9 @@ struct CertificateDraft {
     alt: Option<Arc<rustls::sign::CertifiedKey>>,
     raw: Map<String, Value>,
 }
+
+super::model::entity!(PluginDraft, Plugin, service: Service, route: Route, consumer: Consumer);
+super::model::entity!(CertificateDraft, Certificate);
 
 #[derive(Default)]
 struct Builder {
@@ -225,7 +228,7 @@ impl Builder {
             .map(|f| f.name)
             .collect();
         let mut raw = raw_entity(written, &id, &nested);
-        let index = self.count(kind);
+        let index = self.list(kind).count();
         let here = self.c.path();
         self.written_at.entry(kind).or_default().push(here);
         // References: from the parent when nested (and then not also written), else deferred.
@@ -275,17 +278,12 @@ impl Builder {
         }
     }
 
-    fn count(&self, kind: Kind) -> usize {
+    /// The entities of `kind` read so far (plugins and certificates still as drafts).
+    fn list(&self, kind: Kind) -> &dyn EntityList {
         match kind {
-            Kind::Service => self.config.services.len(),
-            Kind::Route => self.config.routes.len(),
-            Kind::Consumer => self.config.consumers.len(),
-            Kind::Plugin => self.plugins.len(),
-            Kind::Certificate => self.certificates.len(),
-            Kind::Sni => self.config.snis.len(),
-            Kind::KeyAuth => self.config.keyauth_credentials.len(),
-            Kind::Acl => self.config.acls.len(),
-            Kind::Jwt => self.config.jwt_secrets.len(),
+            Kind::Plugin => &self.plugins,
+            Kind::Certificate => &self.certificates,
+            _ => self.config.list(kind),
         }
     }
 
@@ -661,32 +659,18 @@ impl Builder {
                 .unwrap_or_else(|| format!("{}[{i}]", kind.collection()))
         };
         let invalid = entities_with_errors(&written_at, &self.c.errors);
+        let mut clashes = Vec::new();
         for kind in Kind::ALL {
             let schema = kind.schema();
-            let raws: Vec<&Map<String, Value>> = match kind {
-                Kind::Service => self.config.services.iter().map(|e| &e.raw).collect(),
-                Kind::Route => self.config.routes.iter().map(|e| &e.raw).collect(),
-                Kind::Consumer => self.config.consumers.iter().map(|e| &e.raw).collect(),
-                Kind::Plugin => self.plugins.iter().map(|d| &d.raw).collect(),
-                Kind::Certificate => self.certificates.iter().map(|d| &d.raw).collect(),
-                Kind::Sni => self.config.snis.iter().map(|e| &e.raw).collect(),
-                Kind::KeyAuth => self
-                    .config
-                    .keyauth_credentials
-                    .iter()
-                    .map(|e| &e.raw)
-                    .collect(),
-                Kind::Acl => self.config.acls.iter().map(|e| &e.raw).collect(),
-                Kind::Jwt => self.config.jwt_secrets.iter().map(|e| &e.raw).collect(),
-            };
+            let list = self.list(kind);
             let mut seen = HashSet::new();
-            for (i, raw) in raws.iter().enumerate() {
+            for i in 0..list.count() {
                 if invalid.contains(&place(kind, i)) {
                     continue;
                 }
-                for (field, value) in schema.unique_values(raw) {
+                for (field, value) in schema.unique_values(list.row(i).1) {
                     if !seen.insert((field, value)) {
-                        self.c.errors.push(ConfigError::unique(
+                        clashes.push(ConfigError::unique(
                             format!("{}.{field}", place(kind, i)),
                             json!({ field: value }),
                         ));
@@ -694,6 +678,7 @@ impl Builder {
                 }
             }
         }
+        self.c.errors.extend(clashes);
         let mut seen = HashSet::new();
         for (i, p) in self.plugins.iter().enumerate() {
             if invalid.contains(&place(Kind::Plugin, i)) {

@@ -15,7 +15,9 @@ pub use values::{as_integer, header_map, reference_target, Shape};
 /// A check of a text value: `Err` with the message to report.
 pub type TextCheck = fn(&str) -> Result<(), String>;
 
-/// The entity kinds a configuration holds.
+/// The entity kinds a configuration holds. What differs between kinds (names, schema) is
+/// one row of [`KIND_TABLE`]; the configuration stores each kind's entities behind
+/// `config::model::Entity`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// `services`.
@@ -38,6 +40,88 @@ pub enum Kind {
     Jwt,
 }
 
+/// What is known of an entity kind.
+#[derive(Debug)]
+pub struct KindInfo {
+    /// The kind.
+    pub kind: Kind,
+    /// The collection name in a declarative document and the Admin API (`services` …).
+    pub collection: &'static str,
+    /// The Admin API's other names for the collection (`key-auth` under a consumer).
+    pub aliases: &'static [&'static str],
+    /// The field name an entity uses to refer to one of this kind (`service` …).
+    pub reference_field: &'static str,
+    /// The kind's fields.
+    pub schema: &'static Schema,
+}
+
+/// Every kind, in the order of a declarative document and of [`Kind`]'s variants.
+pub static KIND_TABLE: [KindInfo; 9] = [
+    KindInfo {
+        kind: Kind::Service,
+        collection: "services",
+        aliases: &[],
+        reference_field: "service",
+        schema: &entities::SERVICE,
+    },
+    KindInfo {
+        kind: Kind::Route,
+        collection: "routes",
+        aliases: &[],
+        reference_field: "route",
+        schema: &entities::ROUTE,
+    },
+    KindInfo {
+        kind: Kind::Consumer,
+        collection: "consumers",
+        aliases: &[],
+        reference_field: "consumer",
+        schema: &entities::CONSUMER,
+    },
+    KindInfo {
+        kind: Kind::Plugin,
+        collection: "plugins",
+        aliases: &[],
+        reference_field: "plugin",
+        schema: &entities::PLUGIN,
+    },
+    KindInfo {
+        kind: Kind::Certificate,
+        collection: "certificates",
+        aliases: &[],
+        reference_field: "certificate",
+        schema: &entities::CERTIFICATE,
+    },
+    KindInfo {
+        kind: Kind::Sni,
+        collection: "snis",
+        aliases: &[],
+        reference_field: "sni",
+        schema: &entities::SNI,
+    },
+    KindInfo {
+        kind: Kind::KeyAuth,
+        collection: "keyauth_credentials",
+        aliases: &["key-auth", "key-auths"],
+        reference_field: "keyauth_credential",
+        schema: &entities::KEYAUTH_CREDENTIAL,
+    },
+    KindInfo {
+        kind: Kind::Acl,
+        collection: "acls",
+        aliases: &[],
+        reference_field: "acl",
+        schema: &entities::ACL,
+    },
+    KindInfo {
+        kind: Kind::Jwt,
+        collection: "jwt_secrets",
+        aliases: &["jwt", "jwts"],
+        reference_field: "jwt_secret",
+        schema: &entities::JWT_SECRET,
+    },
+];
+
 impl Kind {
     /// Every kind, in the order of a declarative document.
     pub const ALL: [Kind; 9] = [
@@ -52,59 +136,41 @@ impl Kind {
         Kind::Jwt,
     ];
 
+    /// The kind's row of [`KIND_TABLE`].
+    pub fn info(self) -> &'static KindInfo {
+        &KIND_TABLE[self as usize]
+    }
+
     /// The collection name (`services` …).
     pub fn collection(self) -> &'static str {
-        match self {
-            Kind::Service => "services",
-            Kind::Route => "routes",
-            Kind::Consumer => "consumers",
-            Kind::Plugin => "plugins",
-            Kind::Certificate => "certificates",
-            Kind::Sni => "snis",
-            Kind::KeyAuth => "keyauth_credentials",
-            Kind::Acl => "acls",
-            Kind::Jwt => "jwt_secrets",
-        }
+        self.info().collection
     }
 
     /// The kind of a collection name, or of the Admin API's name for it (`key-auth` under a
     /// consumer, `key-auths` at the top).
     pub fn from_collection(s: &str) -> Option<Kind> {
-        match s {
-            "key-auth" | "key-auths" => Some(Kind::KeyAuth),
-            "jwt" | "jwts" => Some(Kind::Jwt),
-            _ => Kind::ALL.into_iter().find(|k| k.collection() == s),
-        }
+        KIND_TABLE
+            .iter()
+            .find(|k| k.collection == s || k.aliases.contains(&s))
+            .map(|k| k.kind)
     }
 
     /// The field name an entity uses to refer to one of this kind (`service` …).
     pub fn reference_field(self) -> &'static str {
-        match self {
-            Kind::Service => "service",
-            Kind::Route => "route",
-            Kind::Consumer => "consumer",
-            Kind::Plugin => "plugin",
-            Kind::Certificate => "certificate",
-            Kind::Sni => "sni",
-            Kind::KeyAuth => "keyauth_credential",
-            Kind::Acl => "acl",
-            Kind::Jwt => "jwt_secret",
-        }
+        self.info().reference_field
     }
 
     /// The kind's schema.
     pub fn schema(self) -> &'static Schema {
-        match self {
-            Kind::Service => &entities::SERVICE,
-            Kind::Route => &entities::ROUTE,
-            Kind::Consumer => &entities::CONSUMER,
-            Kind::Plugin => &entities::PLUGIN,
-            Kind::Certificate => &entities::CERTIFICATE,
-            Kind::Sni => &entities::SNI,
-            Kind::KeyAuth => &entities::KEYAUTH_CREDENTIAL,
-            Kind::Acl => &entities::ACL,
-            Kind::Jwt => &entities::JWT_SECRET,
-        }
+        self.info().schema
+    }
+
+    /// The kinds this kind refers to, with the field that holds each reference.
+    pub fn references(self) -> impl Iterator<Item = (&'static str, Kind)> {
+        self.schema().fields.iter().filter_map(|f| match f.ty {
+            Type::Reference(to) => Some((f.name, to)),
+            _ => None,
+        })
     }
 }
 
@@ -521,6 +587,25 @@ mod tests {
                 "size: value should be between 1 and 10, got 11",
                 "mode: expected one of: \"a\", \"b\", got \"c\"",
                 "later: not built yet",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_kind_table_is_in_variant_order() {
+        for (i, kind) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(KIND_TABLE[i].kind, kind);
+            assert_eq!(kind.schema().name, kind.collection());
+        }
+        assert_eq!(Kind::from_collection("key-auths"), Some(Kind::KeyAuth));
+        assert_eq!(Kind::from_collection("snis"), Some(Kind::Sni));
+        let plugin_refs: Vec<_> = Kind::Plugin.references().collect();
+        assert_eq!(
+            plugin_refs,
+            [
+                ("service", Kind::Service),
+                ("route", Kind::Route),
+                ("consumer", Kind::Consumer)
             ]
         );
     }
