@@ -4,8 +4,8 @@ use arc_swap::ArcSwap;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use lambda_gateway::admin::{self, api::AdminApi, store::Store};
-use lambda_gateway::config::snapshot::Environment;
-use lambda_gateway::config::{self, Snapshot};
+use lambda_gateway::config::environment::Environment;
+use lambda_gateway::config::{self, snapshot, Snapshot};
 use lambda_gateway::http::Limits;
 use lambda_gateway::https::{CertificateFiles, ServerCertificate};
 use lambda_gateway::logging::LogFormat;
@@ -647,8 +647,8 @@ fn serve(
             return ExitCode::FAILURE;
         }
     };
-    let (snapshot, warnings) = Snapshot::build(cfg.clone(), &env);
-    config::warnings::log_new(&cfg, &warnings);
+    let mut snapshot = Snapshot::default();
+    snapshot::publish(&cfg, &env, |s| snapshot = s);
     let workers = cli
         .workers
         .unwrap_or_else(|| {

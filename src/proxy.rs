@@ -3,8 +3,8 @@
 
 use crate::access::{AccessContext, AccessPlugin, RequestEdits, Verdict};
 use crate::access_log::{AccessLog, Entry, FLUSH_AT};
+use crate::config::plan::{ConsumerRoute, RouteAction};
 use crate::config::router::{RouteMatch, RouteQuery};
-use crate::config::snapshot::{ConsumerRoute, RouteAction};
 use crate::config::Snapshot;
 use crate::http::client::UpstreamError;
 use crate::http::conn::{BufferPool, Handler, Piece, Refusal, StreamEnd};
@@ -301,7 +301,7 @@ impl Handler for Proxy {
         let snapshot = self.snapshot.load_full();
         let facts = Facts {
             snapshot: self.access_log.as_ref().map(|_| snapshot.clone()),
-            metrics: snapshot.metrics_policy(None, None),
+            metrics: snapshot.unrouted_metrics,
             ..Facts::default()
         };
         let asked = Asked {
@@ -464,7 +464,7 @@ impl Proxy {
             .and_then(|i| snapshot.and_then(|s| s.config.routes.get(i)));
         let service = facts.route.and_then(|i| {
             let s = snapshot?;
-            s.config.services.get((*s.route_services.get(i)?)?)
+            s.config.services.get(s.plans.get(i)?.service?)
         });
         let consumer = facts
             .consumer
@@ -529,7 +529,7 @@ impl Proxy {
             Failure::NoRoute.answer(resp);
             let facts = Facts {
                 snapshot: self.access_log.as_ref().map(|_| snapshot.clone()),
-                metrics: snapshot.metrics_policy(None, None),
+                metrics: snapshot.unrouted_metrics,
                 ..Facts::default()
             };
             return (facts, None);
@@ -539,8 +539,8 @@ impl Proxy {
         // Once an auth plugin identified a consumer with plugins of their own, the rest of the
         // chain and the function are theirs (Kong's precedence).
         let route = matched.route;
-        let overrides = &snapshot.for_consumers[route];
-        let mut steps: &[(u32, AccessPlugin)] = &snapshot.access[route];
+        let plan = &snapshot.plans[route];
+        let mut steps: &[(u32, AccessPlugin)] = &plan.access;
         let mut theirs: Option<&ConsumerRoute> = None;
         let mut ran: SmallVec<[&AccessPlugin; 8]> = SmallVec::new();
         let mut edits = std::mem::take(&mut s.edits);
@@ -551,7 +551,8 @@ impl Proxy {
             authenticated: false,
             credential: None,
             edits: &mut edits,
-            service: snapshot.route_services[route]
+            service: plan
+                .service
                 .map(|i| snapshot.config.services[i].id.as_str()),
             jwt_claims: None,
         };
@@ -564,8 +565,8 @@ impl Proxy {
                 break;
             }
             next += 1;
-            if theirs.is_none() && !overrides.is_empty() {
-                if let Some(c) = ctx.consumer.and_then(|c| overrides.get(c.id.as_str())) {
+            if theirs.is_none() && !plan.for_consumers.is_empty() {
+                if let Some(c) = ctx.consumer.and_then(|c| plan.for_consumer(&c.id)) {
                     theirs = Some(c);
                     if let Some(own) = &c.steps {
                         steps = own;
@@ -578,6 +579,12 @@ impl Proxy {
             }
         }
         let ctx_consumer = ctx.consumer.map(|c| c.index);
+        // The consumer's own series, even when the plugin that identified them answered.
+        let metrics = ctx
+            .consumer
+            .and_then(|c| plan.for_consumer(&c.id))
+            .and_then(|c| c.metrics)
+            .unwrap_or(plan.metrics);
         let claims = ctx.jwt_claims.take();
         let caller = ctx.consumer.map(|c| Caller {
             consumer_id: &c.id,
@@ -588,7 +595,7 @@ impl Proxy {
         });
         let action = theirs
             .and_then(|c| c.action.as_ref())
-            .unwrap_or(&snapshot.actions[route]);
+            .unwrap_or(&plan.action);
         let (source, streamed) = if answered {
             (Source::Exit, None)
         } else if edits.is_empty() {
@@ -617,10 +624,10 @@ impl Proxy {
             snapshot: self.access_log.as_ref().map(|_| snapshot.clone()),
             route: Some(route),
             consumer: ctx_consumer,
-            route_label: snapshot.route_metrics[route],
+            route_label: plan.metrics_label,
             consumer_label: ctx_consumer.map_or(0, |i| snapshot.consumer_metrics[i]),
             source,
-            metrics: snapshot.metrics_policy(Some(route), ctx_consumer),
+            metrics,
         };
         (facts, streamed)
     }

@@ -6,7 +6,9 @@
 use lambda_gateway::access::{AccessContext, RequestEdits, Verdict};
 use lambda_gateway::aws::sigv4::InvokeSigner;
 use lambda_gateway::aws::time::AmzDate;
-use lambda_gateway::config::snapshot::{Environment, RouteAction, Snapshot};
+use lambda_gateway::config::environment::Environment;
+use lambda_gateway::config::plan::RouteAction;
+use lambda_gateway::config::snapshot::Snapshot;
 use lambda_gateway::http::encode::{write_response, Response};
 use lambda_gateway::http::head::{self, RequestHead};
 use lambda_gateway::http::request::Request;
@@ -145,10 +147,11 @@ fn the_request_path_allocates_nothing_in_steady_state() {
         ("/key-auth", 4, &plain_answer),
     ] {
         let raw = request(path);
-        let RouteAction::Invoke(plugin) = &snapshot.actions[route_index] else {
+        let plan = &snapshot.plans[route_index];
+        let RouteAction::Invoke(plugin) = &plan.action else {
             panic!("route {route_index} invokes nothing");
         };
-        let steps = &snapshot.access[route_index];
+        let steps = &plan.access;
         let mut one = || {
             assert_eq!(head::parse(&raw, &limits, &mut head), Ok(true));
             let req = Request {
@@ -206,7 +209,7 @@ fn the_request_path_allocates_nothing_in_steady_state() {
             write_response(&mut out, &resp, true, false);
             // The metrics: the request adds to its series once they exist.
             metrics.record(&RequestRecord {
-                route: snapshot.route_metrics[route_index],
+                route: plan.metrics_label,
                 consumer: ctx_consumer(&snapshot, route_index),
                 status: resp.status,
                 source: Source::Service,
@@ -214,7 +217,7 @@ fn the_request_path_allocates_nothing_in_steady_state() {
                 egress: out.len() as u64,
                 request_ms: 1,
                 upstream_ms: Some(1),
-                policy: snapshot.metrics_policy(Some(route_index), None),
+                policy: plan.metrics,
             });
         };
         // Warm up: buffers grow to their steady size, the signing key is derived and cached.

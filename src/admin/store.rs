@@ -7,8 +7,9 @@
 //! loaded or written (the hand edit is loaded with SIGHUP first); `POST /config`, which
 //! replaces the whole document on purpose, is not.
 
+use crate::config::environment::Environment;
 use crate::config::persist::{serialize, write_atomically};
-use crate::config::snapshot::Environment;
+use crate::config::snapshot::publish;
 use crate::config::{self, Config, ConfigErrors, FileDigest, Snapshot};
 use crate::fleet::etcd::{EtcdStore, WriteError};
 use arc_swap::ArcSwap;
@@ -162,9 +163,7 @@ impl Store {
             Ok((new, digest)) => {
                 self.on_disk = Some(digest);
                 self.config_hash = digest;
-                let (snapshot, warnings) = Snapshot::build(new.clone(), &self.env);
-                config::warnings::log_new(&new, &warnings);
-                self.published.store(Arc::new(snapshot));
+                publish(&new, &self.env, |s| self.published.store(Arc::new(s)));
                 log::info!(
                     "reloaded {}: {} services, {} routes, {} plugins",
                     path.display(),
@@ -218,9 +217,9 @@ impl Store {
                     )))
                 }
             };
-            let (snapshot, warnings) = Snapshot::build(new.clone(), &self.env);
-            config::warnings::log_new(&new, &warnings);
-            fleet.publisher.publish(revision, snapshot);
+            publish(&new, &self.env, |s| {
+                fleet.publisher.publish(revision, s);
+            });
             self.config_hash = document_digest(&new);
             self.config = new;
             self.revision = revision;
@@ -253,10 +252,8 @@ impl Store {
                 );
             }
         }
-        let (snapshot, warnings) = Snapshot::build(new.clone(), &self.env);
-        config::warnings::log_new(&new, &warnings);
         // Workers load the snapshot once per request: requests in flight finish on the old one.
-        self.published.store(Arc::new(snapshot));
+        publish(&new, &self.env, |s| self.published.store(Arc::new(s)));
         self.config_hash = document_digest(&new);
         self.config = new;
         self.changes += 1;

@@ -1,12 +1,17 @@
 //! Kong declarative configuration (`_format_version: "3.0"`, YAML or JSON): loading, validation
 //! with a path in every message, the validated model, the router and the published snapshot.
 
+pub mod consumers;
+pub mod environment;
 pub mod model;
 pub mod persist;
+pub mod plan;
 pub mod plugins;
+pub mod precedence;
 pub mod prometheus;
 pub mod router;
 pub mod snapshot;
+pub mod snis;
 mod validate;
 pub mod vault;
 pub mod warnings;

@@ -13,8 +13,8 @@
 
 use super::publish::Publisher;
 use super::url::EtcdLocation;
-use crate::config::snapshot::Environment;
-use crate::config::{self, Config, Snapshot};
+use crate::config::environment::Environment;
+use crate::config::{self, snapshot, Config, Snapshot};
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, Identity, TlsOptions, Txn,
     TxnOp, TxnOpResponse, WatchOptions,
@@ -790,14 +790,15 @@ impl Control {
         }
         if let Some(publisher) = &self.publisher {
             if reset || revision > publisher.revision() {
-                let (snapshot, warnings) = Snapshot::build(config.clone(), &self.env);
-                config::warnings::log_new(&config, &warnings);
-                let published = if reset {
-                    publisher.replace(revision, snapshot);
-                    true
-                } else {
-                    publisher.publish(revision, snapshot)
-                };
+                let mut published = false;
+                snapshot::publish(&config, &self.env, |snapshot| {
+                    published = if reset {
+                        publisher.replace(revision, snapshot);
+                        true
+                    } else {
+                        publisher.publish(revision, snapshot)
+                    };
+                });
                 if published {
                     log::info!(
                         "applied revision {revision} from {}: {} services, {} routes, {} plugins",
