@@ -336,12 +336,12 @@ fn errors_after_the_first_byte_cut_the_body_and_before_it_are_whole_answers() {
         std::thread::sleep(Duration::from_millis(100));
         let logs = gw.logs();
         for expected in [
-            "function error after the first byte: Runtime.ExitError: exited with status 1",
+            "cause=\"function error: Runtime.ExitError: exited with status 1\" side=upstream streamed_bytes=",
             "ServiceException exception",
             "event-stream message checksum mismatch",
             "the connection closed before the stream ended",
             "larger than max_stream_bytes (1048576)",
-            "function error before the first byte: Runtime.ExitError",
+            "cause=\"function error: Runtime.ExitError",
             "the streamed response ended inside its prelude",
             "statusCode must be a number",
         ] {

@@ -298,7 +298,7 @@ mod tests {
         let known = Known::default();
         let all: Cors = configured("{}").expect("valid");
         let out = run(&all, &preflight("https://a.test"), &known);
-        assert_eq!((out.verdict, out.status(), out.body().as_str()), (Verdict::Answered, 200, ""));
+        assert_eq!((out.verdict.clone(), out.status(), out.body().as_str()), (Verdict::Answered, 200, ""));
         assert_eq!(out.header("Access-Control-Allow-Origin").as_deref(), Some("*"));
         assert_eq!(
             out.header("Access-Control-Allow-Methods").as_deref(),
@@ -317,7 +317,7 @@ mod tests {
         assert_eq!(out.header("Vary").as_deref(), Some("Origin"));
         // The function's answer gets the headers too.
         let out = run(&listed, &get("https://x.b.test"), &known);
-        assert_eq!((out.verdict, out.status()), (Verdict::Continue, 200));
+        assert_eq!((out.verdict.clone(), out.status()), (Verdict::Continue, 200));
         assert_eq!(out.header("Access-Control-Allow-Origin").as_deref(), Some("https://x.b.test"));
         assert_eq!(out.header("Access-Control-Expose-Headers").as_deref(), Some("X-Id"));
         // An origin not listed gets none.

@@ -440,7 +440,7 @@ fn check_token(
         Err(failure) => failure,
     };
     if let Some(anonymous) = &c.anonymous {
-        return as_anonymous("jwt", anonymous, ctx, resp);
+        return as_anonymous(anonymous, ctx);
     }
     let challenge = match &c.realm {
         Some(realm) => format!("Bearer realm=\"{realm}\""),

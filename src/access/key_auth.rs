@@ -138,27 +138,18 @@ pub(super) fn needed(
     !(skipped_preflight || already_authenticated)
 }
 
-/// Makes the `anonymous` consumer the caller after an auth plugin's failure (a 500 when the
-/// configuration names a consumer that does not exist).
-pub(super) fn as_anonymous(
-    plugin: &str,
-    anonymous: &str,
-    ctx: &mut AccessContext<'_, '_>,
-    resp: &mut Response,
-) -> Verdict {
+/// Makes the `anonymous` consumer the caller after an auth plugin's failure (a failure, Kong's
+/// 500, when the configuration names a consumer that does not exist).
+pub(super) fn as_anonymous(anonymous: &str, ctx: &mut AccessContext<'_, '_>) -> Verdict {
     match ctx.identities.consumer(anonymous) {
         Some(consumer) => {
             ctx.consumer = Some(consumer);
             identify(ctx, consumer, None);
             Verdict::Continue
         }
-        None => {
-            log::error!(
-                "{plugin}: the anonymous consumer {anonymous:?} is configured but does not exist"
-            );
-            answers::message(resp, 500, answers::INTERNAL);
-            Verdict::Answered
-        }
+        None => Verdict::Failed(format!(
+            "the anonymous consumer {anonymous:?} is configured but does not exist"
+        )),
     }
 }
 
@@ -218,7 +209,7 @@ fn authenticate(
         },
     };
     if let Some(anonymous) = &c.anonymous {
-        return as_anonymous("key-auth", anonymous, ctx, resp);
+        return as_anonymous(anonymous, ctx);
     }
     let (status, message, challenge) = failure;
     answers::message(resp, status, message);

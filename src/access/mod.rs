@@ -70,12 +70,15 @@ pub struct AccessContext<'a, 'e> {
 }
 
 /// What a plugin decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Go on to the next plugin, then the function.
     Continue,
-    /// The plugin answered: `resp` holds its answer.
+    /// The plugin answered: `resp` holds its answer (a refusal, a preflight, a termination).
     Answered,
+    /// The plugin could not decide (its Redis unreachable, its anonymous consumer missing):
+    /// why. The proxy answers Kong's 500 and logs and counts it as the gateway's error.
+    Failed(String),
 }
 
 /// A plugin that runs before the function: Kong's handler, with the phases it uses.

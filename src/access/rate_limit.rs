@@ -397,9 +397,13 @@ async fn count(
                 exact = Some((redis, counters, counts));
             }
             // Kong's `fault_tolerant: false`: no answer without the tier's count.
-            _ if !c.fault_tolerant => {
-                answers::message(resp, 500, "An unexpected error occurred");
-                return Verdict::Answered;
+            failed if !c.fault_tolerant => {
+                return Verdict::Failed(match failed {
+                    Err(_) => format!("Redis did not count within {:?}", target.timeout),
+                    Ok(Ok(Err(why))) => format!("Redis did not count: {why}"),
+                    Ok(Ok(Ok(_))) => "Redis answered another number of counts".into(),
+                    Ok(Err(_)) => "the Redis exchange stopped".into(),
+                });
             }
             // Counted on this node meanwhile (the failure is logged by the exchange).
             _ => {}
@@ -458,8 +462,7 @@ async fn count(
             };
             // Kong's `fault_tolerant: false`: no answer from an uncounted tier.
             if sync.is_some_and(|s| !c.fault_tolerant && !s.healthy()) {
-                answers::message(resp, 500, "An unexpected error occurred");
-                return Verdict::Answered;
+                return Verdict::Failed("Redis is unreachable: counts cannot be shared".into());
             }
             if !exceeded {
                 for (&(key, window), &(period, _)) in slots.iter().zip(&c.limits) {

@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(run(&plugin, GET, &known).status(), 503);
         let plain = "GET /r HTTP/1.1\r\nHost: h\r\n\r\n";
         let out = run(&plugin, plain, &known);
-        assert_eq!((out.verdict, out.status()), (Verdict::Continue, 200));
+        assert_eq!((out.verdict.clone(), out.status()), (Verdict::Continue, 200));
         let in_query = "GET /r?X-Debug HTTP/1.1\r\nHost: h\r\n\r\n";
         assert_eq!(run(&plugin, in_query, &known).status(), 503);
     }

@@ -189,7 +189,7 @@ pub fn run_chain(plugins: &[&dyn Phases], raw: &str, known: &Known) -> Outcome {
     for plugin in plugins {
         ran += 1;
         verdict = plugin.access_now(&req, &mut ctx, &mut resp);
-        if verdict == Verdict::Answered {
+        if verdict != Verdict::Continue {
             break;
         }
     }

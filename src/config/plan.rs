@@ -19,6 +19,8 @@ use std::sync::Arc;
 /// What a request on one route goes through.
 #[derive(Debug)]
 pub struct RoutePlan {
+    /// The route as logs name it: its name, else its id.
+    pub label: String,
     /// The upstream phase: the function it invokes, or why it cannot.
     pub action: RouteAction,
     /// The access phase: the route's access plugins with their priorities, highest first.
@@ -136,6 +138,7 @@ pub fn plan_routes(
             .as_deref()
             .and_then(|id| service_at.get(id).copied());
         plans.push(RoutePlan {
+            label: route_label,
             action,
             access,
             service,

@@ -57,7 +57,7 @@ pub enum Failure {
     #[error("{0}")]
     Upstream(UpstreamError),
     /// The Invoke API refused the call: its status and `x-amzn-ErrorType`.
-    #[error("Lambda API answered {status}: {error_type}")]
+    #[error("{error_type}")]
     LambdaApi {
         /// Lambda's status.
         status: u16,
@@ -85,6 +85,20 @@ pub enum Failure {
     /// The route's plugin cannot invoke (no region, no credentials).
     #[error("{0}")]
     Unusable(String),
+    /// A streamed output grew past the plugin's `max_stream_bytes` (after its head was sent).
+    #[error("the streamed response is larger than max_stream_bytes ({limit})")]
+    StreamTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// An access plugin could not decide (its Redis unreachable …): Kong's 500.
+    #[error("{plugin}: {why}")]
+    Plugin {
+        /// The plugin's name.
+        plugin: &'static str,
+        /// What went wrong.
+        why: String,
+    },
 }
 
 impl Failure {
@@ -100,14 +114,53 @@ impl Failure {
             | Failure::LambdaApi { .. }
             | Failure::BadProxyResponse(_)
             | Failure::FunctionError { .. } => Side::Upstream,
-            Failure::NoPlugin | Failure::Unusable(_) => Side::Internal,
+            Failure::StreamTooLarge { .. } => Side::Upstream,
+            Failure::NoPlugin | Failure::Unusable(_) | Failure::Plugin { .. } => Side::Internal,
+        }
+    }
+
+    /// The status it is answered with.
+    pub fn status(&self) -> u16 {
+        self.parts().0
+    }
+
+    /// The `kong_lambda_errors` label it counts under (`timeout`, `Unhandled`,
+    /// `TooManyRequestsException` …): failures of Lambda or the way to it; `None` for the rest.
+    pub fn metric_label(&self) -> Option<&str> {
+        match self {
+            Failure::Upstream(e) => Some(e.kind()),
+            Failure::LambdaApi { error_type, .. } => Some(error_type),
+            Failure::BadProxyResponse(_) => Some("bad_proxy_response"),
+            Failure::FunctionError { kind, .. } => Some(kind),
+            Failure::StreamTooLarge { .. } => Some("response_too_large"),
+            _ => None,
+        }
+    }
+
+    /// How loud its log line is: a function's own error is a warning (the gateway worked),
+    /// everything else an error.
+    pub fn log_level(&self) -> log::Level {
+        match self {
+            Failure::FunctionError { .. } => log::Level::Warn,
+            _ => log::Level::Error,
         }
     }
 
     /// Fills `resp` with the failure's status and body; a failure after which the request
     /// stream cannot be trusted also closes the connection.
     pub fn answer(&self, resp: &mut Response) {
-        let (status, message, error): (u16, &str, Option<&[u8]>) = match self {
+        let (status, message, error) = self.parts();
+        with_error(resp, status, message, error);
+        // The stream cannot be trusted past a refused head, chunked body or timeout.
+        resp.close = matches!(
+            self,
+            Failure::Head(_) | Failure::Chunked(_) | Failure::ClientTimeout
+        );
+    }
+
+    /// Status, message and `error` of its answer.
+    fn parts(&self) -> (u16, &str, Option<&[u8]>) {
+        match self {
             Failure::Head(HeadError::TooLarge | HeadError::TooManyHeaders) => {
                 (431, answers::HEADERS_TOO_LARGE, None)
             }
@@ -157,14 +210,9 @@ impl Failure {
                 answers::BAD_GATEWAY,
                 Some(&b"no aws-lambda plugin on this route"[..]),
             ),
-            Failure::Unusable(_) => (500, answers::INTERNAL, None),
-        };
-        with_error(resp, status, message, error);
-        // The stream cannot be trusted past a refused head, chunked body or timeout.
-        resp.close = matches!(
-            self,
-            Failure::Head(_) | Failure::Chunked(_) | Failure::ClientTimeout
-        );
+            Failure::Unusable(_) | Failure::Plugin { .. } => (500, answers::INTERNAL, None),
+            Failure::StreamTooLarge { .. } => (502, answers::BAD_GATEWAY, None),
+        }
     }
 }
 
@@ -180,6 +228,39 @@ fn is_unhandled(kind: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lambdas_failures_count_under_their_kind_and_the_gateways_do_not() {
+        let timeout = Failure::Upstream(UpstreamError::Timeout(std::time::Duration::from_secs(1)));
+        assert_eq!(timeout.metric_label(), Some("timeout"));
+        let api = Failure::LambdaApi {
+            status: 429,
+            error_type: "TooManyRequestsException".into(),
+            preserve: false,
+        };
+        assert_eq!(api.metric_label(), Some("TooManyRequestsException"));
+        let function = Failure::FunctionError {
+            kind: "Unhandled".into(),
+            unhandled_status: None,
+        };
+        assert_eq!(
+            (function.metric_label(), function.log_level()),
+            (Some("Unhandled"), log::Level::Warn)
+        );
+        assert_eq!(
+            Failure::StreamTooLarge { limit: 1 }.metric_label(),
+            Some("response_too_large")
+        );
+        let plugin = Failure::Plugin {
+            plugin: "rate-limiting",
+            why: "down".into(),
+        };
+        assert_eq!(
+            (plugin.metric_label(), plugin.side(), plugin.log_level()),
+            (None, Side::Internal, log::Level::Error)
+        );
+        assert_eq!(Failure::NoRoute.metric_label(), None);
+    }
 
     fn answered(f: Failure) -> (u16, String, bool) {
         let mut r = Response::default();
@@ -268,8 +349,18 @@ mod tests {
                 r#"{"message":"An unexpected error occurred"}"#,
                 false,
             ),
+            (
+                Failure::Plugin {
+                    plugin: "rate-limiting",
+                    why: "redis unreachable".into(),
+                },
+                500,
+                r#"{"message":"An unexpected error occurred"}"#,
+                false,
+            ),
         ];
         for (failure, status, body, close) in cases {
+            assert_eq!(failure.status(), status);
             assert_eq!(answered(failure), (status, body.to_string(), close));
         }
     }

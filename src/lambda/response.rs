@@ -28,17 +28,16 @@ impl LambdaAnswer<'_> {
     }
 }
 
-/// What the mapping decided, for the access log / error log.
-#[derive(Debug, PartialEq, Eq)]
+/// What the mapping decided, for the log line and the metrics (the answer is in the response
+/// either way).
+#[derive(Debug)]
 pub enum Outcome {
     /// The function ran and its answer was mapped.
     Ok,
-    /// The function failed (`X-Amz-Function-Error`), answered as configured.
-    FunctionError(String),
-    /// The Invoke API refused the call (its `x-amzn-ErrorType`).
-    ApiError(String),
-    /// A proxy-integration answer could not be used.
-    BadProxyResponse(String),
+    /// The function failed (`X-Amz-Function-Error`: its error passed on, or answered as
+    /// configured), the Invoke API refused the call, or a proxy-integration answer could not
+    /// be used.
+    Failed(Failure),
 }
 
 /// Headers never passed on from Lambda: hop-by-hop, recomputed, or private (SPEC §5, §8).
@@ -112,20 +111,20 @@ impl ResponseMapper {
                 // payload 2.0, taken whole as the body), never shown to the client.
                 function_error_answer(kind.clone(), cfg.unhandled_status, resp);
                 pass_headers_for_error(answer.headers, resp);
-                return Outcome::FunctionError(kind);
+                return Outcome::Failed(Failure::FunctionError {
+                    kind,
+                    unhandled_status: cfg.unhandled_status,
+                });
             }
             let v2 = cfg.awsgateway_compatible
                 && cfg.awsgateway_compatible_payload_version == PayloadVersion::V2;
             return match self.map_proxy(answer.headers, answer.body, v2, resp) {
                 Ok(()) => Outcome::Ok,
                 Err(failure) => {
-                    let detail = failure.to_string();
-                    Failure::BadProxyResponse(detail.clone()).answer(resp);
+                    let failure = Failure::BadProxyResponse(failure.to_string());
+                    failure.answer(resp);
                     pass_headers_for_error(answer.headers, resp);
-                    Outcome::BadProxyResponse(match failure {
-                        ProxyFailure::Invalid(why) => why,
-                        too_large => too_large.to_string(),
-                    })
+                    Outcome::Failed(failure)
                 }
             };
         }
@@ -135,7 +134,12 @@ impl ResponseMapper {
         };
         pass_headers(answer.headers, resp, None);
         resp.body.extend_from_slice(answer.body);
-        function_error.map_or(Outcome::Ok, Outcome::FunctionError)
+        function_error.map_or(Outcome::Ok, |kind| {
+            Outcome::Failed(Failure::FunctionError {
+                kind,
+                unhandled_status: cfg.unhandled_status,
+            })
+        })
     }
 
     /// Parses `{statusCode, headers, multiValueHeaders, body, isBase64Encoded}` (and, with
@@ -483,20 +487,19 @@ fn pass_headers_for_error(headers: &[(&[u8], &[u8])], resp: &mut Response) {
 /// The Invoke API refused the call: 429 (with Retry-After), 413, or 502 with the error type;
 /// with `preserve`, Lambda's own status.
 fn map_api_error(answer: &LambdaAnswer<'_>, preserve: bool, resp: &mut Response) -> Outcome {
-    let error_type = error_type(answer);
-    Failure::LambdaApi {
+    let failure = Failure::LambdaApi {
         status: answer.status,
-        error_type: error_type.clone(),
+        error_type: error_type(answer),
         preserve,
-    }
-    .answer(resp);
+    };
+    failure.answer(resp);
     if answer.status == 429 {
         if let Some(retry) = answer.header("retry-after") {
             resp.header(b"Retry-After", retry);
         }
     }
     pass_headers_for_error(answer.headers, resp);
-    Outcome::ApiError(error_type)
+    Outcome::Failed(failure)
 }
 
 /// `x-amzn-ErrorType: Code[:namespace]`, else the body's `__type`/`Type`, else the status.
@@ -528,7 +531,7 @@ mod tests {
         status: u16,
         headers: &[(&str, &str)],
         body: &str,
-    ) -> (Response, Outcome) {
+    ) -> (Response, Option<String>) {
         let hs: Vec<(&[u8], &[u8])> = headers
             .iter()
             .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
@@ -544,7 +547,12 @@ mod tests {
             },
             &mut resp,
         );
-        (resp, outcome)
+        // What the log line says of it.
+        let said = match outcome {
+            Outcome::Ok => None,
+            Outcome::Failed(failure) => Some(failure.to_string()),
+        };
+        (resp, said)
     }
 
     fn header_text(r: &Response) -> String {
@@ -566,10 +574,7 @@ mod tests {
             ],
             "[]",
         );
-        assert_eq!(
-            (r.status, r.body.as_slice(), o),
-            (200, &b"[]"[..], Outcome::Ok)
-        );
+        assert_eq!((r.status, r.body.as_slice(), o), (200, &b"[]"[..], None));
         assert_eq!(
             header_text(&r),
             "x-amzn-RequestId: r1\r\nContent-Type: application/json\r\nVia: 1.1 lambda-gateway\r\n"
@@ -585,7 +590,7 @@ mod tests {
         let (r, o) = map(&cfg, 200, &err, "{}");
         assert_eq!(
             (r.status, o),
-            (412, Outcome::FunctionError("Unhandled".into()))
+            (412, Some("function error: Unhandled".into()))
         );
         assert_eq!(
             map(&cfg, 200, &[("X-Amz-Function-Error", "Handled")], "{}")
@@ -605,10 +610,7 @@ mod tests {
             &[("x-amzn-RequestId", "r1"), ("X-Custom", "lambda")],
             r#"{"statusCode":"201","headers":{"X-Custom":"fn","X-N":5,"Content-Length":"999"},"multiValueHeaders":{"Set-Cookie":["a=1","b=2"]},"body":"aGk=","isBase64Encoded":true}"#,
         );
-        assert_eq!(
-            (r.status, r.body.as_slice(), o),
-            (201, &b"hi"[..], Outcome::Ok)
-        );
+        assert_eq!((r.status, r.body.as_slice(), o), (201, &b"hi"[..], None));
         assert_eq!(
             header_text(&r),
             "x-amzn-RequestId: r1\r\nX-Custom: fn\r\nX-N: 5\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nVia: 1.1 lambda-gateway\r\n"
@@ -656,7 +658,7 @@ mod tests {
             let (r, o) = map(&cfg, 200, &[("x-amzn-RequestId", "r")], &output);
             assert_eq!(r.status, 502);
             assert!(
-                matches!(o, Outcome::BadProxyResponse(ref why) if why.contains("header")),
+                matches!(o, Some(ref why) if why.contains("header")),
                 "{o:?}"
             );
             assert!(
@@ -673,7 +675,7 @@ mod tests {
         let most = &many[..MAX_PROXY_HEADER_NAMES];
         let output = format!(r#"{{"statusCode":200,"headers":{{{}}}}}"#, most.join(","));
         let (r, o) = map(&cfg, 200, &[], &output);
-        assert_eq!((r.status, o), (200, Outcome::Ok));
+        assert_eq!((r.status, o), (200, None));
     }
 
     /// Past the few names kept in a list, overrides go through the hash set; the result is
@@ -696,7 +698,7 @@ mod tests {
             multi.join(",")
         );
         let (r, o) = map(&cfg, 200, &[("X-H1", "lambda"), ("X-Other", "l")], &output);
-        assert_eq!(o, Outcome::Ok);
+        assert_eq!(o, None);
         let text = header_text(&r);
         assert!(text.starts_with("X-Other: l\r\nX-H1: h\r\n"), "{text}");
         assert_eq!(text.matches(": h\r\n").count(), 20, "{text}");
@@ -730,7 +732,8 @@ mod tests {
             assert_eq!(r.status, 502, "{body}");
             let want = format!("{{\"message\":\"Bad Gateway\",\"error\":\"could not JSON decode Lambda function response: {why}\"}}");
             assert_eq!(String::from_utf8_lossy(&r.body), want, "{body}");
-            assert_eq!(o, Outcome::BadProxyResponse(why.into()));
+            let said = format!("could not JSON decode Lambda function response: {why}");
+            assert_eq!(o, Some(said));
         }
     }
 
@@ -755,7 +758,7 @@ mod tests {
             br#"{"message":"Bad Gateway","error":"ResourceNotFoundException"}"#
         );
         assert!(header_text(&r).contains("x-amzn-RequestId: r9\r\n"));
-        assert_eq!(o, Outcome::ApiError("ResourceNotFoundException".into()));
+        assert_eq!(o, Some("ResourceNotFoundException".into()));
         let (r, _) = map(
             &cfg,
             429,
@@ -792,7 +795,7 @@ mod tests {
             br#"{"message":"Not Found","error":"ResourceNotFoundException"}"#
         );
         assert!(header_text(&r).contains("x-amzn-RequestId: r9\r\n"));
-        assert_eq!(o, Outcome::ApiError("ResourceNotFoundException".into()));
+        assert_eq!(o, Some("ResourceNotFoundException".into()));
         let (r, _) = map(
             &cfg,
             502,
@@ -823,7 +826,7 @@ mod tests {
             let (r, o) = map(&cfg, 200, &lambda, output);
             assert_eq!(
                 (r.status, r.body.as_slice(), o),
-                (200, output.as_bytes(), Outcome::Ok)
+                (200, output.as_bytes(), None)
             );
             let h = header_text(&r);
             assert!(

@@ -250,7 +250,7 @@ async fn worker_main(
             while !shutdown.is_set() {
                 monoio::time::sleep(TICK).await;
                 let idle = {
-                    let mut pool = proxy.upstream.pool.borrow_mut();
+                    let mut pool = proxy.invoker.pool.borrow_mut();
                     pool.sweep();
                     pool.idle_count()
                 };

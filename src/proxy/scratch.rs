@@ -1,0 +1,31 @@
+//! The buffers one request's upstream phase works in, reused through the proxy's free list.
+
+use crate::access::RequestEdits;
+use crate::lambda::payload::PayloadEncoder;
+use crate::lambda::response::ResponseMapper;
+use crate::upstream::client::{InvokeBuffers, InvokeResponse};
+
+/// The invoke-side buffers of one request; reused through the proxy's free list.
+#[derive(Default)]
+pub(super) struct InvokeScratch {
+    pub payload: PayloadEncoder,
+    pub mapper: ResponseMapper,
+    pub invoke: InvokeBuffers,
+    pub answer: InvokeResponse,
+    pub header_refs: Vec<(usize, usize, usize, usize)>,
+    /// The access plugins' changes to the request, and the rewritten head.
+    pub edits: RequestEdits,
+    /// Time spent on the invoke, when there was one.
+    pub proxy_time: Option<std::time::Duration>,
+}
+
+impl InvokeScratch {
+    /// Bytes of buffer capacity this set holds on to.
+    pub fn retained_bytes(&self) -> usize {
+        self.payload.retained_bytes()
+            + self.mapper.retained_bytes()
+            + self.invoke.write.capacity()
+            + self.invoke.read.capacity()
+            + self.invoke.chunked.capacity()
+    }
+}
