@@ -1,26 +1,18 @@
-//! Steady state allocates nothing: parse → access plugins → encode → sign → map of a 1 KiB
-//! request, counted by a global allocator, in both payload modes, with a plain and a
-//! proxy-integration answer, and with key-auth identifying the caller and rate-limiting
-//! counting them; each request also counted in its metric series.
+//! Steady state allocates nothing: the proxy's real request path (`Proxy::handle` on a
+//! monoio runtime: route, access plugins, payload, SigV4 signing, the invoke's request and
+//! response bytes, response mapping, metrics) over an in-memory Lambda, for a 1 KiB POST,
+//! counted by a global allocator: in both payload modes, both API Gateway events, with a plain
+//! and a proxy-integration answer, and with key-auth identifying the caller and rate-limiting
+//! counting them. The answer is also written as the connection writes it.
 
-use lambda_gateway::access::{AccessContext, RequestEdits, Verdict};
-use lambda_gateway::aws::sigv4::InvokeSigner;
-use lambda_gateway::aws::time::AmzDate;
 use lambda_gateway::config::environment::Environment;
-use lambda_gateway::config::plan::RouteAction;
 use lambda_gateway::config::snapshot::Snapshot;
 use lambda_gateway::http::encode::{write_response, Response};
-use lambda_gateway::http::head::{self, RequestHead};
-use lambda_gateway::http::request::Request;
-use lambda_gateway::http::Limits;
-use lambda_gateway::lambda::event::EventContext;
-use lambda_gateway::lambda::payload::PayloadEncoder;
-use lambda_gateway::lambda::response::{LambdaAnswer, ResponseMapper};
-use lambda_gateway::metrics::{RequestRecord, Source, WorkerMetrics};
-use lambda_gateway::upstream::client::{encode_request, InvokeBuffers};
+use lambda_gateway::http::head::RequestHead;
+use lambda_gateway::proxy::testing::Pipeline;
+use lambda_gateway::upstream::invoker::{write_answer, InMemoryLambda};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::future::Future;
 
 struct Counting;
 
@@ -60,24 +52,32 @@ fn count() {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Starts counting this thread's allocations from 0 (`true`), or stops and says how many
+/// there were.
+fn counting(on: bool) -> u64 {
+    if on {
+        ALLOCATIONS.with(|n| n.set(0));
+    }
+    COUNTING.with(|c| c.set(on));
+    ALLOCATIONS.with(|n| n.get())
+}
+
 /// Allocations made by `f`, on this thread.
 fn allocations_in(f: impl FnOnce()) -> u64 {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|on| on.set(true));
+    counting(true);
     f();
-    COUNTING.with(|on| on.set(false));
-    ALLOCATIONS.with(|n| n.get())
+    counting(false)
 }
 
 const CONFIG: &str = r#"
 _format_version: "3.0"
 routes:
-- {name: legacy, paths: [/legacy], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET}}]}
-- {name: forward, paths: [/forward], plugins: [{name: aws-lambda, config: {function_name: "arn:aws:lambda:us-east-1:123456789012:function:f", aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true,
+- {name: legacy, paths: [/legacy], plugins: [{name: aws-lambda, config: {function_name: plain, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET}}]}
+- {name: forward, paths: [/forward], plugins: [{name: aws-lambda, config: {function_name: "arn:aws:lambda:us-east-1:123456789012:function:proxy", aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true,
     forward_request_method: true, forward_request_uri: true, forward_request_headers: true, forward_request_body: true}}]}
-- {name: event-v1, paths: [/event-v1], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true, awsgateway_compatible: true}}]}
-- {name: event-v2, paths: [/event-v2], plugins: [{name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true, awsgateway_compatible: true, awsgateway_compatible_payload_version: "2.0"}}]}
-- {name: key-auth, paths: [/key-auth], plugins: [{name: key-auth}, {name: rate-limiting, config: {minute: 1000000000, hour: 1000000000}}, {name: aws-lambda, config: {function_name: f, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET,
+- {name: event-v1, paths: [/event-v1], plugins: [{name: aws-lambda, config: {function_name: proxy, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true, awsgateway_compatible: true}}]}
+- {name: event-v2, paths: [/event-v2], plugins: [{name: aws-lambda, config: {function_name: inferred, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true, awsgateway_compatible: true, awsgateway_compatible_payload_version: "2.0"}}]}
+- {name: key-auth, paths: [/key-auth], plugins: [{name: key-auth}, {name: rate-limiting, config: {minute: 1000000000, hour: 1000000000}}, {name: aws-lambda, config: {function_name: plain, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET,
     forward_request_method: true, forward_request_uri: true, forward_request_headers: true, forward_request_body: true}}]}
 consumers:
 - {username: alice, keyauth_credentials: [{key: k-1}]}
@@ -96,141 +96,83 @@ fn request(path: &str) -> Vec<u8> {
     raw
 }
 
+/// Lambda's answers, by function: made once, copied into the invoke's read buffer.
+fn answers() -> [(&'static str, Vec<u8>); 3] {
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("x-amzn-RequestId", "a1b2c3d4-0000-4000-8000-000000000001"),
+        ("X-Amzn-Trace-Id", "root=1-6543-abcdef;sampled=0"),
+        ("X-Amz-Executed-Version", "$LATEST"),
+    ];
+    let mut output = br#"{"output":""#.to_vec();
+    output.resize(1022, b'y');
+    output.extend_from_slice(b"\"}");
+    let proxy = br#"{"statusCode":201,"headers":{"Content-Type":"text/plain","X-Count":3},"multiValueHeaders":{"Set-Cookie":["a=1","b=2"]},"body":"aGVsbG8gd29ybGQ=","isBase64Encoded":true}"#;
+    let answer = |body: &[u8]| {
+        let mut raw = Vec::new();
+        write_answer(&mut raw, 200, &headers, body);
+        raw
+    };
+    // An output without statusCode: payload 2.0 infers a 200 from it.
+    [
+        ("plain", answer(&output)),
+        ("proxy", answer(proxy)),
+        ("inferred", answer(&output)),
+    ]
+}
+
 #[test]
 fn the_request_path_allocates_nothing_in_steady_state() {
     let cfg = lambda_gateway::config::parse(CONFIG).expect("valid config");
-    let (snapshot, _) = Snapshot::build(cfg, &Environment::default());
-    let limits = Limits::default();
-    let lambda_headers: Vec<(&[u8], &[u8])> = vec![
-        (b"Content-Type", b"application/json"),
-        (b"x-amzn-RequestId", b"a1b2c3d4-0000-4000-8000-000000000001"),
-        (b"X-Amzn-Trace-Id", b"root=1-6543-abcdef;sampled=0"),
-        (b"X-Amz-Executed-Version", b"$LATEST"),
-        (b"Content-Length", b"1024"),
-    ];
-    let mut plain_answer = br#"{"output":""#.to_vec();
-    plain_answer.resize(1022, b'y');
-    plain_answer.extend_from_slice(b"\"}");
-    let proxy_answer = br#"{"statusCode":201,"headers":{"Content-Type":"text/plain","X-Count":3},"multiValueHeaders":{"Set-Cookie":["a=1","b=2"]},"body":"aGVsbG8gd29ybGQ=","isBase64Encoded":true}"#.to_vec();
-
+    let (snapshot, warnings) = Snapshot::build(cfg, &Environment::default());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let answers = answers();
+    let lambda = InMemoryLambda::new(move |call, out| {
+        let name = call.function.rsplit(':').next().unwrap_or_default();
+        let (_, raw) = answers
+            .iter()
+            .find(|(f, _)| *f == name)
+            .expect("a known function");
+        out.extend_from_slice(raw);
+    });
+    let pipeline = Pipeline::with_lambda(snapshot, lambda).expect("a runtime");
     let mut head = RequestHead::default();
-    let mut encoder = PayloadEncoder::default();
-    let mut signer = InvokeSigner::default();
-    let mut bufs = InvokeBuffers::default();
-    let mut mapper = ResponseMapper::default();
     let mut resp = Response::default();
     let mut out = Vec::new();
-    let mut answer_buf = Vec::new();
-    let mut edits = RequestEdits::default();
-    let date = AmzDate::from_unix(1_732_406_400);
-
-    // An output without statusCode: payload 2.0 infers a 200 from it.
-    let inferred_answer = plain_answer.clone();
-    let params: [(&str, &[u8]); 1] = [("id", b"42")];
-    let event = EventContext {
-        resource: Some("/event"),
-        path_params: &params,
-        source_ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
-        request_id: "c6af9ac6-7b61-11e6-9a41-93e812345678",
-        time: std::time::SystemTime::now(),
-        caller: None,
-    };
-    let metrics = WorkerMetrics::default();
-    // key-auth's route identifies alice; the others nobody.
-    let ctx_consumer =
-        |s: &Snapshot, route: usize| if route == 4 { s.consumer_metrics[0] } else { 0 };
-    for (path, route_index, answer) in [
-        ("/legacy", 0usize, &plain_answer),
-        ("/forward", 1, &proxy_answer),
-        ("/event-v1", 2, &proxy_answer),
-        ("/event-v2", 3, &inferred_answer),
-        ("/key-auth", 4, &plain_answer),
+    for (path, status) in [
+        ("/legacy", 200),
+        ("/forward", 201),
+        ("/event-v1", 201),
+        ("/event-v2", 200),
+        ("/key-auth", 200),
     ] {
         let raw = request(path);
-        let plan = &snapshot.plans[route_index];
-        let RouteAction::Invoke(plugin) = &plan.action else {
-            panic!("route {route_index} invokes nothing");
-        };
-        let steps = &plan.access;
-        let mut one = || {
-            assert_eq!(head::parse(&raw, &limits, &mut head), Ok(true));
-            let req = Request {
-                peer: None,
-                secure: false,
-                buf: &raw,
-                head: &head,
-                body: &raw[head.len..],
+        // One task serves them all, as a connection's task serves its requests.
+        let n = pipeline.block_on(async {
+            let mut one = async || {
+                resp.clear();
+                pipeline.handle(&raw, &mut head, &mut resp).await;
+                out.clear();
+                write_response(&mut out, &resp, true, false);
             };
-            // The access plugins (key-auth on its route), and the request they change.
-            edits.clear();
-            let mut ctx = AccessContext {
-                identities: &snapshot.identities,
-                consumer: None,
-                authenticated: false,
-                credential: None,
-                edits: &mut edits,
-                service: None,
-                jwt_claims: None,
-            };
-            for p in steps.iter() {
-                // These plugins decide in one poll (only exact Redis counting waits).
-                let decided = std::pin::pin!(p.1.access(&req, &mut ctx, &mut resp))
-                    .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
-                assert_eq!(decided, std::task::Poll::Ready(Verdict::Continue));
+            // Warm up: buffers grow to their steady size, the signing key is derived and
+            // cached, the request's metric series are made.
+            for _ in 0..3 {
+                one().await;
             }
-            let req = if edits.is_empty() {
-                req
-            } else {
-                edits.apply(&req).expect("rewritten")
-            };
-            encoder
-                .encode_unpaced(&plugin.config, &req, &event)
-                .expect("fits");
-            // Loading fixed credentials borrows them: nothing allocated.
-            let creds = plugin
-                .credentials
-                .current()
-                .expect("usable")
-                .expect("ready");
-            encode_request(&mut signer, plugin, &creds, &encoder.out, &date, &mut bufs);
-            answer_buf.clear();
-            answer_buf.extend_from_slice(answer);
-            resp.clear();
-            mapper.map(
-                &plugin.config,
-                LambdaAnswer {
-                    status: 200,
-                    headers: &lambda_headers,
-                    body: &mut answer_buf,
-                },
-                &mut resp,
-            );
-            out.clear();
-            write_response(&mut out, &resp, true, false);
-            // The metrics: the request adds to its series once they exist.
-            metrics.record(&RequestRecord {
-                route: plan.metrics_label,
-                consumer: ctx_consumer(&snapshot, route_index),
-                status: resp.status,
-                source: Source::Service,
-                ingress: raw.len() as u64,
-                egress: out.len() as u64,
-                request_ms: 1,
-                upstream_ms: Some(1),
-                policy: plan.metrics,
-            });
-        };
-        // Warm up: buffers grow to their steady size, the signing key is derived and cached.
-        for _ in 0..3 {
-            one();
-        }
-        let n = allocations_in(|| {
+            counting(true);
             for _ in 0..1000 {
-                one();
+                one().await;
             }
+            counting(false)
         });
+        assert_eq!(
+            resp.status,
+            status,
+            "{path}: {}",
+            String::from_utf8_lossy(&out)
+        );
         assert_eq!(n, 0, "{path}: {n} allocations in 1000 requests");
-        assert!(resp.status == 200 || resp.status == 201);
     }
     // The counter works: an allocation is seen.
     assert_eq!(

@@ -72,6 +72,13 @@ impl Pipeline {
                 .push((call.function.to_string(), call.payload.to_vec()));
             function(call, out);
         });
+        let mut pipeline = Pipeline::with_lambda(snapshot, lambda)?;
+        pipeline.invokes = invokes;
+        Ok(pipeline)
+    }
+
+    /// A pipeline serving `snapshot` with `lambda`, recording nothing of its own.
+    pub fn with_lambda(snapshot: Snapshot, lambda: InMemoryLambda) -> Result<Pipeline, String> {
         let registry = Registry::default();
         let metrics = registry.register();
         let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
@@ -83,31 +90,39 @@ impl Pipeline {
             proxy: Proxy::with_invoker(snapshot, lambda, metrics),
             registry,
             runtime: RefCell::new(runtime),
-            invokes,
+            invokes: Invokes::default(),
         })
     }
 
-    /// Serves the raw request `raw` (head and body, from 127.0.0.1) and returns the answer.
-    pub fn send(&self, raw: &[u8]) -> Answer {
-        let mut head = RequestHead::default();
+    /// Serves the raw request `raw` (head and body, from 127.0.0.1) into `resp`, its head
+    /// parsed into `head`: both reused, so that this adds nothing to what the proxy itself
+    /// allocates. Run it inside [`Pipeline::block_on`], as a connection's task runs requests.
+    pub async fn handle(&self, raw: &[u8], head: &mut RequestHead, resp: &mut Response) {
         assert_eq!(
-            head::parse(raw, &Limits::default(), &mut head),
+            head::parse(raw, &Limits::default(), head),
             Ok(true),
             "a complete head"
         );
         let req = Request {
             buf: raw,
-            head: &head,
+            head,
             body: &raw[head.len..],
             peer: Some(std::net::IpAddr::from([127, 0, 0, 1])),
             secure: false,
         };
-        let mut resp = Response::default();
-        let streamed = self
-            .runtime
-            .borrow_mut()
-            .block_on(self.proxy.handle(req, &mut resp));
+        let streamed = self.proxy.handle(req, resp).await;
         assert!(streamed.is_none(), "an in-memory Lambda does not stream");
+    }
+
+    /// Runs `work` (requests through [`Pipeline::handle`]) on the pipeline's runtime.
+    pub fn block_on<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        self.runtime.borrow_mut().block_on(work)
+    }
+
+    /// Serves the raw request `raw` (head and body, from 127.0.0.1) and returns the answer.
+    pub fn send(&self, raw: &[u8]) -> Answer {
+        let mut resp = Response::default();
+        self.block_on(self.handle(raw, &mut RequestHead::default(), &mut resp));
         let mut out = Vec::new();
         write_response(&mut out, &resp, true, false);
         let split = out
