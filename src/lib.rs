@@ -17,6 +17,7 @@ pub mod access_log;
 pub mod admin;
 pub mod aws;
 pub mod certificate;
+pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod demo;

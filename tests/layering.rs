@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["fleet"],
     &["proxy", "admin", "demo", "logging", "https"],
     &["runtime"],
+    &["cli"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -16,90 +16,20 @@
 //! adds to its series without allocating once the series exists.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex};
+
+mod exposition;
+mod labels;
+
+pub use labels::{consumer_label, route_label};
+use labels::{intern, LABELS};
 
 /// Kong's latency buckets, in milliseconds (its prometheus plugin's defaults).
 pub const LATENCY_BUCKETS_MS: [u64; 20] = [
     1, 2, 5, 7, 10, 15, 20, 30, 50, 75, 100, 200, 500, 750, 1000, 2000, 5000, 10_000, 30_000,
     60_000,
 ];
-
-/// Distinct values kept for one label before further ones are counted under `other` (a bound
-/// on memory whatever the configurations or Lambda's error types).
-const MAX_LABEL_VALUES: usize = 10_000;
-
-/// Label values, each once per process, by id.
-#[derive(Default)]
-struct Interner {
-    values: Vec<String>,
-    ids: HashMap<String, u32>,
-}
-
-impl Interner {
-    fn id(&mut self, value: &str) -> u32 {
-        if let Some(&id) = self.ids.get(value) {
-            return id;
-        }
-        if self.values.len() >= MAX_LABEL_VALUES {
-            return self.id_unbounded("other");
-        }
-        self.id_unbounded(value)
-    }
-
-    fn id_unbounded(&mut self, value: &str) -> u32 {
-        if let Some(&id) = self.ids.get(value) {
-            return id;
-        }
-        let id = self.values.len() as u32;
-        self.values.push(value.to_string());
-        self.ids.insert(value.to_string(), id);
-        id
-    }
-}
-
-/// The process's label values: routes as `service\0route`, consumers, Lambda error types.
-struct Labels {
-    routes: Mutex<Interner>,
-    consumers: Mutex<Interner>,
-    errors: Mutex<Interner>,
-}
-
-static LABELS: LazyLock<Labels> = LazyLock::new(|| {
-    let labels = Labels {
-        routes: Mutex::default(),
-        consumers: Mutex::default(),
-        errors: Mutex::default(),
-    };
-    // Id 0: no route (a request no route matched) and no consumer.
-    intern(&labels.routes, "\0");
-    intern(&labels.consumers, "");
-    labels
-});
-
-fn intern(table: &Mutex<Interner>, value: &str) -> u32 {
-    table.lock().map_or(0, |mut t| t.id(value))
-}
-
-fn value_of(table: &Mutex<Interner>, id: u32) -> String {
-    table
-        .lock()
-        .ok()
-        .and_then(|t| t.values.get(id as usize).cloned())
-        .unwrap_or_default()
-}
-
-/// The label id of a route: Kong labels it by its service's name (or host) and its own name
-/// (or id). Called when a configuration is loaded.
-pub fn route_label(service: &str, route: &str) -> u32 {
-    intern(&LABELS.routes, &format!("{service}\0{route}"))
-}
-
-/// The label id of a consumer (its username, else its id, as Kong labels it).
-pub fn consumer_label(name: &str) -> u32 {
-    intern(&LABELS.consumers, name)
-}
 
 /// Who produced a response: Kong's `source` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -124,10 +54,10 @@ impl Source {
 
 /// One histogram: counts per bucket (not cumulative), sum and count.
 #[derive(Clone, Default)]
-struct Histogram {
-    buckets: [u64; LATENCY_BUCKETS_MS.len()],
-    sum: u64,
-    count: u64,
+pub(crate) struct Histogram {
+    pub buckets: [u64; LATENCY_BUCKETS_MS.len()],
+    pub sum: u64,
+    pub count: u64,
 }
 
 impl Histogram {
@@ -150,14 +80,11 @@ impl Histogram {
 
 /// The three latencies Kong charts for a route.
 #[derive(Clone, Default)]
-struct Latencies {
-    request: Histogram,
-    upstream: Histogram,
-    kong: Histogram,
+pub(crate) struct Latencies {
+    pub request: Histogram,
+    pub upstream: Histogram,
+    pub kong: Histogram,
 }
-
-/// Which of a route's histograms a metric family shows.
-type PickHistogram = fn(&Latencies) -> &Histogram;
 
 /// A worker's labelled series.
 #[derive(Default)]
@@ -353,37 +280,11 @@ pub struct Totals {
 
 /// The labelled series of all workers, summed.
 #[derive(Default)]
-struct Merged {
-    requests: HashMap<(u32, u32, u16, Source), u64>,
-    bandwidth: HashMap<(u32, u32), [u64; 2]>,
-    latency: HashMap<u32, Latencies>,
-    lambda_errors: HashMap<u32, u64>,
-}
-
-/// Escapes a label value for the text format.
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// One series of counter `name` per `(result, value)`.
-fn by_result(out: &mut String, name: &str, series: &[(&str, u64)]) {
-    for (result, value) in series {
-        let _ = writeln!(out, "{name}{{result=\"{result}\"}} {value}");
-    }
+pub(crate) struct Merged {
+    pub requests: HashMap<(u32, u32, u16, Source), u64>,
+    pub bandwidth: HashMap<(u32, u32), [u64; 2]>,
+    pub latency: HashMap<u32, Latencies>,
+    pub lambda_errors: HashMap<u32, u64>,
 }
 
 impl Registry {
@@ -420,7 +321,7 @@ impl Registry {
         t
     }
 
-    fn merged(&self) -> Merged {
+    pub(super) fn merged(&self) -> Merged {
         let mut m = Merged::default();
         for w in self.workers() {
             // Copied out under the lock, merged after: a worker waits for a copy at most.
@@ -454,250 +355,6 @@ impl Registry {
             }
         }
         m
-    }
-
-    /// The Prometheus text exposition (format 0.0.4).
-    pub fn prometheus(&self, config_changes: u64, node_id: &str) -> String {
-        let t = self.totals();
-        let m = self.merged();
-        let mut out = String::new();
-        let route = |id: u32| {
-            let v = value_of(&LABELS.routes, id);
-            let (service, route) = v.split_once('\0').unwrap_or(("", ""));
-            (escape(service), escape(route))
-        };
-        let consumer = |id: u32| escape(&value_of(&LABELS.consumers, id));
-
-        family(
-            &mut out,
-            "kong_datastore_reachable",
-            "gauge",
-            "Datastore reachable from Kong, 0 is unreachable",
-        );
-        out.push_str("kong_datastore_reachable 1\n");
-        family(
-            &mut out,
-            "kong_node_info",
-            "gauge",
-            "Kong Node metadata information",
-        );
-        let _ = writeln!(
-            out,
-            "kong_node_info{{node_id=\"{node_id}\",version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-
-        family(
-            &mut out,
-            "kong_http_requests_total",
-            "counter",
-            "HTTP status codes per consumer/service/route in Kong",
-        );
-        let mut requests: Vec<_> = m.requests.iter().collect();
-        requests.sort_by_key(|((r, c, code, s), _)| (*r, *c, *code, s.as_str()));
-        for ((r, c, code, source), n) in requests {
-            let (service, route_name) = route(*r);
-            let _ = writeln!(
-                out,
-                "kong_http_requests_total{{service=\"{service}\",route=\"{route_name}\",code=\"{code}\",source=\"{}\",workspace=\"default\",consumer=\"{}\"}} {n}",
-                source.as_str(),
-                consumer(*c)
-            );
-        }
-
-        let mut latency: Vec<_> = m.latency.iter().collect();
-        latency.sort_by_key(|(r, _)| **r);
-        let histograms: [(&str, &str, PickHistogram); 3] = [
-            (
-                "kong_request_latency_ms",
-                "Total latency incurred during requests for each service/route in Kong",
-                |l| &l.request,
-            ),
-            (
-                "kong_upstream_latency_ms",
-                "Latency added by upstream response for each service/route in Kong",
-                |l| &l.upstream,
-            ),
-            (
-                "kong_kong_latency_ms",
-                "Latency added by Kong and enabled plugins for each service/route in Kong",
-                |l| &l.kong,
-            ),
-        ];
-        for (name, help, pick) in histograms {
-            family(&mut out, name, "histogram", help);
-            for (r, l) in &latency {
-                let h = pick(l);
-                if h.count == 0 {
-                    continue;
-                }
-                let (service, route_name) = route(**r);
-                let labels =
-                    format!("service=\"{service}\",route=\"{route_name}\",workspace=\"default\"");
-                let mut cumulative = 0;
-                for (bound, n) in LATENCY_BUCKETS_MS.iter().zip(&h.buckets) {
-                    cumulative += n;
-                    let _ = writeln!(
-                        out,
-                        "{name}_bucket{{{labels},le=\"{:07.1}\"}} {cumulative}",
-                        *bound as f64
-                    );
-                }
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-                let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
-                let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
-            }
-        }
-
-        family(
-            &mut out,
-            "kong_bandwidth_bytes",
-            "counter",
-            "Total bandwidth (ingress/egress) throughput in bytes",
-        );
-        let mut bandwidth: Vec<_> = m.bandwidth.iter().collect();
-        bandwidth.sort_by_key(|(k, _)| **k);
-        for ((r, c), [ingress, egress]) in bandwidth {
-            let (service, route_name) = route(*r);
-            let consumer = consumer(*c);
-            for (direction, n) in [("egress", egress), ("ingress", ingress)] {
-                let _ = writeln!(
-                    out,
-                    "kong_bandwidth_bytes{{service=\"{service}\",route=\"{route_name}\",direction=\"{direction}\",workspace=\"default\",consumer=\"{consumer}\"}} {n}"
-                );
-            }
-        }
-
-        // nginx's stub_status states, as Kong reports them: `writing` are requests being
-        // handled, `waiting` idle keep-alive connections; a connection whose head is still
-        // being read counts as waiting (the gateway does not tell the two apart).
-        let total_requests: u64 = t.responses.iter().sum();
-        let waiting = t.connections_active.saturating_sub(t.requests_in_flight);
-        family(
-            &mut out,
-            "kong_nginx_connections_total",
-            "gauge",
-            "Number of connections by subsystem",
-        );
-        for (state, n) in [
-            ("accepted", t.connections_accepted),
-            ("active", t.connections_active),
-            ("handled", t.connections_accepted),
-            ("reading", 0),
-            ("total", total_requests),
-            ("waiting", waiting),
-            ("writing", t.requests_in_flight),
-        ] {
-            let _ = writeln!(
-                out,
-                "kong_nginx_connections_total{{node_id=\"{node_id}\",subsystem=\"http\",state=\"{state}\"}} {n}"
-            );
-        }
-        family(
-            &mut out,
-            "kong_nginx_requests_total",
-            "gauge",
-            "Number of requests total",
-        );
-        let _ = writeln!(out, "kong_nginx_requests_total{{node_id=\"{node_id}\",subsystem=\"http\"}} {total_requests}");
-
-        family(
-            &mut out,
-            "lambda_gateway_http_responses_total",
-            "counter",
-            "Responses sent to clients, by status class.",
-        );
-        for (i, n) in t.responses.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "lambda_gateway_http_responses_total{{class=\"{}xx\"}} {n}",
-                i + 1
-            );
-        }
-        family(
-            &mut out,
-            "lambda_gateway_connections_accepted_total",
-            "counter",
-            "Client connections accepted.",
-        );
-        let _ = writeln!(
-            out,
-            "lambda_gateway_connections_accepted_total {}",
-            t.connections_accepted
-        );
-        family(
-            &mut out,
-            "lambda_gateway_connections_active",
-            "gauge",
-            "Client connections open now.",
-        );
-        let _ = writeln!(
-            out,
-            "lambda_gateway_connections_active {}",
-            t.connections_active
-        );
-        family(&mut out, "lambda_gateway_upstream_idle_connections", "gauge", "Idle TLS connections to Lambda kept for reuse, all workers (as of each worker's last pool sweep).");
-        let _ = writeln!(
-            out,
-            "lambda_gateway_upstream_idle_connections {}",
-            t.upstream_idle
-        );
-        family(
-            &mut out,
-            "lambda_gateway_tls_handshakes_total",
-            "counter",
-            "TLS handshakes with clients, by result.",
-        );
-        by_result(
-            &mut out,
-            "lambda_gateway_tls_handshakes_total",
-            &[("ok", t.tls_handshakes[0]), ("failed", t.tls_handshakes[1])],
-        );
-        family(&mut out, "lambda_gateway_invoke_retries_total", "counter", "Invokes tried again because the function cannot have run (throttled, or no connection made); `budget_exhausted`: retries the worker's budget refused.");
-        by_result(
-            &mut out,
-            "lambda_gateway_invoke_retries_total",
-            &[
-                ("retried", t.retries[0]),
-                ("budget_exhausted", t.retries[1]),
-            ],
-        );
-        family(&mut out, "lambda_gateway_lambda_errors_total", "counter", "Invokes that did not return the function's answer, by error type (Lambda's error type, the function's error, or the gateway's: timeout, connect, tls, bad_response ...).");
-        let mut errors: Vec<_> = m
-            .lambda_errors
-            .iter()
-            .map(|(k, v)| (value_of(&LABELS.errors, *k), *v))
-            .collect();
-        errors.sort();
-        for (kind, n) in errors {
-            let _ = writeln!(
-                out,
-                "lambda_gateway_lambda_errors_total{{type=\"{}\"}} {n}",
-                escape(&kind)
-            );
-        }
-        family(
-            &mut out,
-            "lambda_gateway_credential_refreshes_total",
-            "counter",
-            "AWS credential fetches by the refreshers, by result.",
-        );
-        by_result(
-            &mut out,
-            "lambda_gateway_credential_refreshes_total",
-            &[
-                ("ok", PROCESS.credential_refreshes.load(Relaxed)),
-                ("failed", PROCESS.credential_refresh_failures.load(Relaxed)),
-            ],
-        );
-        family(
-            &mut out,
-            "lambda_gateway_config_changes_total",
-            "counter",
-            "Configuration changes applied through the Admin API.",
-        );
-        let _ = writeln!(out, "lambda_gateway_config_changes_total {config_changes}");
-        out
     }
 }
 
@@ -762,15 +419,5 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\nnot in\n{text}");
         }
-    }
-
-    #[test]
-    fn label_values_are_bounded() {
-        let mut i = Interner::default();
-        for n in 0..MAX_LABEL_VALUES + 5 {
-            i.id(&n.to_string());
-        }
-        assert_eq!(i.values.len(), MAX_LABEL_VALUES + 1);
-        assert_eq!(i.values.last().map(String::as_str), Some("other"));
     }
 }
