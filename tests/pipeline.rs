@@ -3,6 +3,7 @@
 //! prometheus's series, and the access plugins as the proxy chains them, their exits and
 //! failures going through the one error path (answered, counted, the function not invoked).
 
+use lambda_gateway::http::fields::PseudoHeaders;
 use lambda_gateway::proxy::testing::{Answer, Pipeline};
 use lambda_gateway::upstream::invoker::{write_answer, InvokeCall};
 use serde_json::Value;
@@ -561,4 +562,52 @@ fn a_consumers_own_plugins_take_over_once_they_are_identified() {
         Some("bobs")
     );
     assert_eq!(p.invoke_count(), 1);
+}
+
+#[test]
+fn a_request_made_of_http2_fields_goes_through_the_same_phases() {
+    let config = route(
+        "awsgateway_compatible: true, awsgateway_compatible_payload_version: \"2.0\", is_proxy_integration: true",
+        "{name: key-auth}",
+    )
+    .replace(
+        "routes:",
+        "consumers:\n- {username: alice, keyauth_credentials: [{key: k-alice}]}\nroutes:",
+    );
+    let p = Pipeline::new(
+        &config,
+        answering(200, &[], r#"{"statusCode":202,"body":"ok"}"#),
+    )
+    .expect("valid");
+    let pseudo = PseudoHeaders {
+        method: b"POST",
+        path: b"/r/x?q=1",
+        authority: Some(b"gw.test"),
+    };
+    // Refused by key-auth as an h1 request would be.
+    let refused = p.send_fields(pseudo, &[(b"content-type", b"text/plain")], b"hi");
+    assert_eq!(
+        (refused.status, refused.text().as_str()),
+        (401, r#"{"message":"No API key found in request"}"#)
+    );
+    let a = p.send_fields(
+        pseudo,
+        &[(b"apikey", b"k-alice"), (b"content-type", b"text/plain")],
+        b"hi",
+    );
+    assert_eq!((a.status, a.text().as_str()), (202, "ok"));
+    let event = payload(&p);
+    assert_eq!(event["requestContext"]["http"]["protocol"], "HTTP/2.0");
+    assert_eq!(event["requestContext"]["http"]["method"], "POST");
+    assert_eq!(event["rawPath"], "/r/x");
+    assert_eq!(event["rawQueryString"], "q=1");
+    assert_eq!(event["headers"]["host"], "gw.test");
+    assert_eq!(
+        event["requestContext"]["authorizer"]["lambda"]["consumerUsername"],
+        "alice"
+    );
+    assert_eq!(
+        (&event["body"], &event["isBase64Encoded"]),
+        (&"hi".into(), &false.into())
+    );
 }

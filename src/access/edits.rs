@@ -179,6 +179,15 @@ impl RequestEdits {
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
+        // An HTTP/2 request's `:authority` (or an absolute-form target's authority) becomes
+        // the Host line HTTP/1.1 text needs (RFC 9113 §8.3.1).
+        if req.header("host").is_none() {
+            if let Some(authority) = req.authority() {
+                out.extend_from_slice(b"host: ");
+                out.extend_from_slice(authority);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
         for (n, v) in &self.set {
             out.extend_from_slice(&self.text[n.clone()]);
             out.extend_from_slice(b": ");
@@ -191,7 +200,10 @@ impl RequestEdits {
             max_head_bytes: usize::MAX,
             ..Limits::default()
         };
-        match head::parse(&self.head_text, &limits, &mut self.head) {
+        let parsed = head::parse(&self.head_text, &limits, &mut self.head);
+        // Rewritten as HTTP/1.1 text, it is still the request that came in.
+        self.head.http2 = req.head.http2;
+        match parsed {
             Ok(true) => Some(Request {
                 buf: &self.head_text,
                 head: &self.head,

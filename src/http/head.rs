@@ -69,8 +69,10 @@ pub struct RequestHead {
     pub path: Span,
     /// The query string after `?`, if there was a `?`.
     pub query: Option<Span>,
-    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1 (and for HTTP/2, whose semantics are 1.1's).
     pub minor_version: u8,
+    /// Made from an HTTP/2 stream's fields ([`super::fields`]), not parsed from HTTP/1 text.
+    pub http2: bool,
     /// Every header field, in order.
     pub headers: Vec<HeaderSpan>,
     /// Length of the head in bytes, blank line included.
@@ -147,6 +149,7 @@ pub fn parse(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<bool
     head.method = Span::within(buf, method.as_bytes());
     head.target = Span::within(buf, target.as_bytes());
     head.minor_version = minor;
+    head.http2 = false;
     head.len = len;
     head.headers.clear();
     head.host = None;

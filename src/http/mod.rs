@@ -10,6 +10,7 @@ pub mod client;
 pub mod conn;
 pub mod encode;
 pub mod failure;
+pub mod fields;
 pub mod form;
 pub mod framing;
 pub mod head;

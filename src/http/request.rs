@@ -1,4 +1,6 @@
-//! A borrowed view of one parsed request: the head's spans resolved against the read buffer.
+//! A borrowed view of one request, what every phase reads: the head's spans resolved against
+//! the buffer they index (the connection's read buffer for HTTP/1.1, a stream's decoded
+//! fields for HTTP/2: see [`super::fields`]).
 
 use super::head::RequestHead;
 
@@ -18,6 +20,15 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
+    /// The protocol as a request line names it: `HTTP/1.0`, `HTTP/1.1`, `HTTP/2.0`.
+    pub fn protocol(&self) -> &'static [u8] {
+        match (self.head.http2, self.head.minor_version) {
+            (true, _) => b"HTTP/2.0",
+            (false, 0) => b"HTTP/1.0",
+            _ => b"HTTP/1.1",
+        }
+    }
+
     /// The method token, e.g. `GET`.
     pub fn method(&self) -> &'a [u8] {
         self.head.method.get(self.buf)

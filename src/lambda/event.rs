@@ -455,11 +455,9 @@ fn write_opt_str(out: &mut Vec<u8>, value: Option<&[u8]>) {
 
 fn write_protocol(out: &mut Vec<u8>, req: &Request<'_>) {
     json::write_key(out, "protocol");
-    out.extend_from_slice(if req.head.minor_version == 0 {
-        b"\"HTTP/1.0\","
-    } else {
-        b"\"HTTP/1.1\","
-    });
+    out.push(b'"');
+    out.extend_from_slice(req.protocol());
+    out.extend_from_slice(b"\",");
 }
 
 /// `domainName` (the Host without its port) and `domainPrefix` (its first label).

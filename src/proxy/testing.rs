@@ -8,6 +8,7 @@ use crate::config::environment::Environment;
 use crate::config::Snapshot;
 use crate::http::conn::Handler;
 use crate::http::encode::{write_response, Response};
+use crate::http::fields::{head_from_fields, PseudoHeaders};
 use crate::http::head::{self, RequestHead};
 use crate::http::request::Request;
 use crate::http::Limits;
@@ -114,6 +115,38 @@ impl Pipeline {
         assert!(streamed.is_none(), "an in-memory Lambda does not stream");
     }
 
+    /// Serves a request made of decoded fields, as an HTTP/2 stream gives them (see
+    /// [`crate::http::fields`]), and returns the answer.
+    pub fn send_fields(
+        &self,
+        pseudo: PseudoHeaders<'_>,
+        fields: &[(&[u8], &[u8])],
+        body: &[u8],
+    ) -> Answer {
+        let (mut buf, mut head) = (Vec::new(), RequestHead::default());
+        let fields = fields.iter().copied();
+        let built = head_from_fields(
+            pseudo,
+            fields,
+            body.len() as u64,
+            &Limits::default(),
+            &mut buf,
+            &mut head,
+        );
+        assert_eq!(built, Ok(()), "valid fields");
+        let req = Request {
+            buf: &buf,
+            head: &head,
+            body,
+            peer: Some(std::net::IpAddr::from([127, 0, 0, 1])),
+            secure: true,
+        };
+        let mut resp = Response::default();
+        let streamed = self.block_on(self.proxy.handle(req, &mut resp));
+        assert!(streamed.is_none(), "an in-memory Lambda does not stream");
+        answer_of(&resp)
+    }
+
     /// Runs `work` (requests through [`Pipeline::handle`]) on the pipeline's runtime.
     pub fn block_on<T>(&self, work: impl std::future::Future<Output = T>) -> T {
         self.runtime.borrow_mut().block_on(work)
@@ -123,17 +156,7 @@ impl Pipeline {
     pub fn send(&self, raw: &[u8]) -> Answer {
         let mut resp = Response::default();
         self.block_on(self.handle(raw, &mut RequestHead::default(), &mut resp));
-        let mut out = Vec::new();
-        write_response(&mut out, &resp, true, false);
-        let split = out
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(out.len(), |i| i + 4);
-        Answer {
-            status: resp.status,
-            head: String::from_utf8_lossy(&out[..split]).into_owned(),
-            body: out[split..].to_vec(),
-        }
+        answer_of(&resp)
     }
 
     /// Serves a GET of `target` with `headers` (`Name: value` lines).
@@ -155,5 +178,20 @@ impl Pipeline {
     /// Invokes made.
     pub fn invoke_count(&self) -> usize {
         self.invokes.borrow().len()
+    }
+}
+
+/// The answer as the client gets it.
+fn answer_of(resp: &Response) -> Answer {
+    let mut out = Vec::new();
+    write_response(&mut out, resp, true, false);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(out.len(), |i| i + 4);
+    Answer {
+        status: resp.status,
+        head: String::from_utf8_lossy(&out[..split]).into_owned(),
+        body: out[split..].to_vec(),
     }
 }
