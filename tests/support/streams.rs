@@ -302,9 +302,12 @@ pub fn reply(function: &str, req: &Recorded, invoked_before: usize) -> Option<Re
         "stream-5mib" => huge(function, 5),
         "stream-10mib" => huge(function, 10),
         "stream-50mib" | "stream-50mib-slow" | "stream-50mib-gone" => huge(function, 50),
-        "stream-throttled-once" if invoked_before < 1 => {
-            super::api_error(429, "TooManyRequestsException", "err-request-id", &[])
-        }
+        "stream-throttled-once" if invoked_before < 1 => lambda_gateway::emulator::api_error(
+            429,
+            "TooManyRequestsException",
+            "err-request-id",
+            &[],
+        ),
         "stream-throttled-once" => stream(
             "text/plain",
             vec![(NOW, chunk(b"ran once")), (NOW, complete(None))],
