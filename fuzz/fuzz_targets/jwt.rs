@@ -5,6 +5,7 @@
 #![no_main]
 
 use lambda_gateway::access::jwt::{self, JwtCredential, Verifier};
+use lambda_gateway::access::{configure, Plugin};
 use lambda_gateway::access::{AccessContext, ConsumerInfo, Identities, RequestEdits, Verdict};
 use lambda_gateway::http::encode::Response;
 use lambda_gateway::http::head::{self, RequestHead};
@@ -12,6 +13,7 @@ use lambda_gateway::http::request::Request;
 use lambda_gateway::http::Limits;
 use lambda_gateway::schema::check::Checker;
 use libfuzzer_sys::fuzz_target;
+use std::future::Future;
 use std::sync::{Arc, LazyLock};
 
 const EC_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
@@ -65,17 +67,16 @@ static KNOWN: LazyLock<Known> = LazyLock::new(|| {
     }
 });
 
-fn config(claims: bool) -> jwt::JwtConfig {
-    let mut checker = Checker::default();
+fn config(claims: bool) -> jwt::Jwt {
     let value = if claims {
         serde_json::json!({"claims_to_verify": ["exp", "nbf"], "cookie_names": ["t"]})
     } else {
         serde_json::json!({"cookie_names": ["t"], "key_claim_name": "kid"})
     };
-    jwt::validate(&mut checker, &value).expect("valid config")
+    configure::<jwt::Jwt>(&mut Checker::default(), &value, "fuzz").expect("valid config")
 }
 
-static CONFIGS: LazyLock<[jwt::JwtConfig; 2]> = LazyLock::new(|| [config(true), config(false)]);
+static CONFIGS: LazyLock<[jwt::Jwt; 2]> = LazyLock::new(|| [config(true), config(false)]);
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, token)) = data.split_first() else {
@@ -120,7 +121,13 @@ fuzz_target!(|data: &[u8]| {
         jwt_claims: None,
     };
     let mut resp = Response::default();
-    match jwt::access(&CONFIGS[(sel as usize / 3) % 2], &req, &mut ctx, &mut resp) {
+    // The jwt plugin decides in one poll: it waits on nothing.
+    let access = std::pin::pin!(CONFIGS[(sel as usize / 3) % 2].access(&req, &mut ctx, &mut resp))
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+    let std::task::Poll::Ready(verdict) = access else {
+        panic!("the jwt plugin waited");
+    };
+    match verdict {
         Verdict::Answered => {
             assert_eq!(resp.status, 401);
             let _: serde_json::Value = serde_json::from_slice(&resp.body).expect("a JSON body");
@@ -129,5 +136,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(ctx.authenticated);
             assert_eq!(ctx.consumer.map(|c| c.id.as_str()), Some("c"));
         }
+        // Only a missing `anonymous` consumer fails, and none is configured.
+        Verdict::Failed(why) => panic!("the jwt plugin failed: {why}"),
     }
 });

@@ -258,6 +258,8 @@ impl Builder {
                         to,
                     });
                 }
+            } else if field.required {
+                self.c.error_at(field.name, "required field missing");
             }
         }
         match kind {
@@ -294,9 +296,6 @@ impl Builder {
         raw: Map<String, Value>,
         parent: Option<String>,
     ) {
-        if parent.is_none() && obj.get("consumer").is_none_or(Value::is_null) {
-            self.c.error_at("consumer", "required field missing");
-        }
         self.config.acls.push(AclGroup {
             id,
             consumer: parent,
@@ -313,9 +312,6 @@ impl Builder {
         parent: Option<String>,
     ) {
         let fields = JwtSecretFields::read(obj);
-        if parent.is_none() && obj.get("consumer").is_none_or(Value::is_null) {
-            self.c.error_at("consumer", "required field missing");
-        }
         // Kong makes up the key and the secret when they are not given; both are kept.
         let mut generated = |field: &str, given: Option<String>| match given {
             Some(v) => v,
@@ -356,9 +352,6 @@ impl Builder {
         mut raw: Map<String, Value>,
         parent: Option<String>,
     ) {
-        if parent.is_none() && obj.get("consumer").is_none_or(Value::is_null) {
-            self.c.error_at("consumer", "required field missing");
-        }
         // Kong makes up a key when none is given; it is kept with the entity.
         let key = match KeyAuthFields::read(obj).key {
             Some(k) => k,
@@ -408,9 +401,6 @@ impl Builder {
         raw: Map<String, Value>,
         parent: Option<String>,
     ) {
-        if parent.is_none() && obj.get("certificate").is_none_or(Value::is_null) {
-            self.c.error_at("certificate", "required field missing");
-        }
         self.config.snis.push(Sni {
             id,
             name: SniFields::read(obj).name.unwrap_or_default(),
@@ -765,6 +755,34 @@ services:
         };
         assert_eq!(lambda.function_name, "MyLambda");
         assert!(cfg.routes[0].strip_path);
+    }
+
+    #[test]
+    fn a_required_reference_comes_from_the_parent_or_is_written() {
+        let errs = errors(
+            r#"
+_format_version: "3.0"
+consumers:
+- username: a
+  keyauth_credentials: [{key: k1}]
+  acls: [{group: g}]
+keyauth_credentials:
+- {key: k2}
+- {key: k3, consumer: a}
+acls:
+- {group: h}
+snis:
+- {name: x.test}
+"#,
+        );
+        assert_eq!(
+            errs,
+            [
+                "snis[0].certificate: required field missing",
+                "keyauth_credentials[0].consumer: required field missing",
+                "acls[0].consumer: required field missing",
+            ]
+        );
     }
 
     #[test]

@@ -108,7 +108,8 @@ crate::settings! {
     /// `keyauth_credentials`: an API key of a consumer (generated when not given).
     pub struct KeyAuthFields, schema KEYAUTH_CREDENTIAL = "keyauth_credentials" {
         id: Option<String> = Field::of(Type::Text(Some(check_uuid))),
-        consumer: Option<serde_json::Value> = Field::of(Type::Reference(Kind::Consumer)),
+        consumer: Option<serde_json::Value> =
+            Field::of(Type::Reference(Kind::Consumer)).required(),
         key: Option<String> = Field::of(Type::Text(Some(check_api_key)))
             .unique()
             .referenceable(),
@@ -123,7 +124,8 @@ crate::settings! {
     /// `acls`: a group a consumer belongs to.
     pub struct AclFields, schema ACL = "acls" {
         id: Option<String> = Field::of(Type::Text(Some(check_uuid))),
-        consumer: Option<serde_json::Value> = Field::of(Type::Reference(Kind::Consumer)),
+        consumer: Option<serde_json::Value> =
+            Field::of(Type::Reference(Kind::Consumer)).required(),
         group: Option<String> = Field::of(Type::Text(None)).required(),
         tags: Vec<String> = Field::of(Type::Texts(None)),
         created_at: Option<i64> = Field::of(ANY_INT),
@@ -143,7 +145,8 @@ crate::settings! {
     /// (both generated when not given) or the PEM public key that checks their signatures.
     pub struct JwtSecretFields, schema JWT_SECRET = "jwt_secrets" {
         id: Option<String> = Field::of(Type::Text(Some(check_uuid))),
-        consumer: Option<serde_json::Value> = Field::of(Type::Reference(Kind::Consumer)),
+        consumer: Option<serde_json::Value> =
+            Field::of(Type::Reference(Kind::Consumer)).required(),
         key: Option<String> = Field::of(Type::Text(Some(check_api_key))).unique(),
         secret: Option<String> = Field::of(Type::Text(None)).referenceable(),
         rsa_public_key: Option<String> = Field::of(Type::Text(None)),
@@ -185,7 +188,8 @@ crate::settings! {
         name: Option<String> = Field::of(Type::Text(Some(check_sni)))
             .required()
             .unique(),
-        certificate: Option<serde_json::Value> = Field::of(Type::Reference(Kind::Certificate)),
+        certificate: Option<serde_json::Value> =
+            Field::of(Type::Reference(Kind::Certificate)).required(),
         tags: Vec<String> = Field::of(Type::Texts(None)),
         created_at: Option<i64> = Field::of(ANY_INT),
         updated_at: Option<i64> = Field::of(ANY_INT),

@@ -453,8 +453,10 @@ impl Schema {
         }
         for field in self.fields {
             match obj.get(field.name) {
+                // A required reference may come from the entity it is nested in: the
+                // validator, which knows, checks it.
                 None | Some(Value::Null) => {
-                    if field.required {
+                    if field.required && !matches!(field.ty, Type::Reference(_)) {
                         c.error_at(field.name, "required field missing");
                     }
                 }
