@@ -136,6 +136,17 @@ pub(super) struct Cli {
     #[arg(long, global = true, env = "LAMBDA_GATEWAY_KEEPALIVE_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub keepalive_timeout: Duration,
 
+    /// Most bytes of large request bodies, payloads and Lambda answers held at once, node-wide
+    /// (e.g. 512M, 2G); past it, requests wait (unread) for room, then get 503. Default: a
+    /// quarter of the memory (the cgroup's limit, else the machine's).
+    #[arg(long, global = true, env = "LAMBDA_GATEWAY_MAX_BUFFERED", value_parser = byte_size, value_name = "SIZE")]
+    pub max_buffered: Option<usize>,
+
+    /// Slowest a request body may arrive, bytes per second averaged once 10 s have passed
+    /// (and no 10 s without a byte); 0: only --client-timeout.
+    #[arg(long, global = true, env = "LAMBDA_GATEWAY_MIN_BODY_RATE", default_value_t = crate::http::limits::MIN_BODY_RATE, value_name = "BYTES")]
+    pub min_body_rate: u64,
+
     /// Share the proxy port with listeners already on it (SO_REUSEPORT) instead of refusing
     /// to start: start the new binary with this flag, then stop the old one (a zero-downtime
     /// upgrade).
@@ -248,6 +259,23 @@ fn worker_count(text: &str) -> Result<usize, String> {
     }
 }
 
+/// `512M`, `2G`, `65536`, `64K`: bytes, with an optional binary unit.
+fn byte_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (number, shift) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    let n: usize = number
+        .parse()
+        .map_err(|_| format!("expected a size like 512M, 2G or 65536, got {s:?}"))?;
+    n.checked_shl(shift)
+        .filter(|v| v >> shift == n && *v >= 1 << 20)
+        .ok_or_else(|| format!("{s:?} is out of range (at least 1M)"))
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
@@ -325,6 +353,16 @@ mod tests {
             listen(&["lambda-gateway", "demo", "--listen", "0.0.0.0:9000"]),
             "0.0.0.0:9000"
         );
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(byte_size("512M"), Ok(512 << 20));
+        assert_eq!(byte_size("2g"), Ok(2 << 30));
+        assert_eq!(byte_size("1048576"), Ok(1 << 20));
+        assert!(byte_size("64K").is_err());
+        assert!(byte_size("lots").is_err());
+        assert!(byte_size("99999999999999999999G").is_err());
     }
 
     #[test]

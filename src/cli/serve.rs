@@ -5,6 +5,7 @@ use super::args::Cli;
 use super::environment::environment;
 use crate::admin::{self, api::AdminApi, store::Store};
 use crate::config::{self, snapshot, Snapshot};
+use crate::http::budget::{self, Budget};
 use crate::http::Limits;
 use crate::https::{CertificateFiles, ServerCertificate};
 use crate::runtime::{self, HttpsServe, ServeConfig};
@@ -197,9 +198,22 @@ pub(super) fn serve(
             return ExitCode::FAILURE;
         }
     };
+    let budget = Budget::new(
+        cli.max_buffered.unwrap_or_else(budget::default_limit),
+        budget::DEFAULT_WAIT,
+    );
+    crate::metrics::PROCESS
+        .buffer_budget
+        .store(budget.limit() as u64, std::sync::atomic::Ordering::Relaxed);
+    log::info!(
+        "buffer budget {} MiB for large bodies and answers",
+        budget.limit() >> 20
+    );
     let limits = Limits {
         client_timeout: cli.client_timeout,
         keepalive_timeout: cli.keepalive_timeout,
+        min_body_rate: cli.min_body_rate,
+        budget: Some(budget),
         ..Limits::default()
     };
     let published = Arc::new(ArcSwap::from_pointee(snapshot));

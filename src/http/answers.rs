@@ -10,6 +10,9 @@ pub const BAD_REQUEST: &str = "Bad request";
 pub const NO_ROUTE: &str = "no Route matched with those values";
 /// Kong's 408 text.
 pub const REQUEST_TIMEOUT: &str = "Request timeout";
+/// The buffer budget had no room in time (503, with `Retry-After`).
+pub const OVERLOADED: &str =
+    "The gateway is holding as many request bodies as it may; retry shortly";
 /// Kong's 413 text.
 pub const PAYLOAD_TOO_LARGE: &str = "Payload too large";
 /// Kong's 417 text.

@@ -10,6 +10,7 @@
 //! worker's [`BufferPool`]. Both free lists are reused, so serving a request allocates nothing
 //! in steady state.
 
+use super::budget::{request_cost, Reservation, SMALL_BYTES};
 use super::chunked::ChunkedDecoder;
 use super::encode::{
     frame_chunk, write_response, write_stream_head, Response, CHUNK_SIZE_ROOM, LAST_CHUNK,
@@ -17,7 +18,7 @@ use super::encode::{
 use super::failure::Failure;
 use super::framing::BodyFraming;
 use super::head::{self, HeadError, RequestHead};
-use super::limits::Limits;
+use super::limits::{Limits, BODY_RATE_GRACE};
 use super::request::Request;
 use super::shutdown::Shutdown;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
@@ -440,26 +441,35 @@ where
         }
     }
 
-    // Body.
+    // Body. A large one reserves its bytes in the node's budget before it is read (waiting
+    // for room, its connection unread), and keeps them until its request has its answer.
     s.response.clear();
-    let deadline = Instant::now() + limits.client_timeout;
     let head_len = s.head.len;
+    let mut reserved: Option<Reservation> = None;
     let consumed = match s.head.framing {
         BodyFraming::None => head_len,
         BodyFraming::Length(n) => {
             let end = head_len + n as usize;
+            if let Err(f) = reserve_body(limits, &mut reserved, n as usize).await {
+                return refuse(stream, handler, s, f).await;
+            }
             if s.head.expect_continue && s.read.len() < end && !continue_(stream).await {
                 return (Next::Close, Some(s));
             }
+            let deadline = Instant::now() + limits.client_timeout;
+            let mut pace = BodyPace::new(limits.min_body_rate);
             s.read.reserve(end.saturating_sub(s.read.len()));
             while s.read.len() < end {
                 let want = end - s.read.len();
-                match read_some(stream, &mut s.read, want, deadline).await {
+                match read_some(stream, &mut s.read, want, pace.deadline(deadline)).await {
                     Read::Data => {}
                     Read::TimedOut => {
-                        return refuse(stream, handler, s, Failure::ClientTimeout).await
+                        return refuse(stream, handler, s, pace.timed_out(deadline)).await
                     }
                     _ => return (Next::Close, Some(s)),
+                }
+                if let Err(f) = pace.received(s.read.len() - head_len) {
+                    return refuse(stream, handler, s, f).await;
                 }
             }
             end
@@ -468,6 +478,9 @@ where
             if s.head.expect_continue && s.read.len() == head_len && !continue_(stream).await {
                 return (Next::Close, Some(s));
             }
+            let deadline = Instant::now() + limits.client_timeout;
+            let mut pace = BodyPace::new(limits.min_body_rate);
+            let mut received = s.read.len() - head_len;
             let mut decoder = ChunkedDecoder::new(limits.max_body_bytes);
             s.body.clear();
             loop {
@@ -482,12 +495,22 @@ where
                 if decoder.is_done() {
                     break;
                 }
-                match read_some(stream, &mut s.read, READ_CHUNK, deadline).await {
+                // The body's size is learnt as it comes: the reservation grows ahead of it.
+                let ahead = s.body.len() + READ_CHUNK;
+                if let Err(f) = reserve_body(limits, &mut reserved, ahead).await {
+                    return refuse(stream, handler, s, f).await;
+                }
+                let before = s.read.len();
+                match read_some(stream, &mut s.read, READ_CHUNK, pace.deadline(deadline)).await {
                     Read::Data => {}
                     Read::TimedOut => {
-                        return refuse(stream, handler, s, Failure::ClientTimeout).await
+                        return refuse(stream, handler, s, pace.timed_out(deadline)).await
                     }
                     _ => return (Next::Close, Some(s)),
+                }
+                received += s.read.len() - before;
+                if let Err(f) = pace.received(received) {
+                    return refuse(stream, handler, s, f).await;
                 }
             }
             head_len
@@ -529,6 +552,15 @@ where
     let keep_alive = s.head.keep_alive && !shutdown.is_set() && !s.response.close;
     s.out.clear();
     write_response(&mut s.out, &s.response, keep_alive, is_head);
+    // A large answer is held until the client has read it: counted, so that a slow reader's
+    // answer makes new large requests wait rather than adding to memory. The body is given
+    // back first: nothing needs it but the request that ended.
+    drop(reserved);
+    let _writing = limits
+        .budget
+        .as_ref()
+        .filter(|_| s.out.len() > SMALL_BYTES)
+        .map(|b| b.force(s.out.len() + s.response.body.len()));
     let out = std::mem::take(&mut s.out);
     let (written, out) = write_with_timeout(stream, out, limits.client_timeout).await;
     s.out = out;
@@ -752,6 +784,101 @@ async fn read_some<S: AsyncReadRent>(
                 Ok(_) => Read::Data,
                 Err(_) => Read::Failed,
             }
+        }
+    }
+}
+
+/// Makes `reserved` cover a request with `body` bytes of body in the budget (see
+/// [`request_cost`]), waiting for room; a body up to [`SMALL_BYTES`] needs none.
+async fn reserve_body(
+    limits: &Limits,
+    reserved: &mut Option<Reservation>,
+    body: usize,
+) -> Result<(), Failure> {
+    let Some(budget) = &limits.budget else {
+        return Ok(());
+    };
+    let held = reserved.as_ref().map_or(0, Reservation::bytes);
+    let bytes = request_cost(body);
+    if body <= SMALL_BYTES || bytes <= held {
+        return Ok(());
+    }
+    if let Some(r) = reserved.as_mut() {
+        if r.grow_to(bytes) {
+            return Ok(());
+        }
+    }
+    match budget.reserve(bytes - held).await {
+        Some(more) => {
+            match reserved {
+                Some(r) => r.absorb(more),
+                None => *reserved = Some(more),
+            }
+            Ok(())
+        }
+        None => Err(Failure::Overloaded {
+            wanted: bytes,
+            limit: budget.limit(),
+        }),
+    }
+}
+
+/// Slow senders: once [`BODY_RATE_GRACE`] has passed, a body must have come at
+/// `min_body_rate` on average, and no read waits longer than the grace for a byte.
+struct BodyPace {
+    min_rate: u64,
+    started: Instant,
+    last_byte: Instant,
+}
+
+impl BodyPace {
+    fn new(min_rate: u64) -> BodyPace {
+        let now = Instant::now();
+        BodyPace {
+            min_rate,
+            started: now,
+            last_byte: now,
+        }
+    }
+
+    /// When the next read gives up: the client deadline, or the grace after the last byte.
+    fn deadline(&self, client_deadline: Instant) -> Instant {
+        if self.min_rate == 0 {
+            client_deadline
+        } else {
+            client_deadline.min(self.last_byte + BODY_RATE_GRACE)
+        }
+    }
+
+    /// Why a read that gave up at [`BodyPace::deadline`] did.
+    fn timed_out(&self, client_deadline: Instant) -> Failure {
+        if self.deadline(client_deadline) < client_deadline {
+            self.too_slow()
+        } else {
+            Failure::ClientTimeout
+        }
+    }
+
+    /// `total` bytes of the body have come.
+    fn received(&mut self, total: usize) -> Result<(), Failure> {
+        let now = Instant::now();
+        self.last_byte = now;
+        let elapsed = now.duration_since(self.started);
+        if self.min_rate == 0 || elapsed < BODY_RATE_GRACE {
+            return Ok(());
+        }
+        if (total as f64) < self.min_rate as f64 * elapsed.as_secs_f64() {
+            return Err(self.too_slow());
+        }
+        Ok(())
+    }
+
+    fn too_slow(&self) -> Failure {
+        crate::metrics::PROCESS
+            .slow_bodies
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Failure::SlowBody {
+            min_rate: self.min_rate,
         }
     }
 }

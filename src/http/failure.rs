@@ -42,6 +42,20 @@ pub enum Failure {
     /// The client did not send its head or body within the client timeout.
     #[error("request not received within the client timeout")]
     ClientTimeout,
+    /// The body arrived slower than the minimum rate (or stalled): 408.
+    #[error("request body slower than {min_rate} bytes/s")]
+    SlowBody {
+        /// The rate it had to keep.
+        min_rate: u64,
+    },
+    /// The buffer budget had no room for the request in time: 503 with `Retry-After`.
+    #[error("the buffer budget ({limit} bytes) had no room for {wanted} more in time")]
+    Overloaded {
+        /// Bytes the request needed.
+        wanted: usize,
+        /// The budget.
+        limit: usize,
+    },
     /// No route matches.
     #[error("no route matched")]
     NoRoute,
@@ -108,6 +122,7 @@ impl Failure {
             Failure::Head(_)
             | Failure::Chunked(_)
             | Failure::ClientTimeout
+            | Failure::SlowBody { .. }
             | Failure::NoRoute
             | Failure::PayloadTooLarge { .. } => Side::Client,
             Failure::Upstream(_)
@@ -115,7 +130,10 @@ impl Failure {
             | Failure::BadProxyResponse(_)
             | Failure::FunctionError { .. } => Side::Upstream,
             Failure::StreamTooLarge { .. } => Side::Upstream,
-            Failure::NoPlugin | Failure::Unusable(_) | Failure::Plugin { .. } => Side::Internal,
+            Failure::NoPlugin
+            | Failure::Unusable(_)
+            | Failure::Plugin { .. }
+            | Failure::Overloaded { .. } => Side::Internal,
         }
     }
 
@@ -151,10 +169,18 @@ impl Failure {
     pub fn answer(&self, resp: &mut Response) {
         let (status, message, error) = self.parts();
         with_error(resp, status, message, error);
-        // The stream cannot be trusted past a refused head, chunked body or timeout.
+        if let Failure::Overloaded { .. } = self {
+            resp.header(b"Retry-After", b"1");
+        }
+        // The stream cannot be trusted past a refused head, chunked body, timeout, or a body
+        // left unread.
         resp.close = matches!(
             self,
-            Failure::Head(_) | Failure::Chunked(_) | Failure::ClientTimeout
+            Failure::Head(_)
+                | Failure::Chunked(_)
+                | Failure::ClientTimeout
+                | Failure::SlowBody { .. }
+                | Failure::Overloaded { .. }
         );
     }
 
@@ -173,7 +199,10 @@ impl Failure {
             }
             Failure::Chunked(ChunkedError::TooLarge) => (413, answers::PAYLOAD_TOO_LARGE, None),
             Failure::Chunked(ChunkedError::Invalid(_)) => (400, answers::BAD_REQUEST, None),
-            Failure::ClientTimeout => (408, answers::REQUEST_TIMEOUT, None),
+            Failure::ClientTimeout | Failure::SlowBody { .. } => {
+                (408, answers::REQUEST_TIMEOUT, None)
+            }
+            Failure::Overloaded { .. } => (503, answers::OVERLOADED, None),
             Failure::NoRoute => (404, answers::NO_ROUTE, None),
             Failure::PayloadTooLarge { .. } => (413, answers::PAYLOAD_TOO_LARGE, None),
             Failure::Upstream(UpstreamError::Timeout(_)) => (504, answers::GATEWAY_TIMEOUT, None),
@@ -348,6 +377,21 @@ mod tests {
                 500,
                 r#"{"message":"An unexpected error occurred"}"#,
                 false,
+            ),
+            (
+                Failure::Overloaded {
+                    wanted: 6_000_000,
+                    limit: 1 << 26,
+                },
+                503,
+                r#"{"message":"The gateway is holding as many request bodies as it may; retry shortly"}"#,
+                true,
+            ),
+            (
+                Failure::SlowBody { min_rate: 1024 },
+                408,
+                r#"{"message":"Request timeout"}"#,
+                true,
             ),
             (
                 Failure::Plugin {

@@ -5,6 +5,7 @@
 //! [`head::Span`]s into it until the response is written.
 
 pub mod answers;
+pub mod budget;
 pub mod chunked;
 pub mod client;
 pub mod conn;

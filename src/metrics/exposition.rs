@@ -270,6 +270,41 @@ impl Registry {
                 ("failed", PROCESS.credential_refresh_failures.load(Relaxed)),
             ],
         );
+        for (name, kind, help, value) in [
+            (
+                "lambda_gateway_buffered_bytes",
+                "gauge",
+                "Bytes of large request bodies, payloads and Lambda answers held now, in the buffer budget.",
+                PROCESS.buffered_bytes.load(Relaxed),
+            ),
+            (
+                "lambda_gateway_buffer_budget_bytes",
+                "gauge",
+                "The buffer budget (--max-buffered).",
+                PROCESS.buffer_budget.load(Relaxed),
+            ),
+            (
+                "lambda_gateway_buffer_budget_waits_total",
+                "counter",
+                "Requests that waited for room in the buffer budget.",
+                PROCESS.budget_waits.load(Relaxed),
+            ),
+            (
+                "lambda_gateway_buffer_budget_refused_total",
+                "counter",
+                "Requests answered 503 because the buffer budget had no room in time.",
+                PROCESS.budget_refused.load(Relaxed),
+            ),
+            (
+                "lambda_gateway_slow_bodies_total",
+                "counter",
+                "Request bodies answered 408 for arriving slower than --min-body-rate.",
+                PROCESS.slow_bodies.load(Relaxed),
+            ),
+        ] {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
         family(
             &mut out,
             "lambda_gateway_config_changes_total",

@@ -248,6 +248,16 @@ pub struct ProcessCounters {
     pub credential_refreshes: AtomicU64,
     /// Credential fetches that failed.
     pub credential_refresh_failures: AtomicU64,
+    /// Bytes reserved in the buffer budget now (`http::budget`).
+    pub buffered_bytes: AtomicU64,
+    /// The buffer budget's limit.
+    pub buffer_budget: AtomicU64,
+    /// Requests that waited for room in the buffer budget.
+    pub budget_waits: AtomicU64,
+    /// Requests refused (503) because the buffer budget had no room in time.
+    pub budget_refused: AtomicU64,
+    /// Request bodies refused for arriving slower than the minimum rate (408).
+    pub slow_bodies: AtomicU64,
 }
 
 /// The process's counters that belong to no worker.

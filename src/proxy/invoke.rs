@@ -8,6 +8,7 @@ use super::stream::StreamedOutput;
 use super::Proxy;
 use crate::config::plan::RouteAction;
 use crate::config::router::RouteMatch;
+use crate::http::budget::{Reservation, SMALL_BYTES};
 use crate::http::encode::Response;
 use crate::http::failure::Failure;
 use crate::http::request::Request;
@@ -64,6 +65,7 @@ impl<I: Invoker> Proxy<I> {
         } else {
             EventContext::default()
         };
+        // The payload's room was reserved with the body when the request was admitted.
         let encoded = s
             .payload
             .encode(&plugin.config, req, &ctx, &mut pacer)
@@ -94,6 +96,8 @@ impl<I: Invoker> Proxy<I> {
             )
             .await;
         s.proxy_time = Some(invoked.elapsed());
+        // Lambda's answer, read whole, is counted until it has been mapped.
+        let _answer = self.count_large(s.invoke.read.len());
         let opened = match result {
             Ok(opened) => opened,
             Err(e) => {
@@ -154,5 +158,11 @@ impl<I: Invoker> Proxy<I> {
             }
         };
         (source, None)
+    }
+
+    /// Counts `bytes` that already exist, when they are many.
+    fn count_large(&self, bytes: usize) -> Option<Reservation> {
+        let budget = self.budget.as_ref().filter(|_| bytes > SMALL_BYTES)?;
+        Some(budget.force(bytes))
     }
 }

@@ -19,6 +19,7 @@ use crate::access_log::AccessLog;
 use crate::config::plan::ConsumerRoute;
 use crate::config::router::RouteQuery;
 use crate::config::Snapshot;
+use crate::http::budget::Budget;
 use crate::http::conn::{BufferPool, Handler, Piece, Refusal, StreamEnd};
 use crate::http::encode::Response;
 use crate::http::failure::Failure;
@@ -49,6 +50,8 @@ pub struct Proxy<I = Upstream> {
     request_ids: RequestIds,
     access_log: Option<Arc<AccessLog>>,
     log_lines: RefCell<Vec<u8>>,
+    /// The node's budget for large payloads and answers (`None`: unbounded).
+    budget: Option<Arc<Budget>>,
 }
 
 /// Most invoke scratch sets kept for reuse per worker.
@@ -184,7 +187,14 @@ impl<I: Invoker> Proxy<I> {
             request_ids: RequestIds::default(),
             access_log: None,
             log_lines: RefCell::new(Vec::new()),
+            budget: None,
         }
+    }
+
+    /// This proxy counting large payloads and answers in `budget`.
+    pub fn with_budget(mut self, budget: Option<Arc<Budget>>) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// This proxy writing an access log line per request to `log`.

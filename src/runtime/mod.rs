@@ -225,7 +225,8 @@ async fn worker_main(
             Upstream::new(cfg.tls.clone()),
             cfg.metrics.register(),
         )
-        .with_access_log(cfg.access_log.clone()),
+        .with_access_log(cfg.access_log.clone())
+        .with_budget(cfg.limits.budget.clone()),
     );
     let shutdown = Rc::new(Shutdown::default());
     let shared = Rc::new(Shared {

@@ -1,0 +1,162 @@
+//! Bounded memory: large bodies reserve room in the node's buffer budget before they are
+//! read; past it a request waits (unread), then gets 503 with `Retry-After`, while requests
+//! already admitted complete and small ones are served; a body that trickles or stalls gets
+//! 408 long before the client timeout. Both drivers.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use support::*;
+
+const BODY: usize = 6_000_000;
+
+fn head(len: usize) -> String {
+    format!("POST /r HTTP/1.1\r\nHost: gw\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n")
+}
+
+/// A connection that sent a large request's head and `sent` bytes of its body.
+fn open(gw: &Gateway, sent: usize) -> TcpStream {
+    let mut s = TcpStream::connect(gw.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    s.write_all(head(BODY).as_bytes()).expect("head");
+    s.write_all(&vec![b'x'; sent]).expect("body");
+    s
+}
+
+fn answer(s: &mut TcpStream) -> Option<Response> {
+    Client::from_stream(s.try_clone().expect("clone")).read_response()
+}
+
+#[test]
+fn large_bodies_wait_for_the_budget_then_get_503_while_small_requests_go_on() {
+    let mock = MockLambda::start();
+    let config = one_route_config(&mock);
+    for driver in DRIVERS {
+        let gw = Gateway::start_with(
+            &mock,
+            GatewayOptions {
+                config: &config,
+                driver,
+                env: vec![],
+                args: ["--workers", "1", "--max-buffered", "32M"]
+                    .map(String::from)
+                    .to_vec(),
+            },
+        );
+        let idle = rss_kb(gw.pid());
+        // Two 6 MB bodies (and the payloads they may become, 14 MB each) fit in 32 MiB:
+        // admitted, all but their last byte sent.
+        let mut admitted = [open(&gw, BODY - 1), open(&gw, BODY - 1)];
+        std::thread::sleep(Duration::from_millis(300));
+        // Four more find no room: they wait, unread, then get 503.
+        let started = Instant::now();
+        let mut waiting: Vec<TcpStream> = (0..4).map(|_| open(&gw, 0)).collect();
+        // Meanwhile small requests are answered at once.
+        for _ in 0..5 {
+            let asked = Instant::now();
+            let r = gw.send("GET /r HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n");
+            assert_eq!(r.status, 200, "{driver:?}");
+            assert!(asked.elapsed() < Duration::from_secs(1), "{driver:?}");
+        }
+        for s in &mut waiting {
+            let r = answer(s).expect("an answer");
+            assert_eq!(r.status, 503, "{driver:?}: {}", r.text());
+            assert_eq!(r.header("Retry-After"), Some("1"));
+            assert_eq!(
+                r.text(),
+                r#"{"message":"The gateway is holding as many request bodies as it may; retry shortly"}"#
+            );
+        }
+        let waited = started.elapsed();
+        assert!(
+            (Duration::from_secs(4)..Duration::from_secs(9)).contains(&waited),
+            "{driver:?}: {waited:?}"
+        );
+        // Held bodies took their room and no more.
+        let peak = rss_kb(gw.pid());
+        assert!(
+            peak < idle + 32 * 1024 + 24 * 1024,
+            "{driver:?}: RSS {peak} KiB, idle {idle} KiB"
+        );
+        // What was admitted completes.
+        for s in &mut admitted {
+            s.write_all(b"x").expect("last byte");
+            let r = answer(s).expect("an answer");
+            assert_eq!(r.status, 200, "{driver:?}: {}", r.text());
+        }
+        // And with the room given back, a large body is admitted again.
+        let mut again = open(&gw, BODY);
+        assert_eq!(
+            answer(&mut again).map(|r| r.status),
+            Some(200),
+            "{driver:?}"
+        );
+    }
+}
+
+#[test]
+fn a_trickling_or_stalled_body_gets_408_after_the_grace() {
+    let mock = MockLambda::start();
+    let config = one_route_config(&mock);
+    for driver in DRIVERS {
+        let gw = Gateway::start_with(
+            &mock,
+            GatewayOptions {
+                config: &config,
+                driver,
+                env: vec![],
+                args: vec!["--workers".into(), "1".into()],
+            },
+        );
+        let started = Instant::now();
+        // Stalled: a burst, then nothing.
+        let mut stalled = TcpStream::connect(gw.addr).expect("connect");
+        stalled.write_all(head(100_000).as_bytes()).expect("head");
+        stalled.write_all(&[b'x'; 50_000]).expect("burst");
+        // Trickling: 200 bytes a second, under the 1 KiB/s minimum.
+        let addr = gw.addr;
+        let trickler = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            s.set_read_timeout(Some(Duration::from_millis(10))).ok();
+            s.write_all(head(100_000).as_bytes()).expect("head");
+            let mut answer = Vec::new();
+            let until = Instant::now() + Duration::from_secs(25);
+            while Instant::now() < until {
+                if s.write_all(&[b'y'; 20]).is_err() {
+                    break;
+                }
+                let mut buf = [0u8; 4096];
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                    Err(_) => {}
+                }
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (
+                String::from_utf8_lossy(&answer).into_owned(),
+                Instant::now(),
+            )
+        });
+        stalled.set_read_timeout(Some(Duration::from_secs(25))).ok();
+        let r = answer(&mut stalled).expect("an answer");
+        let stalled_after = started.elapsed();
+        assert_eq!(r.status, 408, "{driver:?}");
+        assert!(
+            (Duration::from_secs(9)..Duration::from_secs(15)).contains(&stalled_after),
+            "{driver:?}: {stalled_after:?}"
+        );
+        let (text, at) = trickler.join().expect("trickler");
+        assert!(text.starts_with("HTTP/1.1 408"), "{driver:?}: {text}");
+        let trickled = at.duration_since(started);
+        assert!(
+            trickled < Duration::from_secs(15),
+            "{driver:?}: {trickled:?} (the client timeout is 30 s)"
+        );
+    }
+}
