@@ -1,7 +1,8 @@
 //! Bounded memory: large bodies reserve room in the node's buffer budget before they are
 //! read; past it a request waits (unread), then gets 503 with `Retry-After`, while requests
 //! already admitted complete and small ones are served; a body that trickles or stalls gets
-//! 408 long before the client timeout. Both drivers.
+//! 408 long before the client timeout; large Lambda answers reserve their room before they
+//! are read and keep it while a slow client reads them. Both drivers.
 
 mod support;
 
@@ -66,7 +67,7 @@ fn large_bodies_wait_for_the_budget_then_get_503_while_small_requests_go_on() {
             assert_eq!(r.header("Retry-After"), Some("1"));
             assert_eq!(
                 r.text(),
-                r#"{"message":"The gateway is holding as many request bodies as it may; retry shortly"}"#
+                r#"{"message":"The gateway is holding as much request and answer data as it may; retry shortly"}"#
             );
         }
         let waited = started.elapsed();
@@ -158,5 +159,76 @@ fn a_trickling_or_stalled_body_gets_408_after_the_grace() {
             trickled < Duration::from_secs(15),
             "{driver:?}: {trickled:?} (the client timeout is 30 s)"
         );
+    }
+}
+
+#[test]
+fn slow_readers_of_large_answers_hold_the_budget_and_later_ones_get_503() {
+    let mock = MockLambda::start();
+    let config = config_for(&mock, "/six", "six-mb", "");
+    for driver in DRIVERS {
+        let gw = Gateway::start_with(
+            &mock,
+            GatewayOptions {
+                config: &config,
+                driver,
+                env: vec![],
+                args: ["--workers", "1", "--max-buffered", "32M"]
+                    .map(String::from)
+                    .to_vec(),
+            },
+        );
+        let idle = rss_kb(gw.pid());
+        // Ten clients ask for a 6 MB answer and read nothing: five answers fill the budget
+        // and are held while they are (not) read; the others wait for room, then get 503.
+        let started = Instant::now();
+        let mut readers: Vec<TcpStream> = (0..10)
+            .map(|_| {
+                let mut s = TcpStream::connect(gw.addr).expect("connect");
+                s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+                s.write_all(b"GET /six HTTP/1.1\r\nHost: gw\r\n\r\n")
+                    .expect("request");
+                s
+            })
+            .collect();
+        // Meanwhile small requests are answered at once.
+        let mut slowest = Duration::ZERO;
+        while started.elapsed() < Duration::from_secs(7) {
+            let asked = Instant::now();
+            let r = gw.send("GET /nothing HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n");
+            assert_eq!(r.status, 404, "{driver:?}");
+            slowest = slowest.max(asked.elapsed());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(slowest < Duration::from_secs(1), "{driver:?}: {slowest:?}");
+        let peak = rss_kb(gw.pid());
+        assert!(
+            peak < idle + 32 * 1024 + 24 * 1024,
+            "{driver:?}: RSS {peak} KiB, idle {idle} KiB"
+        );
+        // Every client gets its whole answer, or a 503 for want of room.
+        let (mut whole, mut refused) = (0, 0);
+        for s in &mut readers {
+            let r = answer(s).expect("an answer");
+            match r.status {
+                200 => {
+                    assert_eq!(r.body.len(), 6_000_000, "{driver:?}");
+                    whole += 1;
+                }
+                503 => {
+                    assert_eq!(r.header("Retry-After"), Some("1"));
+                    refused += 1;
+                }
+                other => panic!("{driver:?}: {other} {}", r.text()),
+            }
+        }
+        assert!(
+            (1..=6).contains(&whole),
+            "{driver:?}: {whole} whole answers"
+        );
+        assert_eq!(whole + refused, 10, "{driver:?}");
+        // With the room given back, a large answer is served again.
+        let r = gw.send("GET /six HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n");
+        assert_eq!((r.status, r.body.len()), (200, 6_000_000), "{driver:?}");
     }
 }

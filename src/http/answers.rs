@@ -12,7 +12,7 @@ pub const NO_ROUTE: &str = "no Route matched with those values";
 pub const REQUEST_TIMEOUT: &str = "Request timeout";
 /// The buffer budget had no room in time (503, with `Retry-After`).
 pub const OVERLOADED: &str =
-    "The gateway is holding as many request bodies as it may; retry shortly";
+    "The gateway is holding as much request and answer data as it may; retry shortly";
 /// Kong's 413 text.
 pub const PAYLOAD_TOO_LARGE: &str = "Payload too large";
 /// Kong's 417 text.

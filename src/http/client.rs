@@ -75,6 +75,16 @@ pub enum UpstreamError {
         /// The cap.
         limit: usize,
     },
+    /// A large answer found no room in the node's buffer budget in time: it was left unread.
+    #[error("an answer of {wanted} bytes from {endpoint} found no room in the buffer budget ({limit} bytes)")]
+    OverBudget {
+        /// `host:port`.
+        endpoint: String,
+        /// The answer's size.
+        wanted: usize,
+        /// The budget.
+        limit: usize,
+    },
     /// A response stream (`InvokeWithResponseStream`) broke: a corrupt frame, an exception
     /// event, or the body ending before `InvokeComplete`.
     #[error("response stream from {endpoint} failed: {why}")]
@@ -99,6 +109,7 @@ impl UpstreamError {
             UpstreamError::Io { .. } => "connection_broken",
             UpstreamError::BadResponse { .. } => "bad_response",
             UpstreamError::ResponseTooLarge { .. } => "response_too_large",
+            UpstreamError::OverBudget { .. } => "buffer_budget",
             UpstreamError::Stream { .. } => "stream",
             UpstreamError::Timeout(_) => "timeout",
         }

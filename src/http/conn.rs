@@ -550,8 +550,11 @@ where
     }
     // Decided after handling: a stop signal that arrived meanwhile closes the connection.
     let keep_alive = s.head.keep_alive && !shutdown.is_set() && !s.response.close;
+    // A large answer is written from where it was built, after its head, rather than copied
+    // behind the head first.
+    let body_apart = !is_head && !s.response.is_bodiless() && s.response.body.len() > SMALL_BYTES;
     s.out.clear();
-    write_response(&mut s.out, &s.response, keep_alive, is_head);
+    write_response(&mut s.out, &s.response, keep_alive, is_head || body_apart);
     // A large answer is held until the client has read it: counted, so that a slow reader's
     // answer makes new large requests wait rather than adding to memory. The body is given
     // back first: nothing needs it but the request that ended.
@@ -559,11 +562,19 @@ where
     let _writing = limits
         .budget
         .as_ref()
-        .filter(|_| s.out.len() > SMALL_BYTES)
-        .map(|b| b.force(s.out.len() + s.response.body.len()));
+        .filter(|_| body_apart)
+        .map(|b| b.force(s.response.body.len()));
+    let deadline = Instant::now() + limits.client_timeout;
     let out = std::mem::take(&mut s.out);
-    let (written, out) = write_with_timeout(stream, out, limits.client_timeout).await;
+    let (mut written, out) = write_with_timeout(stream, out, limits.client_timeout).await;
     s.out = out;
+    if written && body_apart {
+        let body = std::mem::take(&mut s.response.body);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (ok, body) = write_with_timeout(stream, body, left).await;
+        s.response.body = body;
+        written = ok;
+    }
     next_request(handler, s, consumed, written && keep_alive)
 }
 

@@ -384,7 +384,7 @@ mod tests {
                     limit: 1 << 26,
                 },
                 503,
-                r#"{"message":"The gateway is holding as many request bodies as it may; retry shortly"}"#,
+                r#"{"message":"The gateway is holding as much request and answer data as it may; retry shortly"}"#,
                 true,
             ),
             (

@@ -9,6 +9,7 @@ use super::Proxy;
 use crate::config::plan::RouteAction;
 use crate::config::router::RouteMatch;
 use crate::http::budget::{Reservation, SMALL_BYTES};
+use crate::http::client::UpstreamError;
 use crate::http::encode::Response;
 use crate::http::failure::Failure;
 use crate::http::request::Request;
@@ -96,10 +97,20 @@ impl<I: Invoker> Proxy<I> {
             )
             .await;
         s.proxy_time = Some(invoked.elapsed());
-        // Lambda's answer, read whole, is counted until it has been mapped.
-        let _answer = self.count_large(s.invoke.read.len());
+        // Lambda's answer, read whole, is counted until it has been mapped: a large one
+        // reserved its room before it was read (or, framed without a length, is counted now).
+        let _answer = s
+            .invoke
+            .answer_room
+            .take()
+            .or_else(|| self.count_large(s.invoke.read.len()));
         let opened = match result {
             Ok(opened) => opened,
+            Err(UpstreamError::OverBudget { wanted, limit, .. }) => {
+                let failure = Failure::Overloaded { wanted, limit };
+                self.fail(resp, ProxyError::at(plugin, failure));
+                return (Source::Error, None);
+            }
             Err(e) => {
                 self.fail(resp, ProxyError::at(plugin, Failure::Upstream(e)));
                 return (Source::Error, None);

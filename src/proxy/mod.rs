@@ -65,7 +65,11 @@ impl<I: Invoker> Handler for Proxy<I> {
 
     async fn handle(&self, req: Request<'_>, resp: &mut Response) -> Option<StreamedAnswer> {
         let started = std::time::Instant::now();
-        let mut scratch = self.free.borrow_mut().pop().unwrap_or_default();
+        let mut scratch = self.free.borrow_mut().pop().unwrap_or_else(|| {
+            let mut fresh = scratch::InvokeScratch::default();
+            fresh.invoke.budget = self.budget.clone();
+            fresh
+        });
         scratch.proxy_time = None;
         let in_flight = &self.metrics.requests_in_flight;
         in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

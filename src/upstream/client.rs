@@ -11,6 +11,7 @@ use super::target::InvokeTarget;
 use crate::aws::credentials::Credentials;
 use crate::aws::sigv4::InvokeSigner;
 use crate::aws::time::AmzDate;
+use crate::http::budget::{Budget, Reservation, SMALL_BYTES};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::client::{
     parse_head, Framing, HeadInfo, ResponseHead, UpstreamError, MAX_RESPONSE_HEAD,
@@ -33,6 +34,12 @@ pub struct InvokeBuffers {
     pub chunked: Vec<u8>,
     /// `Authorization` value.
     pub authorization: Vec<u8>,
+    /// The node's buffer budget, which a large answer reserves its bytes in before it is read
+    /// (`None`: unbounded).
+    pub budget: Option<Arc<Budget>>,
+    /// The room reserved for the answer read last; the proxy keeps it until it has mapped the
+    /// answer.
+    pub answer_room: Option<Reservation>,
 }
 
 /// A framed Lambda response; ranges index [`InvokeBuffers::read`].
@@ -408,6 +415,15 @@ async fn read_body(
         Framing::Length(len) => {
             if len > MAX_RESPONSE_BYTES {
                 return Err(fail(ReadError::TooLarge));
+            }
+            // A large answer waits, unread, for room in the budget: Lambda's connection is
+            // the one held back, and a request finding none is answered 503.
+            bufs.answer_room = None;
+            if let Some(budget) = bufs.budget.as_ref().filter(|_| len > SMALL_BYTES) {
+                match budget.reserve(len).await {
+                    Some(room) => bufs.answer_room = Some(room),
+                    None => return Err(fail(ReadError::OverBudget(len, budget.limit()))),
+                }
             }
             let want = head_len + len;
             buf.reserve(want.saturating_sub(buf.len()));

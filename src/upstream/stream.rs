@@ -65,6 +65,8 @@ pub(super) enum ReadError {
     Io(io::Error),
     Bad(&'static str),
     TooLarge,
+    /// No room in the buffer budget for an answer of this many bytes (the budget's limit).
+    OverBudget(usize, usize),
 }
 
 impl ReadError {
@@ -75,6 +77,11 @@ impl ReadError {
             ReadError::TooLarge => UpstreamError::ResponseTooLarge {
                 endpoint,
                 limit: MAX_RESPONSE_BYTES,
+            },
+            ReadError::OverBudget(wanted, limit) => UpstreamError::OverBudget {
+                endpoint,
+                wanted,
+                limit,
             },
         }
     }

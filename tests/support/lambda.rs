@@ -325,6 +325,12 @@ fn behave(
         "first-only" if served_on_this_connection > 1 => Reply::Close,
         "first-only" => ok(br#"{"first":true}"#.to_vec()),
         "huge" => ok(vec![b'x'; 8 * 1024 * 1024]),
+        // A 6 MB answer (Lambda's limit for a buffered one): a JSON string.
+        "six-mb" => {
+            let mut body = vec![b'x'; 6_000_000];
+            (body[0], body[5_999_999]) = (b'"', b'"');
+            ok(body)
+        }
         "lying-length" => Reply::RawThenClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort".to_vec()),
         "garbage" => Reply::RawThenClose(b"this is not HTTP\r\n\r\n".to_vec()),
         "half-head" => Reply::RawThenClose(b"HTTP/1.1 200 OK\r\nContent-Type: applic".to_vec()),
