@@ -35,16 +35,11 @@ fn large_bodies_wait_for_the_budget_then_get_503_while_small_requests_go_on() {
     let mock = MockLambda::start();
     let config = one_route_config(&mock);
     for driver in DRIVERS {
-        let gw = Gateway::start_with(
+        let gw = Gateway::start_args(
             &mock,
-            GatewayOptions {
-                config: &config,
-                driver,
-                env: vec![],
-                args: ["--workers", "1", "--max-buffered", "32M"]
-                    .map(String::from)
-                    .to_vec(),
-            },
+            &config,
+            driver,
+            &["--workers", "1", "--max-buffered", "32M"],
         );
         let idle = rss_kb(gw.pid());
         // Two 6 MB bodies (and the payloads they may become, 14 MB each) fit in 32 MiB:
@@ -102,15 +97,7 @@ fn a_trickling_or_stalled_body_gets_408_after_the_grace() {
     let mock = MockLambda::start();
     let config = one_route_config(&mock);
     for driver in DRIVERS {
-        let gw = Gateway::start_with(
-            &mock,
-            GatewayOptions {
-                config: &config,
-                driver,
-                env: vec![],
-                args: vec!["--workers".into(), "1".into()],
-            },
-        );
+        let gw = Gateway::start_args(&mock, &config, driver, &["--workers", "1"]);
         let started = Instant::now();
         // Stalled: a burst, then nothing.
         let mut stalled = TcpStream::connect(gw.addr).expect("connect");
@@ -167,16 +154,11 @@ fn slow_readers_of_large_answers_hold_the_budget_and_later_ones_get_503() {
     let mock = MockLambda::start();
     let config = config_for(&mock, "/six", "six-mb", "");
     for driver in DRIVERS {
-        let gw = Gateway::start_with(
+        let gw = Gateway::start_args(
             &mock,
-            GatewayOptions {
-                config: &config,
-                driver,
-                env: vec![],
-                args: ["--workers", "1", "--max-buffered", "32M"]
-                    .map(String::from)
-                    .to_vec(),
-            },
+            &config,
+            driver,
+            &["--workers", "1", "--max-buffered", "32M"],
         );
         let idle = rss_kb(gw.pid());
         // Ten clients ask for a 6 MB answer and read nothing: five answers fill the budget

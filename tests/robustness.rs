@@ -429,15 +429,7 @@ fn worst_case_bodies_do_not_stall_the_worker() {
             plugin(""),
             plugin(", forward_request_body: true, forward_request_headers: true, forward_request_uri: true")
         );
-        let gw = Gateway::start_with(
-            &mock,
-            GatewayOptions {
-                config: &config,
-                driver,
-                env: vec![],
-                args: vec!["--workers".into(), "1".into()],
-            },
-        );
+        let gw = Gateway::start_args(&mock, &config, driver, &["--workers", "1"]);
         let done = Arc::new(AtomicBool::new(false));
         let hostile = {
             let (addr, done) = (gw.addr, done.clone());

@@ -108,13 +108,18 @@ pub struct AdminOptions<'a> {
 impl Gateway {
     /// Starts `lambda-gateway --config <file>` trusting `mock`'s CA, and waits until it listens.
     pub fn start(mock: &MockLambda, config: &str, driver: Driver) -> Gateway {
+        Gateway::start_args(mock, config, driver, &[])
+    }
+
+    /// Like [`Gateway::start`], with command-line arguments.
+    pub fn start_args(mock: &MockLambda, config: &str, driver: Driver, args: &[&str]) -> Gateway {
         Gateway::start_with(
             mock,
             GatewayOptions {
                 config,
                 driver,
                 env: vec![],
-                args: vec![],
+                args: args.iter().map(|a| a.to_string()).collect(),
             },
         )
     }
