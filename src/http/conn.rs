@@ -18,6 +18,7 @@ use super::encode::{
 use super::failure::Failure;
 use super::framing::BodyFraming;
 use super::head::{self, HeadError, RequestHead};
+use super::large_buffers::{LargeBuffers, LARGE_FROM};
 use super::limits::{Limits, BODY_RATE_GRACE};
 use super::request::Request;
 use super::shutdown::Shutdown;
@@ -154,13 +155,15 @@ impl ConnBuffers {
     }
 }
 
-/// A worker-local free list of [`ConnBuffers`].
+/// A worker-local free list of [`ConnBuffers`], and the worker's large buffers.
 #[derive(Default)]
 pub struct BufferPool {
     // Boxed: a set moves between the connection and its request's future as a pointer, and a
     // connection holding a pipelined request's bytes keeps 8 bytes, not the set's headers.
     #[allow(clippy::vec_box)]
     free: RefCell<Vec<Box<ConnBuffers>>>,
+    /// Buffers too large for a set: bodies, payloads and answers over 256 KiB.
+    pub large: LargeBuffers,
 }
 
 /// Most buffer sets kept per pool.
@@ -177,7 +180,12 @@ impl BufferPool {
     /// Returns a set after its response was written.
     pub fn give_back(&self, mut b: Box<ConnBuffers>) {
         if b.retained_bytes() > MAX_RETAINED_BYTES {
-            return;
+            for buf in [&mut b.read, &mut b.body, &mut b.out, &mut b.response.body] {
+                self.large.take_back_from(buf);
+            }
+            if b.retained_bytes() > MAX_RETAINED_BYTES {
+                return;
+            }
         }
         b.read.clear();
         let mut free = self.free.borrow_mut();
@@ -458,7 +466,16 @@ where
             }
             let deadline = Instant::now() + limits.client_timeout;
             let mut pace = BodyPace::new(limits.min_body_rate);
-            s.read.reserve(end.saturating_sub(s.read.len()));
+            if s.read.capacity() < end {
+                if end >= LARGE_FROM {
+                    // The head read so far moves into a large buffer (a kept one if any).
+                    let mut large = handler.buffers().large.take(end);
+                    large.extend_from_slice(&s.read);
+                    s.read = large;
+                } else {
+                    s.read.reserve(end - s.read.len());
+                }
+            }
             while s.read.len() < end {
                 let want = end - s.read.len();
                 match read_some(stream, &mut s.read, want, pace.deadline(deadline)).await {

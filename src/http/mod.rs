@@ -15,6 +15,7 @@ pub mod fields;
 pub mod form;
 pub mod framing;
 pub mod head;
+pub mod large_buffers;
 pub mod limits;
 pub mod media;
 pub mod multipart;

@@ -8,10 +8,11 @@ use super::stream::StreamedOutput;
 use super::Proxy;
 use crate::config::plan::RouteAction;
 use crate::config::router::RouteMatch;
-use crate::http::budget::{Reservation, SMALL_BYTES};
+use crate::http::budget::{request_cost, Reservation, SMALL_BYTES};
 use crate::http::client::UpstreamError;
 use crate::http::encode::Response;
 use crate::http::failure::Failure;
+use crate::http::large_buffers::LARGE_FROM;
 use crate::http::request::Request;
 use crate::lambda::event::{Caller, EventContext};
 use crate::lambda::payload::PayloadError;
@@ -66,7 +67,12 @@ impl<I: Invoker> Proxy<I> {
         } else {
             EventContext::default()
         };
-        // The payload's room was reserved with the body when the request was admitted.
+        // The payload's room was reserved with the body when the request was admitted; a
+        // large one is built in one of the worker's large buffers.
+        let expected = request_cost(req.body.len());
+        if expected >= LARGE_FROM && s.payload.out.capacity() < expected {
+            s.payload.out = self.buffers.large.take(expected);
+        }
         let encoded = s
             .payload
             .encode(&plugin.config, req, &ctx, &mut pacer)

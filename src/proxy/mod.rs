@@ -75,6 +75,16 @@ impl<I: Invoker> Handler for Proxy<I> {
         in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (facts, streamed) = self.serve(req, resp, &mut scratch).await;
         let proxy_time = scratch.proxy_time;
+        if scratch.retained_bytes() > MAX_RETAINED_BYTES {
+            let large = &self.buffers.large;
+            for buf in [
+                &mut scratch.payload.out,
+                &mut scratch.invoke.read,
+                &mut scratch.invoke.chunked,
+            ] {
+                large.take_back_from(buf);
+            }
+        }
         if scratch.retained_bytes() <= MAX_RETAINED_BYTES {
             let mut free = self.free.borrow_mut();
             if free.len() < MAX_FREE_SCRATCH {

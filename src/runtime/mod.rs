@@ -260,7 +260,10 @@ async fn worker_main(
                     .upstream_idle
                     .store(idle as u64, Ordering::Relaxed);
                 proxy.flush_access_log();
-                shutdown.expire(Instant::now());
+                let now = Instant::now();
+                // A burst's large buffers go back once it is over.
+                conn::Handler::buffers(&*proxy).large.release_if_idle(now);
+                shutdown.expire(now);
             }
         });
     }
