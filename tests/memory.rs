@@ -214,3 +214,60 @@ fn slow_readers_of_large_answers_hold_the_budget_and_later_ones_get_503() {
         assert_eq!((r.status, r.body.len()), (200, 6_000_000), "{driver:?}");
     }
 }
+
+/// What one connection waiting for room may hold in the gateway beyond the budget: its buffer
+/// set (the head and the first read of the body), its task and its request's future.
+const PER_WAITING_CONNECTION_KIB: u64 = 24;
+
+#[test]
+fn two_thousand_held_bodies_stay_within_the_budget_and_small_requests_go_on() {
+    raise_fd_limit();
+    let mock = MockLambda::start();
+    let config = one_route_config(&mock);
+    const HELD: usize = 2000;
+    for driver in DRIVERS {
+        let gw = Gateway::start_args(&mock, &config, driver, &["--max-buffered", "32M"]);
+        let idle = rss_kb(gw.pid());
+        // Each sends the head of a 6 MB body and what the sockets take of 256 KiB of it, then
+        // waits.
+        let started = Instant::now();
+        let prefix = vec![b'x'; 256 * 1024];
+        let held: Vec<TcpStream> = (0..HELD)
+            .map(|_| {
+                let mut s = TcpStream::connect(gw.addr).expect("connect");
+                s.write_all(head(BODY).as_bytes()).expect("head");
+                s.set_nonblocking(true).expect("nonblocking");
+                let _ = s.write(&prefix);
+                s
+            })
+            .collect();
+        // A normal client's small requests, and the gateway's memory, meanwhile.
+        let (mut slowest, mut peak) = (Duration::ZERO, 0);
+        while started.elapsed() < Duration::from_secs(8) {
+            let asked = Instant::now();
+            let r = gw.send("GET /r HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n");
+            assert_eq!(r.status, 200, "{driver:?}");
+            slowest = slowest.max(asked.elapsed());
+            peak = peak.max(rss_kb(gw.pid()));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let bound = idle + 32 * 1024 + HELD as u64 * PER_WAITING_CONNECTION_KIB;
+        eprintln!(
+            "{driver:?}: {HELD} held bodies: RSS idle {idle} KiB, peak {peak} KiB (bound {bound}); slowest small request {slowest:?}"
+        );
+        assert!(peak < bound, "{driver:?}: RSS {peak} KiB over {bound} KiB");
+        assert!(slowest < Duration::from_secs(1), "{driver:?}: {slowest:?}");
+        // Each got 503 after its wait; the few admitted, 408 when their bodies stalled.
+        let mut statuses = std::collections::BTreeMap::new();
+        for s in held {
+            s.set_nonblocking(false).expect("blocking");
+            s.set_read_timeout(Some(Duration::from_secs(15))).ok();
+            let status = Client::from_stream(s).read_response().map(|r| r.status);
+            *statuses.entry(status).or_insert(0) += 1;
+        }
+        let refused = statuses.get(&Some(503)).copied().unwrap_or(0);
+        let stalled = statuses.get(&Some(408)).copied().unwrap_or(0);
+        assert!(refused >= HELD - 4, "{driver:?}: {statuses:?}");
+        assert_eq!(refused + stalled, HELD, "{driver:?}: {statuses:?}");
+    }
+}

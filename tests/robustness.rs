@@ -11,16 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::*;
 
-fn raise_fd_limit() {
-    let (_, hard) = nix_getrlimit();
-    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
-}
-
-fn nix_getrlimit() -> (u64, u64) {
-    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .unwrap_or((1024, 1024))
-}
-
 /// Closes with a TCP reset (SO_LINGER 0) instead of a FIN.
 fn reset(stream: std::net::TcpStream) {
     let linger = nix::libc::linger {

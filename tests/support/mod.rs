@@ -74,6 +74,14 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Raises this process's open-file limit to its hard limit (a gateway started after inherits
+/// it): for tests holding thousands of connections.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
+    let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+}
+
 /// A process's resident memory (`VmRSS`), KiB; 0 if it cannot be read.
 pub fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
