@@ -600,6 +600,17 @@ fn keep_alive_pipelining_and_expect_continue() {
             let r = c.read_response().expect("pipelined response");
             assert_eq!(r.json(), json!({"p": i.to_string()}));
         }
+        // A large body (its buffer given back before the answer is written) and, in the same
+        // write, a request after it: both answered, in order, the large one whole.
+        let value = "v".repeat(400 * 1024);
+        let form = format!("big={value}");
+        let mut two = format!("POST /k HTTP/1.1\r\nHost: gw\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}", form.len());
+        two.push_str(&get("/k?after=big"));
+        c.send_raw(two.as_bytes());
+        let r = c.read_response().expect("the large request's answer");
+        assert_eq!(r.json(), json!({"big": value}));
+        let r = c.read_response().expect("the pipelined answer");
+        assert_eq!(r.json(), json!({"after": "big"}));
         // Expect: 100-continue gets the interim answer before the body is sent.
         c.send_raw(b"POST /k HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\n");
         let interim = c.read_response().expect("100 Continue");

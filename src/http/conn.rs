@@ -567,6 +567,9 @@ where
     }
     // Decided after handling: a stop signal that arrived meanwhile closes the connection.
     let keep_alive = s.head.keep_alive && !shutdown.is_set() && !s.response.close;
+    // A large body is not needed once its request has its answer: its buffer goes back before
+    // the answer is written (to a slow reader, perhaps), keeping only what was pipelined.
+    let consumed = release_large_body(handler, &mut s, consumed);
     // A large answer is written from where it was built, after its head, rather than copied
     // behind the head first.
     let body_apart = !is_head && !s.response.is_bodiless() && s.response.body.len() > SMALL_BYTES;
@@ -593,6 +596,20 @@ where
         written = ok;
     }
     next_request(handler, s, consumed, written && keep_alive)
+}
+
+/// Gives a large request body's buffer back to the worker's large buffers, keeping the bytes
+/// pipelined after the request (which ended at `consumed`) in a small one. Returns where the
+/// request now ends in `s.read`. The head's spans are stale afterwards.
+fn release_large_body<H: Handler>(handler: &H, s: &mut ConnBuffers, consumed: usize) -> usize {
+    let large = &handler.buffers().large;
+    large.take_back_from(&mut s.body);
+    if s.read.capacity() < LARGE_FROM {
+        return consumed;
+    }
+    let pipelined = s.read[consumed..].to_vec();
+    large.keep(std::mem::replace(&mut s.read, pipelined));
+    0
 }
 
 /// After a response: close, or keep the connection with what the client pipelined after the

@@ -103,6 +103,9 @@ impl<I: Invoker> Proxy<I> {
             )
             .await;
         s.proxy_time = Some(invoked.elapsed());
+        // No attempt is left to resend the payload: a large one is given back before the
+        // answer is mapped, so that the two are not held together.
+        self.buffers.large.take_back_from(&mut s.payload.out);
         // Lambda's answer, read whole, is counted until it has been mapped: a large one
         // reserved its room before it was read (or, framed without a length, is counted now).
         let _answer = s
