@@ -9,7 +9,8 @@
 use crate::metrics::PROCESS;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Bodies and answers up to this size are not counted against the budget.
 pub const SMALL_BYTES: usize = 64 * 1024;
@@ -25,20 +26,26 @@ pub fn request_cost(body: usize) -> usize {
 /// How long a request waits for room in the budget before its 503, by default.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
-/// The shared budget: a limit and the bytes reserved under it.
+/// The shared budget: a limit, and its free bytes as the permits of a fair semaphore. A
+/// request that must wait queues behind those already waiting, and room given back goes to
+/// them first, in order: a newcomer cannot take it from under a request that waited longer.
 #[derive(Debug)]
 pub struct Budget {
     limit: usize,
-    used: AtomicUsize,
+    free: Semaphore,
+    /// Bytes counted past the limit (see [`Budget::force`]), repaid before room is freed.
+    overdraft: AtomicUsize,
     wait: Duration,
 }
 
 impl Budget {
     /// A budget of `limit` bytes, a request waiting at most `wait` for room.
     pub fn new(limit: usize, wait: Duration) -> Arc<Budget> {
+        let limit = limit.min(Semaphore::MAX_PERMITS);
         Arc::new(Budget {
             limit,
-            used: AtomicUsize::new(0),
+            free: Semaphore::new(limit),
+            overdraft: AtomicUsize::new(0),
             wait,
         })
     }
@@ -48,82 +55,85 @@ impl Budget {
         self.limit
     }
 
-    /// Bytes reserved now.
+    /// Bytes reserved now (forced ones included).
     pub fn in_use(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
+        self.limit - self.free.available_permits() + self.overdraft.load(Ordering::Acquire)
     }
 
-    /// `bytes` more, if they fit now. A request larger than the whole budget fits only when
-    /// nothing else is reserved (so that it is served, alone, rather than refused forever).
+    /// What a reservation of `bytes` takes of the budget: a request larger than the whole
+    /// budget takes all of it (so that it is served, alone, rather than refused for ever).
+    fn share(&self, bytes: usize) -> u32 {
+        bytes.min(self.limit).min(u32::MAX as usize) as u32
+    }
+
+    /// `bytes` more, if they fit now and nobody is waiting for room.
     pub fn try_reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
-        self.take(bytes).then(|| Reservation {
-            budget: self.clone(),
-            bytes,
-        })
-    }
-
-    /// Counts `bytes` as reserved if they fit.
-    fn take(&self, bytes: usize) -> bool {
-        let mut used = self.used.load(Ordering::Relaxed);
-        loop {
-            let fits = used == 0 || used.checked_add(bytes).is_some_and(|t| t <= self.limit);
-            if !fits {
-                return false;
-            }
-            match self.used.compare_exchange_weak(
-                used,
-                used + bytes,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(now) => used = now,
-            }
-        }
-        PROCESS
-            .buffered_bytes
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-        true
+        let share = self.share(bytes);
+        let permit = self.free.try_acquire_many(share).ok()?;
+        permit.forget();
+        Some(self.reservation(bytes, share as usize))
     }
 
     /// `bytes` more, counted even past the limit: for bytes that already exist (a Lambda
     /// answer read, an answer being written), so that requests asking for more wait for them.
     pub fn force(self: &Arc<Self>, bytes: usize) -> Reservation {
-        self.used.fetch_add(bytes, Ordering::AcqRel);
+        let taken = self.free.forget_permits(bytes);
+        self.overdraft.fetch_add(bytes - taken, Ordering::AcqRel);
+        self.reservation(bytes, bytes)
+    }
+
+    /// `bytes` more, waiting in line for room up to the budget's wait; `None` (counted) when
+    /// there was none in time.
+    pub async fn reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
+        if let Some(r) = self.try_reserve(bytes) {
+            return Some(r);
+        }
+        PROCESS.budget_waits.fetch_add(1, Ordering::Relaxed);
+        let share = self.share(bytes);
+        // Given up (the timeout drops the wait), a request leaves the line; room it was
+        // handed meanwhile goes back to the semaphore.
+        match monoio::time::timeout(self.wait, self.free.acquire_many(share)).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                Some(self.reservation(bytes, share as usize))
+            }
+            _ => {
+                PROCESS.budget_refused.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn reservation(self: &Arc<Self>, bytes: usize, share: usize) -> Reservation {
         PROCESS
             .buffered_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);
         Reservation {
             budget: self.clone(),
             bytes,
+            share,
         }
     }
 
-    /// `bytes` more, waiting for room up to the budget's wait; `None` (counted) when there
-    /// was none in time.
-    pub async fn reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
-        if let Some(r) = self.try_reserve(bytes) {
-            return Some(r);
-        }
-        PROCESS.budget_waits.fetch_add(1, Ordering::Relaxed);
-        let deadline = Instant::now() + self.wait;
-        // Room is made by other workers' requests ending: polled, with a pause that grows a
-        // little, rather than a cross-thread wake-up on every release.
-        let mut pause = Duration::from_millis(2);
-        while Instant::now() < deadline {
-            monoio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now())))
-                .await;
-            if let Some(r) = self.try_reserve(bytes) {
-                return Some(r);
+    /// Gives back `share` of the budget (for `bytes` counted in the metric): what was forced
+    /// past the limit is repaid first, the rest is room again.
+    fn release(&self, bytes: usize, share: usize) {
+        let mut owed = self.overdraft.load(Ordering::Acquire);
+        let repaid = loop {
+            let repaid = owed.min(share);
+            match self.overdraft.compare_exchange_weak(
+                owed,
+                owed - repaid,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break repaid,
+                Err(now) => owed = now,
             }
-            pause = (pause * 2).min(Duration::from_millis(50));
+        };
+        if share > repaid {
+            self.free.add_permits(share - repaid);
         }
-        PROCESS.budget_refused.fetch_add(1, Ordering::Relaxed);
-        None
-    }
-
-    fn release(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
         PROCESS
             .buffered_bytes
             .fetch_sub(bytes as u64, Ordering::Relaxed);
@@ -134,7 +144,10 @@ impl Budget {
 #[derive(Debug)]
 pub struct Reservation {
     budget: Arc<Budget>,
+    /// Bytes asked for.
     bytes: usize,
+    /// What they took of the budget (less than `bytes` only for a request larger than it).
+    share: usize,
 }
 
 impl Reservation {
@@ -145,8 +158,8 @@ impl Reservation {
 
     /// Takes `other`'s bytes into this reservation (both of one budget).
     pub fn absorb(&mut self, mut other: Reservation) {
-        self.bytes += other.bytes;
-        other.bytes = 0;
+        self.bytes += std::mem::take(&mut other.bytes);
+        self.share += std::mem::take(&mut other.share);
     }
 
     /// Grows the reservation to `total` bytes if the budget has room now (a chunked body
@@ -155,17 +168,19 @@ impl Reservation {
         if total <= self.bytes {
             return true;
         }
-        let grown = self.budget.take(total - self.bytes);
-        if grown {
-            self.bytes = total;
+        match self.budget.try_reserve(total - self.bytes) {
+            Some(more) => {
+                self.absorb(more);
+                true
+            }
+            None => false,
         }
-        grown
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.budget.release(self.bytes);
+        self.budget.release(self.bytes, self.share);
     }
 }
 
@@ -239,7 +254,7 @@ mod tests {
         rt.block_on(async {
             let b = Budget::new(100, Duration::from_millis(60));
             let held = b.try_reserve(100).expect("fits");
-            let started = Instant::now();
+            let started = std::time::Instant::now();
             assert!(b.reserve(10).await.is_none());
             assert!(started.elapsed() >= Duration::from_millis(60));
             // Room made while waiting is taken.
@@ -250,6 +265,31 @@ mod tests {
                 drop(b2);
             });
             assert!(b.reserve(10).await.is_some());
+        });
+    }
+
+    #[test]
+    fn room_given_back_goes_to_those_waiting_in_order() {
+        let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build();
+        let mut rt = rt.expect("runtime");
+        rt.block_on(async {
+            let b = Budget::new(100, Duration::from_secs(5));
+            let held = b.try_reserve(100).expect("fits");
+            let (first, second) = (b.clone(), b.clone());
+            let first = monoio::spawn(async move { first.reserve(60).await.map(|r| r.bytes()) });
+            monoio::time::sleep(Duration::from_millis(5)).await;
+            let second = monoio::spawn(async move { second.reserve(60).await.map(|r| r.bytes()) });
+            monoio::time::sleep(Duration::from_millis(5)).await;
+            drop(held);
+            // The first in line has its 60; the second waits for its 60, holding the 40 left,
+            // and a newcomer cannot take them from it.
+            assert!(b.try_reserve(10).is_none());
+            assert_eq!(first.await, Some(60));
+            // The first's room, given back as its task ended, completes the second's.
+            assert_eq!(second.await, Some(60));
+            assert_eq!(b.in_use(), 0);
         });
     }
 

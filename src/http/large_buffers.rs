@@ -1,6 +1,6 @@
 //! A worker's pool of large buffers: the request bodies, payloads and answers over 256 KiB
 //! that the per-request buffer sets do not keep. Reusing them saves each large request the
-//! page faults of fresh memory; bounding them (a few buffers, a few tens of MiB per worker) and
+//! page faults of fresh memory; bounding them (4 buffers, 16 MiB per worker) and
 //! letting them go after a quiet spell returns a burst's memory to the allocator, and through
 //! it to the OS, rather than keeping the burst's peak for ever.
 
@@ -12,7 +12,7 @@ pub const LARGE_FROM: usize = 256 * 1024;
 /// Most buffers kept per worker.
 const MAX_KEPT: usize = 4;
 /// Most bytes of capacity kept per worker.
-const MAX_KEPT_BYTES: usize = 32 * 1024 * 1024;
+const MAX_KEPT_BYTES: usize = 16 * 1024 * 1024;
 /// After this long without a large buffer taken, the kept ones are let go.
 pub const RELEASE_AFTER: Duration = Duration::from_secs(10);
 
@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(pool.free.borrow().len(), MAX_KEPT);
         let pool = LargeBuffers::default();
         for _ in 0..MAX_KEPT {
-            pool.keep(Vec::with_capacity(12 * MIB));
+            pool.keep(Vec::with_capacity(6 * MIB));
         }
         assert!(pool.held_bytes() <= MAX_KEPT_BYTES);
     }

@@ -8,7 +8,7 @@ use super::stream::StreamedOutput;
 use super::Proxy;
 use crate::config::plan::RouteAction;
 use crate::config::router::RouteMatch;
-use crate::http::budget::{request_cost, Reservation, SMALL_BYTES};
+use crate::http::budget::{Reservation, SMALL_BYTES};
 use crate::http::client::UpstreamError;
 use crate::http::encode::Response;
 use crate::http::failure::Failure;
@@ -21,6 +21,9 @@ use crate::metrics::Source;
 use crate::pacing::TimeSlice;
 use crate::upstream::invoker::Invoker;
 use smallvec::SmallVec;
+
+/// Room for a payload's fields other than the body (the head's values, an event's context).
+const PAYLOAD_FIELDS_ROOM: usize = 16 * 1024;
 
 impl<I: Invoker> Proxy<I> {
     /// Invokes the route's function and maps its answer; says who answered.
@@ -68,8 +71,10 @@ impl<I: Invoker> Proxy<I> {
             EventContext::default()
         };
         // The payload's room was reserved with the body when the request was admitted; a
-        // large one is built in one of the worker's large buffers.
-        let expected = request_cost(req.body.len());
+        // large one is built in one of the worker's large buffers, sized for the common case
+        // (the body as JSON text, and the request's other fields): capacity asked for beyond
+        // it would be memory held for nothing when the buffer is a recycled one.
+        let expected = req.body.len() + PAYLOAD_FIELDS_ROOM;
         if expected >= LARGE_FROM && s.payload.out.capacity() < expected {
             s.payload.out = self.buffers.large.take(expected);
         }
