@@ -218,6 +218,13 @@ fn cgroup_limit() -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime")
+    }
+
     #[test]
     fn reservations_are_bounded_and_given_back() {
         let b = Budget::new(100, Duration::from_millis(20));
@@ -247,11 +254,7 @@ mod tests {
 
     #[test]
     fn a_request_waits_for_room_then_gives_up() {
-        let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build();
-        let mut rt = rt.expect("runtime");
-        rt.block_on(async {
+        runtime().block_on(async {
             let b = Budget::new(100, Duration::from_millis(60));
             let held = b.try_reserve(100).expect("fits");
             let started = std::time::Instant::now();
@@ -270,11 +273,7 @@ mod tests {
 
     #[test]
     fn room_given_back_goes_to_those_waiting_in_order() {
-        let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build();
-        let mut rt = rt.expect("runtime");
-        rt.block_on(async {
+        runtime().block_on(async {
             let b = Budget::new(100, Duration::from_secs(5));
             let held = b.try_reserve(100).expect("fits");
             let (first, second) = (b.clone(), b.clone());
