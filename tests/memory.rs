@@ -271,3 +271,44 @@ fn two_thousand_held_bodies_stay_within_the_budget_and_small_requests_go_on() {
         assert_eq!(refused + stalled, HELD, "{driver:?}: {statuses:?}");
     }
 }
+
+#[test]
+fn after_a_burst_of_large_bodies_memory_goes_back() {
+    let mock = MockLambda::start();
+    let config = one_route_config(&mock);
+    for driver in DRIVERS {
+        let gw = Gateway::start_args(
+            &mock,
+            &config,
+            driver,
+            &["--workers", "1", "--max-buffered", "32M"],
+        );
+        let idle = rss_kb(gw.pid());
+        // Twelve 6 MB bodies at once: two at a time fit in the budget, the others wait in
+        // line; every one is answered.
+        let clients: Vec<_> = (0..12)
+            .map(|_| {
+                let addr = gw.addr;
+                std::thread::spawn(move || {
+                    let mut s = TcpStream::connect(addr).expect("connect");
+                    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+                    s.write_all(head(BODY).as_bytes()).expect("head");
+                    s.write_all(&vec![b'x'; BODY]).expect("body");
+                    answer(&mut s).map(|r| r.status)
+                })
+            })
+            .collect();
+        for c in clients {
+            assert_eq!(c.join().expect("client"), Some(200), "{driver:?}");
+        }
+        // The large buffers kept for reuse are let go after 10 s without a large request,
+        // and what they and the requests used goes back to the OS.
+        std::thread::sleep(Duration::from_secs(12));
+        let after = rss_kb(gw.pid());
+        eprintln!("{driver:?}: RSS idle {idle} KiB, 12 s after the burst {after} KiB");
+        assert!(
+            after < idle + 16 * 1024,
+            "{driver:?}: {after} KiB, idle {idle} KiB"
+        );
+    }
+}
