@@ -26,6 +26,16 @@ fn open(gw: &Gateway, sent: usize) -> TcpStream {
     s
 }
 
+/// A gateway with one worker (every connection shares its timers) and a 32 MiB budget.
+fn one_worker_32m(mock: &MockLambda, config: &str, driver: Driver) -> Gateway {
+    Gateway::start_args(
+        mock,
+        config,
+        driver,
+        &["--workers", "1", "--max-buffered", "32M"],
+    )
+}
+
 fn answer(s: &mut TcpStream) -> Option<Response> {
     Client::from_stream(s.try_clone().expect("clone")).read_response()
 }
@@ -35,12 +45,7 @@ fn large_bodies_wait_for_the_budget_then_get_503_while_small_requests_go_on() {
     let mock = MockLambda::start();
     let config = one_route_config(&mock);
     for driver in DRIVERS {
-        let gw = Gateway::start_args(
-            &mock,
-            &config,
-            driver,
-            &["--workers", "1", "--max-buffered", "32M"],
-        );
+        let gw = one_worker_32m(&mock, &config, driver);
         let idle = rss_kb(gw.pid());
         // Two 6 MB bodies (and the payloads they may become, 14 MB each) fit in 32 MiB:
         // admitted, all but their last byte sent.
@@ -154,12 +159,7 @@ fn slow_readers_of_large_answers_hold_the_budget_and_later_ones_get_503() {
     let mock = MockLambda::start();
     let config = config_for(&mock, "/six", "six-mb", "");
     for driver in DRIVERS {
-        let gw = Gateway::start_args(
-            &mock,
-            &config,
-            driver,
-            &["--workers", "1", "--max-buffered", "32M"],
-        );
+        let gw = one_worker_32m(&mock, &config, driver);
         let idle = rss_kb(gw.pid());
         // Ten clients ask for a 6 MB answer and read nothing: five answers fill the budget
         // and are held while they are (not) read; the others wait for room, then get 503.
@@ -277,12 +277,7 @@ fn after_a_burst_of_large_bodies_memory_goes_back() {
     let mock = MockLambda::start();
     let config = one_route_config(&mock);
     for driver in DRIVERS {
-        let gw = Gateway::start_args(
-            &mock,
-            &config,
-            driver,
-            &["--workers", "1", "--max-buffered", "32M"],
-        );
+        let gw = one_worker_32m(&mock, &config, driver);
         let idle = rss_kb(gw.pid());
         // Twelve 6 MB bodies at once: two at a time fit in the budget, the others wait in
         // line; every one is answered.
