@@ -1,28 +1,32 @@
 //! The `lambda-gateway` binary: the command line is [`lambda_gateway::cli`].
 
 fn main() -> std::process::ExitCode {
-    keep_large_blocks_returnable();
+    return_freed_memory_after_bursts();
     lambda_gateway::cli::main()
 }
 
-/// Large buffers (bodies, payloads and answers of up to ~8 MB) must go back to the OS when
-/// freed. glibc's malloc maps blocks over its threshold (128 KiB) separately and unmaps them on
-/// free, but by default it raises that threshold to the largest such block freed (up to
-/// 32 MiB): after the first 6 MB body, later ones come from its heaps, whose freed middle it
-/// never returns. Measured with `tools/hold-bodies` (200 × 6 MB under a 256 MiB budget): RSS
-/// peaked at 345 MiB and stayed at 333 MiB after the load; with the threshold fixed, 118 MiB
-/// and 13 MiB. Setting the threshold explicitly turns its adjustment off.
+/// After a burst of large requests, glibc's malloc keeps much of what they freed: it raises its
+/// mmap threshold to the largest block freed (up to 32 MiB), so later 6 MB buffers come from
+/// its heaps, and it returns only a heap's free top. Measured with `tools/hold-bodies` (200 ×
+/// 6 MB under a 256 MiB budget): 333 MiB stayed after the load. Fixing the threshold instead
+/// (every large buffer its own mapping) cost a quarter of the 1 MiB throughput at saturation.
+/// So the heaps serve the load, and once the workers let their large buffers go (10 s without
+/// a large request) `malloc_trim` returns every free page.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn keep_large_blocks_returnable() {
-    const MMAP_THRESHOLD: i32 = 256 * 1024;
-    // SAFETY: mallopt takes two integers and only changes glibc's malloc parameters, under
-    // malloc's own lock; it is called first thing in main, and a refusal (0) leaves the
-    // defaults, which are correct, only less frugal. Shown by tests/memory.rs (a burst's RSS
-    // returns near idle).
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-    }
+fn return_freed_memory_after_bursts() {
+    let trimmer = std::thread::Builder::new().name("lg-trim".into());
+    let _ = trimmer.spawn(|| loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if lambda_gateway::http::large_buffers::released_since_last_asked() {
+            // SAFETY: malloc_trim takes an integer and walks glibc's arenas under their own
+            // locks, so it may run beside any allocation on any thread; it frees nothing that
+            // is in use. Shown by tests/memory.rs (a burst's RSS returns near idle).
+            unsafe {
+                nix::libc::malloc_trim(0);
+            }
+        }
+    });
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn keep_large_blocks_returnable() {}
+fn return_freed_memory_after_bursts() {}

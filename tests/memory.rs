@@ -274,14 +274,15 @@ fn two_thousand_held_bodies_stay_within_the_budget_and_small_requests_go_on() {
 
 #[test]
 fn after_a_burst_of_large_bodies_memory_goes_back() {
+    const BURST: usize = 30;
     let mock = MockLambda::start();
     let config = one_route_config(&mock);
     for driver in DRIVERS {
         let gw = one_worker_32m(&mock, &config, driver);
         let idle = rss_kb(gw.pid());
-        // Twelve 6 MB bodies at once: two at a time fit in the budget, the others wait in
-        // line; every one is answered.
-        let clients: Vec<_> = (0..12)
+        // Thirty 6 MB bodies at once: two at a time fit in the budget, the others wait in
+        // line (on a slow machine the last may time out waiting: 503).
+        let clients: Vec<_> = (0..BURST)
             .map(|_| {
                 let addr = gw.addr;
                 std::thread::spawn(move || {
@@ -293,14 +294,20 @@ fn after_a_burst_of_large_bodies_memory_goes_back() {
                 })
             })
             .collect();
-        for c in clients {
-            assert_eq!(c.join().expect("client"), Some(200), "{driver:?}");
-        }
+        let statuses: Vec<_> = clients
+            .into_iter()
+            .map(|c| c.join().expect("client"))
+            .collect();
+        let served = statuses.iter().filter(|s| **s == Some(200)).count();
+        assert!(
+            served >= 10 && statuses.iter().all(|s| matches!(s, Some(200 | 503))),
+            "{driver:?}: {statuses:?}"
+        );
         // The large buffers kept for reuse are let go after 10 s without a large request,
         // and what they and the requests used goes back to the OS.
-        std::thread::sleep(Duration::from_secs(12));
+        std::thread::sleep(Duration::from_secs(14));
         let after = rss_kb(gw.pid());
-        eprintln!("{driver:?}: RSS idle {idle} KiB, 12 s after the burst {after} KiB");
+        eprintln!("{driver:?}: RSS idle {idle} KiB, 14 s after the burst {after} KiB");
         assert!(
             after < idle + 16 * 1024,
             "{driver:?}: {after} KiB, idle {idle} KiB"

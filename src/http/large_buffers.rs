@@ -5,6 +5,7 @@
 //! it to the OS, rather than keeping the burst's peak for ever.
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Buffers from this capacity on are large: kept here rather than in a buffer set.
@@ -15,6 +16,15 @@ const MAX_KEPT: usize = 4;
 const MAX_KEPT_BYTES: usize = 16 * 1024 * 1024;
 /// After this long without a large buffer taken, the kept ones are let go.
 pub const RELEASE_AFTER: Duration = Duration::from_secs(10);
+
+/// Set when a worker let its large buffers go: a burst is over, and the allocator may now hold
+/// freed memory that the binary asks it to return (see `main.rs`).
+static RELEASED: AtomicBool = AtomicBool::new(false);
+
+/// Whether any worker let its large buffers go since the last call.
+pub fn released_since_last_asked() -> bool {
+    RELEASED.swap(false, Ordering::AcqRel)
+}
 
 /// Worker-local large buffers, kept between requests within bounds.
 #[derive(Debug)]
@@ -73,7 +83,11 @@ impl LargeBuffers {
     /// Frees every kept buffer when none was taken for [`RELEASE_AFTER`] before `now`.
     pub fn release_if_idle(&self, now: Instant) {
         if now.duration_since(self.last_taken.get()) >= RELEASE_AFTER {
-            self.free.borrow_mut().clear();
+            let mut free = self.free.borrow_mut();
+            if !free.is_empty() {
+                free.clear();
+                RELEASED.store(true, Ordering::Release);
+            }
         }
     }
 
