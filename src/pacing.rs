@@ -183,17 +183,26 @@ mod tests {
             });
             // Let the connection start, then hold the thread with paced busy work.
             monoio::time::sleep(Duration::from_millis(5)).await;
+            // A few attempts each: the thread itself may be descheduled for milliseconds when
+            // other processes hold the cores (wall-clock windows this short are at the mercy
+            // of the machine). Without pacing no attempt makes a single round trip.
             for (busy, least) in [(HEAVY - Duration::from_millis(1), 3), (HEAVY * 5, 10)] {
-                let before = trips.get();
-                let mut pacer = TimeSlice::default();
-                let started = Instant::now();
-                while started.elapsed() < busy {
-                    std::hint::black_box(0u64.wrapping_add(1));
-                    pacer.pause_if_due().await;
+                let (mut during, mut pauses) = (0, 0);
+                for _attempt in 0..5 {
+                    let before = trips.get();
+                    let mut pacer = TimeSlice::default();
+                    let started = Instant::now();
+                    while started.elapsed() < busy {
+                        std::hint::black_box(0u64.wrapping_add(1));
+                        pacer.pause_if_due().await;
+                    }
+                    (during, pauses) = (trips.get() - before, pacer.pauses);
+                    eprintln!("{during} round trips, {pauses} pauses in {busy:?}");
+                    if during >= least && pauses >= least {
+                        break;
+                    }
                 }
-                let during = trips.get() - before;
-                eprintln!("{during} round trips, {} pauses in {busy:?}", pacer.pauses);
-                assert!(pacer.pauses >= least, "paused {} times", pacer.pauses);
+                assert!(pauses >= least, "paused {pauses} times");
                 assert!(during >= least, "only {during} round trips in {busy:?}");
             }
             drop(client);
