@@ -24,6 +24,7 @@ pub mod demo;
 pub mod emulator;
 pub mod fleet;
 pub mod http;
+pub mod http2;
 pub mod https;
 pub mod json;
 pub mod lambda;

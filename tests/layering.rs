@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["credentials"],
     &["config"],
     &["fleet"],
-    &["proxy", "admin", "demo", "logging", "https"],
+    &["proxy", "admin", "demo", "logging", "https", "http2"],
     &["runtime"],
     &["cli"],
 ];

@@ -438,9 +438,12 @@ fn refused_requests_are_logged_and_counted() {
         );
         assert_eq!(gw.send("GARBAGE\r\n\r\n").status, 400);
         assert_eq!(
-            gw.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").status,
+            gw.send(
+                "GET /r HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx"
+            )
+            .status,
             400,
-            "an HTTP/2 preface on the plain port"
+            "two lengths"
         );
         let big = format!(
             "GET /r HTTP/1.1\r\nHost: h\r\nX-Big: {}\r\n\r\n",

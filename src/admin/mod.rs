@@ -102,7 +102,8 @@ pub fn spawn(
                 conn::accept_until_shutdown(&listener, &shutdown, |stream, peer| {
                     let (shared, slots) = (shared.clone(), slots.clone());
                     monoio::spawn(async move {
-                        conn::serve(stream, Some(peer.ip().to_canonical()), shared, &slots).await;
+                        conn::serve(stream, None, Some(peer.ip().to_canonical()), shared, &slots)
+                            .await;
                     });
                 })
                 .await;

@@ -302,10 +302,52 @@ impl<S, H, F: Future<Output = Served<S>>> RequestSlots<S, H, F> {
     }
 }
 
+/// A new connection's first bytes (at least `at_least` of them, unless the client stops
+/// sending): `None` when it closed, idled out or the server is stopping first.
+pub async fn first_bytes<S: AsyncReadRent, H>(
+    stream: &mut S,
+    shared: &Shared<H>,
+    at_least: usize,
+) -> Option<Vec<u8>> {
+    let mut read = Vec::with_capacity(FIRST_READ);
+    loop {
+        let buf = Vec::with_capacity(FIRST_READ);
+        let (arrived, buf) = wait_first(
+            stream,
+            buf,
+            shared.limits.keepalive_timeout,
+            &shared.shutdown,
+        )
+        .await;
+        if !arrived {
+            return None;
+        }
+        read.extend_from_slice(&buf);
+        if read.len() >= at_least || read.len() >= FIRST_READ {
+            return Some(read);
+        }
+    }
+}
+
+/// A buffer set holding a connection's first bytes, already read: for [`serve`].
+pub fn first_request<H: Handler>(
+    shared: &Shared<H>,
+    peer: Option<std::net::IpAddr>,
+    read: &[u8],
+) -> Box<ConnBuffers> {
+    let mut s = shared.handler.buffers().take();
+    s.peer = peer;
+    s.secure = shared.secure;
+    s.read.extend_from_slice(read);
+    s
+}
+
 /// Serves one client connection (from `peer`) until it closes, errs, idles out, or the server
-/// shuts down.
+/// shuts down. `held`: its first request's bytes, when they were read already
+/// ([`first_request`]).
 pub async fn serve<S, H, F>(
     mut stream: S,
+    mut held: Option<Box<ConnBuffers>>,
     peer: Option<std::net::IpAddr>,
     shared: Rc<Shared<H>>,
     slots: &RequestSlots<S, H, F>,
@@ -315,8 +357,6 @@ pub async fn serve<S, H, F>(
     F: Future<Output = Served<S>>,
 {
     let mut first: Vec<u8> = Vec::with_capacity(FIRST_READ);
-    // Some while bytes of a next (pipelined) request are already buffered.
-    let mut held: Option<Box<ConnBuffers>> = None;
     loop {
         let s = match held.take() {
             Some(s) => s,
@@ -835,7 +875,7 @@ async fn read_some<S: AsyncReadRent>(
 
 /// Makes `reserved` cover a request with `body` bytes of body in the budget (see
 /// [`request_cost`]), waiting for room; a body up to [`SMALL_BYTES`] needs none.
-async fn reserve_body(
+pub async fn reserve_body(
     limits: &Limits,
     reserved: &mut Option<Reservation>,
     body: usize,
@@ -1016,7 +1056,8 @@ mod tests {
                 for _ in 0..3 {
                     let (stream, _) = listener.accept().await.expect("accept");
                     let (shared, slots) = (shared.clone(), slots.clone());
-                    monoio::spawn(async move { serve(stream, None, shared, &slots).await }).await;
+                    monoio::spawn(async move { serve(stream, None, None, shared, &slots).await })
+                        .await;
                 }
             });
         });

@@ -5,6 +5,7 @@ use crate::config::Snapshot;
 use crate::http::conn::{self, Shared};
 use crate::http::shutdown::Shutdown;
 use crate::http::Limits;
+use crate::http2;
 use crate::proxy::Proxy;
 use crate::reactor::build_runtime;
 use crate::signals::{Event, Signals, Subscription};
@@ -289,7 +290,7 @@ async fn worker_main(
             let metrics = &shared.handler.metrics;
             metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
             // An IPv4 client of a dual-stack listener is shown as IPv4, as API Gateway shows it.
-            conn::serve(
+            serve_plain(
                 stream,
                 Some(peer.ip().to_canonical()),
                 shared.clone(),
@@ -313,6 +314,28 @@ async fn worker_main(
         );
     }
     proxy.flush_access_log();
+}
+
+/// Serves a plain-listener connection: h2c with prior knowledge or HTTP/1.1, told apart by
+/// its first bytes. HTTP/2's state is boxed: an idle HTTP/1.1 connection's task stays small.
+async fn serve_plain<F>(
+    mut stream: TcpStream,
+    peer: Option<std::net::IpAddr>,
+    shared: Rc<Shared<Proxy>>,
+    slots: &conn::RequestSlots<TcpStream, Proxy, F>,
+) where
+    F: std::future::Future<Output = conn::Served<TcpStream>>,
+{
+    let Some(first) = conn::first_bytes(&mut stream, &shared, http2::DECIDES).await else {
+        return;
+    };
+    if http2::is_preface(&first) {
+        Box::pin(http2::serve(stream, first, peer, shared)).await;
+    } else {
+        let held = conn::first_request(&shared, peer, &first);
+        drop(first);
+        conn::serve(stream, Some(held), peer, shared, slots).await;
+    }
 }
 
 /// Accepts HTTPS clients until shutdown: each connection's handshake (bounded by the client
@@ -345,7 +368,8 @@ async fn serve_https(
             match monoio::time::timeout(limit, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
                     metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
-                    conn::serve(tls, Some(peer.ip().to_canonical()), shared.clone(), &slots).await
+                    let peer = Some(peer.ip().to_canonical());
+                    conn::serve(tls, None, peer, shared.clone(), &slots).await
                 }
                 Ok(Err(e)) => {
                     metrics
@@ -403,10 +427,23 @@ mod tests {
                 shutdown: std::rc::Rc::new(crate::http::shutdown::Shutdown::default()),
             });
             let slots = conn::request_slots::<monoio::net::TcpStream, crate::proxy::Proxy>();
-            let f = conn::serve(stream, None, shared, &slots);
+            let s2 = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+            let plain = conn::serve(
+                monoio::net::TcpStream::from_std(s2).expect("s"),
+                None,
+                None,
+                shared.clone(),
+                &slots,
+            );
+            eprintln!("conn::serve alone {} bytes", size(&plain));
+            drop(plain);
+            let f = super::serve_plain(stream, None, shared, &slots);
             let (idle, request) = (size(&f), slots.request_size());
             eprintln!("connection future {idle} bytes, request future {request} bytes");
-            assert!(idle <= 512, "a connection's future is {idle} bytes");
+            // The HTTP/1.1 loop (520 bytes) and, before it, the h2c decision, whose arguments
+            // stay in the task's state for its whole life (rustc keeps an async fn's
+            // arguments): 776 bytes here.
+            assert!(idle <= 800, "a connection's future is {idle} bytes");
             assert!(request <= 8 * 1024, "a request's future is {request} bytes");
         });
     }

@@ -1,0 +1,435 @@
+//! HTTP/2 for clients, over the same handler as HTTP/1.1: each stream is one request, laid out
+//! by [`head_from_fields`] as the phases read every request. Framing, HPACK, flow control and
+//! the protocol's known attacks are the `h2` crate's; this module configures its limits,
+//! adapts monoio's streams to it (their `poll-io` form speaks tokio's traits), and turns a
+//! stream into a [`Request`] and a [`Response`] back into HEADERS and DATA.
+//!
+//! So far: h2c with prior knowledge on the plain listener (a connection whose first bytes are
+//! the HTTP/2 preface), answers buffered or streamed piece by piece.
+
+use crate::http::budget::SMALL_BYTES;
+use crate::http::conn::{reserve_body, Handler, Piece, Refusal, Shared, StreamEnd};
+use crate::http::encode::Response;
+use crate::http::failure::Failure;
+use crate::http::fields::{head_from_fields, PseudoHeaders};
+use crate::http::framing::FramingError;
+use crate::http::head::{HeadError, RequestHead};
+use crate::http::request::Request;
+use bytes::Bytes;
+use std::cell::Cell;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The client connection preface (RFC 9113 §3.4) that opens an h2c connection.
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+const MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Streams a client may reset before the gateway accepted them, before the connection is
+/// closed with ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487).
+const MAX_PENDING_RESETS: usize = 20;
+/// The per-stream receive window: what a client may send before the gateway has read it.
+const STREAM_WINDOW: u32 = 64 * 1024;
+/// What a connection may have queued for sending, across its streams.
+const MAX_SEND_BUFFER: usize = 256 * 1024;
+
+/// Bytes that tell the preface from an HTTP/1.1 request line: `PRI ` (no other method starts
+/// so; WebDAV's `PROPFIND` parts at the third byte).
+pub const DECIDES: usize = 4;
+
+/// Whether `first` (a connection's first bytes, at least [`DECIDES`] of them) opens h2c.
+pub fn is_preface(first: &[u8]) -> bool {
+    let n = first.len().min(PREFACE.len());
+    n >= DECIDES && first[..n] == PREFACE[..n]
+}
+
+/// Serves an h2c connection whose first bytes, already read, are `first`.
+pub async fn serve<H: Handler + 'static>(
+    stream: monoio::net::TcpStream,
+    first: Vec<u8>,
+    peer: Option<std::net::IpAddr>,
+    shared: Rc<Shared<H>>,
+) {
+    let io = match stream.try_into_poll_io() {
+        Ok(io) => Rewound {
+            first,
+            read: 0,
+            inner: io,
+        },
+        Err((e, _)) => {
+            log::debug!("an h2c connection could not be polled: {e}");
+            return;
+        }
+    };
+    let limits = &shared.limits;
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(limits.max_head_bytes as u32)
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+        .initial_window_size(STREAM_WINDOW)
+        .max_send_buffer_size(MAX_SEND_BUFFER);
+    let handshake = monoio::time::timeout(limits.client_timeout, builder.handshake(io));
+    let mut conn: h2::server::Connection<_, Bytes> = match handshake.await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            log::debug!("h2c handshake failed: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let shutdown = shared.shutdown.clone();
+    // Streams being served, and when the last one ended: a connection with none for the
+    // keep-alive timeout is closed.
+    let activity = Rc::new(Activity {
+        open: Cell::new(0),
+        last: Cell::new(Instant::now()),
+    });
+    let mut closing = false;
+    loop {
+        let next = if closing {
+            Some(conn.accept().await)
+        } else {
+            monoio::select! {
+                next = conn.accept() => Some(next),
+                _ = shutdown.wait() => None,
+                _ = activity.idle_for(limits.keepalive_timeout) => None,
+            }
+        };
+        match next {
+            // Stop signal or idle: GOAWAY, and the streams in flight finish.
+            None => {
+                closing = true;
+                conn.graceful_shutdown();
+            }
+            Some(Some(Ok((request, respond)))) => {
+                let (shared, activity) = (shared.clone(), activity.clone());
+                activity.open.set(activity.open.get() + 1);
+                monoio::spawn(async move {
+                    serve_stream(request, respond, peer, &shared).await;
+                    activity.open.set(activity.open.get() - 1);
+                    activity.last.set(Instant::now());
+                });
+            }
+            Some(Some(Err(e))) => {
+                log::debug!("h2c connection error: {e}");
+                return;
+            }
+            Some(None) => return,
+        }
+    }
+}
+
+/// A connection's streams in flight, and when the last one ended.
+struct Activity {
+    open: Cell<usize>,
+    last: Cell<Instant>,
+}
+
+impl Activity {
+    /// Resolves once no stream has been open for `timeout` (checked every second).
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let quiet_until = self.last.get() + timeout;
+            let now = Instant::now();
+            if self.open.get() == 0 && now >= quiet_until {
+                return;
+            }
+            let pause = quiet_until.saturating_duration_since(now);
+            monoio::time::sleep(pause.clamp(Duration::from_millis(100), Duration::from_secs(1)))
+                .await;
+        }
+    }
+}
+
+/// One stream: its request through the handler, its answer back.
+async fn serve_stream<H: Handler>(
+    request: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    peer: Option<std::net::IpAddr>,
+    shared: &Shared<H>,
+) {
+    let limits = &shared.limits;
+    let (parts, mut body_stream) = request.into_parts();
+    // The body, read as the client's window allows, within the body limit; a large one
+    // reserves its room in the buffer budget as it grows (the window stays shut while it
+    // waits: the client's back-pressure).
+    let mut body = Vec::new();
+    let mut reserved = None;
+    let deadline = Instant::now() + limits.client_timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let data = match monoio::time::timeout(left, body_stream.data()).await {
+            Ok(Some(Ok(data))) => data,
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                log::debug!("h2 stream body failed: {e}");
+                return;
+            }
+            Err(_) => return refuse(&mut respond, shared, peer, Failure::ClientTimeout),
+        };
+        if body.len() + data.len() > limits.max_body_bytes {
+            let too_large = FramingError::TooLarge(limits.max_body_bytes);
+            let failure = Failure::Head(HeadError::Framing(too_large));
+            return refuse(&mut respond, shared, peer, failure);
+        }
+        if let Err(failure) = reserve_body(limits, &mut reserved, body.len() + data.len()).await {
+            return refuse(&mut respond, shared, peer, failure);
+        }
+        body.extend_from_slice(&data);
+        let _ = body_stream.flow_control().release_capacity(data.len());
+    }
+    let mut buf = Vec::new();
+    let mut head = RequestHead::default();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or(&b"/"[..], |p| p.as_str().as_bytes());
+    let pseudo = PseudoHeaders {
+        method: parts.method.as_str().as_bytes(),
+        path,
+        authority: parts.uri.authority().map(|a| a.as_str().as_bytes()),
+    };
+    let fields = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+    if let Err(e) = head_from_fields(
+        pseudo,
+        fields,
+        body.len() as u64,
+        limits,
+        &mut buf,
+        &mut head,
+    ) {
+        return refuse(&mut respond, shared, peer, Failure::Head(e));
+    }
+    let req = Request {
+        buf: &buf,
+        head: &head,
+        body: &body,
+        peer,
+        secure: false,
+    };
+    let handler = &*shared.handler;
+    let mut resp = Response::default();
+    resp.clear();
+    let streamed = handler.handle(req, &mut resp).await;
+    let is_head = parts.method == http::Method::HEAD;
+    let wants_body = !is_head && !resp.is_bodiless();
+    match streamed {
+        None => {
+            // The request's body is given back; a large answer is counted until the client
+            // has taken it, and sent as its window allows.
+            drop(reserved);
+            let answer = std::mem::take(&mut resp.body);
+            let end = !wants_body || answer.is_empty();
+            let Some(mut send) = send_head(&mut respond, &resp, Some(answer.len()), end) else {
+                return;
+            };
+            if !end {
+                let _writing = limits
+                    .budget
+                    .as_ref()
+                    .filter(|_| answer.len() > SMALL_BYTES)
+                    .map(|b| b.force(answer.len()));
+                if send_within_window(&mut send, answer, limits.client_timeout).await {
+                    let _ = send.send_data(Bytes::new(), true);
+                } else {
+                    send.send_reset(h2::Reason::CANCEL);
+                }
+            }
+        }
+        Some(mut output) => {
+            let req = Request {
+                buf: &buf,
+                head: &head,
+                body: &body,
+                peer,
+                secure: false,
+            };
+            let Some(mut send) = send_head(&mut respond, &resp, None, !wants_body) else {
+                handler.end_stream(output, req, StreamEnd::Abandoned, 0);
+                return;
+            };
+            if !wants_body {
+                handler.end_stream(output, req, StreamEnd::Abandoned, 0);
+                return;
+            }
+            let mut sent = 0u64;
+            let end = loop {
+                let mut piece = Vec::new();
+                match handler.next_piece(&mut output, &mut piece).await {
+                    Piece::Data => {
+                        sent += piece.len() as u64;
+                        if !send_within_window(&mut send, piece, limits.client_timeout).await {
+                            break StreamEnd::Abandoned;
+                        }
+                    }
+                    Piece::End => {
+                        let _ = send.send_data(Bytes::new(), true);
+                        break StreamEnd::Complete;
+                    }
+                    Piece::Failed => {
+                        send.send_reset(h2::Reason::INTERNAL_ERROR);
+                        break StreamEnd::Failed;
+                    }
+                }
+            };
+            handler.end_stream(output, req, end, sent);
+        }
+    }
+}
+
+/// Sends `piece` once the client's window has room for it, within `limit`: a client that
+/// stops reading holds the producer, not a growing buffer.
+async fn send_within_window(
+    send: &mut h2::SendStream<Bytes>,
+    piece: Vec<u8>,
+    limit: Duration,
+) -> bool {
+    let mut data = Bytes::from(piece);
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let capacity = std::future::poll_fn(|cx| send.poll_capacity(cx));
+        let granted = match monoio::time::timeout(limit, capacity).await {
+            Ok(Some(Ok(n))) if n > 0 => n,
+            Ok(Some(Ok(_))) => continue,
+            _ => return false,
+        };
+        let now = data.split_to(granted.min(data.len()));
+        if send.send_data(now, false).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// The answer's HEADERS frame: its status and fields, without HTTP/1.1's connection-specific
+/// ones (RFC 9113 §8.2.2). `None` when the stream is gone.
+fn send_head(
+    respond: &mut h2::server::SendResponse<Bytes>,
+    resp: &Response,
+    body_len: Option<usize>,
+    end_of_stream: bool,
+) -> Option<h2::SendStream<Bytes>> {
+    let mut answer = http::Response::builder().status(resp.status);
+    for line in resp.headers.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
+        let name = &line[..colon];
+        let value = crate::http::framing::trim_ows(&line[colon + 1..]);
+        let connection_specific = [
+            &b"connection"[..],
+            b"keep-alive",
+            b"proxy-connection",
+            b"transfer-encoding",
+            b"upgrade",
+        ]
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c));
+        if !connection_specific {
+            answer = answer.header(name, value);
+        }
+    }
+    if let Some(len) = body_len.filter(|_| !resp.is_bodiless()) {
+        answer = answer.header("content-length", len);
+    }
+    let answer = answer.body(()).ok()?;
+    respond.send_response(answer, end_of_stream).ok()
+}
+
+/// Answers a stream the gateway refused before handling it (the same answers as HTTP/1.1).
+fn refuse<H: Handler>(
+    respond: &mut h2::server::SendResponse<Bytes>,
+    shared: &Shared<H>,
+    peer: Option<std::net::IpAddr>,
+    failure: Failure,
+) {
+    let mut resp = Response::default();
+    resp.clear();
+    failure.answer(&mut resp);
+    let body = std::mem::take(&mut resp.body);
+    let response_bytes = resp.headers.len() + body.len();
+    if let Some(mut send) = send_head(respond, &resp, Some(body.len()), body.is_empty()) {
+        if !body.is_empty() {
+            let _ = send.send_data(Bytes::from(body), true);
+        }
+    }
+    shared.handler.refused(Refusal {
+        failure: &failure,
+        status: resp.status,
+        response_bytes,
+        request_bytes: 0,
+        peer,
+        secure: false,
+    });
+}
+
+/// A connection's stream with the bytes already read from it put back in front.
+struct Rewound<T> {
+    first: Vec<u8>,
+    read: usize,
+    inner: T,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewound<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.read < self.first.len() {
+            let n = buf.remaining().min(self.first.len() - self.read);
+            let start = self.read;
+            buf.put_slice(&self.first[start..start + n]);
+            self.read += n;
+            if self.read == self.first.len() {
+                self.first = Vec::new();
+                self.read = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewound<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_preface_opens_h2c() {
+        assert!(is_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+        assert!(is_preface(b"PRI * HTTP/2"));
+        assert!(!is_preface(b"GET / HTTP/1.1\r\n"));
+        assert!(!is_preface(b"PROPFIND / HTTP/1.1\r\n"));
+        assert!(!is_preface(b"PRIX"));
+        assert!(!is_preface(b"PRI"));
+        assert!(!is_preface(b""));
+    }
+}
