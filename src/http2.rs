@@ -17,6 +17,7 @@ use crate::http::head::{HeadError, RequestHead};
 use crate::http::request::Request;
 use bytes::Bytes;
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -110,7 +111,7 @@ pub async fn serve<H: Handler + 'static>(
                 let (shared, activity) = (shared.clone(), activity.clone());
                 activity.open.set(activity.open.get() + 1);
                 monoio::spawn(async move {
-                    serve_stream(request, respond, peer, &shared).await;
+                    serve_stream_caught(request, respond, peer, &shared).await;
                     activity.open.set(activity.open.get() - 1);
                     activity.last.set(Instant::now());
                 });
@@ -143,6 +144,27 @@ impl Activity {
             monoio::time::sleep(pause.clamp(Duration::from_millis(100), Duration::from_secs(1)))
                 .await;
         }
+    }
+}
+
+/// [`serve_stream`] under a catch, as HTTP/1.1 requests are served: a bug that panics costs
+/// its stream (dropped: the client sees it reset), not the worker and every connection on it.
+async fn serve_stream_caught<H: Handler>(
+    request: http::Request<h2::RecvStream>,
+    respond: h2::server::SendResponse<Bytes>,
+    peer: Option<std::net::IpAddr>,
+    shared: &Shared<H>,
+) {
+    let mut stream = std::pin::pin!(serve_stream(request, respond, peer, shared));
+    let served = std::future::poll_fn(|cx| {
+        // Unwind safety: a panicking stream's future is dropped, never polled again; what it
+        // shares with other requests sits behind RefCells (released by unwinding) and atomics.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stream.as_mut().poll(cx)))
+            .map_or_else(|_| Poll::Ready(false), |p| p.map(|()| true))
+    })
+    .await;
+    if !served {
+        log::error!("serving an HTTP/2 stream panicked: the stream is reset, the worker serves on");
     }
 }
 
@@ -421,6 +443,83 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewound<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::conn::BufferPool;
+    use crate::http::shutdown::Shutdown;
+    use crate::http::Limits;
+
+    /// Answers `ok`, except that a request for `/panic` hits a bug.
+    #[derive(Default)]
+    struct BuggyHandler {
+        buffers: BufferPool,
+    }
+
+    impl Handler for BuggyHandler {
+        type Stream = std::convert::Infallible;
+
+        async fn handle(&self, req: Request<'_>, resp: &mut Response) -> Option<Self::Stream> {
+            assert!(req.path() != b"/panic", "a bug in the handler");
+            resp.status = 200;
+            resp.body.extend_from_slice(b"ok");
+            None
+        }
+
+        async fn next_piece(&self, stream: &mut Self::Stream, _: &mut Vec<u8>) -> Piece {
+            match *stream {}
+        }
+
+        fn end_stream(&self, stream: Self::Stream, _: Request<'_>, _: StreamEnd, _: u64) {
+            match stream {}
+        }
+
+        fn buffers(&self) -> &BufferPool {
+            &self.buffers
+        }
+    }
+
+    #[test]
+    fn a_panicking_stream_is_reset_and_the_connection_serves_on() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let listener = monoio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            monoio::spawn(async move {
+                let (stream, _) = listener.accept().await.expect("accept");
+                let shared = Rc::new(Shared {
+                    handler: Rc::new(BuggyHandler::default()),
+                    limits: Limits::default(),
+                    shutdown: Rc::new(Shutdown::default()),
+                    secure: false,
+                });
+                serve(stream, Vec::new(), None, shared).await;
+            });
+            let tcp = monoio::net::TcpStream::connect(addr)
+                .await
+                .expect("connect");
+            let io = tcp.try_into_poll_io().map_err(|(e, _)| e).expect("poll io");
+            let (client, connection) = h2::client::handshake(io).await.expect("handshake");
+            monoio::spawn(async move {
+                let _ = connection.await;
+            });
+            let mut client = client.ready().await.expect("ready");
+            let ask = |path: &str| {
+                http::Request::get(format!("http://gw{path}"))
+                    .body(())
+                    .expect("request")
+            };
+            let (answer, _) = client.send_request(ask("/panic"), true).expect("send");
+            assert!(answer.await.is_err(), "the buggy stream is reset");
+            let mut client = client.ready().await.expect("the connection lives on");
+            let (answer, _) = client.send_request(ask("/ok"), true).expect("send");
+            let answer = answer.await.expect("answer");
+            assert_eq!(answer.status(), 200);
+            let mut body = answer.into_body();
+            let data = body.data().await.expect("data").expect("bytes");
+            assert_eq!(&data[..], b"ok");
+        });
+    }
 
     #[test]
     fn only_the_preface_opens_h2c() {
