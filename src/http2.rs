@@ -443,38 +443,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewound<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::conn::BufferPool;
+    use crate::http::conn::buggy::BuggyHandler;
     use crate::http::shutdown::Shutdown;
     use crate::http::Limits;
-
-    /// Answers `ok`, except that a request for `/panic` hits a bug.
-    #[derive(Default)]
-    struct BuggyHandler {
-        buffers: BufferPool,
-    }
-
-    impl Handler for BuggyHandler {
-        type Stream = std::convert::Infallible;
-
-        async fn handle(&self, req: Request<'_>, resp: &mut Response) -> Option<Self::Stream> {
-            assert!(req.path() != b"/panic", "a bug in the handler");
-            resp.status = 200;
-            resp.body.extend_from_slice(b"ok");
-            None
-        }
-
-        async fn next_piece(&self, stream: &mut Self::Stream, _: &mut Vec<u8>) -> Piece {
-            match *stream {}
-        }
-
-        fn end_stream(&self, stream: Self::Stream, _: Request<'_>, _: StreamEnd, _: u64) {
-            match stream {}
-        }
-
-        fn buffers(&self) -> &BufferPool {
-            &self.buffers
-        }
-    }
 
     #[test]
     fn a_panicking_stream_is_reset_and_the_connection_serves_on() {

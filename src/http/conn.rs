@@ -991,14 +991,14 @@ pub async fn accept_until_shutdown(
     }
 }
 
+/// A handler with a bug, for the tests of every protocol's catch.
 #[cfg(test)]
-mod tests {
+pub(crate) mod buggy {
     use super::*;
-    use std::io::{Read, Write};
 
     /// Answers `ok`, except that a request for `/panic` hits a bug.
     #[derive(Default)]
-    struct BuggyHandler {
+    pub(crate) struct BuggyHandler {
         buffers: BufferPool,
     }
 
@@ -1024,6 +1024,13 @@ mod tests {
             &self.buffers
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::buggy::BuggyHandler;
+    use super::*;
+    use std::io::{Read, Write};
 
     fn exchange(addr: std::net::SocketAddr, request: &str) -> String {
         let mut c = std::net::TcpStream::connect(addr).expect("connect");
