@@ -435,8 +435,13 @@ mod tests {
                 shared.clone(),
                 &slots,
             );
-            eprintln!("conn::serve alone {} bytes", size(&plain));
+            // The HTTP/1.1 loop alone, as HTTPS connections run it.
+            let loop_only = size(&plain);
             drop(plain);
+            assert!(
+                loop_only <= 528,
+                "the HTTP/1.1 loop's future is {loop_only} bytes"
+            );
             let f = super::serve_plain(stream, None, shared, &slots);
             let (idle, request) = (size(&f), slots.request_size());
             eprintln!("connection future {idle} bytes, request future {request} bytes");
