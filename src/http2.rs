@@ -216,10 +216,15 @@ async fn serve_stream<H: Handler>(
         path,
         authority: parts.uri.authority().map(|a| a.as_str().as_bytes()),
     };
+    // Cookies may come as several fields (RFC 9113 §8.2.3): joined into one, as HTTP/1.1
+    // sends them, for the plugins and the function.
+    let cookies = joined_cookies(&parts.headers);
     let fields = parts
         .headers
         .iter()
-        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+        .filter(|(n, _)| cookies.is_none() || *n != http::header::COOKIE)
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+        .chain(cookies.as_deref().map(|c| (&b"cookie"[..], c)));
     if let Err(e) = head_from_fields(
         pseudo,
         fields,
@@ -305,6 +310,20 @@ async fn serve_stream<H: Handler>(
             handler.end_stream(output, req, end, sent);
         }
     }
+}
+
+/// The request's cookie fields joined with `; `, when there are several.
+fn joined_cookies(headers: &http::HeaderMap) -> Option<Vec<u8>> {
+    let mut cookies = headers.get_all(http::header::COOKIE).iter();
+    let first = cookies.next()?;
+    let mut rest = cookies.peekable();
+    rest.peek()?;
+    let mut joined = first.as_bytes().to_vec();
+    for cookie in rest {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(cookie.as_bytes());
+    }
+    Some(joined)
 }
 
 /// Sends `piece` once the client's window has room for it, within `limit`: a client that
@@ -490,6 +509,20 @@ mod tests {
             let data = body.data().await.expect("data").expect("bytes");
             assert_eq!(&data[..], b"ok");
         });
+    }
+
+    #[test]
+    fn several_cookie_fields_are_joined() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(joined_cookies(&headers), None);
+        headers.append(http::header::COOKIE, "a=1".parse().expect("value"));
+        assert_eq!(joined_cookies(&headers), None, "one field stays as it is");
+        headers.append(http::header::COOKIE, "b=2".parse().expect("value"));
+        headers.append(http::header::COOKIE, "c=3".parse().expect("value"));
+        assert_eq!(
+            joined_cookies(&headers).as_deref(),
+            Some(&b"a=1; b=2; c=3"[..])
+        );
     }
 
     #[test]
