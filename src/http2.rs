@@ -235,7 +235,8 @@ async fn serve_stream<H: Handler>(
     ) {
         return refuse(&mut respond, shared, peer, Failure::Head(e));
     }
-    let req = Request {
+    // The phases see it while it is handled, the log once a streamed answer has ended.
+    let request = || Request {
         buf: &buf,
         head: &head,
         body: &body,
@@ -245,7 +246,7 @@ async fn serve_stream<H: Handler>(
     let handler = &*shared.handler;
     let mut resp = Response::default();
     resp.clear();
-    let streamed = handler.handle(req, &mut resp).await;
+    let streamed = handler.handle(request(), &mut resp).await;
     let is_head = parts.method == http::Method::HEAD;
     let wants_body = !is_head && !resp.is_bodiless();
     match streamed {
@@ -272,13 +273,7 @@ async fn serve_stream<H: Handler>(
             }
         }
         Some(mut output) => {
-            let req = Request {
-                buf: &buf,
-                head: &head,
-                body: &body,
-                peer,
-                secure: false,
-            };
+            let req = request();
             let Some(mut send) = send_head(&mut respond, &resp, None, !wants_body) else {
                 handler.end_stream(output, req, StreamEnd::Abandoned, 0);
                 return;
