@@ -4,8 +4,9 @@
 //! adapts monoio's streams to it (their `poll-io` form speaks tokio's traits), and turns a
 //! stream into a [`Request`] and a [`Response`] back into HEADERS and DATA.
 //!
-//! So far: h2c with prior knowledge on the plain listener (a connection whose first bytes are
-//! the HTTP/2 preface), answers buffered or streamed piece by piece.
+//! Two ways in: h2c with prior knowledge on the plain listener (a connection whose first bytes
+//! are the HTTP/2 preface, [`serve_h2c`]), and ALPN `h2` on the HTTPS listener ([`serve`] over
+//! the TLS stream). Answers are buffered or streamed piece by piece.
 
 use crate::http::budget::SMALL_BYTES;
 use crate::http::conn::{reserve_body, Handler, Piece, Refusal, Shared, StreamEnd};
@@ -35,6 +36,9 @@ const MAX_CONCURRENT_STREAMS: u32 = 100;
 const MAX_PENDING_RESETS: usize = 20;
 /// The per-stream receive window: what a client may send before the gateway has read it.
 const STREAM_WINDOW: u32 = 64 * 1024;
+/// What a client may send across its streams before the gateway has read it: enough for
+/// sixteen streams' full windows at once.
+const CONNECTION_WINDOW: u32 = 16 * STREAM_WINDOW;
 /// What a connection may have queued for sending, across its streams.
 const MAX_SEND_BUFFER: usize = 256 * 1024;
 
@@ -49,23 +53,31 @@ pub fn is_preface(first: &[u8]) -> bool {
 }
 
 /// Serves an h2c connection whose first bytes, already read, are `first`.
-pub async fn serve<H: Handler + 'static>(
+pub async fn serve_h2c<H: Handler + 'static>(
     stream: monoio::net::TcpStream,
     first: Vec<u8>,
     peer: Option<std::net::IpAddr>,
     shared: Rc<Shared<H>>,
 ) {
-    let io = match stream.try_into_poll_io() {
-        Ok(io) => Rewound {
-            first,
-            read: 0,
-            inner: io,
-        },
-        Err((e, _)) => {
-            log::debug!("an h2c connection could not be polled: {e}");
-            return;
+    match stream.try_into_poll_io() {
+        Ok(io) => {
+            let io = Rewound {
+                first,
+                read: 0,
+                inner: io,
+            };
+            serve(io, peer, shared).await
         }
-    };
+        Err((e, _)) => log::debug!("an h2c connection could not be polled: {e}"),
+    }
+}
+
+/// Serves an HTTP/2 connection from its preface on: each stream a request to the handler.
+pub async fn serve<H, IO>(io: IO, peer: Option<std::net::IpAddr>, shared: Rc<Shared<H>>)
+where
+    H: Handler + 'static,
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     let limits = &shared.limits;
     let mut builder = h2::server::Builder::new();
     builder
@@ -73,12 +85,15 @@ pub async fn serve<H: Handler + 'static>(
         .max_header_list_size(limits.max_head_bytes as u32)
         .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
         .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .max_send_buffer_size(MAX_SEND_BUFFER);
-    let handshake = monoio::time::timeout(limits.client_timeout, builder.handshake(io));
+    // h2 borrows the stream: it is needed again to close it well after a connection error.
+    let mut io = io;
+    let handshake = monoio::time::timeout(limits.client_timeout, builder.handshake(&mut io));
     let mut conn: h2::server::Connection<_, Bytes> = match handshake.await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
-            log::debug!("h2c handshake failed: {e}");
+            log::debug!("HTTP/2 handshake failed: {e}");
             return;
         }
         Err(_) => return,
@@ -93,7 +108,12 @@ pub async fn serve<H: Handler + 'static>(
     let mut closing = false;
     loop {
         let next = if closing {
-            Some(conn.accept().await)
+            // The streams in flight finish (each bounded by its own timeouts); a client that
+            // no longer reads (its GOAWAY unsent) has the client timeout after them.
+            monoio::select! {
+                next = conn.accept() => Some(next),
+                _ = activity.idle_for(limits.client_timeout) => return,
+            }
         } else {
             monoio::select! {
                 next = conn.accept() => Some(next),
@@ -105,6 +125,7 @@ pub async fn serve<H: Handler + 'static>(
             // Stop signal or idle: GOAWAY, and the streams in flight finish.
             None => {
                 closing = true;
+                activity.last.set(Instant::now());
                 conn.graceful_shutdown();
             }
             Some(Some(Ok((request, respond)))) => {
@@ -117,12 +138,40 @@ pub async fn serve<H: Handler + 'static>(
                 });
             }
             Some(Some(Err(e))) => {
-                log::debug!("h2c connection error: {e}");
+                log::debug!("HTTP/2 connection error: {e}");
+                drop(conn);
+                linger(&mut io).await;
                 return;
             }
             Some(None) => return,
         }
     }
+}
+
+/// How long, and how many bytes, a connection closed for an error is read from and dropped.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 16 << 20;
+
+/// Closes a connection after an error with the gateway's GOAWAY (already written) still
+/// readable by the client: its write side is shut, then what the client is still sending is
+/// read and dropped for a moment. Closing with unread bytes would make the kernel answer with
+/// a reset, which can destroy the GOAWAY in the client's receive queue before it reads it.
+async fn linger<IO: AsyncRead + AsyncWrite + Unpin>(io: &mut IO) {
+    let drain = async {
+        std::future::poll_fn(|cx| Pin::new(&mut *io).poll_shutdown(cx)).await?;
+        let mut scratch = vec![0u8; 16 * 1024];
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES {
+            let mut buf = ReadBuf::new(&mut scratch);
+            std::future::poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut buf)).await?;
+            match buf.filled().len() {
+                0 => break,
+                n => dropped += n,
+            }
+        }
+        io::Result::Ok(())
+    };
+    let _ = monoio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// A connection's streams in flight, and when the last one ended.
@@ -241,7 +290,7 @@ async fn serve_stream<H: Handler>(
         head: &head,
         body: &body,
         peer,
-        secure: false,
+        secure: shared.secure,
     };
     let handler = &*shared.handler;
     let mut resp = Response::default();
@@ -404,7 +453,7 @@ fn refuse<H: Handler>(
         response_bytes,
         request_bytes: 0,
         peer,
-        secure: false,
+        secure: shared.secure,
     });
 }
 
@@ -478,7 +527,7 @@ mod tests {
                     shutdown: Rc::new(Shutdown::default()),
                     secure: false,
                 });
-                serve(stream, Vec::new(), None, shared).await;
+                serve_h2c(stream, Vec::new(), None, shared).await;
             });
             let tcp = monoio::net::TcpStream::connect(addr)
                 .await

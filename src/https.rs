@@ -1,11 +1,14 @@
 //! HTTPS for clients: the default certificate given by `--tls-cert`/`--tls-key` (checked when
 //! loaded: parseable, key matching, not expired), reloaded on `SIGHUP` and swapped in without
 //! touching open connections; the configuration's `certificates` chosen by SNI; and the rustls
-//! server config every worker accepts with (TLS 1.2 and 1.3, ALPN `http/1.1`, session tickets
-//! and a session cache shared by all).
+//! server config every worker accepts with (TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`, session
+//! tickets and a session cache shared by all); and the handshake, after which a connection is
+//! served by the protocol ALPN chose.
 
 use crate::config::Snapshot;
 use arc_swap::ArcSwap;
+use monoio::net::tcp::stream_poll::TcpStreamPoll;
+use monoio::net::TcpStream;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -84,6 +87,7 @@ pub fn load_certified_key(files: &CertificateFiles) -> Result<CertifiedKey, Stri
 pub fn server_config(
     default: Arc<ServerCertificate>,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    http2: bool,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -91,10 +95,49 @@ pub fn server_config(
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(Resolver { default, snapshot }));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![H2.to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
     Ok(Arc::new(config))
+}
+
+/// HTTP/2's ALPN protocol id (RFC 9113 §3.2).
+const H2: &[u8] = b"h2";
+
+/// A client connection after its TLS handshake, in the form its protocol is served on.
+pub enum Accepted {
+    /// HTTP/1.1 (chosen by ALPN, or no ALPN): monoio's completion-based stream, as before.
+    Http1(monoio_rustls::ServerTlsStream<TcpStream>),
+    /// HTTP/2: the readiness-based stream the `h2` crate reads through tokio's traits.
+    Http2(tokio_rustls::server::TlsStream<TcpStreamPoll>),
+}
+
+/// The handshake with a client, then the connection in the form its protocol needs.
+///
+/// The handshake runs on the readiness-based form of the socket (tokio-rustls), because an
+/// `h2` connection must stay there; an HTTP/1.1 one goes back to the completion-based form
+/// with the same TLS session. tokio-rustls keeps no bytes of its own beside the session
+/// (what arrived with the client's Finished is in the session, read first), so the switch
+/// loses nothing; monoio-rustls, which reads ahead into its own buffer, could not give its
+/// session up that way.
+pub async fn accept(
+    stream: TcpStream,
+    acceptor: &tokio_rustls::TlsAcceptor,
+) -> std::io::Result<Accepted> {
+    let poll = stream.try_into_poll_io().map_err(|(e, _)| e)?;
+    let tls = acceptor.accept(poll).await?;
+    if tls.get_ref().1.alpn_protocol() == Some(H2) {
+        return Ok(Accepted::Http2(tls));
+    }
+    let (poll, session) = tls.into_inner();
+    let stream = poll.try_into_comp_io().map_err(|(e, _)| e)?;
+    Ok(Accepted::Http1(monoio_rustls::ServerTlsStream::new(
+        stream, session,
+    )))
 }
 
 #[cfg(test)]

@@ -8,18 +8,27 @@ use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use support::*;
 
-/// curl over h2c with prior knowledge: the status, the protocol curl used, the body.
-fn curl_h2(url: &str, extra: &[&str]) -> (String, String) {
+/// curl with `flags`: the status and the protocol curl used, and the body.
+fn curl(flags: &[&str], url: &str) -> (String, String) {
     let out = Command::new("curl")
-        .args(["-s", "--max-time", "10", "--http2-prior-knowledge"])
+        .args(["-s", "--max-time", "10"])
         .args(["-w", "\n%{http_code} %{http_version}"])
-        .args(extra)
+        .args(flags)
         .arg(url)
         .output()
         .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
     (status.to_string(), body.to_string())
+}
+
+/// curl over h2c with prior knowledge.
+fn curl_h2(url: &str, extra: &[&str]) -> (String, String) {
+    let flags: Vec<&str> = ["--http2-prior-knowledge"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    curl(&flags, url)
 }
 
 #[test]
@@ -63,12 +72,18 @@ fn curl_speaks_h2c_and_the_function_sees_the_request() {
 /// object.
 const CLIENT: &str = r#"
 import json, socket, sys, time
-import h2.connection, h2.config, h2.events, h2.errors
+import h2.connection, h2.config, h2.events, h2.errors, h2.settings
 port, scenario = int(sys.argv[1]), sys.argv[2]
+out = {"statuses": {}, "bodies": {}, "goaway": None, "resets": {}, "ended": []}
 s = socket.create_connection(("127.0.0.1", port)); s.settimeout(10)
+if len(sys.argv) > 3:
+    # TLS with ALPN h2, trusting the CA file given.
+    import ssl
+    ctx = ssl.create_default_context(cafile=sys.argv[3]); ctx.set_alpn_protocols(["h2"])
+    s = ctx.wrap_socket(s, server_hostname="localhost")
+    out["alpn"] = s.selected_alpn_protocol()
 c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
 c.initiate_connection(); s.sendall(c.data_to_send())
-out = {"statuses": {}, "bodies": {}, "goaway": None, "resets": {}, "ended": []}
 def pump(until):
     while not until():
         try:
@@ -139,12 +154,203 @@ elif scenario == "too-large":
         c.send_data(1, chunk); sent += len(chunk)
         s.sendall(c.data_to_send())
     pump(lambda: 1 in out["statuses"] or 1 in out["resets"])
+elif scenario == "event":
+    # One request with its cookies in two fields, for a route that sends API Gateway events.
+    c.send_headers(1, [(":method", "GET"), (":path", "/ev?q=1"), (":scheme", "https"), (":authority", "gw.test"), ("cookie", "a=1"), ("cookie", "b=2")], end_stream=True)
+    s.sendall(c.data_to_send())
+    pump(lambda: 1 in out["ended"] or 1 in out["resets"])
+elif scenario == "zero-window":
+    # A client that never opens its window: the answer's HEADERS come, its DATA cannot.
+    c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    c.send_headers(1, [(":method", "POST"), (":path", "/h"), (":scheme", "http"), (":authority", "gw"), ("content-type", "application/octet-stream")])
+    for i in range(4):
+        c.send_data(1, b"z" * 15000, end_stream=(i == 3))
+    s.sendall(c.data_to_send())
+    started = time.time()
+    pump(lambda: 1 in out["resets"] or 1 in out["ended"])
+    out["waited"] = time.time() - started
 print(json.dumps(out))
 "#;
 
+/// A client writing raw frames (hyperframe and hpack, below Python's `h2`, which would refuse
+/// to send most of them): `scenario` against the gateway at `port`; prints one JSON object
+/// with the GOAWAY code, the streams reset (and their codes), the statuses answered, and
+/// whether the gateway closed the connection or stopped reading.
+const RAW: &str = r#"
+import json, socket, sys, time
+from hyperframe.frame import Frame, SettingsFrame, HeadersFrame, ContinuationFrame, DataFrame, PingFrame, GoAwayFrame, RstStreamFrame
+import hpack
+port, scenario = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port)); s.settimeout(5)
+out = {"goaway": None, "resets": {}, "statuses": {}, "closed": False, "stalled": False, "sent": 0}
+enc, dec, buf = hpack.Encoder(), hpack.Decoder(), bytearray()
+dec.max_header_list_size = 1 << 30
+def raw(data):
+    try:
+        s.settimeout(5); s.sendall(data); return True
+    except socket.timeout:
+        out["stalled"] = True; return False
+    except OSError:
+        out["closed"] = True; return False
+def send(*frames):
+    if raw(b"".join(f.serialize() for f in frames)):
+        out["sent"] += len(frames); return True
+    return False
+def read_some(wait):
+    global buf
+    try:
+        if wait:
+            s.settimeout(wait); data = s.recv(65536)
+        else:
+            s.setblocking(False); data = s.recv(65536)
+    except (BlockingIOError, socket.timeout):
+        return False
+    except OSError:
+        out["closed"] = True; return False
+    if not data:
+        out["closed"] = True; return False
+    buf += data
+    while len(buf) >= 9:
+        f, length = Frame.parse_frame_header(memoryview(bytes(buf[:9])))
+        if len(buf) < 9 + length:
+            break
+        f.parse_body(memoryview(bytes(buf[9:9 + length]))); del buf[:9 + length]
+        if isinstance(f, GoAwayFrame):
+            out["goaway"] = f.error_code
+        elif isinstance(f, RstStreamFrame):
+            out["resets"][str(f.stream_id)] = f.error_code
+        elif isinstance(f, HeadersFrame):
+            out["statuses"][str(f.stream_id)] = dict(dec.decode(bytes(f.data))).get(":status")
+        elif isinstance(f, SettingsFrame) and "ACK" not in f.flags:
+            out["settings"] = True
+            if scenario != "continuation-flood":
+                send(SettingsFrame(0, flags=["ACK"]))
+    return True
+def pump(until, limit=15):
+    end = time.time() + limit
+    while not until() and not out["closed"] and time.time() < end:
+        read_some(1)
+def request(sid, path, end=True, extra=()):
+    block = enc.encode([(":method", "GET" if end else "POST"), (":path", path), (":scheme", "http"), (":authority", "gw")] + list(extra))
+    return HeadersFrame(sid, data=block, flags=["END_HEADERS"] + (["END_STREAM"] if end else []))
+def int_prefix(value, bits, first):
+    top = (1 << bits) - 1
+    if value < top:
+        return bytes([first | value])
+    out_, value = bytearray([first | top]), value - top
+    while value >= 128:
+        out_.append((value & 127) | 128); value >>= 7
+    out_.append(value)
+    return bytes(out_)
+if scenario == "bad-preface":
+    raw(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + SettingsFrame(0).serialize())
+    pump(lambda: False, 5)
+    print(json.dumps(out)); sys.exit()
+raw(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"); send(SettingsFrame(0))
+pump(lambda: "settings" in out)
+if scenario == "continuation-flood":
+    # A header block that never ends: HEADERS without END_HEADERS, then CONTINUATION frames
+    # of 16 KiB each (CVE-2024-27316); the gateway's SETTINGS are not even acknowledged.
+    send(HeadersFrame(1, data=enc.encode([(":method", "GET"), (":path", "/h"), (":scheme", "http"), (":authority", "gw")]), flags=["END_STREAM"]))
+    # Fifteen whole fields per frame (literal, not indexed): each frame decodes on its own.
+    field = b"\x00" + int_prefix(8, 7, 0) + b"x-flood0" + int_prefix(1000, 7, 0) + b"v" * 1000
+    block = field * 15
+    for i in range(2000):
+        if not send(ContinuationFrame(1, data=block)):
+            break
+        read_some(0)
+        if out["goaway"] is not None or out["closed"]:
+            break
+    pump(lambda: out["goaway"] is not None)
+elif scenario in ("hpack-bomb", "hpack-bomb-large"):
+    # One 4,000-byte field put in the dynamic table, then referenced by its one-byte index
+    # on fifty streams: 12 times per request (48 KB decoded from a few bytes), or 100 times
+    # (400 KB).
+    first = enc.encode([("x-bomb", "A" * 4000)])
+    refs = 12 if scenario == "hpack-bomb" else 100
+    for i in range(50):
+        sid = 1 + 2 * i
+        # Never indexed: the bomb stays entry 62 of the dynamic table.
+        pseudo = enc.encode([(":method", "GET", True), (":path", "/h?bomb=%d" % i, True), (":scheme", "http", True), (":authority", "gw", True)])
+        block = pseudo + (first if i == 0 else b"") + bytes([0x80 | 62]) * refs
+        if not send(HeadersFrame(sid, data=block, flags=["END_HEADERS", "END_STREAM"])):
+            break
+        pump(lambda: str(sid) in out["statuses"] or str(sid) in out["resets"], 5)
+        if out["goaway"] is not None:
+            break
+elif scenario == "table-size":
+    # A dynamic table size update above the gateway's SETTINGS_HEADER_TABLE_SIZE (4,096).
+    block = int_prefix(1 << 24, 5, 0x20) + enc.encode([(":method", "GET"), (":path", "/h"), (":scheme", "http"), (":authority", "gw")])
+    send(HeadersFrame(1, data=block, flags=["END_HEADERS", "END_STREAM"]))
+    pump(lambda: out["goaway"] is not None)
+elif scenario in ("settings-flood", "ping-flood"):
+    # Frames the gateway must acknowledge, sent without reading a single acknowledgement.
+    frame = SettingsFrame(0) if scenario == "settings-flood" else PingFrame(0, opaque_data=b"12345678")
+    batch = frame.serialize() * 1000
+    for i in range(200):
+        if not raw(batch):
+            break
+        out["sent"] += 1000
+    out["flood_done"] = time.time()
+    print(json.dumps(out), flush=True)
+    # Then read what the gateway says, until it closes the connection.
+    pump(lambda: False, 30)
+elif scenario == "empty-data":
+    # A stream kept open by 100,000 empty DATA frames, then ended (CVE-2019-9518).
+    send(request(1, "/h", end=False, extra=[("content-type", "application/x-www-form-urlencoded")]))
+    empty = DataFrame(1, data=b"").serialize() * 1000
+    for i in range(100):
+        if not raw(empty):
+            break
+        out["sent"] += 1000
+        read_some(0)
+        if out["goaway"] is not None:
+            break
+    send(DataFrame(1, data=b"e=1", flags=["END_STREAM"]))
+    pump(lambda: "1" in out["statuses"] or out["goaway"] is not None)
+elif scenario == "stream-reuse":
+    send(request(1, "/h?first=1"))
+    pump(lambda: "1" in out["statuses"])
+    send(request(1, "/h?again=1"))
+    pump(lambda: out["goaway"] is not None)
+elif scenario == "stream-order":
+    send(request(5, "/h?five=1"))
+    send(request(3, "/h?three=1"))
+    pump(lambda: out["goaway"] is not None)
+elif scenario == "closed-stream-data":
+    send(request(1, "/h?done=1"))
+    pump(lambda: "1" in out["statuses"])
+    time.sleep(0.2); read_some(0)
+    send(DataFrame(1, data=b"late", flags=["END_STREAM"]))
+    pump(lambda: out["goaway"] is not None or "1" in out["resets"])
+elif scenario == "too-many-streams":
+    # 110 slow requests at once on a connection allowed 100.
+    send(*[request(1 + 2 * i, "/slow?n=%d" % i) for i in range(110)])
+    pump(lambda: len(out["statuses"]) + len(out["resets"]) >= 110, 20)
+print(json.dumps(out))
+"#;
+
+fn raw_client(port: u16, scenario: &str) -> Value {
+    let out = python::python()
+        .args(["-c", RAW, &port.to_string(), scenario])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("python");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.trim().lines().last().unwrap_or("");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
 fn h2_client(port: u16, scenario: &str) -> Value {
+    h2_client_over(port, scenario, None)
+}
+
+/// [`h2_client`], over TLS trusting `ca` when given.
+fn h2_client_over(port: u16, scenario: &str, ca: Option<&std::path::Path>) -> Value {
     let out = python::python()
         .args(["-c", CLIENT, &port.to_string(), scenario])
+        .args(ca)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .output()
@@ -184,5 +390,270 @@ fn streams_are_requests_and_the_known_attacks_are_refused() {
         assert_eq!(large["statuses"]["1"], "413", "{driver:?}: {large}");
         // And the gateway serves on.
         assert_eq!(gw.send(&get("/h?after=1")).json(), json!({"after": "1"}));
+    }
+}
+
+/// [`raw_client`] with the gateway's resident memory sampled while it runs: (its answer, the
+/// most the gateway held above what it held before, KiB).
+fn raw_client_measured(gw: &Gateway, scenario: &str) -> (Value, u64) {
+    let before = rss_kb(gw.pid());
+    let mut child = python::python()
+        .args(["-c", RAW, &gw.addr.port().to_string(), scenario])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python");
+    let mut peak = before;
+    while child.try_wait().expect("wait").is_none() {
+        peak = peak.max(rss_kb(gw.pid()));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.trim().lines().last().unwrap_or("");
+    let answer = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let held = peak.saturating_sub(before);
+    eprintln!("{scenario}: the gateway held {held} KiB more at most");
+    (answer, held)
+}
+
+/// Two routes: `/h` invokes `echo`, `/slow` a function that answers after 600 ms.
+fn echo_and_slow(mock: &MockLambda) -> String {
+    let slow = config_for(mock, "/slow", "slow", "")
+        .replace("name: svc", "name: slow-svc")
+        .replace("name: route", "name: slow");
+    let (_, services) = slow.split_once("services:\n").expect("services");
+    format!("{}{services}", config_for(mock, "/h", "echo", ""))
+}
+
+#[test]
+fn frames_from_a_hostile_client_cost_its_connection_only() {
+    let mock = MockLambda::start();
+    let config = echo_and_slow(&mock);
+    for driver in DRIVERS {
+        let gw = Gateway::start_args(
+            &mock,
+            &config,
+            driver,
+            &["--client-timeout", "2s", "--keepalive-timeout", "2s"],
+        );
+        let port = gw.addr.port();
+        let invokes = || mock.requests().len();
+        // What one connection may make the gateway hold, whatever it sends.
+        let bound_kb = 16 * 1024;
+
+        // Not the preface after `PRI `: the connection is closed, nothing answered.
+        let bad = raw_client(port, "bad-preface");
+        assert_eq!(bad["closed"], true, "{driver:?}: {bad}");
+        assert_eq!(bad["statuses"], json!({}), "{driver:?}");
+
+        // The connection is closed with GOAWAY ENHANCE_YOUR_CALM, nothing answered or
+        // invoked, and the gateway held less than the bound meanwhile.
+        let calmed = |scenario: &str| {
+            let before = invokes();
+            let (answer, held) = raw_client_measured(&gw, scenario);
+            assert_eq!(answer["goaway"], 11, "{driver:?}: {scenario}: {answer}");
+            assert_eq!(
+                answer["statuses"],
+                json!({}),
+                "{driver:?}: {scenario}: {answer}"
+            );
+            assert!(held < bound_kb, "{driver:?}: {scenario}: {held} KiB held");
+            assert_eq!(invokes(), before, "{driver:?}: {scenario}");
+        };
+
+        // CONTINUATION flood: closed after a few frames of the block.
+        calmed("continuation-flood");
+
+        // HPACK bomb: 48 KB decoded from each few-byte block, past the 32 KiB header limit:
+        // 431 on every stream, and no invoke; 400 KB (over four times the limit, h2's abuse
+        // bound): GOAWAY ENHANCE_YOUR_CALM on the first.
+        let before = invokes();
+        let (bomb, held) = raw_client_measured(&gw, "hpack-bomb");
+        for i in 0..50 {
+            let sid = (1 + 2 * i).to_string();
+            assert_eq!(bomb["statuses"][&sid], "431", "{driver:?}: {sid}: {bomb}");
+        }
+        assert!(held < bound_kb, "{driver:?}: {held} KiB held");
+        assert_eq!(invokes(), before, "{driver:?}");
+        calmed("hpack-bomb-large");
+
+        // A dynamic table larger than the gateway allows: a connection error. (RFC 9113 §4.3
+        // names COMPRESSION_ERROR for a decoding error; h2 says PROTOCOL_ERROR.)
+        let table = raw_client(port, "table-size");
+        let code = table["goaway"].as_u64();
+        assert!(matches!(code, Some(1 | 9)), "{driver:?}: {table}");
+        assert_eq!(table["statuses"], json!({}), "{driver:?}: {table}");
+
+        // 200,000 SETTINGS (or PINGs) sent without reading an acknowledgement: the gateway
+        // stops reading once its acknowledgements cannot be sent, holds no more for it, and
+        // closes the connection once it is idle.
+        for flood in ["settings-flood", "ping-flood"] {
+            let (answer, held) = raw_client_measured(&gw, flood);
+            assert!(held < bound_kb, "{driver:?}: {flood}: {held} KiB held");
+            assert_eq!(answer["closed"], true, "{driver:?}: {flood}: {answer}");
+        }
+
+        // 100,000 empty DATA frames on a stream (CVE-2019-9518): h2 counts them (100 at
+        // most) and closes the connection.
+        calmed("empty-data");
+
+        // A stream id used twice, or going down, is a connection error.
+        let reuse = raw_client(port, "stream-reuse");
+        assert!(
+            [1, 5].contains(&reuse["goaway"].as_u64().unwrap_or(0)),
+            "{driver:?}: {reuse}"
+        );
+        let order = raw_client(port, "stream-order");
+        assert_eq!(order["goaway"], 1, "{driver:?}: {order}");
+        // DATA on a stream that has ended: STREAM_CLOSED.
+        let late = raw_client(port, "closed-stream-data");
+        let code = late["resets"]["1"].as_u64().or(late["goaway"].as_u64());
+        assert_eq!(code, Some(5), "{driver:?}: {late}");
+
+        // 110 streams at once on a connection allowed 100: the ten over are refused
+        // (REFUSED_STREAM), the hundred answered.
+        let many = raw_client(port, "too-many-streams");
+        let statuses = many["statuses"].as_object().expect("statuses");
+        let answered = statuses.values().filter(|s| *s == "200").count();
+        let refused = many["resets"]
+            .as_object()
+            .expect("resets")
+            .values()
+            .filter(|c| **c == 7)
+            .count();
+        assert_eq!((answered, refused), (100, 10), "{driver:?}: {many}");
+
+        // The gateway serves on.
+        assert_eq!(gw.send(&get("/h?after=1")).json(), json!({"after": "1"}));
+    }
+}
+
+#[test]
+fn a_client_that_never_opens_its_window_is_let_go_at_the_client_timeout() {
+    let mock = MockLambda::start();
+    let config = config_for(&mock, "/h", "echo", "");
+    for driver in DRIVERS {
+        let gw = Gateway::start_args(&mock, &config, driver, &["--client-timeout", "2s"]);
+        let answer = h2_client(gw.addr.port(), "zero-window");
+        // The answer's HEADERS went out (not flow-controlled); its DATA never could: the
+        // stream is reset (CANCEL) once the client timeout has passed without room.
+        assert_eq!(answer["statuses"]["1"], "200", "{driver:?}: {answer}");
+        assert_eq!(answer["resets"]["1"], 8, "{driver:?}: {answer}");
+        let waited = answer["waited"].as_f64().unwrap_or(0.0);
+        assert!((1.5..6.0).contains(&waited), "{driver:?}: {waited} s");
+        assert_eq!(gw.send(&get("/h?after=1")).json(), json!({"after": "1"}));
+    }
+}
+
+/// A gateway serving `config` on h2c and on HTTPS (a certificate for `localhost` made now),
+/// with `extra` arguments: (the gateway, its HTTPS address, the CA file clients trust).
+fn tls_gateway(
+    mock: &MockLambda,
+    config: &str,
+    driver: Driver,
+    dir: &TempDir,
+    extra: &[&str],
+) -> (Gateway, std::net::SocketAddr, std::path::PathBuf) {
+    let files = support::pki::TlsFiles::generate(&dir.path, "h2 test CA", &["localhost"]);
+    let mut args: Vec<String> = vec![
+        "--tls-listen".into(),
+        "127.0.0.1:0".into(),
+        "--tls-cert".into(),
+        files.server_cert.display().to_string(),
+        "--tls-key".into(),
+        files.server_key.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let gw = Gateway::start_with(
+        mock,
+        GatewayOptions {
+            config,
+            driver,
+            env: vec![],
+            args,
+        },
+    );
+    let addr = gw
+        .logs()
+        .lines()
+        .find_map(|l| addr_after(l, "HTTPS listening on "))
+        .unwrap_or_else(|| panic!("no HTTPS address in the log:\n{}", gw.logs()));
+    (gw, addr, files.ca)
+}
+
+/// curl over HTTPS trusting `ca`, ALPN as `flag` asks.
+fn curl_tls(url: &str, ca: &std::path::Path, flag: &str) -> (String, String) {
+    curl(&[flag, "--cacert", &ca.display().to_string()], url)
+}
+
+#[test]
+fn alpn_h2_on_https_and_the_function_sees_http2() {
+    let mock = MockLambda::start();
+    // API Gateway 1.0 events: the function sees the protocol and the cookies as sent.
+    let config = config_for(&mock, "/ev", "echo", "awsgateway_compatible: true");
+    let dir = TempDir::new("h2-tls");
+    for driver in DRIVERS {
+        let (gw, tls, ca) = tls_gateway(&mock, &config, driver, &dir, &[]);
+        let event = |via: &str| {
+            let answer = match via {
+                "https" => h2_client_over(tls.port(), "event", Some(&ca)),
+                _ => h2_client(gw.addr.port(), "event"),
+            };
+            assert_eq!(answer["statuses"]["1"], "200", "{driver:?} {via}: {answer}");
+            if via == "https" {
+                assert_eq!(answer["alpn"], "h2", "{driver:?}");
+            }
+            serde_json::from_slice::<Value>(&mock.last().body).expect("event")
+        };
+        for via in ["https", "h2c"] {
+            let sent = event(via);
+            assert_eq!(
+                sent["requestContext"]["protocol"], "HTTP/2.0",
+                "{via}: {sent}"
+            );
+            assert_eq!(sent["httpMethod"], "GET", "{via}");
+            assert_eq!(sent["path"], "/ev", "{via}");
+            assert_eq!(sent["queryStringParameters"], json!({"q": "1"}), "{via}");
+            // Two cookie fields, one header as HTTP/1.1 would carry them (RFC 9113 §8.2.3).
+            assert_eq!(sent["headers"]["cookie"], "a=1; b=2", "{via}: {sent}");
+            assert_eq!(
+                sent["headers"]["host"], "gw.test",
+                "{via}: :authority is the host"
+            );
+        }
+        if installed("curl", "curl") {
+            let url = format!("https://localhost:{}/ev?via=curl", tls.port());
+            let (status, _) = curl_tls(&url, &ca, "--http2");
+            assert_eq!(status, "200 2", "{driver:?}");
+            let sent: Value = serde_json::from_slice(&mock.last().body).expect("event");
+            assert_eq!(sent["requestContext"]["protocol"], "HTTP/2.0");
+            let (status, _) = curl_tls(&url, &ca, "--http1.1");
+            assert_eq!(status, "200 1.1", "{driver:?}");
+            let sent: Value = serde_json::from_slice(&mock.last().body).expect("event");
+            assert_eq!(sent["requestContext"]["protocol"], "HTTP/1.1");
+        }
+        mock.assert_all_signatures_valid();
+    }
+}
+
+#[test]
+fn http2_off_speaks_http1_only() {
+    let mock = MockLambda::start();
+    let config = config_for(&mock, "/h", "echo", "");
+    let dir = TempDir::new("h2-off");
+    for driver in DRIVERS {
+        let (gw, tls, ca) = tls_gateway(&mock, &config, driver, &dir, &["--http2", "off"]);
+        if installed("curl", "curl") {
+            let url = format!("https://localhost:{}/h?a=1", tls.port());
+            let (status, body) = curl_tls(&url, &ca, "--http2");
+            assert_eq!(
+                (status.as_str(), body.as_str()),
+                ("200 1.1", r#"{"a":"1"}"#)
+            );
+        }
+        // The h2c preface is a malformed HTTP/1.1 request again.
+        let answer = gw.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        assert_eq!(answer.status, 400, "{driver:?}");
     }
 }

@@ -179,8 +179,8 @@ impl RequestEdits {
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
-        // An HTTP/2 request's `:authority` (or an absolute-form target's authority) becomes
-        // the Host line HTTP/1.1 text needs (RFC 9113 §8.3.1).
+        // An absolute-form target's authority, when no Host line came, becomes the Host line
+        // HTTP/1.1 text needs (an HTTP/2 request's `:authority` is already its Host field).
         if req.header("host").is_none() {
             if let Some(authority) = req.authority() {
                 out.extend_from_slice(b"host: ");

@@ -128,6 +128,11 @@ pub(super) struct Cli {
     )]
     pub admin_token: Option<String>,
 
+    /// HTTP/2 for clients: ALPN `h2` on --tls-listen and h2c with prior knowledge on --listen
+    /// (`off`: HTTP/1.1 only, an h2c preface is answered 400).
+    #[arg(long, global = true, env = "LAMBDA_GATEWAY_HTTP2", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set, value_name = "on|off")]
+    pub http2: bool,
+
     /// Time a client has to send a request head, and then its body (e.g. 30s, 500ms).
     #[arg(long, global = true, env = "LAMBDA_GATEWAY_CLIENT_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub client_timeout: Duration,
@@ -193,6 +198,15 @@ pub(super) enum Command {
 /// `500ms`, `30s`, `2m`, or a bare number of seconds.
 /// A listen address: `HOST:PORT`, the host an IP address or a name that resolves (its first
 /// address is used: `localhost:8000`).
+/// `on` or `off`.
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("say `on` or `off`".into()),
+    }
+}
+
 pub(super) fn listen_address(text: &str) -> Result<SocketAddr, String> {
     use std::net::ToSocketAddrs;
     if let Ok(addr) = text.parse() {

@@ -219,7 +219,11 @@ pub(super) fn serve(
     let published = Arc::new(ArcSwap::from_pointee(snapshot));
     let https = match certificate {
         Some((files, certificate)) => {
-            let config = match crate::https::server_config(certificate.clone(), published.clone()) {
+            let config = match crate::https::server_config(
+                certificate.clone(),
+                published.clone(),
+                cli.http2,
+            ) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: HTTPS: {e}");
@@ -302,6 +306,7 @@ pub(super) fn serve(
         metrics,
         https,
         access_log,
+        http2: cli.http2,
     };
     match runtime::serve(serve_cfg, &signals, None) {
         Ok(()) => {

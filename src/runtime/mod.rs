@@ -6,6 +6,7 @@ use crate::http::conn::{self, Shared};
 use crate::http::shutdown::Shutdown;
 use crate::http::Limits;
 use crate::http2;
+use crate::https::Accepted;
 use crate::proxy::Proxy;
 use crate::reactor::build_runtime;
 use crate::signals::{Event, Signals, Subscription};
@@ -44,6 +45,9 @@ pub struct ServeConfig {
     pub https: Option<HttpsServe>,
     /// The access log, unless off.
     pub access_log: Option<Arc<crate::access_log::AccessLog>>,
+    /// HTTP/2 for clients (`--http2`): h2c on the plain listener; the HTTPS listener's ALPN
+    /// is in its server config.
+    pub http2: bool,
 }
 
 /// The HTTPS listener: its address and the server config every worker accepts with.
@@ -203,7 +207,7 @@ async fn worker_main(
     };
     let https = match (https_addr, &cfg.https) {
         (Some(at), Some(h)) => match bind(at) {
-            Ok(l) => Some((l, monoio_rustls::TlsAcceptor::from(h.config.clone()))),
+            Ok(l) => Some((l, tokio_rustls::TlsAcceptor::from(h.config.clone()))),
             Err(e) => {
                 let _ = ready.send(Err(std::io::Error::new(
                     e.kind(),
@@ -282,6 +286,7 @@ async fn worker_main(
         });
     }
 
+    let h2c = cfg.http2;
     conn::accept_until_shutdown(&listener, &shutdown, |stream, peer| {
         let _ = stream.set_nodelay(true);
         let (shared, slots, active) = (shared.clone(), slots.clone(), active.clone());
@@ -290,13 +295,12 @@ async fn worker_main(
             let metrics = &shared.handler.metrics;
             metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
             // An IPv4 client of a dual-stack listener is shown as IPv4, as API Gateway shows it.
-            serve_plain(
-                stream,
-                Some(peer.ip().to_canonical()),
-                shared.clone(),
-                &slots,
-            )
-            .await;
+            let peer = Some(peer.ip().to_canonical());
+            if h2c {
+                serve_plain(stream, peer, shared.clone(), &slots).await;
+            } else {
+                conn::serve(stream, None, peer, shared.clone(), &slots).await;
+            }
             metrics.connections_closed.fetch_add(1, Ordering::Relaxed);
             active.set(active.get() - 1);
         });
@@ -330,7 +334,7 @@ async fn serve_plain<F>(
         return;
     };
     if http2::is_preface(&first) {
-        Box::pin(http2::serve(stream, first, peer, shared)).await;
+        Box::pin(http2::serve_h2c(stream, first, peer, shared)).await;
     } else {
         let held = conn::first_request(&shared, peer, &first);
         drop(first);
@@ -340,10 +344,10 @@ async fn serve_plain<F>(
 
 /// Accepts HTTPS clients until shutdown: each connection's handshake (bounded by the client
 /// timeout, so a stalled or garbage handshake costs a task and a socket for that long at most),
-/// then the same HTTP/1 serving as plain connections.
+/// then the same HTTP/1.1 serving as plain connections, or HTTP/2 when ALPN chose it.
 async fn serve_https(
     listener: TcpListener,
-    acceptor: monoio_rustls::TlsAcceptor,
+    acceptor: tokio_rustls::TlsAcceptor,
     shared: Rc<Shared<Proxy>>,
     shutdown: Rc<Shutdown>,
     active: Rc<Cell<usize>>,
@@ -365,11 +369,18 @@ async fn serve_https(
             let metrics = &shared.handler.metrics;
             metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
             let limit = shared.limits.client_timeout;
-            match monoio::time::timeout(limit, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
+            match monoio::time::timeout(limit, crate::https::accept(stream, &acceptor)).await {
+                Ok(Ok(accepted)) => {
                     metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
                     let peer = Some(peer.ip().to_canonical());
-                    conn::serve(tls, None, peer, shared.clone(), &slots).await
+                    match accepted {
+                        Accepted::Http1(tls) => {
+                            conn::serve(tls, None, peer, shared.clone(), &slots).await
+                        }
+                        Accepted::Http2(tls) => {
+                            Box::pin(http2::serve(tls, peer, shared.clone())).await
+                        }
+                    }
                 }
                 Ok(Err(e)) => {
                     metrics
