@@ -100,6 +100,8 @@ pub struct Entry<'a> {
     pub host: Option<&'a [u8]>,
     /// `https` or `http`.
     pub scheme: &'a str,
+    /// `HTTP/1.1`, `HTTP/2.0`…, or empty when not known.
+    pub protocol: &'a [u8],
     /// Request bytes (head and body).
     pub request_size: usize,
     /// Status sent.
@@ -150,7 +152,9 @@ impl Entry<'_> {
         out.extend_from_slice(b"://");
         crate::json::write_str_contents(out, self.host.unwrap_or_default());
         crate::json::write_str_contents(out, self.path);
-        out.extend_from_slice(b"\",\"size\":");
+        out.extend_from_slice(b"\",\"protocol\":");
+        write_str(out, self.protocol);
+        out.extend_from_slice(b",\"size\":");
         write_u64(out, self.request_size as u64);
         out.extend_from_slice(b"},\"response\":{\"status\":");
         write_u64(out, u64::from(self.status));
@@ -196,6 +200,7 @@ mod tests {
             path: b"/x\"y",
             host: Some(b"api.test"),
             scheme: "https",
+            protocol: b"HTTP/2.0",
             request_size: 120,
             status: 200,
             response_size: 18,
@@ -213,7 +218,7 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({
-                "request": {"method": "GET", "uri": "/x\"y", "url": "https://api.test/x\"y", "size": 120},
+                "request": {"method": "GET", "uri": "/x\"y", "url": "https://api.test/x\"y", "protocol": "HTTP/2.0", "size": 120},
                 "response": {"status": 200, "size": 18},
                 "route": {"id": "r-id", "name": "r"},
                 "consumer": {"id": "c-id", "username": "alice"},

@@ -52,6 +52,49 @@ pub fn is_preface(first: &[u8]) -> bool {
     n >= DECIDES && first[..n] == PREFACE[..n]
 }
 
+/// The connection settings every HTTP/2 connection is served with: the gateway's limits.
+pub fn builder(limits: &crate::http::Limits) -> h2::server::Builder {
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(limits.max_head_bytes as u32)
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_send_buffer_size(MAX_SEND_BUFFER);
+    builder
+}
+
+/// Lays out a stream's request head (`parts`, as h2 decoded it) in `buf` and `head` as the
+/// phases read every request: pseudo-headers, fields (cookies joined), the body's length.
+pub fn stream_head(
+    parts: &http::request::Parts,
+    body_len: u64,
+    limits: &crate::http::Limits,
+    buf: &mut Vec<u8>,
+    head: &mut RequestHead,
+) -> Result<(), HeadError> {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or(&b"/"[..], |p| p.as_str().as_bytes());
+    let pseudo = PseudoHeaders {
+        method: parts.method.as_str().as_bytes(),
+        path,
+        authority: parts.uri.authority().map(|a| a.as_str().as_bytes()),
+    };
+    // Cookies may come as several fields (RFC 9113 §8.2.3): joined into one, as HTTP/1.1
+    // sends them, for the plugins and the function.
+    let cookies = joined_cookies(&parts.headers);
+    let fields = parts
+        .headers
+        .iter()
+        .filter(|(n, _)| cookies.is_none() || *n != http::header::COOKIE)
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+        .chain(cookies.as_deref().map(|c| (&b"cookie"[..], c)));
+    head_from_fields(pseudo, fields, body_len, limits, buf, head)
+}
+
 /// Serves an h2c connection whose first bytes, already read, are `first`.
 pub async fn serve_h2c<H: Handler + 'static>(
     stream: monoio::net::TcpStream,
@@ -79,14 +122,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let limits = &shared.limits;
-    let mut builder = h2::server::Builder::new();
-    builder
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .max_header_list_size(limits.max_head_bytes as u32)
-        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
-        .initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_send_buffer_size(MAX_SEND_BUFFER);
+    let builder = builder(limits);
     // h2 borrows the stream: it is needed again to close it well after a connection error.
     let mut io = io;
     let handshake = monoio::time::timeout(limits.client_timeout, builder.handshake(&mut io));
@@ -256,32 +292,7 @@ async fn serve_stream<H: Handler>(
     }
     let mut buf = Vec::new();
     let mut head = RequestHead::default();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or(&b"/"[..], |p| p.as_str().as_bytes());
-    let pseudo = PseudoHeaders {
-        method: parts.method.as_str().as_bytes(),
-        path,
-        authority: parts.uri.authority().map(|a| a.as_str().as_bytes()),
-    };
-    // Cookies may come as several fields (RFC 9113 §8.2.3): joined into one, as HTTP/1.1
-    // sends them, for the plugins and the function.
-    let cookies = joined_cookies(&parts.headers);
-    let fields = parts
-        .headers
-        .iter()
-        .filter(|(n, _)| cookies.is_none() || *n != http::header::COOKIE)
-        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
-        .chain(cookies.as_deref().map(|c| (&b"cookie"[..], c)));
-    if let Err(e) = head_from_fields(
-        pseudo,
-        fields,
-        body.len() as u64,
-        limits,
-        &mut buf,
-        &mut head,
-    ) {
+    if let Err(e) = stream_head(&parts, body.len() as u64, limits, &mut buf, &mut head) {
         return refuse(&mut respond, shared, peer, Failure::Head(e));
     }
     // The phases see it while it is handled, the log once a streamed answer has ended.
@@ -454,6 +465,7 @@ fn refuse<H: Handler>(
         request_bytes: 0,
         peer,
         secure: shared.secure,
+        http2: true,
     });
 }
 

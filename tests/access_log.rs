@@ -49,6 +49,7 @@ services:
         assert_eq!(ok["request"]["method"], "GET");
         assert_eq!(ok["request"]["uri"], "/r");
         assert_eq!(ok["request"]["url"], "http://api.test/r");
+        assert_eq!(ok["request"]["protocol"], "HTTP/1.1");
         assert_eq!(ok["route"]["name"], "r");
         assert_eq!(ok["service"]["name"], "svc");
         assert_eq!(ok["consumer"]["username"], "alice");

@@ -38,8 +38,11 @@ fn curl_speaks_h2c_and_the_function_sees_the_request() {
     }
     let mock = MockLambda::start();
     let config = config_for(&mock, "/h", "echo", "");
+    let dir = TempDir::new("h2c-log");
     for driver in DRIVERS {
-        let gw = Gateway::start(&mock, &config, driver);
+        let log = dir.path.join(format!("{driver:?}.log"));
+        let log_arg = log.display().to_string();
+        let gw = Gateway::start_args(&mock, &config, driver, &["--access-log", &log_arg]);
         let base = format!("http://{}", gw.addr);
         let (status, body) = curl_h2(&format!("{base}/h?a=1&b=two"), &[]);
         assert_eq!(status, "200 2", "{driver:?}: {body}");
@@ -65,6 +68,24 @@ fn curl_speaks_h2c_and_the_function_sees_the_request() {
         // HTTP/1.1 on the same port is untouched.
         assert_eq!(gw.send(&get("/h?v=1")).json(), json!({"v": "1"}));
         mock.assert_all_signatures_valid();
+        // The access log tells the protocols apart (lines in the order workers wrote them).
+        let lines = json_lines(&log, 4);
+        let mut seen: Vec<(String, String)> = lines
+            .iter()
+            .map(|l| {
+                let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+                (text(&l["request"]["url"]), text(&l["request"]["protocol"]))
+            })
+            .collect();
+        seen.sort();
+        let expected = [
+            (format!("{base}/h"), "HTTP/2.0"),
+            (format!("{base}/h"), "HTTP/2.0"),
+            (format!("{base}/nothing"), "HTTP/2.0"),
+            ("http://gateway.test/h".into(), "HTTP/1.1"),
+        ]
+        .map(|(u, p)| (u, p.to_string()));
+        assert_eq!(seen, expected, "{driver:?}");
     }
 }
 

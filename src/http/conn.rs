@@ -86,6 +86,8 @@ pub struct Refusal<'a> {
     pub peer: Option<std::net::IpAddr>,
     /// Whether it came over HTTPS.
     pub secure: bool,
+    /// Whether it was an HTTP/2 stream.
+    pub http2: bool,
 }
 
 /// What [`Handler::next_piece`] produced.
@@ -803,6 +805,7 @@ async fn refuse<S: AsyncWriteRent, H: Handler>(
         request_bytes: s.read.len(),
         peer: s.peer,
         secure: s.secure,
+        http2: false,
     });
     (Next::Close, Some(s))
 }

@@ -157,6 +157,7 @@ impl<I: Invoker> Handler for Proxy<I> {
             method: b"",
             path: b"",
             authority: None,
+            protocol: if refusal.http2 { b"HTTP/2.0" } else { b"" },
             secure: refusal.secure,
             peer: refusal.peer,
             bytes: refusal.request_bytes,

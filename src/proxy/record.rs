@@ -47,6 +47,8 @@ pub(super) struct Asked<'a> {
     pub path: &'a [u8],
     /// The authority the client addressed, with its port if it gave one.
     pub authority: Option<&'a [u8]>,
+    /// `HTTP/1.1`, `HTTP/2.0`…; empty when the request was refused before its head was read.
+    pub protocol: &'static [u8],
     pub secure: bool,
     pub peer: Option<std::net::IpAddr>,
     /// Bytes received: head and body.
@@ -59,6 +61,7 @@ impl<'a> Asked<'a> {
             method: req.method(),
             path: req.path(),
             authority: req.authority(),
+            protocol: req.protocol(),
             secure: req.secure,
             peer: req.peer,
             bytes: req.head.len + req.body.len(),
@@ -121,6 +124,7 @@ impl<I: Invoker> Proxy<I> {
             method: req.method,
             path: req.path,
             host: req.authority,
+            protocol: req.protocol,
             scheme: if req.secure { "https" } else { "http" },
             request_size: req.bytes,
             status,
