@@ -331,3 +331,115 @@ fn a_mangum_app_sees_the_request_as_sent() {
         assert_eq!(r.header("content-type"), Some("application/octet-stream"));
     }
 }
+
+/// curl over h2c with prior knowledge: the status, the answer's header lines (lower-case
+/// names), and the body.
+fn curl_h2c(url: &str, args: &[&str]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            "--http2-prior-knowledge",
+            "-D",
+            "-",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl");
+    let text = out.stdout;
+    let end = text
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head: {}", String::from_utf8_lossy(&text)));
+    let head = String::from_utf8_lossy(&text[..end]).into_owned();
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default();
+    assert!(status_line.starts_with("HTTP/2 "), "{status_line}");
+    let status = status_line[7..10].parse().expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, text[end + 4..].to_vec())
+}
+
+#[test]
+fn a_mangum_app_sees_an_http2_request_as_sent() {
+    if !installed("curl", "curl") {
+        return;
+    }
+    let function = MangumLambda::start();
+    let mock = MockLambda::start();
+    let dir = TempDir::new("mangum-h2");
+    let binary: Vec<u8> = (0..=255u8).rev().collect();
+    let binary_file = dir.path.join("binary");
+    std::fs::write(&binary_file, &binary).expect("write");
+    for (version, driver) in [("1.0", Driver::IoUring), ("2.0", Driver::Epoll)] {
+        let gw = Gateway::start(&mock, &mangum_config(function.port, version), driver);
+        let base = format!("http://{}", gw.addr);
+        let (status, headers, body) = curl_h2c(
+            &format!("{base}/items/7?one=1&many=a&many=b%20c"),
+            &["-H", "X-Trace: t-2", "-H", "Cookie: c1=v1; c2=v2"],
+        );
+        let why = format!(
+            "payload {version}, {driver:?}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(status, 200, "{why}");
+        let seen: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(seen["event_version"], version, "{why}");
+        assert_eq!(
+            (&seen["method"], &seen["path"]),
+            (&json!("GET"), &json!("/items/7"))
+        );
+        assert_eq!(seen["event_path_parameters"], json!({"item_id": "7"}));
+        assert_eq!(seen["query"], json!({"one": ["1"], "many": ["a", "b c"]}));
+        assert_eq!(seen["headers"]["x-trace"], "t-2");
+        assert_eq!(seen["cookies"], json!({"c1": "v1", "c2": "v2"}), "{why}");
+        // Both cookies the app set, as two fields; nothing connection-specific.
+        let set_cookies: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(set_cookies.len(), 2, "{why}: {headers:?}");
+        assert!(set_cookies[0].starts_with("served=yes"), "{set_cookies:?}");
+        assert!(
+            set_cookies[1].starts_with("flavour=mangum"),
+            "{set_cookies:?}"
+        );
+        for (name, _) in &headers {
+            assert!(
+                !["connection", "keep-alive", "transfer-encoding"].contains(&name.as_str()),
+                "{name}"
+            );
+        }
+
+        // A binary body as DATA frames reaches the app byte for byte, and a binary answer the
+        // client.
+        let file_arg = format!("@{}", binary_file.display());
+        let (status, _, body) = curl_h2c(
+            &format!("{base}/items/5"),
+            &[
+                "-X",
+                "PUT",
+                "-H",
+                "Content-Type: application/octet-stream",
+                "--data-binary",
+                &file_arg,
+            ],
+        );
+        assert_eq!(status, 200, "{version} {driver:?}");
+        let seen: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(
+            (&seen["body_len"], &seen["body_sha256"]),
+            (&json!(256), &json!(sha256_hex(&binary)))
+        );
+        let (status, headers, body) = curl_h2c(&format!("{base}/binary"), &[]);
+        assert_eq!(status, 200);
+        assert_eq!(body, (0..=255u8).collect::<Vec<u8>>());
+        assert!(headers.contains(&("content-type".into(), "application/octet-stream".into())));
+    }
+}
