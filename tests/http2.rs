@@ -236,6 +236,8 @@ def read_some(wait):
         if len(buf) < 9 + length:
             break
         f.parse_body(memoryview(bytes(buf[9:9 + length]))); del buf[:9 + length]
+        if "END_STREAM" in f.flags and isinstance(f, (HeadersFrame, DataFrame)):
+            out.setdefault("ended", []).append(f.stream_id)
         if isinstance(f, GoAwayFrame):
             out["goaway"] = f.error_code
         elif isinstance(f, RstStreamFrame):
@@ -344,6 +346,10 @@ elif scenario == "closed-stream-data":
     time.sleep(0.2); read_some(0)
     send(DataFrame(1, data=b"late", flags=["END_STREAM"]))
     pump(lambda: out["goaway"] is not None or "1" in out["resets"])
+elif scenario == "stopped":
+    # A slow request in flight while the gateway is told to stop: GOAWAY, then its answer.
+    send(request(1, "/slow?stop=1"))
+    pump(lambda: 1 in out.get("ended", []) and out["goaway"] is not None, 20)
 elif scenario == "too-many-streams":
     # 110 slow requests at once on a connection allowed 100.
     send(*[request(1 + 2 * i, "/slow?n=%d" % i) for i in range(110)])
@@ -676,5 +682,42 @@ fn http2_off_speaks_http1_only() {
         // The h2c preface is a malformed HTTP/1.1 request again.
         let answer = gw.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
         assert_eq!(answer.status, 400, "{driver:?}");
+    }
+}
+
+#[test]
+fn a_stop_signal_sends_goaway_and_streams_in_flight_finish() {
+    let mock = MockLambda::start();
+    let config = echo_and_slow(&mock);
+    for driver in DRIVERS {
+        let gw = Gateway::start(&mock, &config, driver);
+        let slow_calls = || {
+            mock.requests()
+                .iter()
+                .filter(|r| r.target.contains("functions/slow"))
+                .count()
+        };
+        let before = slow_calls();
+        let client = python::python()
+            .args(["-c", RAW, &gw.addr.port().to_string(), "stopped"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python");
+        // The request reaches the slow function (600 ms), then the stop signal comes.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while slow_calls() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the request never came"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        gw.terminate();
+        let out = client.wait_with_output().expect("python");
+        let answer: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(answer["goaway"], 0, "{driver:?}: GOAWAY NO_ERROR: {answer}");
+        assert_eq!(answer["statuses"]["1"], "200", "{driver:?}: {answer}");
+        assert_eq!(answer["ended"], json!([1]), "{driver:?}: {answer}");
     }
 }
