@@ -181,11 +181,13 @@ elif scenario == "event":
     s.sendall(c.data_to_send())
     pump(lambda: 1 in out["ended"] or 1 in out["resets"])
 elif scenario == "zero-window":
-    # A client that never opens its window: the answer's HEADERS come, its DATA cannot.
+    # A client that never opens its window: the answer's HEADERS come, its DATA cannot. The
+    # form's field comes back in a 40 KB answer: past one frame, so it waits for the window.
     c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
-    c.send_headers(1, [(":method", "POST"), (":path", "/h"), (":scheme", "http"), (":authority", "gw"), ("content-type", "application/octet-stream")])
-    for i in range(4):
-        c.send_data(1, b"z" * 15000, end_stream=(i == 3))
+    c.send_headers(1, [(":method", "POST"), (":path", "/h"), (":scheme", "http"), (":authority", "gw"), ("content-type", "application/x-www-form-urlencoded")])
+    c.send_data(1, b"a=" + b"z" * 10000)
+    for i in range(3):
+        c.send_data(1, b"z" * 10000, end_stream=(i == 2))
     s.sendall(c.data_to_send())
     started = time.time()
     pump(lambda: 1 in out["resets"] or 1 in out["ended"])
