@@ -195,9 +195,6 @@ pub(super) enum Command {
     Manpage,
 }
 
-/// `500ms`, `30s`, `2m`, or a bare number of seconds.
-/// A listen address: `HOST:PORT`, the host an IP address or a name that resolves (its first
-/// address is used: `localhost:8000`).
 /// `on` or `off`.
 fn on_off(text: &str) -> Result<bool, String> {
     match text {
@@ -207,6 +204,8 @@ fn on_off(text: &str) -> Result<bool, String> {
     }
 }
 
+/// A listen address: `HOST:PORT`, the host an IP address or a name that resolves (its first
+/// address is used: `localhost:8000`).
 pub(super) fn listen_address(text: &str) -> Result<SocketAddr, String> {
     use std::net::ToSocketAddrs;
     if let Ok(addr) = text.parse() {
@@ -290,6 +289,7 @@ fn byte_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{s:?} is out of range (at least 1M)"))
 }
 
+/// `500ms`, `30s`, `2m`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
