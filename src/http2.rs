@@ -122,12 +122,11 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let limits = &shared.limits;
-    let builder = builder(limits);
     // h2 borrows the stream: it is needed again to close it well after a connection error.
     let mut io = io;
     // Boxed: its state (the codec being set up, the settings) is gone once it is done,
     // instead of widening the connection's future for its whole life.
-    let handshake = Box::pin(builder.handshake(&mut io));
+    let handshake = Box::pin(builder(limits).handshake(&mut io));
     let handshake = monoio::time::timeout(limits.client_timeout, handshake);
     let mut conn: h2::server::Connection<_, Bytes> = match handshake.await {
         Ok(Ok(conn)) => conn,

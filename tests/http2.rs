@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use support::*;
 
 /// curl with `flags`: the status and the protocol curl used, and the body.
@@ -359,16 +359,28 @@ elif scenario == "too-many-streams":
 print(json.dumps(out))
 "#;
 
-fn raw_client(port: u16, scenario: &str) -> Value {
-    let out = python::python()
-        .args(["-c", RAW, &port.to_string(), scenario])
+/// Starts `script` (CLIENT or RAW) on `scenario` against the gateway at `port`, with `extra`
+/// arguments; its answer comes from [`answer_of`].
+fn spawn_client(script: &str, port: u16, scenario: &str, extra: &[&std::path::Path]) -> Child {
+    python::python()
+        .args(["-c", script, &port.to_string(), scenario])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
-        .expect("python");
+        .spawn()
+        .expect("python")
+}
+
+/// The JSON object a client printed last (a flood prints one before it reads the answer).
+fn answer_of(client: Child) -> Value {
+    let out = client.wait_with_output().expect("python");
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.trim().lines().last().unwrap_or("");
     serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn raw_client(port: u16, scenario: &str) -> Value {
+    answer_of(spawn_client(RAW, port, scenario, &[]))
 }
 
 fn h2_client(port: u16, scenario: &str) -> Value {
@@ -377,15 +389,8 @@ fn h2_client(port: u16, scenario: &str) -> Value {
 
 /// [`h2_client`], over TLS trusting `ca` when given.
 fn h2_client_over(port: u16, scenario: &str, ca: Option<&std::path::Path>) -> Value {
-    let out = python::python()
-        .args(["-c", CLIENT, &port.to_string(), scenario])
-        .args(ca)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("python");
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+    let extra: Vec<&std::path::Path> = ca.into_iter().collect();
+    answer_of(spawn_client(CLIENT, port, scenario, &extra))
 }
 
 #[test]
@@ -426,21 +431,13 @@ fn streams_are_requests_and_the_known_attacks_are_refused() {
 /// most the gateway held above what it held before, KiB).
 fn raw_client_measured(gw: &Gateway, scenario: &str) -> (Value, u64) {
     let before = rss_kb(gw.pid());
-    let mut child = python::python()
-        .args(["-c", RAW, &gw.addr.port().to_string(), scenario])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python");
+    let mut child = spawn_client(RAW, gw.addr.port(), scenario, &[]);
     let mut peak = before;
     while child.try_wait().expect("wait").is_none() {
         peak = peak.max(rss_kb(gw.pid()));
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let out = child.wait_with_output().expect("output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.trim().lines().last().unwrap_or("");
-    let answer = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let answer = answer_of(child);
     let held = peak.saturating_sub(before);
     eprintln!("{scenario}: the gateway held {held} KiB more at most");
     (answer, held)
@@ -700,12 +697,7 @@ fn a_stop_signal_sends_goaway_and_streams_in_flight_finish() {
                 .count()
         };
         let before = slow_calls();
-        let client = python::python()
-            .args(["-c", RAW, &gw.addr.port().to_string(), "stopped"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python");
+        let client = spawn_client(RAW, gw.addr.port(), "stopped", &[]);
         // The request reaches the slow function (600 ms), then the stop signal comes.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while slow_calls() == before {
@@ -716,8 +708,7 @@ fn a_stop_signal_sends_goaway_and_streams_in_flight_finish() {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         gw.terminate();
-        let out = client.wait_with_output().expect("python");
-        let answer: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let answer = answer_of(client);
         assert_eq!(answer["goaway"], 0, "{driver:?}: GOAWAY NO_ERROR: {answer}");
         assert_eq!(answer["statuses"]["1"], "200", "{driver:?}: {answer}");
         assert_eq!(answer["ended"], json!([1]), "{driver:?}: {answer}");
