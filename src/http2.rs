@@ -9,7 +9,9 @@
 //! the TLS stream). Answers are buffered or streamed piece by piece.
 
 use crate::http::budget::SMALL_BYTES;
-use crate::http::conn::{reserve_body, Handler, Piece, Refusal, Shared, StreamEnd};
+use crate::http::conn::{
+    reserve_body_beyond, BodyPace, Handler, Piece, Refusal, Shared, StreamEnd,
+};
 use crate::http::encode::Response;
 use crate::http::failure::Failure;
 use crate::http::fields::{head_from_fields, PseudoHeaders};
@@ -41,6 +43,14 @@ const STREAM_WINDOW: u32 = 64 * 1024;
 const CONNECTION_WINDOW: u32 = 16 * STREAM_WINDOW;
 /// What a connection may have queued for sending, across its streams.
 const MAX_SEND_BUFFER: usize = 256 * 1024;
+/// The heads a connection's open streams may hold at once, in heads at the size limit: a
+/// stream past it is refused (REFUSED_STREAM, which a client may retry). One hundred
+/// streams of 2.6 KB heads fit; one hundred at the 32 KiB limit would hold 6.5 MiB.
+const HEADS_PER_CONNECTION: usize = 8;
+/// Bytes of bodies and buffered answers a connection's streams may hold outside the node's
+/// budget, together: what one HTTP/1.1 connection may (one request at a time). Past it, a
+/// stream's body and answer are counted in the budget from their first byte.
+const UNBUDGETED_PER_CONNECTION: usize = SMALL_BYTES;
 
 /// Bytes that tell the preface from an HTTP/1.1 request line: `PRI ` (no other method starts
 /// so; WebDAV's `PROPFIND` parts at the third byte).
@@ -137,12 +147,15 @@ where
         Err(_) => return,
     };
     let shutdown = shared.shutdown.clone();
-    // Streams being served, and when the last one ended: a connection with none for the
-    // keep-alive timeout is closed.
+    // Streams being served, what they hold, and when the last one ended: a connection with
+    // none for the keep-alive timeout is closed.
     let activity = Rc::new(Activity {
         open: Cell::new(0),
         last: Cell::new(Instant::now()),
+        heads: Cell::new(0),
+        unbudgeted: Cell::new(0),
     });
+    let heads_allowed = HEADS_PER_CONNECTION * limits.max_head_bytes;
     let mut closing = false;
     loop {
         let next = if closing {
@@ -166,13 +179,19 @@ where
                 activity.last.set(Instant::now());
                 conn.graceful_shutdown();
             }
-            Some(Some(Ok((request, respond)))) => {
-                let (shared, activity) = (shared.clone(), activity.clone());
-                activity.open.set(activity.open.get() + 1);
+            Some(Some(Ok((request, mut respond)))) => {
+                let head = head_cost(&request);
+                if activity.heads.get() + head > heads_allowed {
+                    log::debug!(
+                        "an HTTP/2 stream is refused: its connection's heads are at their bound"
+                    );
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                    continue;
+                }
+                let mut holding = Holding::new(activity.clone(), head);
+                let shared = shared.clone();
                 monoio::spawn(async move {
-                    serve_stream_caught(request, respond, peer, &shared).await;
-                    activity.open.set(activity.open.get() - 1);
-                    activity.last.set(Instant::now());
+                    serve_stream_caught(request, respond, peer, &shared, &mut holding).await;
                 });
             }
             Some(Some(Err(e))) => {
@@ -212,10 +231,76 @@ async fn linger<IO: AsyncRead + AsyncWrite + Unpin>(io: &mut IO) {
     let _ = monoio::time::timeout(LINGER_TIME, drain).await;
 }
 
-/// A connection's streams in flight, and when the last one ended.
+/// A connection's streams in flight, what they hold, and when the last one ended.
 struct Activity {
     open: Cell<usize>,
     last: Cell<Instant>,
+    /// The open streams' heads, as [`head_cost`] counts them.
+    heads: Cell<usize>,
+    /// Bytes of bodies and answers the open streams hold outside the node's budget.
+    unbudgeted: Cell<usize>,
+}
+
+/// One stream's share of its connection's [`Activity`], given back when the stream ends.
+struct Holding {
+    activity: Rc<Activity>,
+    head: usize,
+    unbudgeted: usize,
+}
+
+impl Holding {
+    fn new(activity: Rc<Activity>, head: usize) -> Holding {
+        activity.open.set(activity.open.get() + 1);
+        activity.heads.set(activity.heads.get() + head);
+        Holding {
+            activity,
+            head,
+            unbudgeted: 0,
+        }
+    }
+
+    /// Holds `bytes` more outside the budget if the connection's allowance has room.
+    fn take_unbudgeted(&mut self, bytes: usize) -> bool {
+        let now = self.activity.unbudgeted.get();
+        if now + bytes > UNBUDGETED_PER_CONNECTION {
+            return false;
+        }
+        self.activity.unbudgeted.set(now + bytes);
+        self.unbudgeted += bytes;
+        true
+    }
+
+    /// Gives back what this stream holds outside the budget (now counted in it).
+    fn give_back_unbudgeted(&mut self) {
+        let a = &self.activity;
+        a.unbudgeted.set(a.unbudgeted.get() - self.unbudgeted);
+        self.unbudgeted = 0;
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        self.give_back_unbudgeted();
+        let a = &self.activity;
+        a.heads.set(a.heads.get() - self.head);
+        a.open.set(a.open.get() - 1);
+        a.last.set(Instant::now());
+    }
+}
+
+/// What a stream's head holds, counted as HPACK counts a header list (RFC 7541 §4.1: each
+/// field's name and value and 32 bytes), the request line's parts included.
+fn head_cost<B>(request: &http::Request<B>) -> usize {
+    const PER_FIELD: usize = 32;
+    let uri = request.uri();
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    let fields: usize = request
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + PER_FIELD)
+        .sum();
+    request.method().as_str().len() + target + 3 * PER_FIELD + fields
 }
 
 impl Activity {
@@ -241,8 +326,9 @@ async fn serve_stream_caught<H: Handler>(
     respond: h2::server::SendResponse<Bytes>,
     peer: Option<std::net::IpAddr>,
     shared: &Shared<H>,
+    holding: &mut Holding,
 ) {
-    let mut stream = std::pin::pin!(serve_stream(request, respond, peer, shared));
+    let mut stream = std::pin::pin!(serve_stream(request, respond, peer, shared, holding));
     let served = std::future::poll_fn(|cx| {
         // Unwind safety: a panicking stream's future is dropped, never polled again; what it
         // shares with other requests sits behind RefCells (released by unwinding) and atomics.
@@ -261,17 +347,22 @@ async fn serve_stream<H: Handler>(
     mut respond: h2::server::SendResponse<Bytes>,
     peer: Option<std::net::IpAddr>,
     shared: &Shared<H>,
+    holding: &mut Holding,
 ) {
     let limits = &shared.limits;
     let (parts, mut body_stream) = request.into_parts();
-    // The body, read as the client's window allows, within the body limit; a large one
-    // reserves its room in the buffer budget as it grows (the window stays shut while it
-    // waits: the client's back-pressure).
+    // The body, read as the client's window allows, within the body limit and at the
+    // minimum rate, as over HTTP/1.1. Held outside the budget while the connection's
+    // allowance has room; past it, the body reserves its room in the budget as it grows
+    // (the window stays shut while it waits: the client's back-pressure).
     let mut body = Vec::new();
     let mut reserved = None;
     let deadline = Instant::now() + limits.client_timeout;
+    let mut pace = BodyPace::new(limits.min_body_rate);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = pace
+            .deadline(deadline)
+            .saturating_duration_since(Instant::now());
         let data = match monoio::time::timeout(left, body_stream.data()).await {
             Ok(Some(Ok(data))) => data,
             Ok(None) => break,
@@ -279,18 +370,25 @@ async fn serve_stream<H: Handler>(
                 log::debug!("h2 stream body failed: {e}");
                 return;
             }
-            Err(_) => return refuse(&mut respond, shared, peer, Failure::ClientTimeout),
+            Err(_) => return refuse(&mut respond, shared, peer, pace.timed_out(deadline)),
         };
-        if body.len() + data.len() > limits.max_body_bytes {
+        let total = body.len() + data.len();
+        if total > limits.max_body_bytes {
             let too_large = FramingError::TooLarge(limits.max_body_bytes);
             let failure = Failure::Head(HeadError::Framing(too_large));
             return refuse(&mut respond, shared, peer, failure);
         }
-        if let Err(failure) = reserve_body(limits, &mut reserved, body.len() + data.len()).await {
-            return refuse(&mut respond, shared, peer, failure);
+        if reserved.is_some() || !holding.take_unbudgeted(data.len()) {
+            if let Err(failure) = reserve_body_beyond(limits, &mut reserved, total, 0).await {
+                return refuse(&mut respond, shared, peer, failure);
+            }
+            holding.give_back_unbudgeted();
         }
         body.extend_from_slice(&data);
         let _ = body_stream.flow_control().release_capacity(data.len());
+        if let Err(failure) = pace.received(body.len()) {
+            return refuse(&mut respond, shared, peer, failure);
+        }
     }
     let mut buf = Vec::new();
     let mut head = RequestHead::default();
@@ -325,7 +423,7 @@ async fn serve_stream<H: Handler>(
                 let _writing = limits
                     .budget
                     .as_ref()
-                    .filter(|_| answer.len() > SMALL_BYTES)
+                    .filter(|_| !holding.take_unbudgeted(answer.len()))
                     .map(|b| b.force(answer.len()));
                 if send_within_window(&mut send, answer, limits.client_timeout).await {
                     let _ = send.send_data(Bytes::new(), true);

@@ -258,6 +258,18 @@ def pump(until, limit=15):
 def request(sid, path, end=True, extra=()):
     block = enc.encode([(":method", "GET" if end else "POST"), (":path", path), (":scheme", "http"), (":authority", "gw")] + list(extra))
     return HeadersFrame(sid, data=block, flags=["END_HEADERS"] + (["END_STREAM"] if end else []))
+def headers(sid, block, end):
+    # A header block in 16 KiB frames: HEADERS, then CONTINUATION.
+    pieces = [block[i:i + 16384] for i in range(0, len(block), 16384)]
+    last = len(pieces) - 1
+    frames = [HeadersFrame(sid, data=pieces[0], flags=(["END_HEADERS"] if last == 0 else []) + (["END_STREAM"] if end else []))]
+    frames += [ContinuationFrame(sid, data=p, flags=["END_HEADERS"] if i == last else []) for i, p in enumerate(pieces) if i > 0]
+    return frames
+def body(sid, data, end):
+    pieces = [data[i:i + 16384] for i in range(0, len(data), 16384)]
+    return [DataFrame(sid, data=p, flags=["END_STREAM"] if end and i == len(pieces) - 1 else []) for i, p in enumerate(pieces)]
+def octets(sid, path):
+    return request(sid, path, end=False, extra=[("content-type", "application/octet-stream")])
 def int_prefix(value, bits, first):
     top = (1 << bits) - 1
     if value < top:
@@ -356,6 +368,41 @@ elif scenario == "too-many-streams":
     # 110 slow requests at once on a connection allowed 100.
     send(*[request(1 + 2 * i, "/slow?n=%d" % i) for i in range(110)])
     pump(lambda: len(out["statuses"]) + len(out["resets"]) >= 110, 20)
+elif scenario == "large-heads":
+    # Twenty streams whose heads are each near the 32 KiB limit, their bodies not sent yet;
+    # after a moment, the streams not refused send their bodies, and one more stream opens.
+    for i in range(20):
+        block = enc.encode([(":method", "POST", True), (":path", "/h?big=%d" % i, True), (":scheme", "http", True), (":authority", "gw", True), ("content-type", "application/x-www-form-urlencoded", True), ("x-big", "b" * 30000, True)])
+        send(*headers(1 + 2 * i, block, False))
+    pump(lambda: False, 2)
+    kept = [1 + 2 * i for i in range(20) if str(1 + 2 * i) not in out["resets"]]
+    for sid in kept:
+        send(DataFrame(sid, data=b"k=%d" % sid, flags=["END_STREAM"]))
+    pump(lambda: all(str(sid) in out["statuses"] for sid in kept))
+    send(request(41, "/h?after=1"))
+    pump(lambda: "41" in out["statuses"])
+elif scenario == "slow-bodies":
+    # Stream 1 sends 50 KB of its body at once, then nothing; stream 3 trickles 20 bytes
+    # every 100 ms (200 B/s, under the 1 KiB/s minimum). When each is answered.
+    started, out["at"] = time.time(), {}
+    send(octets(1, "/h?stalled=1"), *body(1, b"x" * 50000, False), octets(3, "/h?trickle=1"))
+    while time.time() < started + 25 and not out["closed"] and len(out["at"]) < 2:
+        read_some(0.1)
+        for sid in ("1", "3"):
+            if sid in out["statuses"] and sid not in out["at"]:
+                out["at"][sid] = time.time() - started
+        if "3" not in out["statuses"]:
+            send(DataFrame(3, data=b"y" * 20))
+elif scenario == "held-bodies":
+    # Ten streams send 30 KB of body each and wait: the test reads the gateway's metrics,
+    # then says go (a line on stdin) and the bodies end.
+    for i in range(10):
+        send(octets(1 + 2 * i, "/h?held=%d" % i), *body(1 + 2 * i, b"z" * 30000, False))
+    read_some(0.5)
+    print(json.dumps({"held": True}), flush=True)
+    sys.stdin.readline()
+    send(*[DataFrame(1 + 2 * i, data=b"", flags=["END_STREAM"]) for i in range(10)])
+    pump(lambda: len(out["statuses"]) >= 10)
 print(json.dumps(out))
 "#;
 
@@ -552,6 +599,110 @@ fn frames_from_a_hostile_client_cost_its_connection_only() {
 
         // The gateway serves on.
         assert_eq!(gw.send(&get("/h?after=1")).json(), json!({"after": "1"}));
+    }
+}
+
+/// The gateway's `lambda_gateway_buffered_bytes`: what its buffer budget counts now.
+fn buffered_bytes(gw: &Gateway) -> u64 {
+    let text = gw.admin_get("/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix("lambda_gateway_buffered_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no buffered bytes in {text}"))
+}
+
+#[test]
+fn what_a_connection_holds_across_its_streams_is_bounded() {
+    let mock = MockLambda::start();
+    let config = config_for(&mock, "/h", "echo", "");
+    let dir = TempDir::new("h2-held");
+    for driver in DRIVERS {
+        let gw = Gateway::start_admin_with(&mock, &config, driver, &dir);
+        let port = gw.addr.port();
+
+        // Twenty 30 KB heads at once: a connection's open streams may hold eight heads at the
+        // 32 KiB limit (262,144 bytes, counted as HPACK counts a header list). Each of these
+        // counts 30,224 bytes, so eight are served and twelve refused with REFUSED_STREAM
+        // (which a client may retry); the connection serves on.
+        // Both workers have served before the gateway's memory is sampled.
+        for _ in 0..8 {
+            assert_eq!(gw.send(&get("/h?warm=1")).status, 200);
+        }
+        let (heads, held) = raw_client_measured(&gw, "large-heads");
+        assert!(held < 4 * 1024, "{driver:?}: {held} KiB held for heads");
+        let refused: Vec<&String> = heads["resets"]
+            .as_object()
+            .expect("resets")
+            .iter()
+            .filter(|(_, code)| **code == 7)
+            .map(|(sid, _)| sid)
+            .collect();
+        let served = heads["statuses"].as_object().expect("statuses");
+        assert_eq!(refused.len(), 12, "{driver:?}: {heads}");
+        assert_eq!(served.len(), 8 + 1, "{driver:?}: {heads}");
+        assert!(served.values().all(|s| s == "200"), "{driver:?}: {heads}");
+        assert!(
+            refused.iter().all(|sid| !served.contains_key(*sid)),
+            "{driver:?}: {heads}"
+        );
+
+        // Ten 30 KB bodies held at once on one connection: past the connection's 64 KiB
+        // allowance (what one HTTP/1.1 connection may hold outside the budget) they are
+        // counted in the node's budget, with the payload they will become.
+        let mut client = python::python()
+            .args(["-c", RAW, &port.to_string(), "held-bodies"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python");
+        let mut lines = std::io::BufReader::new(client.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut lines, &mut first).expect("held");
+        assert!(first.contains("held"), "{driver:?}: {first}");
+        let past_allowance = 10 * 30_000 - 64 * 1024;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut counted = buffered_bytes(&gw);
+        while counted < past_allowance && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            counted = buffered_bytes(&gw);
+        }
+        assert!(
+            counted >= past_allowance,
+            "{driver:?}: {counted} bytes counted while 300,000 are held"
+        );
+        let stdin = client.stdin.as_mut().expect("stdin");
+        std::io::Write::write_all(stdin, b"go\n").expect("go");
+        client.stdout = Some(lines.into_inner());
+        let held = answer_of(client);
+        let statuses = held["statuses"].as_object().expect("statuses");
+        assert_eq!(statuses.len(), 10, "{driver:?}: {held}");
+        assert!(statuses.values().all(|s| s == "200"), "{driver:?}: {held}");
+        assert_eq!(buffered_bytes(&gw), 0, "{driver:?}: all given back");
+    }
+}
+
+#[test]
+fn a_trickling_or_stalled_stream_body_gets_408_after_the_grace() {
+    let mock = MockLambda::start();
+    let config = config_for(&mock, "/h", "echo", "");
+    let dir = TempDir::new("h2-slow");
+    for driver in DRIVERS {
+        let gw = Gateway::start_admin_with(&mock, &config, driver, &dir);
+        // As over HTTP/1.1 (tests/memory.rs): once the 10 s grace has passed, a body must
+        // have come at 1 KiB/s on average, and none may wait longer than the grace for a
+        // byte; the client timeout (30 s) is not waited for.
+        let slow = raw_client(gw.addr.port(), "slow-bodies");
+        for sid in ["1", "3"] {
+            assert_eq!(slow["statuses"][sid], "408", "{driver:?}: {slow}");
+            let at = slow["at"][sid].as_f64().unwrap_or(0.0);
+            assert!((9.0..15.0).contains(&at), "{driver:?}: {sid} at {at} s");
+        }
+        let scrape = gw.admin_get("/metrics").text();
+        assert!(
+            scrape.contains("lambda_gateway_slow_bodies_total 2"),
+            "{driver:?}: {scrape}"
+        );
     }
 }
 

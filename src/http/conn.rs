@@ -883,12 +883,23 @@ pub async fn reserve_body(
     reserved: &mut Option<Reservation>,
     body: usize,
 ) -> Result<(), Failure> {
+    reserve_body_beyond(limits, reserved, body, SMALL_BYTES).await
+}
+
+/// [`reserve_body`] for a body that needs no room up to `free` bytes (0: every body does;
+/// HTTP/2 streams beyond their connection's allowance).
+pub async fn reserve_body_beyond(
+    limits: &Limits,
+    reserved: &mut Option<Reservation>,
+    body: usize,
+    free: usize,
+) -> Result<(), Failure> {
     let Some(budget) = &limits.budget else {
         return Ok(());
     };
     let held = reserved.as_ref().map_or(0, Reservation::bytes);
     let bytes = request_cost(body);
-    if body <= SMALL_BYTES || bytes <= held {
+    if body <= free || bytes <= held {
         return Ok(());
     }
     if let Some(r) = reserved.as_mut() {
@@ -913,14 +924,14 @@ pub async fn reserve_body(
 
 /// Slow senders: once [`BODY_RATE_GRACE`] has passed, a body must have come at
 /// `min_body_rate` on average, and no read waits longer than the grace for a byte.
-struct BodyPace {
+pub(crate) struct BodyPace {
     min_rate: u64,
     started: Instant,
     last_byte: Instant,
 }
 
 impl BodyPace {
-    fn new(min_rate: u64) -> BodyPace {
+    pub(crate) fn new(min_rate: u64) -> BodyPace {
         let now = Instant::now();
         BodyPace {
             min_rate,
@@ -930,7 +941,7 @@ impl BodyPace {
     }
 
     /// When the next read gives up: the client deadline, or the grace after the last byte.
-    fn deadline(&self, client_deadline: Instant) -> Instant {
+    pub(crate) fn deadline(&self, client_deadline: Instant) -> Instant {
         if self.min_rate == 0 {
             client_deadline
         } else {
@@ -939,7 +950,7 @@ impl BodyPace {
     }
 
     /// Why a read that gave up at [`BodyPace::deadline`] did.
-    fn timed_out(&self, client_deadline: Instant) -> Failure {
+    pub(crate) fn timed_out(&self, client_deadline: Instant) -> Failure {
         if self.deadline(client_deadline) < client_deadline {
             self.too_slow()
         } else {
@@ -948,7 +959,7 @@ impl BodyPace {
     }
 
     /// `total` bytes of the body have come.
-    fn received(&mut self, total: usize) -> Result<(), Failure> {
+    pub(crate) fn received(&mut self, total: usize) -> Result<(), Failure> {
         let now = Instant::now();
         self.last_byte = now;
         let elapsed = now.duration_since(self.started);
