@@ -111,6 +111,10 @@ pub trait Plugin: std::fmt::Debug + Send + Sync + Sized + 'static {
     /// The response phase, once the request has an answer (the function's, or a plugin's):
     /// headers to add to it. `edits` are the changes the plugins made to the request.
     fn response(&self, _req: &Request<'_>, _edits: &RequestEdits, _resp: &mut Response) {}
+
+    /// The body phase, after every plugin's response phase, on an answer held whole (a
+    /// streamed answer's body is sent as it comes and passes untouched): may rewrite it.
+    fn response_body(&self, _resp: &mut Response) {}
 }
 
 /// A header name a plugin's field names (a key's, a trigger's): a non-empty token.
@@ -184,6 +188,13 @@ macro_rules! access_plugins {
                     $( AccessPlugin::$plugin(p) => p.response(req, edits, resp), )*
                 }
             }
+
+            /// Runs its body phase on an answer held whole.
+            pub fn finish_body(&self, resp: &mut Response) {
+                match self {
+                    $( AccessPlugin::$plugin(p) => p.response_body(resp), )*
+                }
+            }
         }
 
         /// Every access plugin, as listed.
@@ -211,4 +222,5 @@ access_plugins! {
     acl::Acl,
     rate_limit::RateLimiting,
     request_termination::RequestTermination,
+    response_transformer::ResponseTransformer,
 }

@@ -4,7 +4,7 @@
 
 use crate::http::media::{body_kind, BodyKind};
 use crate::http::{form, multipart};
-use crate::schema::{Schema, Shape};
+use crate::schema::{Schema, Shape, Type};
 use serde_json::{Map, Value};
 
 /// Why a body was refused (400, or 415 for an unsupported type).
@@ -216,8 +216,10 @@ pub fn coerce(map: &mut Map<String, Value>, schema: &Schema, config_schema: Opti
             }
             continue;
         }
-        if let Some(f) = schema.field(field) {
-            coerce_value(value, f.ty.form_shape());
+        match (schema.field(field).map(|f| f.ty), &mut *value) {
+            (Some(Type::Record(inner)), Value::Object(record)) => coerce(record, inner, None),
+            (Some(ty), _) => coerce_value(value, ty.form_shape()),
+            (None, _) => {}
         }
     }
 }

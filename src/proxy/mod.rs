@@ -337,8 +337,13 @@ impl<I: Invoker> Proxy<I> {
                 }
             }
         };
-        for p in ran {
+        for p in &ran {
             p.finish(&req, &edits, resp);
+        }
+        if streamed.is_none() {
+            for p in &ran {
+                p.finish_body(resp);
+            }
         }
         edits.write_answer_headers(resp);
         s.edits = edits;

@@ -207,6 +207,9 @@ pub enum Type {
     PluginConfig,
     /// Any JSON value, kept as given (Kong fields accepted for compatibility).
     Any,
+    /// An object of the fields of its own schema (Kong's `record`: response-transformer's
+    /// `add`), each defaulted as a top-level field is.
+    Record(&'static Schema),
 }
 
 impl Type {
@@ -232,6 +235,9 @@ impl Type {
             Type::Nested(kind) => json!({"type": "array", "reference": kind.collection()}),
             Type::PluginConfig => json!({"type": "record"}),
             Type::Any => json!({"type": "json"}),
+            Type::Record(schema) => {
+                json!({"type": "record", "required": true, "fields": schema.to_kong_fields(None)})
+            }
         }
     }
 }
@@ -479,8 +485,14 @@ impl Schema {
             if matches!(field.ty, Type::Nested(_)) {
                 continue;
             }
-            let value = match raw.get(field.name) {
-                Some(v) if !v.is_null() => v.clone(),
+            let value = match (raw.get(field.name), field.ty) {
+                (Some(Value::Object(inner)), Type::Record(schema)) => {
+                    Value::Object(schema.present(inner))
+                }
+                (None | Some(Value::Null), Type::Record(schema)) => {
+                    Value::Object(schema.present(&Map::new()))
+                }
+                (Some(v), _) if !v.is_null() => v.clone(),
                 _ => field.default.to_json(),
             };
             out.insert(field.name.to_string(), hide(field.shown, value));

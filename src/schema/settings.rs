@@ -141,6 +141,16 @@ macro_rules! settings {
                 }
             }
         }
+
+        /// A record field of this type reads as the record's fields.
+        impl $crate::schema::settings::Setting for $name {
+            fn read(value: Option<&serde_json::Value>, _: $crate::schema::Default) -> $name {
+                match value {
+                    Some(serde_json::Value::Object(obj)) => $name::read(obj),
+                    _ => $name::read(&serde_json::Map::new()),
+                }
+            }
+        }
     };
 }
 

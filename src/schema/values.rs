@@ -93,6 +93,10 @@ pub(super) fn check_value(c: &mut Checker, ty: Type, value: &Value) {
             }
         }
         Type::Any => {}
+        Type::Record(schema) => match value {
+            Value::Object(obj) => schema.check(c, obj),
+            other => c.error(format!("expected an object, got {}", describe(other))),
+        },
     }
 }
 

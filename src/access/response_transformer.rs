@@ -1,0 +1,477 @@
+//! Kong's `response-transformer` (priority 800): changes the answer the client gets, whoever
+//! made it (the function, or a plugin that answered). Headers: `remove`, `rename`,
+//! `replace`, `add`, `append`, in that order, each deciding on the headers as they were
+//! before any change (Kong reads them once, then edits). A JSON body (`application/json` or a
+//! `+json` type): top-level members, the same five operations, `json_types` casting the added
+//! values. A streamed answer's body passes untouched (its headers are transformed): it is
+//! sent as it arrives, never held whole.
+//!
+//! Kong's details kept: a `name:value` entry splits at the first colon and drops any colons
+//! after it; an entry without a value does nothing (but `remove`); `add` sets a member that is
+//! missing or `false` (Lua's falsy); `replace` only one that is neither; `append` to a string
+//! makes an array of both, to an array pushes, to anything else replaces it with `[value]`; a
+//! value is JSON-escaped as a string is, then its quotes and slashes unescaped; a body that
+//! does not parse as a JSON object is left as it is (logged).
+
+use super::{Plugin, RequestEdits};
+use crate::http::encode::Response;
+use crate::http::request::Request;
+use crate::schema::check::Checker;
+use crate::schema::{Default, Field, Schema, Type};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// A `name:value` entry (Kong's `^[^:]+:.*$`).
+fn colon_pair(entry: &str) -> Result<(), String> {
+    match entry.find(':') {
+        Some(i) if i > 0 => Ok(()),
+        _ => Err(format!("{entry:?} is not a name:value pair")),
+    }
+}
+
+/// Kong's header name rule (`^[a-zA-Z0-9-_]+$`).
+fn kong_header_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("'{name}' is not a valid header"))
+    }
+}
+
+/// A `rename.headers` entry: two header names.
+fn header_rename(entry: &str) -> Result<(), String> {
+    colon_pair(entry)?;
+    let (old, new) = split_pair(entry);
+    kong_header_name(old)?;
+    kong_header_name(new.unwrap_or(""))
+}
+
+/// Kong's `^([^:]+):*(.-)$`: the name, and the value after the colons (none when empty).
+fn split_pair(entry: &str) -> (&str, Option<&str>) {
+    match entry.split_once(':') {
+        Some((name, rest)) => {
+            let value = rest.trim_start_matches(':');
+            (name, Some(value).filter(|v| !v.is_empty()))
+        }
+        None => (entry, None),
+    }
+}
+
+const JSON_TYPES: &[&str] = &["boolean", "number", "string"];
+
+crate::settings! {
+    /// `remove`: names.
+    pub struct Names, schema NAMES = "remove" {
+        /// Top-level members of a JSON body.
+        json: Vec<String> = Field::of(Type::Texts(None)).default(Default::Texts(&[])),
+        /// Headers.
+        headers: Vec<String> = Field::of(Type::Texts(None)).default(Default::Texts(&[])),
+    }
+}
+
+crate::settings! {
+    /// `rename`: `old:new` pairs.
+    pub struct Renames, schema RENAMES = "rename" {
+        /// Members of a JSON body.
+        json: Vec<String> = Field::of(Type::Texts(Some(colon_pair))).default(Default::Texts(&[])),
+        /// Headers (both names valid header names).
+        headers: Vec<String> = Field::of(Type::Texts(Some(header_rename)))
+            .default(Default::Texts(&[])),
+    }
+}
+
+crate::settings! {
+    /// `replace`, `add`, `append`: `name:value` pairs.
+    pub struct Values, schema VALUES = "values" {
+        /// Members of a JSON body.
+        json: Vec<String> = Field::of(Type::Texts(Some(colon_pair))).default(Default::Texts(&[])),
+        /// The type of each `json` value, by position: `boolean`, `number` or `string`.
+        json_types: Vec<String> = Field::of(Type::TextsOneOf(JSON_TYPES))
+            .default(Default::Texts(&[])),
+        /// Headers.
+        headers: Vec<String> = Field::of(Type::Texts(Some(colon_pair)))
+            .default(Default::Texts(&[])),
+    }
+}
+
+crate::settings! {
+    /// Kong's fields.
+    pub struct Settings, schema SCHEMA = "response-transformer" {
+        /// Removed first.
+        remove: Names = Field::of(Type::Record(&NAMES)),
+        /// Then renamed.
+        rename: Renames = Field::of(Type::Record(&RENAMES)),
+        /// Then replaced where present.
+        replace: Values = Field::of(Type::Record(&VALUES)),
+        /// Then added where missing.
+        add: Values = Field::of(Type::Record(&VALUES)),
+        /// Then appended.
+        append: Values = Field::of(Type::Record(&VALUES)),
+    }
+}
+
+/// A JSON value to set: its text as Kong makes it, and the type to cast it to.
+#[derive(Clone, Debug)]
+struct JsonValue {
+    name: String,
+    value: Option<String>,
+    cast: Option<String>,
+}
+
+/// `name:value` entries, split.
+type Pairs = Vec<(String, Option<String>)>;
+
+/// The plugin as configured.
+#[derive(Debug)]
+pub struct ResponseTransformer {
+    remove_headers: Vec<String>,
+    rename_headers: Pairs,
+    replace_headers: Pairs,
+    add_headers: Pairs,
+    append_headers: Pairs,
+    remove_json: Vec<String>,
+    rename_json: Pairs,
+    replace_json: Vec<JsonValue>,
+    add_json: Vec<JsonValue>,
+    append_json: Vec<JsonValue>,
+}
+
+fn pairs(entries: &[String]) -> Pairs {
+    entries
+        .iter()
+        .map(|e| {
+            let (name, value) = split_pair(e);
+            (name.to_string(), value.map(str::to_string))
+        })
+        .collect()
+}
+
+fn json_values(v: &Values) -> Vec<JsonValue> {
+    pairs(&v.json)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, value))| JsonValue {
+            name,
+            value,
+            cast: v.json_types.get(i).cloned(),
+        })
+        .collect()
+}
+
+impl Plugin for ResponseTransformer {
+    const NAME: &'static str = SCHEMA.name;
+    const PRIORITY: u32 = 800;
+
+    fn schema() -> &'static Schema {
+        &SCHEMA
+    }
+
+    fn build(_: &mut Checker, obj: &Map<String, Value>, _: &str) -> Option<Self> {
+        let s = Settings::read(obj);
+        Some(ResponseTransformer {
+            remove_headers: s.remove.headers.clone(),
+            rename_headers: pairs(&s.rename.headers),
+            replace_headers: pairs(&s.replace.headers),
+            add_headers: pairs(&s.add.headers),
+            append_headers: pairs(&s.append.headers),
+            remove_json: s.remove.json.clone(),
+            rename_json: pairs(&s.rename.json),
+            replace_json: json_values(&s.replace),
+            add_json: json_values(&s.add),
+            append_json: json_values(&s.append),
+        })
+    }
+
+    fn response(&self, _: &Request<'_>, _: &RequestEdits, resp: &mut Response) {
+        self.transform_headers(resp);
+    }
+
+    fn response_body(&self, resp: &mut Response) {
+        if !self.transforms_json() || resp.body.is_empty() {
+            return;
+        }
+        if !header_value(&resp.headers, "content-type").is_some_and(is_json) {
+            return;
+        }
+        match self.transform_json(&resp.body) {
+            Some(body) => resp.body = body,
+            None => log::warn!("response-transformer: body transform failed: the answer is not a JSON object"),
+        }
+    }
+}
+
+/// The values of header `name` in `headers` (`Name: value\r\n` lines), in order.
+fn header_values<'h>(headers: &'h [u8], name: &'h str) -> impl Iterator<Item = &'h [u8]> + 'h {
+    headers.split(|&b| b == b'\n').filter_map(move |line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = memchr::memchr(b':', line)?;
+        line[..colon]
+            .eq_ignore_ascii_case(name.as_bytes())
+            .then(|| line[colon + 1..].trim_ascii())
+    })
+}
+
+fn header_value<'h>(headers: &'h [u8], name: &'h str) -> Option<&'h [u8]> {
+    header_values(headers, name).next()
+}
+
+/// Kong's `is_json_body`: one of the comma-separated media types is `application/json` or
+/// `application/<anything>+json`.
+fn is_json(content_type: &[u8]) -> bool {
+    content_type.split(|&b| b == b',').any(|part| {
+        let media = crate::http::media::media_type(part.trim_ascii());
+        let Some(slash) = memchr::memchr(b'/', media) else {
+            return false;
+        };
+        let (kind, subtype) = (&media[..slash], &media[slash + 1..]);
+        kind.eq_ignore_ascii_case(b"application")
+            && (subtype.eq_ignore_ascii_case(b"json")
+                || (subtype.len() > 5
+                    && subtype[subtype.len() - 5..].eq_ignore_ascii_case(b"+json")))
+    })
+}
+
+impl ResponseTransformer {
+    fn transforms_json(&self) -> bool {
+        !(self.remove_json.is_empty()
+            && self.rename_json.is_empty()
+            && self.replace_json.is_empty()
+            && self.add_json.is_empty()
+            && self.append_json.is_empty())
+    }
+
+    /// The five header operations, each deciding on the headers as they came.
+    fn transform_headers(&self, resp: &mut Response) {
+        let edits_need_the_original = !(self.rename_headers.is_empty()
+            && self.replace_headers.is_empty()
+            && self.add_headers.is_empty());
+        let original = if edits_need_the_original {
+            resp.headers.clone()
+        } else {
+            Vec::new()
+        };
+        let had = |name: &str| header_value(&original, name).is_some();
+        for name in &self.remove_headers {
+            resp.remove_header(name.as_bytes());
+        }
+        for (old, new) in &self.rename_headers {
+            let Some(new) = new.as_deref().filter(|_| had(old)) else {
+                continue;
+            };
+            resp.remove_header(new.as_bytes());
+            for value in header_values(&original, old) {
+                resp.header(new.as_bytes(), value);
+            }
+            resp.remove_header(old.as_bytes());
+        }
+        for (name, value) in &self.replace_headers {
+            if let Some(value) = value.as_deref().filter(|_| had(name)) {
+                resp.set_header(name.as_bytes(), value.as_bytes());
+            }
+        }
+        for (name, value) in &self.add_headers {
+            if let Some(value) = value.as_deref().filter(|_| !had(name)) {
+                resp.set_header(name.as_bytes(), value.as_bytes());
+            }
+        }
+        for (name, value) in &self.append_headers {
+            if let Some(value) = value {
+                resp.header(name.as_bytes(), value.as_bytes());
+            }
+        }
+        // Kong clears Content-Length here when the JSON body may change; this gateway writes
+        // it from the body it sends.
+    }
+
+    /// The body with the JSON operations done; `None` when it is not a JSON object. Members
+    /// keep their order and untouched ones their bytes; new ones go at the end.
+    fn transform_json(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let members: Vec<(String, Box<RawValue>)> =
+            serde_json::from_slice::<OrderedObject>(body).ok()?.0;
+        let mut members: Vec<(String, Member)> = members
+            .into_iter()
+            .map(|(k, v)| (k, Member::Raw(v)))
+            .collect();
+        let find = |members: &[(String, Member)], name: &str| members.iter().position(|(k, _)| k == name);
+        for name in &self.remove_json {
+            members.retain(|(k, _)| k != name);
+        }
+        for (old, new) in &self.rename_json {
+            let (Some(new), Some(at)) = (new, find(&members, old)) else {
+                continue;
+            };
+            let (_, value) = members.remove(at);
+            match find(&members, new) {
+                Some(existing) => members[existing].1 = value,
+                None => members.push((new.clone(), value)),
+            }
+        }
+        for v in &self.replace_json {
+            let (Some(at), Some(value)) = (find(&members, &v.name), kong_json_value(v)) else {
+                continue;
+            };
+            if members[at].1.is_truthy() {
+                members[at].1 = Member::Value(value);
+            }
+        }
+        for v in &self.add_json {
+            let Some(value) = kong_json_value(v) else {
+                continue;
+            };
+            match find(&members, &v.name) {
+                Some(at) if !members[at].1.is_truthy() => members[at].1 = Member::Value(value),
+                Some(_) => {}
+                None => members.push((v.name.clone(), Member::Value(value))),
+            }
+        }
+        for v in &self.append_json {
+            let Some(value) = kong_json_value(v) else {
+                continue;
+            };
+            match find(&members, &v.name) {
+                Some(at) => {
+                    let current = std::mem::replace(&mut members[at].1, Member::Value(Value::Null));
+                    members[at].1 = Member::Value(appended(current.into_value(), value));
+                }
+                None => members.push((v.name.clone(), Member::Value(Value::Array(vec![value])))),
+            }
+        }
+        let mut out = Vec::with_capacity(body.len() + 64);
+        out.push(b'{');
+        for (i, (name, value)) in members.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            crate::json::write_str(&mut out, name.as_bytes());
+            out.push(b':');
+            match value {
+                Member::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
+                Member::Value(v) => serde_json::to_writer(&mut out, v).ok()?,
+            }
+        }
+        out.push(b'}');
+        Some(out)
+    }
+}
+
+/// A member of the body: as it came, or set here.
+enum Member {
+    Raw(Box<RawValue>),
+    Value(Value),
+}
+
+impl Member {
+    /// Lua's truthiness of the decoded value: all but a missing value and `false` (JSON
+    /// `null` decodes to cjson's null, which is truthy).
+    fn is_truthy(&self) -> bool {
+        match self {
+            Member::Raw(raw) => raw.get() != "false",
+            Member::Value(v) => *v != Value::Bool(false),
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Member::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Member::Value(v) => v,
+        }
+    }
+}
+
+/// Kong's `append_value`: a string becomes an array of both, an array gets it pushed,
+/// anything else is replaced by an array of it.
+fn appended(current: Value, value: Value) -> Value {
+    match current {
+        Value::String(s) => Value::Array(vec![Value::String(s), value]),
+        Value::Array(mut items) => {
+            items.push(value);
+            Value::Array(items)
+        }
+        _ => Value::Array(vec![value]),
+    }
+}
+
+/// Kong's `json_value`: the text JSON-escaped as cjson escapes a string, its escaped quotes
+/// and slashes then unescaped; cast to a number (none when it is not one) or a boolean
+/// (`true` only for `"true"`) when its type says so. No value: none.
+fn kong_json_value(v: &JsonValue) -> Option<Value> {
+    let text = v.value.as_deref()?;
+    let mut escaped = Vec::with_capacity(text.len());
+    crate::json::write_str_contents(&mut escaped, text.as_bytes());
+    let inner = String::from_utf8_lossy(&escaped);
+    let mut kept = String::with_capacity(inner.len());
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && matches!(chars.peek(), Some('"') | Some('/')) {
+            kept.push(chars.next().unwrap_or('"'));
+        } else {
+            kept.push(c);
+            if c == '\\' {
+                if let Some(next) = chars.next() {
+                    kept.push(next);
+                }
+            }
+        }
+    }
+    match v.cast.as_deref() {
+        Some("number") => lua_number(&kept),
+        Some("boolean") => Some(Value::Bool(kept == "true")),
+        _ => Some(Value::String(kept)),
+    }
+}
+
+/// Lua's `tonumber` of a decimal text (surrounding spaces allowed; hexadecimal too).
+fn lua_number(text: &str) -> Option<Value> {
+    let t = text.trim();
+    if let Ok(i) = t.parse::<i64>() {
+        return Some(Value::from(i));
+    }
+    let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X"));
+    if let Some(h) = hex {
+        return i64::from_str_radix(h, 16).ok().map(Value::from);
+    }
+    let f: f64 = t.parse().ok()?;
+    if !f.is_finite() || t.eq_ignore_ascii_case("nan") || t.to_ascii_lowercase().contains("inf") {
+        return None;
+    }
+    serde_json::Number::from_f64(f).map(Value::Number)
+}
+
+/// A JSON object's members in order, values as their raw text (duplicate names kept, the
+/// last one winning as Lua's table would).
+struct OrderedObject(Vec<(String, Box<RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for OrderedObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = OrderedObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<OrderedObject, A::Error> {
+                let mut members: Vec<(String, Box<RawValue>)> = Vec::new();
+                // Where each name is, so a repeated one costs a lookup, not a scan.
+                let mut at = std::collections::HashMap::<String, usize>::new();
+                while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
+                    match at.get(&k) {
+                        Some(&i) => members[i].1 = v,
+                        None => {
+                            at.insert(k.clone(), members.len());
+                            members.push((k, v));
+                        }
+                    }
+                }
+                Ok(OrderedObject(members))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}

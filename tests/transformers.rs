@@ -1,0 +1,244 @@
+//! response-transformer through the in-process pipeline (the real proxy, an in-memory
+//! Lambda): Kong's operations in Kong's order on the function's answer, byte for byte, with
+//! Kong's quirks kept (decisions on the headers as they came, Lua truthiness, `json_value`'s
+//! escaping, `json_types` casts).
+
+use lambda_gateway::proxy::testing::{Answer, Pipeline};
+use lambda_gateway::upstream::invoker::write_answer;
+
+const KEYS: &str = "aws_region: us-east-1, aws_key: AKIDEXAMPLE, aws_secret: SECRET";
+
+/// One route `/r`: aws-lambda in proxy-integration mode, and response-transformer with
+/// `config` (a YAML flow mapping).
+fn transformed(config: &str) -> String {
+    format!(
+        "_format_version: \"3.0\"\nroutes:\n- name: r\n  paths: [/r]\n  plugins:\n  - {{name: aws-lambda, config: {{function_name: f, is_proxy_integration: true, {KEYS}}}}}\n  - {{name: response-transformer, config: {config}}}\n"
+    )
+}
+
+/// The answer to `GET /r` when the function's output is `output`.
+fn answer(config: &str, output: &'static str) -> Answer {
+    let p = Pipeline::new(&transformed(config), move |_, out| {
+        write_answer(out, 200, &[], output.as_bytes())
+    })
+    .unwrap_or_else(|e| panic!("{config}: {e}"));
+    p.get("/r", &[])
+}
+
+/// The answer's header lines after the status line, as `name: value`.
+fn lines(a: &Answer) -> Vec<String> {
+    a.head
+        .split("\r\n")
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A proxy-integration output: `headers` (a JSON object's members) and `body` (a JSON
+/// string's contents).
+macro_rules! output {
+    ($headers:literal, $body:literal) => {
+        concat!(
+            r#"{"statusCode":200,"headers":{"#,
+            $headers,
+            r#"},"body":""#,
+            $body,
+            r#""}"#
+        )
+    };
+}
+
+#[test]
+fn kongs_documented_example_in_kongs_order() {
+    // Kong's README example: remove two headers and two members, add two headers and two
+    // members, append to two headers.
+    let config = r#"{remove: {headers: [x-toremove, x-another-one], json: [json-key-toremove, another-json-key]}, add: {headers: ["x-new-header:value", "x-another-header:something"], json: ["new-json-key:some_value", "another-json-key:some_value"]}, append: {headers: ["x-existing-header:some_value", "x-another-header:some_value"]}}"#;
+    let a = answer(
+        config,
+        output!(
+            r#""Content-Type":"application/json","x-toremove":"a","X-Another-One":"b","x-existing-header":"e""#,
+            r#"{\"json-key-toremove\":1,\"keep\":[1,{\"a\":null}],\"another-json-key\":2}"#
+        ),
+    );
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        lines(&a),
+        [
+            "Content-Type: application/json",
+            "x-existing-header: e",
+            "Via: 1.1 lambda-gateway",
+            "x-new-header: value",
+            "x-another-header: something",
+            "x-existing-header: some_value",
+            "x-another-header: some_value",
+            "Content-Length: 83",
+        ]
+    );
+    // Removed members go, the untouched one keeps its bytes; `another-json-key` is added
+    // again (add looks at the body as the removals left it).
+    assert_eq!(
+        a.text(),
+        r#"{"keep":[1,{"a":null}],"new-json-key":"some_value","another-json-key":"some_value"}"#
+    );
+}
+
+#[test]
+fn header_operations_decide_on_the_headers_as_they_came() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        // Removed, then `add` skips it: it was there when the plugin read the headers.
+        (
+            r#"{remove: {headers: [x-a]}, add: {headers: ["x-a:new"]}}"#,
+            r#""x-a":"old""#,
+            &[],
+        ),
+        // Renamed with every value, replacing what the new name had.
+        (
+            r#"{rename: {headers: ["x-old:x-new"]}}"#,
+            r#""x-new":"gone""#,
+            &[],
+        ),
+        // Replace only what is there; add only what is not.
+        (
+            r#"{replace: {headers: ["x-a:replaced", "x-missing:no"]}, add: {headers: ["x-a:no", "x-b:added"]}}"#,
+            r#""x-a":"old""#,
+            &["x-a: replaced", "x-b: added"],
+        ),
+        // Colons after the first are dropped; an entry without a value does nothing.
+        (
+            r#"{add: {headers: ["x-c:::v:w", "x-d:"]}, append: {headers: ["x-e:"]}}"#,
+            "",
+            &["x-c: v:w"],
+        ),
+    ];
+    for (config, headers, want) in cases {
+        let p = Pipeline::new(&transformed(config), move |_, out| {
+            let body = format!(
+                r#"{{"statusCode":200,"headers":{{{headers}}},"multiValueHeaders":{{"x-old":["1","2"]}},"body":"x"}}"#
+            );
+            write_answer(out, 200, &[], body.as_bytes())
+        })
+        .expect("valid");
+        let a = p.get("/r", &[]);
+        let got: Vec<String> = lines(&a)
+            .into_iter()
+            .filter(|l| {
+                !["Content-Length", "x-old", "Via"]
+                    .iter()
+                    .any(|n| l.starts_with(n))
+            })
+            .collect();
+        if config.contains("rename") {
+            assert_eq!(got, ["x-new: 1", "x-new: 2"], "{config}");
+        } else {
+            assert_eq!(got, *want, "{config}");
+        }
+    }
+}
+
+#[test]
+fn json_operations_keep_kongs_rules() {
+    let cases: &[(&str, &str, &str)] = &[
+        // add sets a missing member or a false one (Lua's falsy), replace only a truthy one;
+        // null is truthy (cjson's null).
+        (
+            r#"{add: {json: ["f:added", "n:added", "new:v"]}, replace: {json: ["t:replaced", "f2:no", "missing:no"]}}"#,
+            r#"{\"f\":false,\"n\":null,\"t\":0,\"f2\":false}"#,
+            r#"{"f":"added","n":null,"t":"replaced","f2":false,"new":"v"}"#,
+        ),
+        // json_types by position: numbers (none when not one: nothing set), booleans.
+        (
+            r#"{add: {json: ["i:42", "x:3.5", "bad:4x", "b:true", "nb:yes", "s:7"], json_types: [number, number, number, boolean, boolean, string]}}"#,
+            r#"{}"#,
+            r#"{"i":42,"x":3.5,"b":true,"nb":false,"s":"7"}"#,
+        ),
+        // append: to a string makes an array, to an array pushes, to a number replaces it,
+        // to nothing makes one.
+        (
+            r#"{append: {json: ["s:b", "a:c", "n:d", "m:e"]}}"#,
+            r#"{\"s\":\"a\",\"a\":[1],\"n\":5}"#,
+            r#"{"s":["a","b"],"a":[1,"c"],"n":["d"],"m":["e"]}"#,
+        ),
+        // rename moves the value under the new name, replacing a member of that name.
+        (
+            r#"{rename: {json: ["a:b", "missing:c"]}}"#,
+            r#"{\"a\":{\"deep\":[1]},\"b\":2,\"z\":3}"#,
+            r#"{"b":{"deep":[1]},"z":3}"#,
+        ),
+        // json_value: escaped as a JSON string, then its quotes and slashes unescaped, so a
+        // backslash comes out doubled (as Kong's does).
+        (
+            r#"{add: {json: ['q:say "hi"/bye', 'p:a\b']}}"#,
+            r#"{}"#,
+            r#"{"q":"say \"hi\"/bye","p":"a\\\\b"}"#,
+        ),
+        // A repeated member: the last value, at the first one's place.
+        (
+            r#"{remove: {json: [x]}}"#,
+            r#"{\"d\":1,\"x\":0,\"d\":2}"#,
+            r#"{"d":2}"#,
+        ),
+    ];
+    for (config, body, want) in cases {
+        let output = format!(
+            r#"{{"statusCode":200,"headers":{{"Content-Type":"application/json"}},"body":"{body}"}}"#
+        );
+        let output: &'static str = Box::leak(output.into_boxed_str());
+        let a = answer(config, output);
+        assert_eq!(a.text(), *want, "{config}");
+        assert_eq!(
+            a.header("Content-Length"),
+            Some(want.len().to_string().as_str()),
+            "{config}"
+        );
+    }
+}
+
+#[test]
+fn bodies_that_are_not_json_objects_pass_untouched() {
+    let config = r#"{add: {json: ["k:v"]}}"#;
+    for (content_type, body, transformed_body) in [
+        ("application/json", r#"[1,2]"#, None),
+        ("application/json", r#"{\"cut"#, None),
+        ("text/plain", r#"{}"#, None),
+        (
+            "application/problem+json; charset=utf-8",
+            r#"{}"#,
+            Some(r#"{"k":"v"}"#),
+        ),
+        ("text/html, application/json", r#"{}"#, Some(r#"{"k":"v"}"#)),
+    ] {
+        let output = format!(
+            r#"{{"statusCode":200,"headers":{{"Content-Type":"{content_type}"}},"body":"{body}"}}"#
+        );
+        let a = answer(config, Box::leak(output.into_boxed_str()));
+        let sent = body.replace("\\\"", "\"");
+        assert_eq!(
+            a.text(),
+            transformed_body.unwrap_or(&sent),
+            "{content_type} {body}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_entry_is_a_schema_violation_naming_it() {
+    for (config, field) in [
+        (r#"{add: {headers: ["no-colon"]}}"#, "config.add.headers[0]"),
+        (
+            r#"{rename: {headers: ["x-a:bad name"]}}"#,
+            "config.rename.headers[0]",
+        ),
+        (
+            r#"{append: {json_types: [integer]}}"#,
+            "config.append.json_types[0]",
+        ),
+        (r#"{add: {nope: []}}"#, "config.add.nope"),
+        (r#"{add: [x]}"#, "config.add"),
+    ] {
+        let err = Pipeline::new(&transformed(config), |_, _| {})
+            .err()
+            .unwrap_or_else(|| panic!("{config} accepted"));
+        assert!(err.contains(field), "{config}: {err}");
+    }
+}
