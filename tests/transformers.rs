@@ -1,10 +1,15 @@
 //! response-transformer through the in-process pipeline (the real proxy, an in-memory
 //! Lambda): Kong's operations in Kong's order on the function's answer, byte for byte, with
 //! Kong's quirks kept (decisions on the headers as they came, Lua truthiness, `json_value`'s
-//! escaping, `json_types` casts).
+//! escaping, `json_types` casts). Then from outside: Kong's documented Admin API example run
+//! with curl as written, and a streamed answer (headers transformed, body untouched), on both
+//! drivers.
+
+mod support;
 
 use lambda_gateway::proxy::testing::{Answer, Pipeline};
 use lambda_gateway::upstream::invoker::write_answer;
+use support::*;
 
 const KEYS: &str = "aws_region: us-east-1, aws_key: AKIDEXAMPLE, aws_secret: SECRET";
 
@@ -240,5 +245,85 @@ fn a_bad_entry_is_a_schema_violation_naming_it() {
             .err()
             .unwrap_or_else(|| panic!("{config} accepted"));
         assert!(err.contains(field), "{config}: {err}");
+    }
+}
+
+#[test]
+fn kongs_documented_admin_api_example_runs_as_written() {
+    if !installed("curl", "curl") {
+        return;
+    }
+    let mock = MockLambda::start();
+    let dir = TempDir::new("response-transformer");
+    for driver in DRIVERS {
+        let gw = Gateway::start_admin_with(&mock, &one_route_config(&mock), driver, &dir);
+        let admin = gw.admin.expect("admin API");
+        // developer.konghq.com/plugins/response-transformer/examples ("Add a new header"), the
+        // Admin API's address put in.
+        let example = r#"curl -i -X POST http://localhost:8001/plugins/ \
+--header "Accept: application/json" \
+--header "Content-Type: application/json" \
+--data '
+{
+"name": "response-transformer",
+"config": {
+"add": {
+"headers": [
+"New-Header:Header Value"
+]
+}
+},
+"tags": []
+}
+'"#
+        .replace("localhost:8001", &admin.to_string());
+        let out = std::process::Command::new("sh")
+            .args(["-c", &example])
+            .output()
+            .expect("sh runs curl");
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(printed.starts_with("HTTP/1.1 201"), "{driver:?}: {printed}");
+        assert!(
+            printed.contains(r#""name":"response-transformer""#),
+            "{printed}"
+        );
+        // The records not given are shown with their fields' defaults, as Kong shows them.
+        assert!(
+            printed.contains(r#""remove":{"headers":[],"json":[]}"#),
+            "{printed}"
+        );
+        let r = gw.send(&get("/r?x=1"));
+        assert_eq!(r.status, 200, "{driver:?}");
+        assert_eq!(r.header("New-Header"), Some("Header Value"), "{driver:?}");
+    }
+}
+
+#[test]
+fn a_streamed_answer_gets_its_headers_transformed_and_its_body_as_sent() {
+    let mock = MockLambda::start();
+    let config = config_for(&mock, "/s", "stream-sse", "invoke_mode: RESPONSE_STREAM").replace(
+        "  - name: aws-lambda\n",
+        "  - {name: response-transformer, config: {remove: {headers: [X-Fn]}, add: {headers: [\"x-t:1\"], json: [\"k:v\"]}}}\n  - name: aws-lambda\n",
+    );
+    if !installed("curl", "curl") {
+        return;
+    }
+    for driver in DRIVERS {
+        let gw = Gateway::start(&mock, &config, driver);
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-i", &format!("http://{}/s", gw.addr)])
+            .output()
+            .expect("curl runs");
+        let printed = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+        let (head, body) = printed.split_once("\n\n").expect("a head");
+        let head = head.to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 201"), "{driver:?}: {head}");
+        assert!(head.contains("\nx-t: 1\n"), "{driver:?}: {head}");
+        assert!(!head.contains("x-fn"), "{driver:?}: {head}");
+        assert!(
+            head.contains("transfer-encoding: chunked"),
+            "{driver:?}: {head}"
+        );
+        assert_eq!(body, "data: 1\n\ndata: 2\n\ndata: 3\n\n", "{driver:?}");
     }
 }
