@@ -248,6 +248,17 @@ fn a_bad_entry_is_a_schema_violation_naming_it() {
     }
 }
 
+/// What a documented shell command (curl against `localhost:8001`) prints, run against the
+/// Admin API at `admin`.
+fn run_against(command: &str, admin: std::net::SocketAddr) -> String {
+    let command = command.replace("localhost:8001", &admin.to_string());
+    let out = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .output()
+        .expect("sh runs curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn kongs_documented_admin_api_example_runs_as_written() {
     if !installed("curl", "curl") {
@@ -275,13 +286,8 @@ fn kongs_documented_admin_api_example_runs_as_written() {
 },
 "tags": []
 }
-'"#
-        .replace("localhost:8001", &admin.to_string());
-        let out = std::process::Command::new("sh")
-            .args(["-c", &example])
-            .output()
-            .expect("sh runs curl");
-        let printed = String::from_utf8_lossy(&out.stdout);
+'"#;
+        let printed = run_against(&example, admin);
         assert!(printed.starts_with("HTTP/1.1 201"), "{driver:?}: {printed}");
         assert!(
             printed.contains(r#""name":"response-transformer""#),
@@ -325,5 +331,170 @@ fn a_streamed_answer_gets_its_headers_transformed_and_its_body_as_sent() {
             "{driver:?}: {head}"
         );
         assert_eq!(body, "data: 1\n\ndata: 2\n\ndata: 3\n\n", "{driver:?}");
+    }
+}
+
+/// One regex route `/users/<id>`: aws-lambda forwarding everything Kong's payload can carry
+/// (or, with `event`, an API Gateway 2.0 event), and request-transformer with `config`.
+fn request_transformed(config: &str, event: bool) -> Pipeline {
+    let mode = if event {
+        "awsgateway_compatible: true, awsgateway_compatible_payload_version: \"2.0\""
+    } else {
+        "forward_request_method: true, forward_request_uri: true, forward_request_headers: true, forward_request_body: true"
+    };
+    let yaml = format!(
+        "_format_version: \"3.0\"\nroutes:\n- name: users\n  paths: [\"~/users/(?<id>\\\\d+)$\"]\n  plugins:\n  - {{name: aws-lambda, config: {{function_name: f, {mode}, {KEYS}}}}}\n  - {{name: request-transformer, config: {config}}}\n"
+    );
+    Pipeline::new(&yaml, |_, out| write_answer(out, 200, &[], b"{}"))
+        .unwrap_or_else(|e| panic!("{config}: {e}"))
+}
+
+/// What the function was sent for the raw request `raw`.
+fn sent(p: &Pipeline, raw: &str) -> serde_json::Value {
+    let a = p.send(raw.as_bytes());
+    assert_eq!(a.status, 200, "{raw}: {}", a.text());
+    let invokes = p.invokes.borrow();
+    let (_, payload) = invokes.last().expect("an invoke");
+    serde_json::from_slice(payload).expect("JSON payload")
+}
+
+#[test]
+fn request_transformer_changes_what_the_function_sees() {
+    // Headers, in Kong's order, templates reading the request as it came.
+    let p = request_transformed(
+        r#"{remove: {headers: [x-remove]}, rename: {headers: ["x-old:x-new"]}, replace: {headers: ["x-keep:$(headers.x_old)-r", "host:new.host"]}, add: {headers: ["x-added:$(query_params.q)", "x-keep:no"]}, append: {headers: ["x-keep:more"]}}"#,
+        false,
+    );
+    let got = sent(
+        &p,
+        "GET /users/42?q=1 HTTP/1.1\r\nHost: gw.test\r\nX-Remove: 1\r\nX-Old: o\r\nX-Keep: k\r\n\r\n",
+    );
+    let headers = &got["request_headers"];
+    assert_eq!(headers["x-new"], "o", "{got}");
+    assert_eq!(
+        headers["x-keep"],
+        serde_json::json!(["o-r", "more"]),
+        "{got}"
+    );
+    assert_eq!(headers["x-added"], "1", "{got}");
+    assert_eq!(headers["host"], "new.host", "{got}");
+    assert!(
+        headers.get("x-remove").is_none() && headers.get("x-old").is_none(),
+        "{got}"
+    );
+
+    // The query, the path and the method; the route's captures in templates.
+    let p = request_transformed(
+        r#"{http_method: PUT, replace: {uri: "/v2/$(uri_captures.id)/$(uri_captures[1])", querystring: ["r:$(uri_captures.id)"]}, remove: {querystring: [drop]}, rename: {querystring: ["old:new"]}, add: {querystring: ["a:1 2", "r:no"]}, append: {querystring: ["r:2"]}}"#,
+        false,
+    );
+    let got = sent(
+        &p,
+        "GET /users/42?drop=1&old=v&r=x&q=1 HTTP/1.1\r\nHost: gw.test\r\n\r\n",
+    );
+    assert_eq!(got["request_method"], "PUT", "{got}");
+    assert_eq!(
+        got["request_uri"], "/v2/42/42?r=42&r=2&q=1&new=v&a=1%202",
+        "{got}"
+    );
+    assert_eq!(got["request_uri_args"]["a"], "1 2", "{got}");
+
+    // A JSON body: members kept in order, `false` counted as missing by add.
+    let p = request_transformed(
+        r#"{remove: {body: [rm]}, rename: {body: ["mv:moved", "f:nope"]}, replace: {body: ["keep:$(headers.x_v)"]}, add: {body: ["f:was-false", "new:n"]}, append: {body: ["keep:more"]}}"#,
+        false,
+    );
+    let body = r#"{"keep":1,"f":false,"rm":2,"mv":{"a":[1]}}"#;
+    let got = sent(
+        &p,
+        &format!("POST /users/1 HTTP/1.1\r\nHost: gw.test\r\nX-V: v\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+    );
+    let want = r#"{"keep":["v","more"],"f":"was-false","moved":{"a":[1]},"new":"n"}"#;
+    assert_eq!(got["request_body"], want, "{got}");
+    assert_eq!(
+        got["request_headers"]["content-length"],
+        want.len().to_string(),
+        "{got}"
+    );
+
+    // A form body, and to GET: its arguments join the query too.
+    let p = request_transformed(
+        r#"{http_method: GET, add: {body: ["c:3"]}, rename: {body: ["a:z"]}}"#,
+        false,
+    );
+    let got = sent(
+        &p,
+        "POST /users/1?q=0 HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\na=1&b=two",
+    );
+    assert_eq!(got["request_method"], "GET", "{got}");
+    assert_eq!(got["request_uri"], "/users/1?q=0&a=1&b=two", "{got}");
+    assert_eq!(got["request_body"], "b=two&z=1&c=3", "{got}");
+}
+
+#[test]
+fn request_transformer_feeds_api_gateway_events_and_fails_clearly() {
+    let p = request_transformed(
+        r#"{replace: {uri: "/v2/$(uri_captures.id)"}, add: {querystring: ["k:v"], headers: ["x-t:$(headers.host)"]}}"#,
+        true,
+    );
+    let event = sent(&p, "GET /users/7?a=b HTTP/1.1\r\nHost: gw.test\r\n\r\n");
+    assert_eq!(event["rawPath"], "/v2/7", "{event}");
+    assert_eq!(event["rawQueryString"], "a=b&k=v", "{event}");
+    assert_eq!(event["headers"]["x-t"], "gw.test", "{event}");
+
+    // A path that renders to nothing is the gateway's 500, the function not invoked.
+    let p = request_transformed(r#"{replace: {uri: "$(headers.nope)"}}"#, false);
+    let a = p.send(b"GET /users/7 HTTP/1.1\r\nHost: gw.test\r\n\r\n");
+    assert_eq!(a.status, 500, "{}", a.text());
+    assert_eq!(p.invoke_count(), 0);
+
+    // What Lua would run is refused with the configuration.
+    let err = Pipeline::new(
+        "_format_version: \"3.0\"\nroutes:\n- name: r\n  paths: [/r]\n  plugins:\n  - {name: request-transformer, config: {add: {headers: [\"x:$(os.exit())\"]}}}\n",
+        |_, _| {},
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        err.contains("config.add.headers[0]") && err.contains("not in supported format"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kongs_documented_request_transformer_example_runs_as_written() {
+    if !installed("curl", "curl") {
+        return;
+    }
+    let mock = MockLambda::start();
+    let config = config_for(&mock, "/r", "echo", "forward_request_headers: true")
+        .replace("name: svc", "name: example-service");
+    let dir = TempDir::new("request-transformer");
+    for driver in DRIVERS {
+        let gw = Gateway::start_admin_with(&mock, &config, driver, &dir);
+        let admin = gw.admin.expect("admin API");
+        // Kong's plugin documentation, "add multiple headers by passing each header:value
+        // pair separately" (form keys with 1-based indexes), the Admin API's address put in.
+        let example = r#"curl -X POST http://localhost:8001/services/example-service/plugins \
+  --data "name=request-transformer" \
+  --data "config.add.headers[1]=h1:v1" \
+  --data "config.add.headers[2]=h2:v1""#;
+        let printed = run_against(&example, admin);
+        assert!(
+            printed.contains(r#""headers":["h1:v1","h2:v1"]"#),
+            "{driver:?}: {printed}"
+        );
+        // Kong's table: incoming `h1: v1` gives upstream `h1: v1` and `h2: v1`.
+        let r = gw.send("GET /r HTTP/1.1\r\nHost: gw\r\nh1: v1\r\n\r\n");
+        assert_eq!(r.status, 200, "{driver:?}");
+        let payload = r.json();
+        assert_eq!(
+            payload["request_headers"]["h1"], "v1",
+            "{driver:?}: {payload}"
+        );
+        assert_eq!(
+            payload["request_headers"]["h2"], "v1",
+            "{driver:?}: {payload}"
+        );
     }
 }

@@ -119,6 +119,7 @@ fuzz_target!(|data: &[u8]| {
         edits: &mut edits,
         service: None,
         jwt_claims: None,
+        uri_captures: &|_| None,
     };
     let mut resp = Response::default();
     // The jwt plugin decides in one poll: it waits on nothing.

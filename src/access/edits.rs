@@ -1,6 +1,7 @@
 //! Changes the access plugins make to the request the function sees (Kong's
 //! `kong.service.request.set_header` and friends): headers set or removed, query arguments
-//! removed. Applied by writing a new head into a reused buffer and parsing it again, so the
+//! removed; and wholesale (request-transformer): the method, the path, the query, every
+//! header, the body. Applied by writing a new head into a reused buffer and parsing it again, so the
 //! payload encoders read the changed request like any other, and nothing is allocated once the
 //! buffers have grown.
 
@@ -20,6 +21,15 @@ pub struct RequestEdits {
     removed_headers: Vec<Range<usize>>,
     /// Query argument names to remove: ranges of `text`.
     removed_args: Vec<Range<usize>>,
+    /// A new method, path, or query (without its `?`; empty: none): ranges of `text`.
+    method: Option<Range<usize>>,
+    path: Option<Range<usize>>,
+    query: Option<Range<usize>>,
+    /// Every header the request came with is dropped: the set ones are all it has.
+    headers_replaced: bool,
+    /// A new body, when `body_replaced`.
+    body: Vec<u8>,
+    body_replaced: bool,
     /// Header lines for the client's answer (rate-limit counts), `Name: value\r\n` each.
     answer: Vec<u8>,
     /// The rewritten head.
@@ -36,6 +46,12 @@ impl RequestEdits {
         self.removed_headers.clear();
         self.removed_args.clear();
         self.answer.clear();
+        self.method = None;
+        self.path = None;
+        self.query = None;
+        self.headers_replaced = false;
+        self.body.clear();
+        self.body_replaced = false;
     }
 
     /// Adds `name: n` to the client's answer.
@@ -71,7 +87,75 @@ impl RequestEdits {
 
     /// Whether anything is to change.
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.removed_headers.is_empty() && self.removed_args.is_empty()
+        self.set.is_empty()
+            && self.removed_headers.is_empty()
+            && self.removed_args.is_empty()
+            && self.method.is_none()
+            && self.path.is_none()
+            && self.query.is_none()
+            && !self.headers_replaced
+            && !self.body_replaced
+    }
+
+    /// The request's headers as the function would see them now: the client's, less those
+    /// removed, then those set.
+    pub fn effective_headers<'r>(
+        &'r self,
+        req: &Request<'r>,
+    ) -> impl Iterator<Item = (&'r [u8], &'r [u8])> + 'r {
+        let client = req
+            .headers()
+            .filter(move |(name, _)| !self.headers_replaced && !self.header_removed(name));
+        let set = self
+            .set
+            .iter()
+            .map(|(n, v)| (&self.text[n.clone()], &self.text[v.clone()]));
+        client.chain(set)
+    }
+
+    /// Sends `method` instead of the client's.
+    pub fn set_method(&mut self, method: &str) {
+        self.method = Some(self.push(method.as_bytes()));
+    }
+
+    /// Sends `path` (already a valid request-target path) instead of the client's.
+    pub fn set_path(&mut self, path: &[u8]) {
+        self.path = Some(self.push(path));
+    }
+
+    /// Sends `query` (encoded, without `?`; empty: no query) instead of the client's.
+    pub fn set_query(&mut self, query: &[u8]) {
+        self.removed_args.clear();
+        self.query = Some(self.push(query));
+    }
+
+    /// Drops every header, the client's and those set so far: the ones set from now on are
+    /// all the request has (read [`RequestEdits::effective_headers`] first).
+    pub fn replace_headers(&mut self) {
+        self.headers_replaced = true;
+        self.set.clear();
+        self.removed_headers.clear();
+    }
+
+    /// Sets header `name` to `value` (CR, LF and NUL dropped) without removing a value
+    /// already set for it (a header sent several times).
+    pub fn add_header(&mut self, name: &str, value: &[u8]) {
+        let n = self.push(name.as_bytes());
+        let start = self.text.len();
+        self.text.extend(
+            value
+                .iter()
+                .copied()
+                .filter(|b| !matches!(b, b'\r' | b'\n' | 0)),
+        );
+        self.set.push((n, start..self.text.len()));
+    }
+
+    /// Sends `body` instead of the client's.
+    pub fn set_body(&mut self, body: &[u8]) {
+        self.body.clear();
+        self.body.extend_from_slice(body);
+        self.body_replaced = true;
     }
 
     fn push(&mut self, bytes: &[u8]) -> Range<usize> {
@@ -83,15 +167,7 @@ impl RequestEdits {
     /// Sets header `name` to `value` (CR, LF and NUL dropped from the value).
     pub fn set_header(&mut self, name: &str, value: &[u8]) {
         self.remove_header(name);
-        let n = self.push(name.as_bytes());
-        let start = self.text.len();
-        self.text.extend(
-            value
-                .iter()
-                .copied()
-                .filter(|b| !matches!(b, b'\r' | b'\n' | 0)),
-        );
-        self.set.push((n, start..self.text.len()));
+        self.add_header(name, value);
     }
 
     /// Sets header `name` to `values` joined by `separator`.
@@ -151,10 +227,16 @@ impl RequestEdits {
     pub fn apply<'s>(&'s mut self, req: &Request<'s>) -> Option<Request<'s>> {
         let mut out = std::mem::take(&mut self.head_text);
         out.clear();
-        out.extend_from_slice(req.method());
+        let edited = |r: &Option<Range<usize>>| r.clone().map(|r| &self.text[r]);
+        out.extend_from_slice(edited(&self.method).unwrap_or(req.method()));
         out.push(b' ');
-        out.extend_from_slice(req.path());
-        if let Some(query) = req.query() {
+        out.extend_from_slice(edited(&self.path).unwrap_or(req.path()));
+        if let Some(query) = edited(&self.query) {
+            if !query.is_empty() {
+                out.push(b'?');
+                out.extend_from_slice(query);
+            }
+        } else if let Some(query) = req.query() {
             let mut first = true;
             for pair in query.split(|&b| b == b'&') {
                 if pair.is_empty() || self.arg_removed(pair) {
@@ -171,7 +253,7 @@ impl RequestEdits {
             b" HTTP/1.1\r\n"
         });
         for (name, value) in req.headers() {
-            if self.header_removed(name) {
+            if self.headers_replaced || self.header_removed(name) {
                 continue;
             }
             out.extend_from_slice(name);
@@ -181,7 +263,7 @@ impl RequestEdits {
         }
         // An absolute-form target's authority, when no Host line came, becomes the Host line
         // HTTP/1.1 text needs (an HTTP/2 request's `:authority` is already its Host field).
-        if req.header("host").is_none() {
+        if req.header("host").is_none() && !self.headers_replaced {
             if let Some(authority) = req.authority() {
                 out.extend_from_slice(b"host: ");
                 out.extend_from_slice(authority);
@@ -207,7 +289,11 @@ impl RequestEdits {
             Ok(true) => Some(Request {
                 buf: &self.head_text,
                 head: &self.head,
-                body: req.body,
+                body: if self.body_replaced {
+                    &self.body
+                } else {
+                    req.body
+                },
                 peer: req.peer,
                 secure: req.secure,
             }),

@@ -11,9 +11,12 @@
 pub mod cidr;
 pub mod counters;
 pub mod edits;
+pub mod entries;
+pub mod json_object;
 pub mod redis_exact;
 pub mod redis_link;
 pub mod redis_sync;
+pub mod template;
 #[cfg(test)]
 pub mod testing;
 
@@ -50,6 +53,19 @@ pub trait Identities {
     fn groups(&self, consumer: &ConsumerInfo) -> &[String];
 }
 
+/// Which capture of the matched route's regex path: by name, or by number (1 is the first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptureKey<'k> {
+    /// A named group.
+    Name(&'k str),
+    /// A group by its 1-based number.
+    Number(usize),
+}
+
+/// Kong's `uri_captures`: a capture of the matched route's regex path (none for a route
+/// matched by a prefix).
+pub type UriCaptures<'a> = &'a dyn Fn(CaptureKey<'_>) -> Option<&'a [u8]>;
+
 /// What the plugins of one request share: who is calling (once an auth plugin said), and
 /// the changes to the request the function will see.
 pub struct AccessContext<'a, 'e> {
@@ -67,6 +83,8 @@ pub struct AccessContext<'a, 'e> {
     pub service: Option<&'a str>,
     /// The claims of the token that identified the caller (jwt), for API Gateway events.
     pub jwt_claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The matched route's regex captures.
+    pub uri_captures: UriCaptures<'a>,
 }
 
 /// What a plugin decided.
@@ -222,5 +240,6 @@ access_plugins! {
     acl::Acl,
     rate_limit::RateLimiting,
     request_termination::RequestTermination,
+    request_transformer::RequestTransformer,
     response_transformer::ResponseTransformer,
 }

@@ -18,48 +18,9 @@ use crate::http::encode::Response;
 use crate::http::request::Request;
 use crate::schema::check::Checker;
 use crate::schema::{Default, Field, Schema, Type};
-use serde_json::value::RawValue;
+use super::entries::{colon_pair, header_rename, split_pair};
+use super::json_object::JsonObject;
 use serde_json::{Map, Value};
-
-/// A `name:value` entry (Kong's `^[^:]+:.*$`).
-fn colon_pair(entry: &str) -> Result<(), String> {
-    match entry.find(':') {
-        Some(i) if i > 0 => Ok(()),
-        _ => Err(format!("{entry:?} is not a name:value pair")),
-    }
-}
-
-/// Kong's header name rule (`^[a-zA-Z0-9-_]+$`).
-fn kong_header_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("'{name}' is not a valid header"))
-    }
-}
-
-/// A `rename.headers` entry: two header names.
-fn header_rename(entry: &str) -> Result<(), String> {
-    colon_pair(entry)?;
-    let (old, new) = split_pair(entry);
-    kong_header_name(old)?;
-    kong_header_name(new.unwrap_or(""))
-}
-
-/// Kong's `^([^:]+):*(.-)$`: the name, and the value after the colons (none when empty).
-fn split_pair(entry: &str) -> (&str, Option<&str>) {
-    match entry.split_once(':') {
-        Some((name, rest)) => {
-            let value = rest.trim_start_matches(':');
-            (name, Some(value).filter(|v| !v.is_empty()))
-        }
-        None => (entry, None),
-    }
-}
 
 const JSON_TYPES: &[&str] = &["boolean", "number", "string"];
 
@@ -290,108 +251,38 @@ impl ResponseTransformer {
     /// The body with the JSON operations done; `None` when it is not a JSON object. Members
     /// keep their order and untouched ones their bytes; new ones go at the end.
     fn transform_json(&self, body: &[u8]) -> Option<Vec<u8>> {
-        let members: Vec<(String, Box<RawValue>)> =
-            serde_json::from_slice::<OrderedObject>(body).ok()?.0;
-        let mut members: Vec<(String, Member)> = members
-            .into_iter()
-            .map(|(k, v)| (k, Member::Raw(v)))
-            .collect();
-        let find = |members: &[(String, Member)], name: &str| members.iter().position(|(k, _)| k == name);
+        let mut object = JsonObject::parse(body)?;
         for name in &self.remove_json {
-            members.retain(|(k, _)| k != name);
+            object.remove(name);
         }
         for (old, new) in &self.rename_json {
-            let (Some(new), Some(at)) = (new, find(&members, old)) else {
-                continue;
-            };
-            let (_, value) = members.remove(at);
-            match find(&members, new) {
-                Some(existing) => members[existing].1 = value,
-                None => members.push((new.clone(), value)),
+            match new {
+                // Kong sets the new name, then clears the old: the same name is cleared.
+                Some(new) if new == old => object.remove(old),
+                Some(new) => {
+                    object.rename(old, new);
+                }
+                None => {}
             }
         }
         for v in &self.replace_json {
-            let (Some(at), Some(value)) = (find(&members, &v.name), kong_json_value(v)) else {
-                continue;
-            };
-            if members[at].1.is_truthy() {
-                members[at].1 = Member::Value(value);
+            if let Some(value) = kong_json_value(v).filter(|_| object.is_truthy(&v.name)) {
+                object.set(&v.name, value);
             }
         }
         for v in &self.add_json {
-            let Some(value) = kong_json_value(v) else {
-                continue;
-            };
-            match find(&members, &v.name) {
-                Some(at) if !members[at].1.is_truthy() => members[at].1 = Member::Value(value),
-                Some(_) => {}
-                None => members.push((v.name.clone(), Member::Value(value))),
+            if let Some(value) = kong_json_value(v).filter(|_| !object.is_truthy(&v.name)) {
+                object.set(&v.name, value);
             }
         }
         for v in &self.append_json {
-            let Some(value) = kong_json_value(v) else {
-                continue;
-            };
-            match find(&members, &v.name) {
-                Some(at) => {
-                    let current = std::mem::replace(&mut members[at].1, Member::Value(Value::Null));
-                    members[at].1 = Member::Value(appended(current.into_value(), value));
-                }
-                None => members.push((v.name.clone(), Member::Value(Value::Array(vec![value])))),
+            if let Some(value) = kong_json_value(v) {
+                object.append(&v.name, value);
             }
         }
         let mut out = Vec::with_capacity(body.len() + 64);
-        out.push(b'{');
-        for (i, (name, value)) in members.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            crate::json::write_str(&mut out, name.as_bytes());
-            out.push(b':');
-            match value {
-                Member::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
-                Member::Value(v) => serde_json::to_writer(&mut out, v).ok()?,
-            }
-        }
-        out.push(b'}');
+        object.write(&mut out);
         Some(out)
-    }
-}
-
-/// A member of the body: as it came, or set here.
-enum Member {
-    Raw(Box<RawValue>),
-    Value(Value),
-}
-
-impl Member {
-    /// Lua's truthiness of the decoded value: all but a missing value and `false` (JSON
-    /// `null` decodes to cjson's null, which is truthy).
-    fn is_truthy(&self) -> bool {
-        match self {
-            Member::Raw(raw) => raw.get() != "false",
-            Member::Value(v) => *v != Value::Bool(false),
-        }
-    }
-
-    fn into_value(self) -> Value {
-        match self {
-            Member::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
-            Member::Value(v) => v,
-        }
-    }
-}
-
-/// Kong's `append_value`: a string becomes an array of both, an array gets it pushed,
-/// anything else is replaced by an array of it.
-fn appended(current: Value, value: Value) -> Value {
-    match current {
-        Value::String(s) => Value::Array(vec![Value::String(s), value]),
-        Value::Array(mut items) => {
-            items.push(value);
-            Value::Array(items)
-        }
-        _ => Value::Array(vec![value]),
     }
 }
 
@@ -439,39 +330,4 @@ fn lua_number(text: &str) -> Option<Value> {
         return None;
     }
     serde_json::Number::from_f64(f).map(Value::Number)
-}
-
-/// A JSON object's members in order, values as their raw text (duplicate names kept, the
-/// last one winning as Lua's table would).
-struct OrderedObject(Vec<(String, Box<RawValue>)>);
-
-impl<'de> serde::Deserialize<'de> for OrderedObject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = OrderedObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<OrderedObject, A::Error> {
-                let mut members: Vec<(String, Box<RawValue>)> = Vec::new();
-                // Where each name is, so a repeated one costs a lookup, not a scan.
-                let mut at = std::collections::HashMap::<String, usize>::new();
-                while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
-                    match at.get(&k) {
-                        Some(&i) => members[i].1 = v,
-                        None => {
-                            at.insert(k.clone(), members.len());
-                            members.push((k, v));
-                        }
-                    }
-                }
-                Ok(OrderedObject(members))
-            }
-        }
-        d.deserialize_map(Visit)
-    }
 }

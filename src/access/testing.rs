@@ -183,6 +183,7 @@ pub fn run_chain(plugins: &[&dyn Phases], raw: &str, known: &Known) -> Outcome {
         edits: &mut edits,
         service: Some("s-1"),
         jwt_claims: None,
+        uri_captures: &|_| None,
     };
     let mut verdict = Verdict::Continue;
     let mut ran = 0;

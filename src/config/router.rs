@@ -186,6 +186,25 @@ impl<'r> RouteMatch<'r> {
     }
 }
 
+impl<'r> RouteMatch<'r> {
+    /// The capture `key` of a regex path that matched `path` (Kong's `uri_captures`).
+    pub fn capture<'p>(
+        &self,
+        path: &'p [u8],
+        key: crate::access::CaptureKey<'_>,
+    ) -> Option<&'p [u8]> {
+        let PathRule::Regex(r) = &self.entry.path else {
+            return None;
+        };
+        let caps = r.captures(path)?;
+        let found = match key {
+            crate::access::CaptureKey::Name(name) => caps.name(name),
+            crate::access::CaptureKey::Number(n) => caps.get(n),
+        };
+        found.map(|m| m.as_bytes())
+    }
+}
+
 impl Entry {
     fn matches(&self, q: &RouteQuery<'_>) -> bool {
         if !self.methods.is_empty() && !self.methods.iter().any(|m| m.as_bytes() == q.method) {

@@ -255,6 +255,8 @@ impl<I: Invoker> Proxy<I> {
         let mut ran: SmallVec<[&AccessPlugin; 8]> = SmallVec::new();
         let mut edits = std::mem::take(&mut s.edits);
         edits.clear();
+        let path = req.path();
+        let captures = |key: crate::access::CaptureKey<'_>| matched.capture(path, key);
         let mut ctx = AccessContext {
             identities: &snapshot.identities,
             consumer: None,
@@ -265,6 +267,7 @@ impl<I: Invoker> Proxy<I> {
                 .service
                 .map(|i| snapshot.config.services[i].id.as_str()),
             jwt_claims: None,
+            uri_captures: &captures,
         };
         let mut exit = None;
         let mut next = 0;
