@@ -414,7 +414,10 @@ async fn serve_stream<H: Handler>(
             // The request's body is given back; a large answer is counted until the client
             // has taken it, and sent as its window allows.
             drop(reserved);
-            let answer = std::mem::take(&mut resp.body);
+            let answer = match resp.shared.take() {
+                Some(shared) => shared,
+                None => Bytes::from(std::mem::take(&mut resp.body)),
+            };
             let end = !wants_body || answer.is_empty();
             let Some(mut send) = send_head(&mut respond, &resp, Some(answer.len()), end) else {
                 return;
@@ -448,7 +451,9 @@ async fn serve_stream<H: Handler>(
                 match handler.next_piece(&mut output, &mut piece).await {
                     Piece::Data => {
                         sent += piece.len() as u64;
-                        if !send_within_window(&mut send, piece, limits.client_timeout).await {
+                        if !send_within_window(&mut send, Bytes::from(piece), limits.client_timeout)
+                            .await
+                        {
                             break StreamEnd::Abandoned;
                         }
                     }
@@ -485,10 +490,9 @@ fn joined_cookies(headers: &http::HeaderMap) -> Option<Vec<u8>> {
 /// stops reading holds the producer, not a growing buffer.
 async fn send_within_window(
     send: &mut h2::SendStream<Bytes>,
-    piece: Vec<u8>,
+    mut data: Bytes,
     limit: Duration,
 ) -> bool {
-    let mut data = Bytes::from(piece);
     while !data.is_empty() {
         send.reserve_capacity(data.len());
         let capacity = std::future::poll_fn(|cx| send.poll_capacity(cx));

@@ -16,6 +16,7 @@ pub mod access;
 pub mod access_log;
 pub mod admin;
 pub mod aws;
+pub mod cache;
 pub mod certificate;
 pub mod cli;
 pub mod config;

@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "json", "pacing", "schema", "metrics", "signals", "reactor", "emulator", "trust", "random",
     ],
-    &["http", "access_log"],
+    &["http", "access_log", "cache"],
     &["aws"],
     &["lambda", "certificate", "access"],
     &["upstream"],

@@ -248,17 +248,6 @@ fn a_bad_entry_is_a_schema_violation_naming_it() {
     }
 }
 
-/// What a documented shell command (curl against `localhost:8001`) prints, run against the
-/// Admin API at `admin`.
-fn run_against(command: &str, admin: std::net::SocketAddr) -> String {
-    let command = command.replace("localhost:8001", &admin.to_string());
-    let out = std::process::Command::new("sh")
-        .args(["-c", &command])
-        .output()
-        .expect("sh runs curl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn kongs_documented_admin_api_example_runs_as_written() {
     if !installed("curl", "curl") {
@@ -287,7 +276,7 @@ fn kongs_documented_admin_api_example_runs_as_written() {
 "tags": []
 }
 '"#;
-        let printed = run_against(&example, admin);
+        let printed = run_documented(example, admin);
         assert!(printed.starts_with("HTTP/1.1 201"), "{driver:?}: {printed}");
         assert!(
             printed.contains(r#""name":"response-transformer""#),
@@ -479,7 +468,7 @@ fn kongs_documented_request_transformer_example_runs_as_written() {
   --data "name=request-transformer" \
   --data "config.add.headers[1]=h1:v1" \
   --data "config.add.headers[2]=h2:v1""#;
-        let printed = run_against(&example, admin);
+        let printed = run_documented(example, admin);
         assert!(
             printed.contains(r#""headers":["h1:v1","h2:v1"]"#),
             "{driver:?}: {printed}"

@@ -118,6 +118,7 @@ fuzz_target!(|data: &[u8]| {
         credential: None,
         edits: &mut edits,
         service: None,
+        route: None,
         jwt_claims: None,
         uri_captures: &|_| None,
     };

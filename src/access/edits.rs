@@ -30,6 +30,9 @@ pub struct RequestEdits {
     /// A new body, when `body_replaced`.
     body: Vec<u8>,
     body_replaced: bool,
+    /// What plugins keep from their access phase for their response phases, by plugin name
+    /// (proxy-cache's right to store the answer); dropped when the request ends.
+    kept: Vec<(&'static str, Box<dyn std::any::Any>)>,
     /// Header lines for the client's answer (rate-limit counts), `Name: value\r\n` each.
     answer: Vec<u8>,
     /// The rewritten head.
@@ -52,6 +55,34 @@ impl RequestEdits {
         self.headers_replaced = false;
         self.body.clear();
         self.body_replaced = false;
+        self.kept.clear();
+    }
+
+    /// Keeps `state` for `plugin`'s response phases of this request.
+    pub fn keep(&mut self, plugin: &'static str, state: Box<dyn std::any::Any>) {
+        self.kept.push((plugin, state));
+    }
+
+    /// What `plugin` kept, if it kept a `T`.
+    pub fn kept<T: 'static>(&self, plugin: &'static str) -> Option<&T> {
+        self.kept
+            .iter()
+            .find(|(p, s)| *p == plugin && s.is::<T>())
+            .and_then(|(_, s)| s.downcast_ref())
+    }
+
+    /// Takes back what `plugin` kept, if it kept a `T`.
+    pub fn take_kept<T: 'static>(&mut self, plugin: &'static str) -> Option<Box<T>> {
+        let at = self
+            .kept
+            .iter()
+            .position(|(p, s)| *p == plugin && s.is::<T>())?;
+        self.kept.swap_remove(at).1.downcast().ok()
+    }
+
+    /// Drops what the plugins kept: the request has ended.
+    pub fn drop_kept(&mut self) {
+        self.kept.clear();
     }
 
     /// Adds `name: n` to the client's answer.

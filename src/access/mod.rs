@@ -81,6 +81,8 @@ pub struct AccessContext<'a, 'e> {
     pub edits: &'e mut RequestEdits,
     /// The id of the matched route's service, if it has one.
     pub service: Option<&'a str>,
+    /// The id of the matched route.
+    pub route: Option<&'a str>,
     /// The claims of the token that identified the caller (jwt), for API Gateway events.
     pub jwt_claims: Option<serde_json::Map<String, serde_json::Value>>,
     /// The matched route's regex captures.
@@ -131,8 +133,9 @@ pub trait Plugin: std::fmt::Debug + Send + Sync + Sized + 'static {
     fn response(&self, _req: &Request<'_>, _edits: &RequestEdits, _resp: &mut Response) {}
 
     /// The body phase, after every plugin's response phase, on an answer held whole (a
-    /// streamed answer's body is sent as it comes and passes untouched): may rewrite it.
-    fn response_body(&self, _resp: &mut Response) {}
+    /// streamed answer's body is sent as it comes and passes untouched): may rewrite it, or
+    /// keep it (with what the access phase kept in `edits`).
+    fn response_body(&self, _edits: &mut RequestEdits, _resp: &mut Response) {}
 }
 
 /// A header name a plugin's field names (a key's, a trigger's): a non-empty token.
@@ -208,9 +211,9 @@ macro_rules! access_plugins {
             }
 
             /// Runs its body phase on an answer held whole.
-            pub fn finish_body(&self, resp: &mut Response) {
+            pub fn finish_body(&self, edits: &mut RequestEdits, resp: &mut Response) {
                 match self {
-                    $( AccessPlugin::$plugin(p) => p.response_body(resp), )*
+                    $( AccessPlugin::$plugin(p) => p.response_body(edits, resp), )*
                 }
             }
         }
@@ -233,6 +236,7 @@ macro_rules! access_plugins {
 access_plugins! {
     correlation_id::CorrelationId,
     cors::Cors,
+    proxy_cache::ProxyCache,
     jwt::Jwt,
     key_auth::KeyAuth,
     ip_restriction::IpRestriction,

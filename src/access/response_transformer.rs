@@ -151,7 +151,7 @@ impl Plugin for ResponseTransformer {
         self.transform_headers(resp);
     }
 
-    fn response_body(&self, resp: &mut Response) {
+    fn response_body(&self, _: &mut RequestEdits, resp: &mut Response) {
         if !self.transforms_json() || resp.body.is_empty() {
             return;
         }

@@ -182,6 +182,7 @@ pub fn run_chain(plugins: &[&dyn Phases], raw: &str, known: &Known) -> Outcome {
         credential: None,
         edits: &mut edits,
         service: Some("s-1"),
+        route: Some("r-1"),
         jwt_claims: None,
         uri_captures: &|_| None,
     };

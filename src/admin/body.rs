@@ -228,11 +228,14 @@ fn coerce_value(value: &mut Value, shape: Shape) {
     let text = value.as_str().map(str::to_string);
     match (shape, text) {
         (Shape::Text, _) => {}
-        (Shape::Integer | Shape::Boolean | Shape::TextArray | Shape::HeaderMap, Some(t))
-            if t.is_empty() =>
-        {
-            *value = Value::Null
-        }
+        (
+            Shape::Integer
+            | Shape::Boolean
+            | Shape::TextArray
+            | Shape::IntegerArray
+            | Shape::HeaderMap,
+            Some(t),
+        ) if t.is_empty() => *value = Value::Null,
         (Shape::Integer, Some(t)) => {
             if let Ok(n) = t.trim().parse::<i64>() {
                 *value = Value::from(n);
@@ -244,6 +247,17 @@ fn coerce_value(value: &mut Value, shape: Shape) {
             _ => {}
         },
         (Shape::TextArray, Some(t)) => *value = Value::Array(vec![Value::String(t)]),
+        (Shape::IntegerArray, _) => {
+            if let Value::String(_) = value {
+                *value = Value::Array(vec![value.take()]);
+            }
+            if let Value::Array(items) = value {
+                items.retain(|v| !v.is_null());
+                for item in items.iter_mut() {
+                    coerce_value(item, Shape::Integer);
+                }
+            }
+        }
         (Shape::HeaderMap, _) => {
             if let Value::Object(headers) = value {
                 for v in headers.values_mut() {

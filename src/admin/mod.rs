@@ -9,6 +9,7 @@ pub mod errors;
 mod flatten;
 mod paging;
 pub mod present;
+mod proxy_cache;
 mod routing;
 mod schemas;
 pub mod store;

@@ -188,6 +188,12 @@ impl AdminApi {
             (b"POST", ["config"]) => self.post_config(req),
             (_, ["status" | "config" | "metrics"]) => Err(AdminError::MethodNotAllowed),
             (b"GET", ["plugins", "enabled"]) => self.enabled_plugins(),
+            (b"DELETE", ["proxy-cache"]) => self.flush_proxy_cache(),
+            (b"GET" | b"DELETE", ["proxy-cache", key]) => self.proxy_cache_entry(method, None, key),
+            (b"GET" | b"DELETE", ["proxy-cache", plugin, "caches", key]) => {
+                self.proxy_cache_entry(method, Some(plugin), key)
+            }
+            (_, ["proxy-cache", ..]) => Err(AdminError::MethodNotAllowed),
             (b"GET", ["tags"]) => self.tags(None, &query),
             (b"GET", ["tags", tag]) => self.tags(Some(tag), &query),
             (b"GET", ["schemas", "plugins", name]) => self.plugin_schema_of(name),

@@ -147,6 +147,12 @@ pub(super) struct Cli {
     #[arg(long, global = true, env = "LAMBDA_GATEWAY_MAX_BUFFERED", value_parser = byte_size, value_name = "SIZE")]
     pub max_buffered: Option<usize>,
 
+    /// The proxy-cache plugin's node-wide cache: most bytes of stored answers (headers and
+    /// bodies) held at once, for every worker and every proxy-cache plugin (e.g. 64M, 1G);
+    /// past it, the answers read least recently are evicted.
+    #[arg(long, global = true, env = "LAMBDA_GATEWAY_PROXY_CACHE_MEMORY", default_value = "64M", value_parser = byte_size, value_name = "SIZE")]
+    pub proxy_cache_memory: usize,
+
     /// Slowest a request body may arrive, bytes per second averaged once 10 s have passed
     /// (and no 10 s without a byte); 0: only --client-timeout.
     #[arg(long, global = true, env = "LAMBDA_GATEWAY_MIN_BODY_RATE", default_value_t = crate::http::limits::MIN_BODY_RATE, value_name = "BYTES")]

@@ -202,6 +202,7 @@ pub(super) fn serve(
         cli.max_buffered.unwrap_or_else(budget::default_limit),
         budget::DEFAULT_WAIT,
     );
+    crate::cache::Cache::global().set_capacity(cli.proxy_cache_memory);
     crate::metrics::PROCESS
         .buffer_budget
         .store(budget.limit() as u64, std::sync::atomic::Ordering::Relaxed);

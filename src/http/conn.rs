@@ -617,6 +617,11 @@ where
     let body_apart = !is_head && !s.response.is_bodiless() && s.response.body.len() > SMALL_BYTES;
     s.out.clear();
     write_response(&mut s.out, &s.response, keep_alive, is_head || body_apart);
+    let shared = s
+        .response
+        .shared
+        .take()
+        .filter(|_| !is_head && !s.response.is_bodiless());
     // A large answer is held until the client has read it: counted, so that a slow reader's
     // answer makes new large requests wait rather than adding to memory. The body is given
     // back first: nothing needs it but the request that ended.
@@ -636,6 +641,11 @@ where
         let (ok, body) = write_with_timeout(stream, body, left).await;
         s.response.body = body;
         written = ok;
+    }
+    if let Some(body) = shared.filter(|_| written) {
+        // A shared body (a cached answer) is written from where it is stored.
+        let left = deadline.saturating_duration_since(Instant::now());
+        written = write_with_timeout(stream, body, left).await.0;
     }
     next_request(handler, s, consumed, written && keep_alive)
 }
@@ -801,7 +811,7 @@ async fn refuse<S: AsyncWriteRent, H: Handler>(
     handler.refused(Refusal {
         failure: &failure,
         status: s.response.status,
-        response_bytes: s.response.headers.len() + s.response.body.len(),
+        response_bytes: s.response.headers.len() + s.response.body_len(),
         request_bytes: s.read.len(),
         peer: s.peer,
         secure: s.secure,
@@ -831,11 +841,11 @@ async fn continue_<S: AsyncWriteRent>(stream: &mut S) -> bool {
     res.is_ok()
 }
 
-async fn write_with_timeout<S: AsyncWriteRent>(
+async fn write_with_timeout<S: AsyncWriteRent, B: monoio::buf::IoBuf + Default>(
     stream: &mut S,
-    out: Vec<u8>,
+    out: B,
     limit: Duration,
-) -> (bool, Vec<u8>) {
+) -> (bool, B) {
     match monoio::time::timeout(limit, stream.write_all(out)).await {
         Ok((Ok(_), out)) => (true, out),
         Ok((Err(e), out)) => {
@@ -844,7 +854,7 @@ async fn write_with_timeout<S: AsyncWriteRent>(
         }
         Err(_) => {
             log::debug!("writing a response timed out after {limit:?}");
-            (false, Vec::new())
+            (false, B::default())
         }
     }
 }

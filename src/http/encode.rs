@@ -12,6 +12,9 @@ pub struct Response {
     pub headers: Vec<u8>,
     /// The body.
     pub body: Vec<u8>,
+    /// A body held elsewhere and shared (a cached answer), written from where it is; `body`
+    /// is then empty.
+    pub shared: Option<bytes::Bytes>,
     /// True when the connection must close after this response (an error that leaves the
     /// request stream in an unknown state).
     pub close: bool,
@@ -23,7 +26,13 @@ impl Response {
         self.status = 200;
         self.headers.clear();
         self.body.clear();
+        self.shared = None;
         self.close = false;
+    }
+
+    /// The body's length, held or shared.
+    pub fn body_len(&self) -> usize {
+        self.shared.as_ref().map_or(self.body.len(), |b| b.len())
     }
 
     /// Appends one header line. Bytes that would break the framing (CR, LF, NUL) are dropped
@@ -116,13 +125,14 @@ pub fn is_token(b: u8) -> bool {
 }
 
 /// Writes the status line, the headers, `Content-Length` and, when closing, `Connection:
-/// close`, then the body unless `head_only` (a response to HEAD).
+/// close`, then the body unless `head_only` (a response to HEAD); a shared body is the
+/// caller's to write after.
 pub fn write_response(out: &mut Vec<u8>, resp: &Response, keep_alive: bool, head_only: bool) {
     write_status_and_headers(out, resp);
     let bodiless = resp.is_bodiless();
     if !bodiless {
         out.extend_from_slice(b"Content-Length: ");
-        json::write_u64(out, resp.body.len() as u64);
+        json::write_u64(out, resp.body_len() as u64);
         out.extend_from_slice(b"\r\n");
     }
     if !keep_alive {

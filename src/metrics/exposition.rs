@@ -301,6 +301,30 @@ impl Registry {
                 "Request bodies answered 408 for arriving slower than --min-body-rate.",
                 PROCESS.slow_bodies.load(Relaxed),
             ),
+            (
+                "lambda_gateway_proxy_cache_entries",
+                "gauge",
+                "Answers held in the node's proxy-cache.",
+                PROCESS.proxy_cache_entries.load(Relaxed),
+            ),
+            (
+                "lambda_gateway_proxy_cache_bytes",
+                "gauge",
+                "Bytes of answers held in the node's proxy-cache (bounded by --proxy-cache-memory).",
+                PROCESS.proxy_cache_bytes.load(Relaxed),
+            ),
+            (
+                "lambda_gateway_proxy_cache_evictions_total",
+                "counter",
+                "Answers evicted from the proxy-cache to make room.",
+                PROCESS.proxy_cache_evictions.load(Relaxed),
+            ),
+            (
+                "lambda_gateway_proxy_cache_coalesced_total",
+                "counter",
+                "Requests that waited for another request's invoke of the same key instead of invoking.",
+                PROCESS.proxy_cache_coalesced.load(Relaxed),
+            ),
         ] {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");

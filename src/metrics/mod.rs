@@ -258,6 +258,14 @@ pub struct ProcessCounters {
     pub budget_refused: AtomicU64,
     /// Request bodies refused for arriving slower than the minimum rate (408).
     pub slow_bodies: AtomicU64,
+    /// Answers in the node's proxy-cache now, and their bytes.
+    pub proxy_cache_entries: AtomicU64,
+    /// See `proxy_cache_entries`.
+    pub proxy_cache_bytes: AtomicU64,
+    /// Entries evicted from the proxy-cache to make room.
+    pub proxy_cache_evictions: AtomicU64,
+    /// Requests that waited for another request's invoke of the same key (coalesced).
+    pub proxy_cache_coalesced: AtomicU64,
 }
 
 /// The process's counters that belong to no worker.

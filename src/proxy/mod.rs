@@ -103,7 +103,7 @@ impl<I: Invoker> Handler for Proxy<I> {
             });
         }
         in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let size = resp.headers.len() + resp.body.len();
+        let size = resp.headers.len() + resp.body_len();
         self.count_and_log(
             &Asked::of(&req),
             resp.status,
@@ -266,6 +266,7 @@ impl<I: Invoker> Proxy<I> {
             service: plan
                 .service
                 .map(|i| snapshot.config.services[i].id.as_str()),
+            route: snapshot.config.routes.get(route).map(|r| r.id.as_str()),
             jwt_claims: None,
             uri_captures: &captures,
         };
@@ -345,9 +346,10 @@ impl<I: Invoker> Proxy<I> {
         }
         if streamed.is_none() {
             for p in &ran {
-                p.finish_body(resp);
+                p.finish_body(&mut edits, resp);
             }
         }
+        edits.drop_kept();
         edits.write_answer_headers(resp);
         s.edits = edits;
         let facts = Facts {

@@ -185,6 +185,10 @@ impl Pipeline {
 fn answer_of(resp: &Response) -> Answer {
     let mut out = Vec::new();
     write_response(&mut out, resp, true, false);
+    // A shared body (a cached answer) follows the head, as the connection writes it.
+    if let Some(shared) = &resp.shared {
+        out.extend_from_slice(shared);
+    }
     let split = out
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -196,6 +196,13 @@ pub enum Type {
     Texts(Option<TextCheck>),
     /// An array of strings, each one of these.
     TextsOneOf(&'static [&'static str]),
+    /// An array of integers, each within the bounds, at least one.
+    Integers {
+        /// Smallest value.
+        min: i64,
+        /// Largest value.
+        max: i64,
+    },
     /// Header name → a value or a list of values (route `headers`).
     HeaderMap,
     /// Another entity: its name, id, or `{id: …}`.
@@ -223,6 +230,11 @@ impl Type {
             Type::OneOf(items) => json!({"type": "string", "one_of": strings(items)}),
             Type::OneOfInts(items) => json!({"type": "integer", "one_of": items}),
             Type::Texts(_) => json!({"type": "array", "elements": {"type": "string"}}),
+            Type::Integers { min, max } => json!({
+                "type": "array",
+                "len_min": 1,
+                "elements": {"type": "integer", "between": [min, max]},
+            }),
             Type::TextsOneOf(items) => {
                 json!({"type": "set", "elements": {"type": "string", "one_of": strings(items)}})
             }
@@ -255,6 +267,8 @@ pub enum Default {
     Text(&'static str),
     /// A list of strings.
     Texts(&'static [&'static str]),
+    /// A list of integers.
+    Ints(&'static [i64]),
 }
 
 impl Default {
@@ -268,6 +282,7 @@ impl Default {
             Default::Texts(items) => {
                 Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect())
             }
+            Default::Ints(items) => Value::Array(items.iter().map(|&i| Value::from(i)).collect()),
         }
     }
 }

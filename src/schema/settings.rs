@@ -91,6 +91,25 @@ impl Setting for Vec<String> {
     }
 }
 
+impl Setting for Vec<i64> {
+    fn read(value: Option<&Value>, default: Default) -> Vec<i64> {
+        match (value, default) {
+            (Some(Value::Array(items)), _) => items.iter().filter_map(as_integer).collect(),
+            (_, Default::Ints(items)) => items.to_vec(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Setting for Option<Vec<String>> {
+    fn read(value: Option<&Value>, default: Default) -> Option<Vec<String>> {
+        match value {
+            Some(Value::Array(_)) => Some(Vec::<String>::read(value, default)),
+            _ => None,
+        }
+    }
+}
+
 /// Kept as given (fields of any JSON type, or read further by the plugin).
 impl Setting for Option<Value> {
     fn read(value: Option<&Value>, default: Default) -> Option<Value> {

@@ -78,6 +78,18 @@ pub(super) fn check_value(c: &mut Checker, ty: Type, value: &Value) {
                 c.error(format!("expected one of {list}, got {s:?}"));
             }
         }),
+        Type::Integers { min, max } => match value {
+            Value::Array(items) if items.is_empty() => c.error("length must be at least 1"),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    c.index(i, |c| check_value(c, Type::Integer { min, max }, item));
+                }
+            }
+            other => c.error(format!(
+                "expected an array of integers, got {}",
+                describe(other)
+            )),
+        },
         Type::HeaderMap => check_header_map(c, value),
         Type::Reference(_) => {
             reference_target(c, value);
@@ -205,6 +217,8 @@ pub enum Shape {
     Boolean,
     /// `"/a"` → `["/a"]`; an array of text stays.
     TextArray,
+    /// `"200"` → `[200]`; each text of an array becomes a number.
+    IntegerArray,
     /// `{name: "v"}` → `{name: ["v"]}` (route `headers`).
     HeaderMap,
 }
@@ -216,6 +230,7 @@ impl Type {
             Type::Integer { .. } | Type::OneOfInts(_) => Shape::Integer,
             Type::Boolean => Shape::Boolean,
             Type::Texts(_) | Type::TextsOneOf(_) => Shape::TextArray,
+            Type::Integers { .. } => Shape::IntegerArray,
             Type::HeaderMap => Shape::HeaderMap,
             _ => Shape::Text,
         }

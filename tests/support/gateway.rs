@@ -378,3 +378,14 @@ pub fn one_worker(mock: &MockLambda, cfg: &str, driver: Driver) -> Gateway {
         },
     )
 }
+
+/// What a documented shell command (curl against Kong's Admin API at `localhost:8001`)
+/// prints when run against the Admin API at `admin`.
+pub fn run_documented(command: &str, admin: SocketAddr) -> String {
+    let command = command.replace("localhost:8001", &admin.to_string());
+    let out = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .output()
+        .expect("sh runs curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
