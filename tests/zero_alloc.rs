@@ -3,7 +3,8 @@
 //! response bytes, response mapping, metrics) over an in-memory Lambda, for a 1 KiB POST,
 //! counted by a global allocator: in both payload modes, both API Gateway events, with a plain
 //! and a proxy-integration answer, and with key-auth identifying the caller and rate-limiting
-//! counting them. The answer is also written as the connection writes it.
+//! counting them; and a proxy-cache hit (a GET answered from the node's cache, its body shared,
+//! not copied). The answer is also written as the connection writes it.
 
 use lambda_gateway::config::environment::Environment;
 use lambda_gateway::config::snapshot::Snapshot;
@@ -79,6 +80,7 @@ routes:
 - {name: event-v2, paths: [/event-v2], plugins: [{name: aws-lambda, config: {function_name: inferred, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET, is_proxy_integration: true, awsgateway_compatible: true, awsgateway_compatible_payload_version: "2.0"}}]}
 - {name: key-auth, paths: [/key-auth], plugins: [{name: key-auth}, {name: rate-limiting, config: {minute: 1000000000, hour: 1000000000}}, {name: aws-lambda, config: {function_name: plain, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET,
     forward_request_method: true, forward_request_uri: true, forward_request_headers: true, forward_request_body: true}}]}
+- {name: cached, paths: [/cached], plugins: [{name: proxy-cache, config: {strategy: memory}}, {name: aws-lambda, config: {function_name: plain, aws_region: us-east-1, aws_key: AKID, aws_secret: SECRET}}]}
 consumers:
 - {username: alice, keyauth_credentials: [{key: k-1}]}
 "#;
@@ -139,14 +141,16 @@ fn the_request_path_allocates_nothing_in_steady_state() {
     let mut head = RequestHead::default();
     let mut resp = Response::default();
     let mut out = Vec::new();
+    let hit = b"GET /cached?b=2&a=1 HTTP/1.1\r\nHost: api.example.com\r\nAccept: */*\r\n\r\n".to_vec();
     for (path, status) in [
         ("/legacy", 200),
         ("/forward", 201),
         ("/event-v1", 201),
         ("/event-v2", 200),
         ("/key-auth", 200),
+        ("/cached", 200),
     ] {
-        let raw = request(path);
+        let raw = if path == "/cached" { hit.clone() } else { request(path) };
         // One task serves them all, as a connection's task serves its requests.
         let n = pipeline.block_on(async {
             let mut one = async || {
@@ -173,6 +177,11 @@ fn the_request_path_allocates_nothing_in_steady_state() {
             String::from_utf8_lossy(&out)
         );
         assert_eq!(n, 0, "{path}: {n} allocations in 1000 requests");
+        if path == "/cached" {
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.contains("X-Cache-Status: Hit"), "{text}");
+            assert!(resp.shared.is_some(), "the body is the entry's, not a copy");
+        }
     }
     // The counter works: an allocation is seen.
     assert_eq!(
