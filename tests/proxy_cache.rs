@@ -414,3 +414,76 @@ fn kongs_admin_api_for_the_cache() {
         assert_eq!(other, "404");
     }
 }
+
+#[test]
+fn a_consumers_answers_are_theirs() {
+    let route = "66666666-0000-4000-8000-000000000001";
+    let (alice, bob) = (
+        "66666666-0000-4000-8000-0000000000a1",
+        "66666666-0000-4000-8000-0000000000b0",
+    );
+    let yaml = format!(
+        "_format_version: \"3.0\"\nconsumers:\n- {{id: {alice}, username: alice, keyauth_credentials: [{{key: k-alice}}]}}\n- {{id: {bob}, username: bob, keyauth_credentials: [{{key: k-bob}}]}}\nroutes:\n- id: {route}\n  name: r-consumers\n  paths: [/c]\n  plugins:\n  - {{name: key-auth}}\n  - {{name: aws-lambda, config: {{function_name: f, is_proxy_integration: true, {KEYS}}}}}\n  - {{name: proxy-cache, config: {{strategy: memory}}}}\n"
+    );
+    let invokes = Rc::new(Cell::new(0u32));
+    let counted = invokes.clone();
+    let p = Pipeline::new(&yaml, move |_, out| {
+        counted.set(counted.get() + 1);
+        let body = format!(
+            r#"{{"statusCode":200,"headers":{{{JSON}}},"body":"{}"}}"#,
+            counted.get()
+        );
+        write_answer(out, 200, &[], body.as_bytes())
+    })
+    .expect("valid");
+    // Kong's prefix for an identified consumer: `consumer_id:route_id`.
+    let a = p.get("/c?q=1", &["apikey: k-alice"]);
+    let key = kong_key(&format!("{alice}:{route}|GET|GET /c|q=1|"));
+    assert_eq!(
+        (status(&a), a.header("X-Cache-Key")),
+        ("Miss", Some(key.as_str()))
+    );
+    let b = p.get("/c?q=1", &["apikey: k-bob"]);
+    assert_eq!(status(&b), "Miss", "bob does not get alice's answer");
+    assert_ne!(a.text(), b.text());
+    let again = p.get("/c?q=1", &["apikey: k-alice"]);
+    assert_eq!((status(&again), again.text()), ("Hit", a.text()));
+    assert_eq!(invokes.get(), 2);
+}
+
+#[test]
+fn a_streamed_answer_is_never_stored() {
+    if !installed("curl", "curl") {
+        return;
+    }
+    let mock = MockLambda::start();
+    let dir = TempDir::new("proxy-cache-stream");
+    for driver in DRIVERS {
+        let gw = {
+            let yaml = config_for(&mock, "/c", "stream-sse", "invoke_mode: RESPONSE_STREAM")
+                .replace(
+                    "  - name: aws-lambda\n",
+                    "  - {name: proxy-cache, config: {strategy: memory, content_type: [text/event-stream]}}\n  - name: aws-lambda\n",
+                );
+            Gateway::start_admin_with(&mock, &yaml, driver, &dir)
+        };
+        let before = mock.requests().len();
+        for _ in 0..2 {
+            let out = std::process::Command::new("curl")
+                .args(["-sS", "-i", &format!("http://{}/c", gw.addr)])
+                .output()
+                .expect("curl");
+            let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+            assert!(
+                text.contains("x-cache-status: bypass"),
+                "{driver:?}: {text}"
+            );
+            assert!(text.ends_with("data: 3\n\n"), "{driver:?}: {text}");
+        }
+        assert_eq!(
+            mock.requests().len() - before,
+            2,
+            "{driver:?}: each invoked"
+        );
+    }
+}

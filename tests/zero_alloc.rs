@@ -141,7 +141,8 @@ fn the_request_path_allocates_nothing_in_steady_state() {
     let mut head = RequestHead::default();
     let mut resp = Response::default();
     let mut out = Vec::new();
-    let hit = b"GET /cached?b=2&a=1 HTTP/1.1\r\nHost: api.example.com\r\nAccept: */*\r\n\r\n".to_vec();
+    let hit =
+        b"GET /cached?b=2&a=1 HTTP/1.1\r\nHost: api.example.com\r\nAccept: */*\r\n\r\n".to_vec();
     for (path, status) in [
         ("/legacy", 200),
         ("/forward", 201),
@@ -150,7 +151,11 @@ fn the_request_path_allocates_nothing_in_steady_state() {
         ("/key-auth", 200),
         ("/cached", 200),
     ] {
-        let raw = if path == "/cached" { hit.clone() } else { request(path) };
+        let raw = if path == "/cached" {
+            hit.clone()
+        } else {
+            request(path)
+        };
         // One task serves them all, as a connection's task serves its requests.
         let n = pipeline.block_on(async {
             let mut one = async || {
