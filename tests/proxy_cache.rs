@@ -155,6 +155,25 @@ fn cache_control_rules_when_asked() {
         status(&p.get("/c?k=1", &["Cache-Control: min-fresh=10"])),
         "Hit"
     );
+
+    // No max-age: until `Expires`; one past is not stored.
+    let now = std::time::SystemTime::now();
+    let minute = std::time::Duration::from_secs(60);
+    let dates = [
+        (httpdate::fmt_http_date(now + minute), "Hit"),
+        (httpdate::fmt_http_date(now - minute), "Bypass"),
+    ];
+    for (n, (expires, want)) in dates.into_iter().enumerate() {
+        let headers = format!(r#""Content-Type":"application/json","Expires":"{expires}""#);
+        let (p, _) = cached(
+            &format!("33333333-0000-4000-8000-00000000001{n}"),
+            ", cache_control: true",
+            200,
+            Box::leak(headers.into_boxed_str()),
+        );
+        p.get("/c", &[]);
+        assert_eq!(status(&p.get("/c", &[])), want, "{expires}");
+    }
 }
 
 #[test]

@@ -16,7 +16,7 @@
 //! nor `Authorization`; an answer whose status is a `response_code` and whose content type
 //! matches a `content_type` exactly (type, subtype and parameters; `*` matches any type or
 //! subtype), and with `cache_control` neither `private`, `no-store` nor `no-cache`, with
-//! `s-maxage` or `max-age` above 0. Freshness: `cache_ttl`, or with `cache_control` the
+//! `s-maxage` or `max-age` (else the time until `Expires`) above 0. Freshness: `cache_ttl`, or with `cache_control` the
 //! answer's max-age and the request's `max-age`, `max-stale`, `min-fresh`; `only-if-cached`
 //! without an entry is a 504. A streamed answer is never stored (its body is not held): each
 //! such request invokes.
@@ -414,8 +414,14 @@ impl ProxyCache {
         if cc.has("private") || cc.has("no-store") || cc.has("no-cache") {
             return None;
         }
+        // Kong's `calculate_resource_ttl`: s-maxage, max-age, else until `Expires`.
         cc.number("s-maxage")
             .or_else(|| cc.number("max-age"))
+            .or_else(|| {
+                let expires = header_value(&resp.headers, b"expires")?;
+                let at = httpdate::parse_http_date(std::str::from_utf8(expires).ok()?).ok()?;
+                Some(at.duration_since(std::time::SystemTime::now()).map_or(0, |d| d.as_secs()))
+            })
             .filter(|&ttl| ttl > 0)
     }
 
