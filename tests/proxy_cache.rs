@@ -358,20 +358,39 @@ fn kongs_admin_api_for_the_cache() {
         let gw = Gateway::start_admin_with(&mock, &yaml, driver, &dir);
         let admin = gw.admin.expect("admin");
         let curl = |command: &str| run_documented(command, admin);
-        // Kong's example: the plugin on a service, in memory.
+        // developer.konghq.com/plugins/proxy-cache/examples, "Cache responses to successful
+        // GET requests", as written (the Admin API's address put in).
         let created = curl(
-            r#"curl -i -X POST http://localhost:8001/services/example-service/plugins \
-  --data "name=proxy-cache" \
-  --data "config.strategy=memory""#,
+            r#"curl -i -X POST http://localhost:8001/plugins/ \
+--header "Accept: application/json" \
+--header "Content-Type: application/json" \
+--data '
+{
+"name": "proxy-cache",
+"config": {
+"response_code": [
+200
+],
+"request_method": [
+"GET"
+],
+"content_type": [
+"text/plain",
+"application/json"
+],
+"cache_ttl": 300,
+"strategy": "memory"
+},
+"tags": []
+}
+'"#,
         );
         assert!(created.starts_with("HTTP/1.1 201"), "{driver:?}: {created}");
         let plugin: serde_json::Value =
             serde_json::from_str(created.split("\r\n\r\n").nth(1).unwrap_or("")).expect("json");
         let plugin_id = plugin["id"].as_str().expect("id").to_string();
-        assert_eq!(
-            plugin["config"]["response_code"],
-            serde_json::json!([200, 301, 404])
-        );
+        assert_eq!(plugin["config"]["response_code"], serde_json::json!([200]));
+        assert_eq!(plugin["config"]["response_headers"]["X-Cache-Status"], true);
         assert_eq!(
             plugin["config"]["memory"]["dictionary_name"],
             "kong_db_cache"
