@@ -430,6 +430,10 @@ fn request_transformer_feeds_api_gateway_events_and_fails_clearly() {
     assert_eq!(event["rawPath"], "/v2/7", "{event}");
     assert_eq!(event["rawQueryString"], "a=b&k=v", "{event}");
     assert_eq!(event["headers"]["x-t"], "gw.test", "{event}");
+    // An absolute-form target without a Host line: its authority is still the host sent.
+    let event = sent(&p, "GET http://abs.test/users/8 HTTP/1.1\r\n\r\n");
+    assert_eq!(event["headers"]["host"], "abs.test", "{event}");
+    assert_eq!(event["rawPath"], "/v2/8", "{event}");
 
     // A path that renders to nothing is the gateway's 500, the function not invoked.
     let p = request_transformed(r#"{replace: {uri: "$(headers.nope)"}}"#, false);

@@ -292,9 +292,15 @@ impl RequestEdits {
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
-        // An absolute-form target's authority, when no Host line came, becomes the Host line
-        // HTTP/1.1 text needs (an HTTP/2 request's `:authority` is already its Host field).
-        if req.header("host").is_none() && !self.headers_replaced {
+        // An absolute-form target's authority, when no Host line came (or was set), becomes
+        // the Host line HTTP/1.1 text needs (an HTTP/2 request's `:authority` is already its
+        // Host field).
+        let host_kept = !self.headers_replaced && req.header("host").is_some();
+        let host_set = self
+            .set
+            .iter()
+            .any(|(n, _)| self.text[n.clone()].eq_ignore_ascii_case(b"host"));
+        if !host_kept && !host_set {
             if let Some(authority) = req.authority() {
                 out.extend_from_slice(b"host: ");
                 out.extend_from_slice(authority);
