@@ -215,6 +215,8 @@ fn diagnostic_headers_follow_response_headers_and_kong_debug() {
     assert!(quiet.header("X-Cache-Status").is_none() && quiet.header("Age").is_none());
     let debug = p.get("/c", &["Kong-Debug: 1"]);
     assert_eq!(status(&debug), "Hit");
+    let miss = p.get("/c?other=1", &["Kong-Debug: 1"]);
+    assert_eq!(status(&miss), "Miss", "{}", miss.head);
     assert!(debug.header("X-Cache-Key").is_some() && debug.header("Age").is_some());
 }
 

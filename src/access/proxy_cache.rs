@@ -311,7 +311,8 @@ impl Plugin for ProxyCache {
             // Stays `Bypass`; the waiting requests go on (the ticket is dropped).
             return;
         };
-        if self.headers.status {
+        // Shown (by the response phase) when configured or asked with `Kong-Debug`.
+        if header_value(&resp.headers, b"x-cache-status").is_some() {
             resp.set_header(b"X-Cache-Status", status.as_bytes());
         }
         let now = cache::now();
