@@ -201,7 +201,7 @@ print(json.dumps(out))
 /// whether the gateway closed the connection or stopped reading.
 const RAW: &str = r#"
 import json, socket, sys, time
-from hyperframe.frame import Frame, SettingsFrame, HeadersFrame, ContinuationFrame, DataFrame, PingFrame, GoAwayFrame, RstStreamFrame
+from hyperframe.frame import Frame, SettingsFrame, HeadersFrame, ContinuationFrame, DataFrame, PingFrame, GoAwayFrame, RstStreamFrame, WindowUpdateFrame
 import hpack
 port, scenario = int(sys.argv[1]), sys.argv[2]
 s = socket.create_connection(("127.0.0.1", port)); s.settimeout(5)
@@ -244,6 +244,8 @@ def read_some(wait):
             out["goaway"] = f.error_code
         elif isinstance(f, RstStreamFrame):
             out["resets"][str(f.stream_id)] = f.error_code
+        elif isinstance(f, WindowUpdateFrame) and f.stream_id == 0:
+            out["window"] = out.get("window", 65535) + f.window_increment
         elif isinstance(f, HeadersFrame):
             out["statuses"][str(f.stream_id)] = dict(dec.decode(bytes(f.data))).get(":status")
         elif isinstance(f, SettingsFrame) and "ACK" not in f.flags:
@@ -395,7 +397,9 @@ elif scenario == "slow-bodies":
             send(DataFrame(3, data=b"y" * 20))
 elif scenario == "held-bodies":
     # Ten streams send 30 KB of body each and wait: the test reads the gateway's metrics,
-    # then says go (a line on stdin) and the bodies end.
+    # then says go (a line on stdin) and the bodies end. First the gateway's connection
+    # window must have opened past the 65,535 bytes every connection starts with.
+    pump(lambda: out.get("window", 65535) >= 10 * 30000)
     for i in range(10):
         send(octets(1 + 2 * i, "/h?held=%d" % i), *body(1 + 2 * i, b"z" * 30000, False))
     read_some(0.5)
