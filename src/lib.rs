@@ -38,5 +38,6 @@ pub mod reactor;
 pub mod runtime;
 pub mod schema;
 pub mod signals;
+pub mod trace_context;
 pub mod trust;
 pub mod upstream;

@@ -10,7 +10,16 @@ use std::path::{Path, PathBuf};
 /// higher one.
 const LAYERS: &[&[&str]] = &[
     &[
-        "json", "pacing", "schema", "metrics", "signals", "reactor", "emulator", "trust", "random",
+        "json",
+        "pacing",
+        "schema",
+        "metrics",
+        "signals",
+        "reactor",
+        "emulator",
+        "trust",
+        "random",
+        "trace_context",
     ],
     &["http", "access_log", "cache"],
     &["aws"],
