@@ -518,13 +518,7 @@ fn send_head(
     end_of_stream: bool,
 ) -> Option<h2::SendStream<Bytes>> {
     let mut answer = http::Response::builder().status(resp.status);
-    for line in resp.headers.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = memchr::memchr(b':', line) else {
-            continue;
-        };
-        let name = &line[..colon];
-        let value = crate::http::framing::trim_ows(&line[colon + 1..]);
+    for (name, value) in crate::http::encode::header_lines(&resp.headers) {
         let connection_specific = [
             &b"connection"[..],
             b"keep-alive",

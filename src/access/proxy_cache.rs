@@ -306,13 +306,13 @@ impl Plugin for ProxyCache {
         else {
             return;
         };
-        let cc = Directives::of(header_value(&resp.headers, b"cache-control"));
+        let cc = Directives::of(resp.header_value(b"cache-control"));
         let Some(ttl) = self.cacheable_answer(resp, &cc) else {
             // Stays `Bypass`; the waiting requests go on (the ticket is dropped).
             return;
         };
         // Shown (by the response phase) when configured or asked with `Kong-Debug`.
-        if header_value(&resp.headers, b"x-cache-status").is_some() {
+        if resp.header_value(b"x-cache-status").is_some() {
             resp.set_header(b"X-Cache-Status", status.as_bytes());
         }
         let now = cache::now();
@@ -331,17 +331,6 @@ impl Plugin for ProxyCache {
             None => Cache::global().insert(key, entry),
         }
     }
-}
-
-/// A header's first value in `headers` (`Name: value\r\n` lines).
-fn header_value<'h>(headers: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
-    headers.split(|&b| b == b'\n').find_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = memchr::memchr(b':', line)?;
-        line[..colon]
-            .eq_ignore_ascii_case(name)
-            .then(|| line[colon + 1..].trim_ascii())
-    })
 }
 
 /// The answer's headers as stored: without those Kong does not serve from the cache
@@ -404,7 +393,7 @@ impl ProxyCache {
         if !self.response_code.contains(&resp.status) {
             return None;
         }
-        let content_type = header_value(&resp.headers, b"content-type")?;
+        let content_type = resp.header_value(b"content-type")?;
         let content_type = parse_media_type(std::str::from_utf8(content_type).ok()?)?;
         if !self.content_type.iter().any(|t| t.admits(&content_type)) {
             return None;
@@ -419,7 +408,7 @@ impl ProxyCache {
         cc.number("s-maxage")
             .or_else(|| cc.number("max-age"))
             .or_else(|| {
-                let expires = header_value(&resp.headers, b"expires")?;
+                let expires = resp.header_value(b"expires")?;
                 let at = httpdate::parse_http_date(std::str::from_utf8(expires).ok()?).ok()?;
                 Some(at.duration_since(std::time::SystemTime::now()).map_or(0, |d| d.as_secs()))
             })

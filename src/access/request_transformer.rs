@@ -366,14 +366,14 @@ impl RequestTransformer {
             }
             for e in &ops.replace {
                 if let Some(v) = &e.value {
-                    if query.first_truthy(e.name.as_bytes()) {
+                    if query.has(e.name.as_bytes()) {
                         query.set(e.name.as_bytes(), ArgValue::Values(vec![render(v, &snapshot)]));
                     }
                 }
             }
             for e in &ops.add {
                 if let Some(v) = &e.value {
-                    if !query.first_truthy(e.name.as_bytes()) {
+                    if !query.has(e.name.as_bytes()) {
                         query.set(e.name.as_bytes(), ArgValue::Values(vec![render(v, &snapshot)]));
                     }
                 }
@@ -541,7 +541,7 @@ impl RequestTransformer {
                 }
             }
             for e in &ops.replace {
-                if let Some(v) = e.value.as_ref().filter(|_| form.first_truthy(e.name.as_bytes())) {
+                if let Some(v) = e.value.as_ref().filter(|_| form.has(e.name.as_bytes())) {
                     form.set(e.name.as_bytes(), ArgValue::Values(vec![render(v, snapshot)]));
                     changed = true;
                 }
@@ -636,11 +636,6 @@ impl Args {
         self.find(name).is_some()
     }
 
-    /// Lua's `if args[name]`: every value ngx gives is truthy.
-    fn first_truthy(&self, name: &[u8]) -> bool {
-        self.has(name)
-    }
-
     /// The first value of `name` (a flag: the empty value).
     fn first(&self, name: &[u8]) -> Option<&[u8]> {
         self.find(name).map(|at| match &self.0[at].1 {
@@ -688,7 +683,7 @@ impl Args {
     }
 
     /// ngx's `encode_args`: each value `name=value` (a flag just `name`), both escaped as a
-    /// URI component.
+    /// URI component (RFC 3986's unreserved bytes kept, as AWS's encoding does).
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for (name, value) in &self.0 {
@@ -696,10 +691,10 @@ impl Args {
                 if !out.is_empty() {
                     out.push(b'&');
                 }
-                escape_component(&mut out, name);
+                crate::aws::uri::encode_query_bytes(&mut out, name);
                 if let Some(v) = v {
                     out.push(b'=');
-                    escape_component(&mut out, v);
+                    crate::aws::uri::encode_query_bytes(&mut out, v);
                 }
             };
             match value {
@@ -716,17 +711,6 @@ impl Args {
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
-
-/// ngx's `escape_uri` for a component: all but `A-Za-z0-9-._~` as `%XX`.
-fn escape_component(out: &mut Vec<u8>, bytes: &[u8]) {
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
-        }
-    }
-}
 
 /// A rendered path made a valid request-target path: bytes a path cannot hold as they are
 /// (spaces, controls, `?`, `#`, non-ASCII) as `%XX`; the rest, `%` included, as given.

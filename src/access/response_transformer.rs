@@ -14,7 +14,7 @@
 //! does not parse as a JSON object is left as it is (logged).
 
 use super::{Plugin, RequestEdits};
-use crate::http::encode::Response;
+use crate::http::encode::{header_values, Response};
 use crate::http::request::Request;
 use crate::schema::check::Checker;
 use crate::schema::{Default, Field, Schema, Type};
@@ -155,7 +155,7 @@ impl Plugin for ResponseTransformer {
         if !self.transforms_json() || resp.body.is_empty() {
             return;
         }
-        if !header_value(&resp.headers, "content-type").is_some_and(is_json) {
+        if !resp.header_value(b"content-type").is_some_and(is_json) {
             return;
         }
         match self.transform_json(&resp.body) {
@@ -163,21 +163,6 @@ impl Plugin for ResponseTransformer {
             None => log::warn!("response-transformer: body transform failed: the answer is not a JSON object"),
         }
     }
-}
-
-/// The values of header `name` in `headers` (`Name: value\r\n` lines), in order.
-fn header_values<'h>(headers: &'h [u8], name: &'h str) -> impl Iterator<Item = &'h [u8]> + 'h {
-    headers.split(|&b| b == b'\n').filter_map(move |line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = memchr::memchr(b':', line)?;
-        line[..colon]
-            .eq_ignore_ascii_case(name.as_bytes())
-            .then(|| line[colon + 1..].trim_ascii())
-    })
-}
-
-fn header_value<'h>(headers: &'h [u8], name: &'h str) -> Option<&'h [u8]> {
-    header_values(headers, name).next()
 }
 
 /// Kong's `is_json_body`: one of the comma-separated media types is `application/json` or
@@ -215,7 +200,7 @@ impl ResponseTransformer {
         } else {
             Vec::new()
         };
-        let had = |name: &str| header_value(&original, name).is_some();
+        let had = |name: &str| header_values(&original, name.as_bytes()).next().is_some();
         for name in &self.remove_headers {
             resp.remove_header(name.as_bytes());
         }
@@ -224,7 +209,7 @@ impl ResponseTransformer {
                 continue;
             };
             resp.remove_header(new.as_bytes());
-            for value in header_values(&original, old) {
+            for value in header_values(&original, old.as_bytes()) {
                 resp.header(new.as_bytes(), value);
             }
             resp.remove_header(old.as_bytes());

@@ -63,6 +63,13 @@ impl Response {
         self.status < 200 || self.status == 204 || self.status == 304
     }
 
+    /// The first value of header `name` (any case).
+    pub fn header_value(&self, name: &[u8]) -> Option<&[u8]> {
+        header_lines(&self.headers)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
     /// Removes every header line named `name` (any case), compacting the lines in place.
     pub fn remove_header(&mut self, name: &[u8]) {
         let h = &mut self.headers;
@@ -101,6 +108,23 @@ impl Response {
             self.header(b"Vary", b"Origin");
         }
     }
+}
+
+/// The `(name, value)` pairs of pre-encoded header lines (`Name: value\r\n` each, as
+/// [`Response::headers`] holds them), values without their surrounding whitespace.
+pub fn header_lines(headers: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers.split(|&b| b == b'\n').filter_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = memchr::memchr(b':', line)?;
+        Some((&line[..colon], line[colon + 1..].trim_ascii()))
+    })
+}
+
+/// The values of header `name` (any case) in pre-encoded header lines, in order.
+pub fn header_values<'h>(headers: &'h [u8], name: &'h [u8]) -> impl Iterator<Item = &'h [u8]> + 'h {
+    header_lines(headers)
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
 }
 
 /// RFC 9110 `tchar`.
