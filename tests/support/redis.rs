@@ -20,6 +20,16 @@ pub struct RedisServer {
     _dir: Option<TempDir>,
 }
 
+/// Why a start failed.
+#[derive(Debug)]
+enum StartFailure {
+    /// The server exited (its port was taken).
+    Exited,
+    /// It ran but did not answer within 10 s.
+    Silent,
+}
+use StartFailure::{Exited, Silent};
+
 /// Whether redis-server is installed (`.ci/run` installs it); tests print why they skip.
 pub fn available() -> bool {
     super::installed("redis-server", "redis-server")
@@ -35,7 +45,7 @@ impl RedisServer {
             child: None,
             _dir: None,
         };
-        server.restart();
+        server.first_start();
         server
     }
 
@@ -51,12 +61,36 @@ impl RedisServer {
             child: None,
             _dir: Some(dir),
         };
-        server.restart();
+        server.first_start();
         server
     }
 
-    /// (Re)starts it and waits until it answers PING.
+    /// Starts it for the first time: a port another test took between `free_port` and the
+    /// server's bind makes it exit at once; it is then tried again on fresh ports.
+    fn first_start(&mut self) {
+        for _ in 0..4 {
+            match self.spawn_and_wait() {
+                Ok(()) => return,
+                Err(Exited) => {
+                    self.port = free_port();
+                    if let Some((tls_port, _)) = &mut self.tls {
+                        *tls_port = free_port();
+                    }
+                }
+                Err(Silent) => break,
+            }
+        }
+        self.restart();
+    }
+
+    /// (Re)starts it on its ports and waits until it answers PING.
     pub fn restart(&mut self) {
+        if let Err(why) = self.spawn_and_wait() {
+            panic!("redis-server did not answer ({why:?})");
+        }
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<(), StartFailure> {
         self.stop();
         let mut command = Command::new("redis-server");
         command
@@ -86,11 +120,19 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if self.command("PING").starts_with("+PONG") {
-                return;
+                return Ok(());
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited {
+                self.child = None;
+                return Err(Exited);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("redis-server did not answer");
+        Err(Silent)
     }
 
     /// One inline command; the raw answer (empty if none).
