@@ -38,6 +38,7 @@ pub mod reactor;
 pub mod runtime;
 pub mod schema;
 pub mod signals;
+pub mod telemetry;
 pub mod trace_context;
 pub mod trust;
 pub mod upstream;

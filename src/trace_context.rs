@@ -164,6 +164,13 @@ pub fn inject(format: Format, out: &Outgoing, set: &mut dyn FnMut(&'static str, 
     }
 }
 
+/// A trace id as the 16 bytes OpenTelemetry's spans carry (a 64-bit one padded in front).
+pub fn trace_id_16(id: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&fit(id, 16));
+    out
+}
+
 /// `id` as `size` bytes: zeros in front of a shorter one, the last bytes of a longer one.
 fn fit(id: &[u8], size: usize) -> Vec<u8> {
     if id.len() >= size {

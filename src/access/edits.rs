@@ -93,6 +93,14 @@ impl RequestEdits {
         self.answer.extend_from_slice(b"\r\n");
     }
 
+    /// Adds `name: value` to the client's answer.
+    pub fn answer_text(&mut self, name: &str, value: &[u8]) {
+        self.answer.extend_from_slice(name.as_bytes());
+        self.answer.extend_from_slice(b": ");
+        self.answer.extend_from_slice(value);
+        self.answer.extend_from_slice(b"\r\n");
+    }
+
     /// Adds `X-RateLimit-Limit-{period}` and `X-RateLimit-Remaining-{period}`.
     pub fn answer_header_value(&mut self, period: &str, limit: u64, remaining: u64) {
         for (what, n) in [("Limit", limit), ("Remaining", remaining)] {

@@ -87,6 +87,12 @@ pub struct AccessContext<'a, 'e> {
     pub jwt_claims: Option<serde_json::Map<String, serde_json::Value>>,
     /// The matched route's regex captures.
     pub uri_captures: UriCaptures<'a>,
+    /// When the request arrived (its head read).
+    pub arrived: std::time::Instant,
+    /// When the access phase began, noted only on a route with `opentelemetry`.
+    pub access_started: Option<std::time::Instant>,
+    /// The request's trace, once `opentelemetry` began it.
+    pub trace: Option<crate::telemetry::ActiveTrace>,
 }
 
 /// What a plugin decided.
@@ -236,6 +242,7 @@ macro_rules! access_plugins {
 access_plugins! {
     correlation_id::CorrelationId,
     cors::Cors,
+    opentelemetry::OpenTelemetry,
     proxy_cache::ProxyCache,
     jwt::Jwt,
     key_auth::KeyAuth,

@@ -91,6 +91,8 @@ pub struct Outcome {
     pub consumer: Option<String>,
     /// The request as the function would see it (its head), when the plugin changed it.
     pub forwarded: Option<String>,
+    /// The trace `opentelemetry` began.
+    pub trace: Option<crate::telemetry::ActiveTrace>,
 }
 
 impl Outcome {
@@ -185,6 +187,9 @@ pub fn run_chain(plugins: &[&dyn Phases], raw: &str, known: &Known) -> Outcome {
         route: Some("r-1"),
         jwt_claims: None,
         uri_captures: &|_| None,
+        arrived: std::time::Instant::now(),
+        access_started: None,
+        trace: None,
     };
     let mut verdict = Verdict::Continue;
     let mut ran = 0;
@@ -196,6 +201,7 @@ pub fn run_chain(plugins: &[&dyn Phases], raw: &str, known: &Known) -> Outcome {
         }
     }
     let consumer = ctx.consumer.and_then(|c| c.username.clone());
+    let trace = ctx.trace.take();
     if verdict == Verdict::Continue {
         resp.status = 200;
         resp.body.extend_from_slice(b"{}");
@@ -213,5 +219,6 @@ pub fn run_chain(plugins: &[&dyn Phases], raw: &str, known: &Known) -> Outcome {
         resp,
         consumer,
         forwarded,
+        trace,
     }
 }

@@ -230,6 +230,7 @@ fn coerce_value(value: &mut Value, shape: Shape) {
         (Shape::Text, _) => {}
         (
             Shape::Integer
+            | Shape::Number
             | Shape::Boolean
             | Shape::TextArray
             | Shape::IntegerArray
@@ -239,6 +240,16 @@ fn coerce_value(value: &mut Value, shape: Shape) {
         (Shape::Integer, Some(t)) => {
             if let Ok(n) = t.trim().parse::<i64>() {
                 *value = Value::from(n);
+            }
+        }
+        (Shape::Number, Some(t)) => {
+            if let Some(n) = t
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+            {
+                *value = Value::Number(n);
             }
         }
         (Shape::Boolean, Some(t)) => match t.as_str() {

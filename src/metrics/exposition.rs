@@ -325,6 +325,24 @@ impl Registry {
                 "Requests that waited for another request's invoke of the same key instead of invoking.",
                 PROCESS.proxy_cache_coalesced.load(Relaxed),
             ),
+            (
+                "lambda_gateway_trace_spans_exported_total",
+                "counter",
+                "Spans the opentelemetry plugin sent to its collector.",
+                PROCESS.trace_spans_exported.load(Relaxed),
+            ),
+            (
+                "lambda_gateway_trace_spans_dropped_total",
+                "counter",
+                "Spans dropped rather than held: a bound was full or their export failed.",
+                PROCESS.trace_spans_dropped.load(Relaxed),
+            ),
+            (
+                "lambda_gateway_trace_export_failures_total",
+                "counter",
+                "Exports to the opentelemetry collector that failed.",
+                PROCESS.trace_export_failures.load(Relaxed),
+            ),
         ] {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");

@@ -266,6 +266,12 @@ pub struct ProcessCounters {
     pub proxy_cache_evictions: AtomicU64,
     /// Requests that waited for another request's invoke of the same key (coalesced).
     pub proxy_cache_coalesced: AtomicU64,
+    /// Spans sent to a collector (`opentelemetry`).
+    pub trace_spans_exported: AtomicU64,
+    /// Spans dropped: a worker's or a target's bound was full, or their export failed.
+    pub trace_spans_dropped: AtomicU64,
+    /// Exports that failed (unreachable collector, timeout, an answer other than 2xx).
+    pub trace_export_failures: AtomicU64,
 }
 
 /// The process's counters that belong to no worker.

@@ -5,6 +5,7 @@ use super::error::ProxyError;
 use super::record::log_tail;
 use super::scratch::InvokeScratch;
 use super::stream::StreamedOutput;
+use super::trace::{InvokeFacts, Label};
 use super::Proxy;
 use crate::config::plan::RouteAction;
 use crate::config::router::RouteMatch;
@@ -108,6 +109,27 @@ impl<I: Invoker> Proxy<I> {
             )
             .await;
         s.proxy_time = Some(invoked.elapsed());
+        if s.invoke.trace.on() {
+            let mut facts = InvokeFacts::of(plugin, invoked, &s.invoke.trace);
+            match &result {
+                Ok(Some(_)) => {
+                    facts.streamed = true;
+                    facts.status = 200;
+                }
+                Ok(None) => {
+                    let read = &s.invoke.read;
+                    let headers = s.answer.headers.iter().map(|(n, v)| {
+                        (
+                            read.get(n.clone()).unwrap_or_default(),
+                            read.get(v.clone()).unwrap_or_default(),
+                        )
+                    });
+                    facts.answer(s.answer.status, headers);
+                }
+                Err(e) => facts.error = Label::of(e.kind().as_bytes()),
+            }
+            s.traced_invoke = Some(facts);
+        }
         // No attempt is left to resend the payload: a large one is given back before the
         // answer is mapped, so that the two are not held together.
         self.buffers.large.take_back_from(&mut s.payload.out);

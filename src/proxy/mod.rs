@@ -10,6 +10,7 @@ mod record;
 mod scratch;
 mod stream;
 pub mod testing;
+mod trace;
 
 pub use error::ProxyError;
 pub use stream::StreamedAnswer;
@@ -52,6 +53,8 @@ pub struct Proxy<I = Upstream> {
     log_lines: RefCell<Vec<u8>>,
     /// The node's budget for large payloads and answers (`None`: unbounded).
     budget: Option<Arc<Budget>>,
+    /// The worker's spans for the exporter (`opentelemetry`).
+    spans: Option<Arc<crate::telemetry::spans::WorkerSpans>>,
 }
 
 /// Most invoke scratch sets kept for reuse per worker.
@@ -73,8 +76,13 @@ impl<I: Invoker> Handler for Proxy<I> {
         scratch.proxy_time = None;
         let in_flight = &self.metrics.requests_in_flight;
         in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (facts, streamed) = self.serve(req, resp, &mut scratch).await;
+        let (facts, streamed) = self.serve(req, resp, &mut scratch, started).await;
         let proxy_time = scratch.proxy_time;
+        let trace = if scratch.trace.is_some() {
+            scratch.trace.take()
+        } else {
+            None
+        };
         if scratch.retained_bytes() > MAX_RETAINED_BYTES {
             let large = &self.buffers.large;
             for buf in [
@@ -99,19 +107,17 @@ impl<I: Invoker> Handler for Proxy<I> {
                 started,
                 status: resp.status,
                 head_bytes: resp.headers.len(),
+                trace: trace.map(Box::new),
                 metrics: self.metrics.clone(),
             });
         }
         in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let size = resp.headers.len() + resp.body_len();
-        self.count_and_log(
-            &Asked::of(&req),
-            resp.status,
-            size,
-            &facts,
-            started,
-            proxy_time,
-        );
+        let asked = Asked::of(&req);
+        self.count_and_log(&asked, resp.status, size, &facts, started, proxy_time);
+        if let Some(trace) = &trace {
+            self.record_trace(&asked, resp.status, trace, None);
+        }
         None
     }
 
@@ -129,14 +135,18 @@ impl<I: Invoker> Handler for Proxy<I> {
         }
         let proxy_time = Some(answer.started.elapsed());
         let size = answer.head_bytes + body as usize;
+        let asked = Asked::of(&req);
         self.count_and_log(
-            &Asked::of(&req),
+            &asked,
             answer.status,
             size,
             &answer.facts,
             answer.started,
             proxy_time,
         );
+        if let Some(trace) = &answer.trace {
+            self.record_trace(&asked, answer.status, trace, Some(body));
+        }
     }
 
     fn buffers(&self) -> &BufferPool {
@@ -203,6 +213,7 @@ impl<I: Invoker> Proxy<I> {
             access_log: None,
             log_lines: RefCell::new(Vec::new()),
             budget: None,
+            spans: Some(crate::telemetry::export::worker_spans()),
         }
     }
 
@@ -224,6 +235,7 @@ impl<I: Invoker> Proxy<I> {
         req: Request<'_>,
         resp: &mut Response,
         s: &mut InvokeScratch,
+        arrived: std::time::Instant,
     ) -> (Facts, Option<StreamedOutput>) {
         let snapshot = self.snapshot.load_full();
         let headers = |name: &str| req.header(name);
@@ -257,6 +269,12 @@ impl<I: Invoker> Proxy<I> {
         edits.clear();
         let path = req.path();
         let captures = |key: crate::access::CaptureKey<'_>| matched.capture(path, key);
+        // Only a route with `opentelemetry` notes when its access phase began.
+        let tracer = plan.access.iter().find_map(|(_, p)| match p {
+            AccessPlugin::OpenTelemetry(otel) => Some(otel),
+            _ => None,
+        });
+        let access_started = tracer.map(|_| std::time::Instant::now());
         let mut ctx = AccessContext {
             identities: &snapshot.identities,
             consumer: None,
@@ -269,6 +287,9 @@ impl<I: Invoker> Proxy<I> {
             route: snapshot.config.routes.get(route).map(|r| r.id.as_str()),
             jwt_claims: None,
             uri_captures: &captures,
+            arrived,
+            access_started,
+            trace: None,
         };
         let mut exit = None;
         let mut next = 0;
@@ -303,6 +324,18 @@ impl<I: Invoker> Proxy<I> {
                     }
                 }
             }
+        }
+        let mut trace = ctx.trace.take();
+        if let (None, Some(otel), Some(started)) = (&trace, tracer, access_started) {
+            // A plugin before `opentelemetry` answered: the request is traced all the same.
+            trace = Some(otel.begin(&req, arrived, started).0);
+        }
+        if let Some(t) = &mut trace {
+            t.access.1 = Some(std::time::Instant::now());
+            s.invoke.trace.clear();
+            trace::invoke_header(t, &mut s.invoke.trace.header);
+        } else if s.invoke.trace.on() {
+            s.invoke.trace.clear();
         }
         let ctx_consumer = ctx.consumer.map(|c| c.index);
         // The consumer's own series, even when the plugin that identified them answered.
@@ -352,6 +385,15 @@ impl<I: Invoker> Proxy<I> {
         edits.drop_kept();
         edits.write_answer_headers(resp);
         s.edits = edits;
+        if let Some(trace) = trace {
+            s.invoke.trace.clear();
+            s.trace = Some(trace::TraceFacts {
+                trace,
+                snapshot: snapshot.clone(),
+                route,
+                invoke: s.traced_invoke.take(),
+            });
+        }
         let facts = Facts {
             // Kept only for the access log: an Arc clone is an atomic write shared by workers.
             snapshot: self.access_log.as_ref().map(|_| snapshot.clone()),

@@ -1,5 +1,6 @@
 //! The buffers one request's upstream phase works in, reused through the proxy's free list.
 
+use super::trace::{InvokeFacts, TraceFacts};
 use crate::access::RequestEdits;
 use crate::lambda::payload::PayloadEncoder;
 use crate::lambda::response::ResponseMapper;
@@ -17,6 +18,10 @@ pub(super) struct InvokeScratch {
     pub edits: RequestEdits,
     /// Time spent on the invoke, when there was one.
     pub proxy_time: Option<std::time::Duration>,
+    /// A traced request's trace, for its spans in the log phase.
+    pub trace: Option<TraceFacts>,
+    /// A traced invoke's facts, for its span.
+    pub traced_invoke: Option<InvokeFacts>,
 }
 
 impl InvokeScratch {

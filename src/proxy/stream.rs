@@ -33,6 +33,8 @@ pub struct StreamedAnswer {
     pub(super) started: std::time::Instant,
     pub(super) status: u16,
     pub(super) head_bytes: usize,
+    /// A traced request's trace, for its spans when the stream ends.
+    pub(super) trace: Option<Box<super::trace::TraceFacts>>,
     /// Where the request stays counted in flight until the answer is dropped (ended, or
     /// its connection dropped at shutdown).
     pub(super) metrics: Arc<WorkerMetrics>,

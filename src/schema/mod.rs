@@ -186,6 +186,13 @@ pub enum Type {
         /// Largest value.
         max: i64,
     },
+    /// A number (integer or not) within the bounds (`sampling_rate`).
+    Number {
+        /// Smallest value.
+        min: f64,
+        /// Largest value.
+        max: f64,
+    },
     /// `true` or `false`.
     Boolean,
     /// One of these strings.
@@ -205,6 +212,9 @@ pub enum Type {
     },
     /// Header name → a value or a list of values (route `headers`).
     HeaderMap,
+    /// Name → a non-empty string, each name checked by the function when given (Kong's
+    /// `map` of strings: opentelemetry's `headers`, `resource_attributes`).
+    TextMap(Option<TextCheck>),
     /// Another entity: its name, id, or `{id: …}`.
     Reference(Kind),
     /// Entities of a kind nested in this one (a service's `routes`), validated by their own
@@ -226,6 +236,7 @@ impl Type {
         match self {
             Type::Text(_) => json!({"type": "string"}),
             Type::Integer { min, max } => json!({"type": "integer", "between": [min, max]}),
+            Type::Number { min, max } => json!({"type": "number", "between": [min, max]}),
             Type::Boolean => json!({"type": "boolean"}),
             Type::OneOf(items) => json!({"type": "string", "one_of": strings(items)}),
             Type::OneOfInts(items) => json!({"type": "integer", "one_of": items}),
@@ -242,6 +253,11 @@ impl Type {
                 "type": "map",
                 "keys": {"type": "string"},
                 "values": {"type": "array", "elements": {"type": "string"}},
+            }),
+            Type::TextMap(_) => json!({
+                "type": "map",
+                "keys": {"type": "string"},
+                "values": {"type": "string"},
             }),
             Type::Reference(kind) => json!({"type": "foreign", "reference": kind.collection()}),
             Type::Nested(kind) => json!({"type": "array", "reference": kind.collection()}),
@@ -263,6 +279,8 @@ pub enum Default {
     Bool(bool),
     /// An integer.
     Int(i64),
+    /// A number.
+    Number(f64),
     /// A string.
     Text(&'static str),
     /// A list of strings.
@@ -278,6 +296,7 @@ impl Default {
             Default::Null => Value::Null,
             Default::Bool(b) => Value::Bool(b),
             Default::Int(i) => Value::from(i),
+            Default::Number(n) => Value::from(n),
             Default::Text(s) => Value::String(s.to_string()),
             Default::Texts(items) => {
                 Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect())

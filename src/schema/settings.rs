@@ -62,6 +62,29 @@ impl Setting for i64 {
     }
 }
 
+impl Setting for Option<f64> {
+    fn read(value: Option<&Value>, default: Default) -> Option<f64> {
+        value.and_then(Value::as_f64).or(match default {
+            Default::Int(i) => Some(i as f64),
+            Default::Number(n) => Some(n),
+            _ => None,
+        })
+    }
+}
+
+/// A map of strings ([`Type::TextMap`](super::Type::TextMap)), in the object's order.
+impl Setting for Vec<(String, String)> {
+    fn read(value: Option<&Value>, _: Default) -> Vec<(String, String)> {
+        match value {
+            Some(Value::Object(map)) => map
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl Setting for Option<String> {
     fn read(value: Option<&Value>, default: Default) -> Option<String> {
         match (value, default) {

@@ -38,6 +38,11 @@ pub(super) fn check_value(c: &mut Checker, ty: Type, value: &Value) {
             },
             other => c.error(format!("expected an integer, got {}", describe(other))),
         },
+        Type::Number { min, max } => match value.as_f64() {
+            Some(n) if (min..=max).contains(&n) => {}
+            Some(n) => c.error(format!("value should be between {min} and {max}, got {n}")),
+            None => c.error(format!("expected a number, got {}", describe(value))),
+        },
         Type::Boolean => {
             if !value.is_boolean() {
                 c.error(format!("expected a boolean, got {}", describe(value)));
@@ -91,6 +96,7 @@ pub(super) fn check_value(c: &mut Checker, ty: Type, value: &Value) {
             )),
         },
         Type::HeaderMap => check_header_map(c, value),
+        Type::TextMap(check) => check_text_map(c, value, check),
         Type::Reference(_) => {
             reference_target(c, value);
         }
@@ -126,6 +132,29 @@ fn check_texts(c: &mut Checker, value: &Value, mut each: impl FnMut(&mut Checker
             "expected an array of strings, got {}",
             describe(other)
         )),
+    }
+}
+
+/// A map of strings: an object whose members are non-empty strings, names checked by `check`.
+fn check_text_map(c: &mut Checker, value: &Value, check: Option<super::TextCheck>) {
+    let Value::Object(map) = value else {
+        c.error(format!(
+            "expected an object of names to strings, got {}",
+            describe(value)
+        ));
+        return;
+    };
+    for (name, member) in map {
+        c.field(name, |c| {
+            if let Some(Err(why)) = check.map(|f| f(name)) {
+                c.error(why);
+            }
+            match member {
+                Value::String(s) if s.is_empty() => c.error("length must be at least 1"),
+                Value::String(_) => {}
+                other => c.error(format!("expected a string, got {}", describe(other))),
+            }
+        });
     }
 }
 
@@ -213,6 +242,8 @@ pub enum Shape {
     Text,
     /// `"8000"` → 8000.
     Integer,
+    /// `"0.25"` → 0.25.
+    Number,
     /// `"true"` → true.
     Boolean,
     /// `"/a"` → `["/a"]`; an array of text stays.
@@ -228,6 +259,7 @@ impl Type {
     pub fn form_shape(self) -> Shape {
         match self {
             Type::Integer { .. } | Type::OneOfInts(_) => Shape::Integer,
+            Type::Number { .. } => Shape::Number,
             Type::Boolean => Shape::Boolean,
             Type::Texts(_) | Type::TextsOneOf(_) => Shape::TextArray,
             Type::Integers { .. } => Shape::IntegerArray,

@@ -21,7 +21,7 @@ use crate::metrics::WorkerMetrics;
 use std::cell::RefCell;
 use std::io;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The per-request buffers of one invoke, reused through a worker's free list.
 #[derive(Default)]
@@ -40,6 +40,57 @@ pub struct InvokeBuffers {
     /// The room reserved for the answer read last; the proxy keeps it until it has mapped the
     /// answer.
     pub answer_room: Option<Reservation>,
+    /// What a traced invoke notes for its span, and the trace header it sends.
+    pub trace: InvokeTrace,
+}
+
+/// Most retries a traced invoke's span tells one by one.
+pub const TRACED_RETRIES: usize = 4;
+
+/// What the `opentelemetry` plugin's invoke span tells of the invoke. Noted only when
+/// `header` is set (the request is traced); cleared for each request, nothing allocated.
+#[derive(Debug, Default)]
+pub struct InvokeTrace {
+    /// The `X-Amzn-Trace-Id` value sent with the invoke, so that the function's X-Ray segment
+    /// joins the trace (empty: the request is not traced).
+    pub header: Vec<u8>,
+    /// The first retries: why (the error kind the metrics use) and when.
+    pub retries: [Option<(&'static str, Instant)>; TRACED_RETRIES],
+    /// Retries in all.
+    pub retry_count: u32,
+    /// Connections opened (TCP, and TLS when the endpoint is HTTPS) instead of taken from the
+    /// pool, and when the last one began and how long it took.
+    pub connections_opened: u32,
+    /// See `connections_opened`.
+    pub last_connect: Option<(Instant, Duration)>,
+}
+
+impl InvokeTrace {
+    /// Forgets the previous request's notes (and its header: untraced until set again).
+    pub fn clear(&mut self) {
+        self.header.clear();
+        self.retries = [None; TRACED_RETRIES];
+        self.retry_count = 0;
+        self.connections_opened = 0;
+        self.last_connect = None;
+    }
+
+    /// Whether the invoke is traced.
+    pub fn on(&self) -> bool {
+        !self.header.is_empty()
+    }
+
+    fn retry(&mut self, cause: &'static str) {
+        if let Some(slot) = self.retries.get_mut(self.retry_count as usize) {
+            *slot = Some((cause, Instant::now()));
+        }
+        self.retry_count += 1;
+    }
+
+    fn connected(&mut self, began: Instant) {
+        self.connections_opened += 1;
+        self.last_connect = Some((began, began.elapsed()));
+    }
 }
 
 /// A framed Lambda response; ranges index [`InvokeBuffers::read`].
@@ -125,15 +176,16 @@ impl Upstream {
             if attempt >= retries {
                 return result;
             }
-            let wait = match &result {
+            let (wait, cause) = match &result {
                 Err(
-                    UpstreamError::Connect { .. }
+                    e @ (UpstreamError::Connect { .. }
                     | UpstreamError::Tls { .. }
-                    | UpstreamError::Proxy { .. },
-                ) => self.retry_budget.backoff(attempt),
+                    | UpstreamError::Proxy { .. }),
+                ) => (self.retry_budget.backoff(attempt), e.kind()),
                 Ok(None) if is_throttle(bufs, resp) => {
                     let asked = header(bufs, resp, b"retry-after").and_then(retry_after);
-                    asked.unwrap_or_else(|| self.retry_budget.backoff(attempt))
+                    let wait = asked.unwrap_or_else(|| self.retry_budget.backoff(attempt));
+                    (wait, "TooManyRequestsException")
                 }
                 _ => return result,
             };
@@ -150,6 +202,9 @@ impl Upstream {
                 .retries
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             log::debug!("retrying the invoke of {} in {wait:?}", plugin.route_label);
+            if bufs.trace.on() {
+                bufs.trace.retry(cause);
+            }
             monoio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -167,7 +222,7 @@ impl Upstream {
         let reused = pooled.is_some();
         let conn = match pooled {
             Some(c) => c,
-            None => Box::pin(self.connect(plugin)).await?,
+            None => Box::pin(self.connect(plugin, &mut bufs.trace)).await?,
         };
         match self.attempt(plugin, creds, conn, payload, bufs, resp).await {
             Ok(opened) => Ok(opened),
@@ -178,7 +233,7 @@ impl Upstream {
                     "retrying on a new connection after a stale pooled one failed: {}",
                     e.error
                 );
-                let conn = Box::pin(self.connect(plugin)).await?;
+                let conn = Box::pin(self.connect(plugin, &mut bufs.trace)).await?;
                 self.attempt(plugin, creds, conn, payload, bufs, resp)
                     .await
                     .map_err(|e| e.error)
@@ -187,8 +242,16 @@ impl Upstream {
         }
     }
 
-    async fn connect(&self, plugin: &InvokeTarget) -> Result<IdleConn, UpstreamError> {
+    async fn connect(
+        &self,
+        plugin: &InvokeTarget,
+        trace: &mut InvokeTrace,
+    ) -> Result<IdleConn, UpstreamError> {
+        let began = Instant::now();
         let (stream, fd) = super::connect::open(&plugin.endpoint, &self.tls).await?;
+        if trace.on() {
+            trace.connected(began);
+        }
         Ok(IdleConn {
             stream,
             fd,
@@ -327,6 +390,11 @@ fn encode_head(
     if let Some(token) = &creds.session_token {
         w.extend_from_slice(b"\r\nX-Amz-Security-Token: ");
         w.extend_from_slice(token.0.as_bytes());
+    }
+    if !bufs.trace.header.is_empty() {
+        // Not signed: Lambda reads it whatever the signature covers, as X-Ray's SDKs send it.
+        w.extend_from_slice(b"\r\nX-Amzn-Trace-Id: ");
+        w.extend_from_slice(&bufs.trace.header);
     }
     w.extend_from_slice(b"\r\nAuthorization: ");
     w.extend_from_slice(&bufs.authorization);
