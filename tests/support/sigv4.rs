@@ -89,8 +89,10 @@ pub fn verify_sigv4(req: &Recorded, service: &str) -> Result<(), String> {
     }
     // Every header sent (but Authorization) must be signed; for other services (STS), every
     // `x-amz-*` header and the body's type and length, as AWS requires of what it may change.
+    // `X-Amzn-Trace-Id` is the exception: the AWS SDKs never sign it (aws-sigv4's default
+    // `excluded_headers`: X-Ray's header "changes based on the request from the client").
     for (name, _) in &req.headers {
-        let must_sign = service == "lambda"
+        let must_sign = (service == "lambda" && name != "x-amzn-trace-id")
             || name.starts_with("x-amz-")
             || name == "content-type"
             || name == "content-length";
