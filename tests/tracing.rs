@@ -98,6 +98,11 @@ fn fresh_trace() -> String {
 /// One route `/{function}` behind key-auth (consumer `alice`, key `k1`) with `retries: 2`,
 /// and a global opentelemetry plugin with `otel` (YAML flow entries).
 fn config(mock: &MockLambda, function: &str, otel: &str) -> String {
+    config_with(mock, function, "", otel)
+}
+
+/// [`config`], with `lambda` (YAML flow entries) added to the aws-lambda plugin's config.
+fn config_with(mock: &MockLambda, function: &str, lambda: &str, otel: &str) -> String {
     format!(
         r#"_format_version: "3.0"
 consumers:
@@ -112,7 +117,7 @@ services:
     plugins:
     - name: key-auth
     - name: aws-lambda
-      config: {{aws_key: {ACCESS_KEY}, aws_secret: "{SECRET_KEY}", aws_region: us-east-1, function_name: "{function}", host: localhost, port: {port}, retries: 2, forward_request_headers: true}}
+      config: {{aws_key: {ACCESS_KEY}, aws_secret: "{SECRET_KEY}", aws_region: us-east-1, function_name: "{function}", host: localhost, port: {port}, retries: 2, forward_request_headers: true{lambda}}}
 plugins:
 - name: opentelemetry
   config: {{{otel}}}
@@ -385,6 +390,51 @@ fn each_propagation_format_round_trips_into_the_invoke() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn a_streamed_answer_s_invoke_span_ends_with_the_stream_and_tells_its_bytes() {
+    let receiver = Receiver::start("answer");
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let otel = format!(
+            "traces_endpoint: \"{}\", sampling_rate: 1, queue: {{max_coalescing_delay: 0.1}}",
+            receiver.url()
+        );
+        let cfg = config_with(
+            &mock,
+            "stream-ticks",
+            ", invoke_mode: RESPONSE_STREAM",
+            &otel,
+        );
+        let gw = one_worker(&mock, &cfg, driver);
+        let trace = fresh_trace();
+        // curl reads the chunked stream to its end, as a client would.
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-N", "-H", "apikey: k1", "-H"])
+            .arg(format!("traceparent: 00-{trace}-{CLIENT_SPAN}-01"))
+            .arg(format!("http://{}/stream-ticks", gw.addr))
+            .output()
+            .expect("curl runs");
+        assert!(out.status.success(), "{driver:?}");
+        assert_eq!(out.stdout.len(), 35, "{driver:?}: five ticks");
+        let spans = receiver.trace(&trace, 3);
+        assert_eq!(spans.len(), 3, "{driver:?}: {spans:#?}");
+        let invoke = by_name(&spans, "Lambda.Invoke");
+        let request = by_name(&spans, "GET /stream-ticks");
+        let a = &invoke["attributes"];
+        assert_eq!(a["lambda_gateway.stream.bytes"], 35, "{invoke:#}");
+        let first = a["lambda_gateway.stream.time_to_first_byte_ms"]
+            .as_f64()
+            .expect("time to first byte");
+        let ms = |s: &Value| {
+            (s["end"].as_u64().unwrap_or(0) - s["start"].as_u64().unwrap_or(0)) / 1_000_000
+        };
+        // The ticks come 300 ms apart: the span lasts the stream, its first byte came early.
+        assert!(ms(invoke) >= 1_100, "{driver:?}: {} ms", ms(invoke));
+        assert!(first < 1_000.0, "{driver:?}: {first} ms to the first byte");
+        assert!(request["end"].as_u64() >= invoke["end"].as_u64());
     }
 }
 

@@ -99,12 +99,7 @@ impl ActiveTrace {
             .saturating_sub(now.saturating_duration_since(started));
         ActiveTrace {
             target,
-            trace_id: trace_id.unwrap_or_else(|| {
-                let mut id = [0u8; 16];
-                id[..8].copy_from_slice(&next_id().to_be_bytes());
-                id[8..].copy_from_slice(&next_id().to_be_bytes());
-                id
-            }),
+            trace_id: trace_id.unwrap_or_else(|| new_trace_id(wall.as_secs())),
             parent_id,
             request_span: span_id(),
             access_span: span_id(),
@@ -157,6 +152,18 @@ fn next_id() -> u64 {
     })
 }
 
+/// A new trace id in X-Ray's form, as OpenTelemetry's X-Ray id generator makes them: the
+/// start time in seconds (4 bytes, big-endian), then 12 random bytes. X-Ray refuses traces
+/// whose ids do not start with a recent time; every other backend sees a random id (Kong's
+/// sampler reads the first 8 bytes little-endian, so its decision rests on the random half).
+fn new_trace_id(unix_secs: u64) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    id[..4].copy_from_slice(&(unix_secs as u32).to_be_bytes());
+    id[4..8].copy_from_slice(&next_id().to_be_bytes()[..4]);
+    id[8..].copy_from_slice(&next_id().to_be_bytes());
+    id
+}
+
 /// A new span id (never all zeros, which W3C calls invalid).
 pub fn span_id() -> [u8; 8] {
     loop {
@@ -190,6 +197,24 @@ mod tests {
                 id[..8].copy_from_slice(&next_id().to_be_bytes());
                 sample(&id, 0.25)
             })
+            .count();
+        assert!((2_200..2_800).contains(&sampled), "{sampled}");
+    }
+
+    #[test]
+    fn a_new_trace_starts_with_its_time_as_x_ray_wants() {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("time")
+            .as_secs();
+        let id = new_trace_id(now);
+        assert_eq!(
+            u64::from(u32::from_be_bytes([id[0], id[1], id[2], id[3]])),
+            now & 0xffff_ffff
+        );
+        // Sampling still splits new traces as the rate says: it reads the random half.
+        let sampled = (0..10_000)
+            .filter(|_| sample(&new_trace_id(now), 0.25))
             .count();
         assert!((2_200..2_800).contains(&sampled), "{sampled}");
     }
