@@ -91,8 +91,9 @@ pub struct AccessContext<'a, 'e> {
     pub arrived: std::time::Instant,
     /// When the access phase began, noted only on a route with `opentelemetry`.
     pub access_started: Option<std::time::Instant>,
-    /// The request's trace, once `opentelemetry` began it.
-    pub trace: Option<crate::telemetry::ActiveTrace>,
+    /// The request's trace, once `opentelemetry` began it (boxed: an async phase's state
+    /// stays small for the requests without one).
+    pub trace: Option<Box<crate::telemetry::ActiveTrace>>,
 }
 
 /// What a plugin decided.

@@ -342,7 +342,7 @@ impl Plugin for OpenTelemetry {
             ctx.edits
                 .answer_text(header, trace_context::hex(id).as_bytes());
         }
-        ctx.trace = Some(trace);
+        ctx.trace = Some(Box::new(trace));
         Verdict::Continue
     }
 }

@@ -92,7 +92,7 @@ pub struct Outcome {
     /// The request as the function would see it (its head), when the plugin changed it.
     pub forwarded: Option<String>,
     /// The trace `opentelemetry` began.
-    pub trace: Option<crate::telemetry::ActiveTrace>,
+    pub trace: Option<Box<crate::telemetry::ActiveTrace>>,
 }
 
 impl Outcome {

@@ -17,12 +17,10 @@ pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
 /// Lower-case hex of a 32-byte digest or MAC, on the stack.
 fn hex32(bytes: &[u8]) -> [u8; 64] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [b'0'; 64];
-    for (i, &b) in bytes.iter().take(32).enumerate() {
-        out[2 * i] = HEX[(b >> 4) as usize];
-        out[2 * i + 1] = HEX[(b & 0xf) as usize];
-    }
+    let n = bytes.len().min(32);
+    // The lengths match (2 digits a byte): it cannot fail.
+    let _ = hex::encode_to_slice(&bytes[..n], &mut out[..2 * n]);
     out
 }
 

@@ -128,7 +128,7 @@ impl<I: Invoker> Proxy<I> {
                 }
                 Err(e) => facts.error = Label::of(e.kind().as_bytes()),
             }
-            s.traced_invoke = Some(facts);
+            s.traced_invoke = Some(Box::new(facts));
         }
         // No attempt is left to resend the payload: a large one is given back before the
         // answer is mapped, so that the two are not held together.

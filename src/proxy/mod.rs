@@ -107,7 +107,7 @@ impl<I: Invoker> Handler for Proxy<I> {
                 started,
                 status: resp.status,
                 head_bytes: resp.headers.len(),
-                trace: trace.map(Box::new),
+                trace,
                 metrics: self.metrics.clone(),
             });
         }
@@ -328,7 +328,7 @@ impl<I: Invoker> Proxy<I> {
         let mut trace = ctx.trace.take();
         if let (None, Some(otel), Some(started)) = (&trace, tracer, access_started) {
             // A plugin before `opentelemetry` answered: the request is traced all the same.
-            trace = Some(otel.begin(&req, arrived, started).0);
+            trace = Some(Box::new(otel.begin(&req, arrived, started).0));
         }
         if let Some(t) = &mut trace {
             t.access.1 = Some(std::time::Instant::now());
@@ -387,12 +387,12 @@ impl<I: Invoker> Proxy<I> {
         s.edits = edits;
         if let Some(trace) = trace {
             s.invoke.trace.clear();
-            s.trace = Some(trace::TraceFacts {
+            s.trace = Some(Box::new(trace::TraceFacts {
                 trace,
                 snapshot: snapshot.clone(),
                 route,
                 invoke: s.traced_invoke.take(),
-            });
+            }));
         }
         let facts = Facts {
             // Kept only for the access log: an Arc clone is an atomic write shared by workers.

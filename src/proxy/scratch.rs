@@ -18,10 +18,12 @@ pub(super) struct InvokeScratch {
     pub edits: RequestEdits,
     /// Time spent on the invoke, when there was one.
     pub proxy_time: Option<std::time::Duration>,
-    /// A traced request's trace, for its spans in the log phase.
-    pub trace: Option<TraceFacts>,
+    /// A traced request's trace, for its spans in the log phase. This and the next are boxed:
+    /// the scratch is part of every request's future, which must stay small (it is moved, and
+    /// a larger one costs every request, traced or not).
+    pub trace: Option<Box<TraceFacts>>,
     /// A traced invoke's facts, for its span.
-    pub traced_invoke: Option<InvokeFacts>,
+    pub traced_invoke: Option<Box<InvokeFacts>>,
 }
 
 impl InvokeScratch {

@@ -110,11 +110,11 @@ impl InvokeFacts {
 /// What the log phase needs to write a traced request's spans.
 #[derive(Clone, Debug)]
 pub(super) struct TraceFacts {
-    pub trace: ActiveTrace,
+    pub trace: Box<ActiveTrace>,
     /// The snapshot the request was served on (route and service names).
     pub snapshot: Arc<Snapshot>,
     pub route: usize,
-    pub invoke: Option<InvokeFacts>,
+    pub invoke: Option<Box<InvokeFacts>>,
 }
 
 /// The invoke's `X-Amzn-Trace-Id`: the trace, the invoke span as the parent, the decision.

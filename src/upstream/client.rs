@@ -40,8 +40,9 @@ pub struct InvokeBuffers {
     /// The room reserved for the answer read last; the proxy keeps it until it has mapped the
     /// answer.
     pub answer_room: Option<Reservation>,
-    /// What a traced invoke notes for its span, and the trace header it sends.
-    pub trace: InvokeTrace,
+    /// What a traced invoke notes for its span, and the trace header it sends (boxed: these
+    /// buffers are part of every request's future, which must stay small).
+    pub trace: Box<InvokeTrace>,
 }
 
 /// Most retries a traced invoke's span tells one by one.
