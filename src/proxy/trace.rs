@@ -134,8 +134,40 @@ pub(super) fn invoke_header(trace: &ActiveTrace, out: &mut Vec<u8>) {
 
 /// Spans of a request, at most.
 const SPANS: usize = 3;
-/// Text of a request's spans beyond its path and host, about.
-const TEXT: usize = 512;
+/// Text of a request's spans besides what [`text_needed`] counts: names, the client's address,
+/// error kinds and Lambda's request id (each at most 64 bytes), the method.
+const FIXED_TEXT: usize = 512;
+
+/// The most text a request's spans write: each variable value as [`Batch::text`] cuts it.
+fn text_needed(asked: &Asked<'_>, facts: &TraceFacts) -> usize {
+    let cut = |n: usize| n.min(crate::telemetry::spans::MAX_VALUE);
+    let route = facts.snapshot.config.routes.get(facts.route);
+    let route_path = route.and_then(|r| r.paths.first()).map_or(0, |p| p.len());
+    let route_label = route.map_or(0, |r| r.name.as_deref().unwrap_or(&r.id).len());
+    let service_label = facts
+        .snapshot
+        .plans
+        .get(facts.route)
+        .and_then(|p| p.service)
+        .and_then(|i| facts.snapshot.config.services.get(i))
+        .map_or(0, |s| s.name.as_deref().unwrap_or(&s.id).len());
+    let invoke = facts.invoke.as_ref().map_or(0, |i| {
+        let config = &i.target.config;
+        cut(config.function_name.len())
+            + cut(i.target.template.region.len())
+            + cut(config.qualifier.as_deref().map_or(0, str::len))
+            + cut(i.target.endpoint.host.len())
+    });
+    FIXED_TEXT
+        + cut(asked.method.len() + 1 + route_path)
+        + cut(asked.method.len())
+        + cut(asked.path.len())
+        + cut(asked.authority.map_or(0, <[u8]>::len))
+        + 2 * cut(route_path)
+        + cut(route_label)
+        + cut(service_label)
+        + invoke
+}
 
 impl<I: Invoker> Proxy<I> {
     /// Writes a sampled request's spans: the request (server), its access phase and its
@@ -156,8 +188,7 @@ impl<I: Invoker> Proxy<I> {
         };
         crate::telemetry::export::start();
         let ended = Instant::now();
-        let text = asked.path.len().min(1024) + asked.authority.map_or(0, |a| a.len().min(1024));
-        spans.record(SPANS, text + TEXT, |b| {
+        spans.record(SPANS, text_needed(asked, facts), |b| {
             request_span(b, asked, status, facts, ended);
             if let (start, Some(end)) = trace.access {
                 let name = b.text(b"kong.access");

@@ -103,6 +103,12 @@ pub const MAX_SPANS: usize = 4096;
 pub const MAX_TEXT: usize = MAX_SPANS * 512;
 /// Most bytes of one attribute value kept; a longer one is cut.
 pub const MAX_VALUE: usize = 1024;
+/// Most attributes one span adds (its own and its events'), and most events: a span within
+/// these, and within the text its recorder says it needs, never grows a batch past the room
+/// it was given.
+pub const SPAN_ATTRIBUTES: usize = 24;
+/// See [`SPAN_ATTRIBUTES`].
+pub const SPAN_EVENTS: usize = 8;
 
 impl Batch {
     /// An empty batch with room for a worker's bound, so that recording never grows it.
@@ -110,7 +116,7 @@ impl Batch {
         Batch {
             spans: Vec::with_capacity(MAX_SPANS),
             attributes: Vec::with_capacity(MAX_SPANS * 8),
-            events: Vec::with_capacity(MAX_SPANS),
+            events: Vec::with_capacity(MAX_SPANS * 2),
             text: Vec::with_capacity(MAX_TEXT),
         }
     }
@@ -123,11 +129,22 @@ impl Batch {
         self.text.clear();
     }
 
-    /// Whether `spans` more spans of about `text` bytes fit in a worker's bound.
+    /// Whether `spans` more spans (each within the `SPAN_*` bounds) with `text` bytes of text
+    /// in all fit in the room the batch was given, so that recording them cannot grow it.
     pub fn has_room(&self, spans: usize, text: usize) -> bool {
-        self.spans.len() + spans <= MAX_SPANS
-            && self.text.len() + text <= MAX_TEXT
-            && self.attributes.len() + spans * 16 <= self.attributes.capacity().max(MAX_SPANS * 8)
+        let fits = |len: usize, more: usize, capacity: usize| len + more <= capacity;
+        fits(self.spans.len(), spans, self.spans.capacity())
+            && fits(
+                self.attributes.len(),
+                spans * SPAN_ATTRIBUTES,
+                self.attributes.capacity(),
+            )
+            && fits(
+                self.events.len(),
+                spans * SPAN_EVENTS,
+                self.events.capacity(),
+            )
+            && fits(self.text.len(), text, self.text.capacity())
     }
 
     /// Copies `bytes` (at most [`MAX_VALUE`] of them) into the text.
@@ -184,8 +201,9 @@ pub struct WorkerSpans {
 }
 
 impl WorkerSpans {
-    /// Runs `record` on the worker's batch if `spans` spans of about `text` bytes fit;
-    /// otherwise counts them as dropped. Never waits longer than the exporter's swap.
+    /// Runs `record` on the worker's batch if `spans` spans (each within the `SPAN_*` bounds)
+    /// with at most `text` bytes of text fit; otherwise counts them as dropped. Never waits
+    /// longer than the exporter's swap.
     pub fn record(&self, spans: usize, text: usize, record: impl FnOnce(&mut Batch)) {
         let Ok(mut batch) = self.batch.lock() else {
             return;
@@ -247,6 +265,17 @@ mod tests {
             MAX_SPANS,
             "never grown past its room"
         );
+        // Text is a bound of its own: spans that say they need more than is left are dropped.
+        let spans = WorkerSpans::default();
+        let mut taken = 0;
+        for _ in 0..100 {
+            spans.record(1, MAX_TEXT / 10, |b| {
+                b.text.extend_from_slice(&vec![b'x'; MAX_TEXT / 10]);
+                taken += 1;
+            });
+        }
+        assert_eq!(taken, 10);
+        assert_eq!(spans.take(Batch::default()).text.capacity(), MAX_TEXT);
         let dropped = crate::metrics::PROCESS.trace_spans_dropped.load(Relaxed) - before;
         assert!(dropped >= 10, "{dropped}");
     }
