@@ -438,6 +438,43 @@ fn a_streamed_answer_s_invoke_span_ends_with_the_stream_and_tells_its_bytes() {
     }
 }
 
+#[test]
+fn an_http2_request_is_traced_as_one_and_the_client_gets_the_trace_id() {
+    let receiver = Receiver::start("answer");
+    for driver in DRIVERS {
+        let mock = MockLambda::start();
+        let otel = format!(
+            "traces_endpoint: \"{}\", sampling_rate: 1, http_response_header_for_traceid: X-Trace-Id, queue: {{max_coalescing_delay: 0.1}}",
+            receiver.url()
+        );
+        let gw = one_worker(&mock, &config(&mock, "echo", &otel), driver);
+        let trace = fresh_trace();
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-i",
+                "--http2-prior-knowledge",
+                "-H",
+                "apikey: k1",
+                "-H",
+            ])
+            .arg(format!("traceparent: 00-{trace}-{CLIENT_SPAN}-01"))
+            .arg(format!("http://{}/echo", gw.addr))
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("HTTP/2 200"), "{driver:?}: {text}");
+        assert!(
+            text.contains(&format!("x-trace-id: {trace}")),
+            "{driver:?}: the client gets the trace id: {text}"
+        );
+        let spans = receiver.trace(&trace, 3);
+        let request = by_name(&spans, "GET /echo");
+        assert_eq!(request["attributes"]["network.protocol.version"], "2");
+        assert_eq!(request["parent_span_id"], CLIENT_SPAN);
+    }
+}
+
 fn metric(gw: &Gateway, name: &str) -> u64 {
     gw.admin_get("/metrics")
         .text()
