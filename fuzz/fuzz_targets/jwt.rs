@@ -121,6 +121,9 @@ fuzz_target!(|data: &[u8]| {
         route: None,
         jwt_claims: None,
         uri_captures: &|_| None,
+        arrived: std::time::Instant::now(),
+        access_started: None,
+        trace: None,
     };
     let mut resp = Response::default();
     // The jwt plugin decides in one poll: it waits on nothing.
