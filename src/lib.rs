@@ -40,5 +40,6 @@ pub mod schema;
 pub mod signals;
 pub mod telemetry;
 pub mod trace_context;
+pub mod trace_export;
 pub mod trust;
 pub mod upstream;

@@ -215,6 +215,12 @@ impl Plugin for OpenTelemetry {
                 return None;
             }
         };
+        if !matches!(s.header_type.as_str(), "preserve" | "ignore") {
+            if let Err(why) = format(&s.header_type) {
+                c.field("header_type", |c| c.error(why));
+                return None;
+            }
+        }
         // Kong's `get_plugin_params`: `propagation` when any of its lists is set, otherwise
         // what the deprecated `header_type` says.
         let p = &s.propagation;
@@ -253,9 +259,6 @@ impl Plugin for OpenTelemetry {
             })
             .collect();
         let default_format = read("default_format", &p.default_format, c);
-        if s.header_type != "preserve" && s.header_type != "ignore" {
-            read("header_type", &s.header_type, c);
-        }
         let (false, Some(default_format)) = (failed, default_format) else {
             return None;
         };
@@ -296,8 +299,8 @@ impl Plugin for OpenTelemetry {
         })
     }
 
-    /// Begins the request's trace (unless the proxy already did), then writes its context
-    /// into the request the function sees, as `propagation` says.
+    /// Begins the request's trace, then writes its context into the request the function
+    /// sees, as `propagation` says.
     async fn access(
         &self,
         req: &Request<'_>,
@@ -466,6 +469,10 @@ mod tests {
             (
                 serde_json::json!({"traces_endpoint": "http://x", "headers": {"bad name": "v"}}),
                 "bad header name",
+            ),
+            (
+                serde_json::json!({"traces_endpoint": "http://x", "header_type": "gcp"}),
+                "header_type: the gcp propagation format is not supported",
             ),
         ] {
             let errors = errors(config.clone());

@@ -213,7 +213,7 @@ impl<I: Invoker> Proxy<I> {
             access_log: None,
             log_lines: RefCell::new(Vec::new()),
             budget: None,
-            spans: Some(crate::telemetry::export::worker_spans()),
+            spans: Some(crate::trace_export::worker_spans()),
         }
     }
 

@@ -186,7 +186,7 @@ impl<I: Invoker> Proxy<I> {
         let Some(spans) = &self.spans else {
             return;
         };
-        crate::telemetry::export::start();
+        crate::trace_export::start();
         let ended = Instant::now();
         spans.record(SPANS, text_needed(asked, facts), |b| {
             request_span(b, asked, status, facts, ended);

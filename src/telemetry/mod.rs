@@ -3,12 +3,11 @@
 //! A traced request carries an [`ActiveTrace`] (its ids, its sampling decision, when its
 //! phases ran) from the access phase to the log phase, where the proxy writes its spans
 //! into the worker's [`spans::WorkerSpans`]: the request (server), the access phase
-//! (internal) and the invoke (client). The [`export`] thread takes every worker's spans a few
-//! times a second and sends them as OTLP/HTTP protobuf ([`otlp`]) to the plugin's
-//! `traces_endpoint`. Nothing on a worker waits for the exporter or allocates for it; what
+//! (internal) and the invoke (client). The exporter thread (`trace_export`, a layer up: it
+//! sends through the upstream client) takes every worker's spans a few times a second and
+//! sends them as OTLP/HTTP protobuf ([`otlp`]) to the plugin's `traces_endpoint`. Nothing on a worker waits for the exporter or allocates for it; what
 //! does not fit its bounds is dropped and counted (`lambda_gateway_trace_spans_dropped_total`).
 
-pub mod export;
 pub mod otlp;
 pub mod spans;
 

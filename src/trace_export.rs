@@ -1,4 +1,4 @@
-//! The exporter: one thread for the node, started when the first span is recorded. Every
+//! The `opentelemetry` plugin's exporter: one thread for the node, started when the first span is recorded. Every
 //! [`TICK`] it swaps each worker's batch for an empty one, files the spans under their
 //! plugin's [`Target`], and sends a target's spans as one OTLP/HTTP request when
 //! `batch_span_count` of them wait or the oldest has waited `flush_delay`. A target holds at
@@ -6,10 +6,10 @@
 //! outage, then once when the collector answers again. Sends block only this thread, each
 //! within the plugin's timeouts; workers never wait for it.
 
-use super::otlp;
-use super::spans::{Batch, WorkerSpans};
-use super::Target;
 use crate::metrics::PROCESS;
+use crate::telemetry::otlp;
+use crate::telemetry::spans::{Batch, WorkerSpans};
+use crate::telemetry::Target;
 use crate::upstream::fetch::{fetch, FetchRequest};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, LazyLock, Mutex, Once, Weak};
