@@ -3,9 +3,15 @@
 //! `.proto` files (fields left out are ones it never sets; a receiver reads them as unset).
 //! Encoding is prost's; the tests decode with the project's own definitions
 //! (`tests/tracing.rs`, Python's `opentelemetry-proto`).
+//!
+//! Text fields are `Bytes` (a proto `string` and `bytes` are the same on the wire; what is
+//! put in them is checked to be UTF-8): keys and fixed values point at static text, a batch's
+//! text is copied once and every value is a slice of it, so an export allocates little beyond
+//! prost's vectors of messages.
 
 use super::spans::{Batch, Value as SpanValue};
 use super::Target;
+use bytes::{Bytes, BytesMut};
 
 /// `ExportTraceServiceRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -49,28 +55,28 @@ pub struct ScopeSpans {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct InstrumentationScope {
     /// Its name.
-    #[prost(string, tag = "1")]
-    pub name: String,
+    #[prost(bytes = "bytes", tag = "1")]
+    pub name: Bytes,
     /// Its version.
-    #[prost(string, tag = "2")]
-    pub version: String,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub version: Bytes,
 }
 
 /// `Span`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Span {
     /// 16 bytes.
-    #[prost(bytes = "vec", tag = "1")]
-    pub trace_id: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "1")]
+    pub trace_id: Bytes,
     /// 8 bytes.
-    #[prost(bytes = "vec", tag = "2")]
-    pub span_id: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub span_id: Bytes,
     /// 8 bytes, or empty for a root span.
-    #[prost(bytes = "vec", tag = "4")]
-    pub parent_span_id: Vec<u8>,
-    /// Its name.
-    #[prost(string, tag = "5")]
-    pub name: String,
+    #[prost(bytes = "bytes", tag = "4")]
+    pub parent_span_id: Bytes,
+    /// Its name (a proto `string`).
+    #[prost(bytes = "bytes", tag = "5")]
+    pub name: Bytes,
     /// `SpanKind`.
     #[prost(int32, tag = "6")]
     pub kind: i32,
@@ -97,9 +103,9 @@ pub struct Event {
     /// When.
     #[prost(fixed64, tag = "1")]
     pub time_unix_nano: u64,
-    /// What.
-    #[prost(string, tag = "2")]
-    pub name: String,
+    /// What (a proto `string`).
+    #[prost(bytes = "bytes", tag = "2")]
+    pub name: Bytes,
     /// Its attributes.
     #[prost(message, repeated, tag = "3")]
     pub attributes: Vec<KeyValue>,
@@ -108,9 +114,9 @@ pub struct Event {
 /// `Status`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Status {
-    /// Why.
-    #[prost(string, tag = "2")]
-    pub message: String,
+    /// Why (a proto `string`).
+    #[prost(bytes = "bytes", tag = "2")]
+    pub message: Bytes,
     /// `STATUS_CODE_ERROR` is 2.
     #[prost(int32, tag = "3")]
     pub code: i32,
@@ -119,9 +125,9 @@ pub struct Status {
 /// `KeyValue`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct KeyValue {
-    /// The key.
-    #[prost(string, tag = "1")]
-    pub key: String,
+    /// The key (a proto `string`).
+    #[prost(bytes = "bytes", tag = "1")]
+    pub key: Bytes,
     /// The value.
     #[prost(message, optional, tag = "2")]
     pub value: Option<AnyValue>,
@@ -138,9 +144,9 @@ pub struct AnyValue {
 /// `AnyValue.value`.
 #[derive(Clone, PartialEq, prost::Oneof)]
 pub enum Value {
-    /// `string_value`.
-    #[prost(string, tag = "1")]
-    StringValue(String),
+    /// `string_value` (a proto `string`).
+    #[prost(bytes = "bytes", tag = "1")]
+    StringValue(Bytes),
     /// `bool_value`.
     #[prost(bool, tag = "2")]
     BoolValue(bool),
@@ -158,15 +164,42 @@ const STATUS_ERROR: i32 = 2;
 /// A text attribute.
 pub fn text(key: &str, value: &str) -> KeyValue {
     KeyValue {
-        key: key.to_string(),
+        key: Bytes::copy_from_slice(key.as_bytes()),
         value: Some(AnyValue {
-            value: Some(Value::StringValue(value.to_string())),
+            value: Some(Value::StringValue(Bytes::copy_from_slice(value.as_bytes()))),
         }),
     }
 }
 
+/// Static text as a field's value.
+fn fixed(text: &'static str) -> Bytes {
+    Bytes::from_static(text.as_bytes())
+}
+
 /// The spans of `batch` at `indexes` (all for `target`) as OTLP spans.
-pub fn spans_of(batch: &Batch, indexes: impl Iterator<Item = usize>) -> Vec<Span> {
+pub fn spans_of(batch: &Batch, indexes: impl Iterator<Item = usize> + Clone) -> Vec<Span> {
+    // The batch's text and the spans' ids, copied once; every value is a slice of it.
+    let ids_at = batch.text.len();
+    let mut all = BytesMut::with_capacity(ids_at + indexes.clone().count() * 32);
+    all.extend_from_slice(&batch.text);
+    let mut placed = Vec::new();
+    for s in indexes.clone().filter_map(|i| batch.spans.get(i)) {
+        let at = all.len();
+        all.extend_from_slice(&s.trace_id);
+        all.extend_from_slice(&s.span_id);
+        all.extend_from_slice(&s.parent_id.unwrap_or_default());
+        placed.push(at);
+    }
+    let all = all.freeze();
+    // A proto `string` must be UTF-8: text that is not (a path's raw bytes) is made so.
+    let text = |range: &std::ops::Range<u32>| -> Bytes {
+        let (start, end) = (range.start as usize, (range.end as usize).min(ids_at));
+        let slice = all.slice(start.min(end)..end);
+        match std::str::from_utf8(&slice) {
+            Ok(_) => slice,
+            Err(_) => Bytes::from(String::from_utf8_lossy(&slice).into_owned()),
+        }
+    };
     let attributes = |range: &std::ops::Range<u32>| -> Vec<KeyValue> {
         batch
             .attributes
@@ -174,13 +207,11 @@ pub fn spans_of(batch: &Batch, indexes: impl Iterator<Item = usize>) -> Vec<Span
             .unwrap_or_default()
             .iter()
             .map(|a| KeyValue {
-                key: a.key.to_string(),
+                key: fixed(a.key),
                 value: Some(AnyValue {
                     value: Some(match &a.value {
-                        SpanValue::Text(r) => {
-                            Value::StringValue(String::from_utf8_lossy(batch.text_at(r)).into())
-                        }
-                        SpanValue::Static(s) => Value::StringValue(s.to_string()),
+                        SpanValue::Text(r) => Value::StringValue(text(r)),
+                        SpanValue::Static(s) => Value::StringValue(fixed(s)),
                         SpanValue::Int(i) => Value::IntValue(*i),
                         SpanValue::Double(d) => Value::DoubleValue(*d),
                         SpanValue::Bool(b) => Value::BoolValue(*b),
@@ -191,11 +222,15 @@ pub fn spans_of(batch: &Batch, indexes: impl Iterator<Item = usize>) -> Vec<Span
     };
     indexes
         .filter_map(|i| batch.spans.get(i))
-        .map(|s| Span {
-            trace_id: s.trace_id.to_vec(),
-            span_id: s.span_id.to_vec(),
-            parent_span_id: s.parent_id.map(|p| p.to_vec()).unwrap_or_default(),
-            name: String::from_utf8_lossy(batch.text_at(&s.name)).into(),
+        .zip(placed)
+        .map(|(s, at)| Span {
+            trace_id: all.slice(at..at + 16),
+            span_id: all.slice(at + 16..at + 24),
+            parent_span_id: match s.parent_id {
+                Some(_) => all.slice(at + 24..at + 32),
+                None => Bytes::new(),
+            },
+            name: text(&s.name),
             kind: s.kind as i32,
             start_time_unix_nano: s.start_ns,
             end_time_unix_nano: s.end_ns,
@@ -207,12 +242,12 @@ pub fn spans_of(batch: &Batch, indexes: impl Iterator<Item = usize>) -> Vec<Span
                 .iter()
                 .map(|e| Event {
                     time_unix_nano: e.time_ns,
-                    name: e.name.to_string(),
+                    name: fixed(e.name),
                     attributes: attributes(&e.attributes),
                 })
                 .collect(),
             status: s.error.as_ref().map(|kind| Status {
-                message: String::from_utf8_lossy(batch.text_at(kind)).into(),
+                message: text(kind),
                 code: STATUS_ERROR,
             }),
         })
@@ -230,8 +265,8 @@ pub fn encode(target: &Target, spans: Vec<Span>) -> Vec<u8> {
             }),
             scope_spans: vec![ScopeSpans {
                 scope: Some(InstrumentationScope {
-                    name: "lambda-gateway".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
+                    name: fixed("lambda-gateway"),
+                    version: fixed(env!("CARGO_PKG_VERSION")),
                 }),
                 spans,
             }],
@@ -255,6 +290,8 @@ mod tests {
         let mark = b.mark();
         b.text_attribute("url.path", b"/x");
         b.attribute("http.response.status_code", SpanValue::Int(200));
+        // A path's raw bytes need not be UTF-8; a proto string must be.
+        b.text_attribute("url.query", b"a=\xff");
         let attributes = b.since(mark);
         let event_mark = b.mark();
         b.attribute("error.type", SpanValue::Static("connect"));
@@ -281,11 +318,19 @@ mod tests {
         let bytes = encode(&target, spans_of(&b, 0..1));
         let back = ExportTraceServiceRequest::decode(bytes.as_slice()).expect("decodes");
         let span = &back.resource_spans[0].scope_spans[0].spans[0];
-        assert_eq!(span.name, "GET /x");
-        assert_eq!(span.parent_span_id, vec![9; 8]);
+        assert_eq!(span.name, "GET /x".as_bytes());
+        assert_eq!(span.trace_id, [7; 16].as_slice());
+        assert_eq!(span.span_id, [8; 8].as_slice());
+        assert_eq!(span.parent_span_id, [9; 8].as_slice());
         assert_eq!(span.kind, 2);
-        assert_eq!(span.attributes.len(), 2);
-        assert_eq!(span.events[0].attributes[0].key, "error.type");
+        assert_eq!(span.attributes.len(), 3);
+        let query = span.attributes[2].value.clone().and_then(|v| v.value);
+        assert_eq!(query, Some(Value::StringValue(Bytes::from("a=\u{fffd}"))));
+        assert_eq!(span.events[0].attributes[0].key, "error.type".as_bytes());
+        assert_eq!(
+            span.status.as_ref().map(|s| s.message.clone()),
+            Some(Bytes::from_static(b"timeout"))
+        );
         assert_eq!(span.status.as_ref().map(|s| s.code), Some(2));
     }
 }

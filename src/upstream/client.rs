@@ -393,13 +393,20 @@ fn encode_head(
         w.extend_from_slice(token.0.as_bytes());
     }
     if !bufs.trace.header.is_empty() {
-        // Not signed: Lambda reads it whatever the signature covers, as X-Ray's SDKs send it.
-        w.extend_from_slice(b"\r\nX-Amzn-Trace-Id: ");
-        w.extend_from_slice(&bufs.trace.header);
+        write_trace_header(w, &bufs.trace.header);
     }
     w.extend_from_slice(b"\r\nAuthorization: ");
     w.extend_from_slice(&bufs.authorization);
     w.extend_from_slice(b"\r\n\r\n");
+}
+
+/// `X-Amzn-Trace-Id` (a traced request's), out of line: most requests are not traced. Not
+/// signed: Lambda reads it whatever the signature covers, as the AWS SDKs send it.
+#[cold]
+#[inline(never)]
+fn write_trace_header(w: &mut Vec<u8>, value: &[u8]) {
+    w.extend_from_slice(b"\r\nX-Amzn-Trace-Id: ");
+    w.extend_from_slice(value);
 }
 
 /// Reads and frames one response. `Ok(reusable)`; on error, whether nothing at all was read.
