@@ -35,6 +35,8 @@ pub struct RoutePlan {
     /// What differs for consumers with plugins of their own, by consumer id (empty for most
     /// routes: then nothing is looked up).
     pub for_consumers: HashMap<String, ConsumerRoute>,
+    /// Its `opentelemetry` plugin, among `access`: found once here, not per request.
+    pub tracer: Option<Arc<crate::access::opentelemetry::OpenTelemetry>>,
 }
 
 impl RoutePlan {
@@ -137,7 +139,12 @@ pub fn plan_routes(
             .service
             .as_deref()
             .and_then(|id| service_at.get(id).copied());
+        let tracer = access.iter().find_map(|(_, p)| match p {
+            AccessPlugin::OpenTelemetry(otel) => Some(otel.clone()),
+            _ => None,
+        });
         plans.push(RoutePlan {
+            tracer,
             label: route_label,
             action,
             access,

@@ -270,10 +270,7 @@ impl<I: Invoker> Proxy<I> {
         let path = req.path();
         let captures = |key: crate::access::CaptureKey<'_>| matched.capture(path, key);
         // Only a route with `opentelemetry` notes when its access phase began.
-        let tracer = plan.access.iter().find_map(|(_, p)| match p {
-            AccessPlugin::OpenTelemetry(otel) => Some(otel),
-            _ => None,
-        });
+        let tracer = plan.tracer.as_ref();
         let access_started = tracer.map(|_| std::time::Instant::now());
         let mut ctx = AccessContext {
             identities: &snapshot.identities,

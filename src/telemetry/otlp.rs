@@ -5,7 +5,7 @@
 //! (`tests/tracing.rs`, Python's `opentelemetry-proto`).
 //!
 //! Text fields are `Bytes` (a proto `string` and `bytes` are the same on the wire; what is
-//! put in them is checked to be UTF-8): keys and fixed values point at static text, a batch's
+//! put in them is checked to be UTF-8): keys and fixed values point at static text, a span's
 //! text is copied once and every value is a slice of it, so an export allocates little beyond
 //! prost's vectors of messages.
 
@@ -177,34 +177,59 @@ fn fixed(text: &'static str) -> Bytes {
 }
 
 /// The spans of `batch` at `indexes` (all for `target`) as OTLP spans.
-pub fn spans_of(batch: &Batch, indexes: impl Iterator<Item = usize> + Clone) -> Vec<Span> {
-    // The batch's text and the spans' ids, copied once; every value is a slice of it.
-    let ids_at = batch.text.len();
-    let mut all = BytesMut::with_capacity(ids_at + indexes.clone().count() * 32);
-    all.extend_from_slice(&batch.text);
-    let mut placed = Vec::new();
-    for s in indexes.clone().filter_map(|i| batch.spans.get(i)) {
-        let at = all.len();
-        all.extend_from_slice(&s.trace_id);
-        all.extend_from_slice(&s.span_id);
-        all.extend_from_slice(&s.parent_id.unwrap_or_default());
-        placed.push(at);
-    }
-    let all = all.freeze();
+pub fn spans_of(batch: &Batch, indexes: impl Iterator<Item = usize>) -> Vec<Span> {
+    indexes
+        .filter_map(|i| batch.spans.get(i))
+        .map(|s| span_of(batch, s))
+        .collect()
+}
+
+/// One span. Its text (written back to back when it was recorded) and its ids are copied
+/// into one buffer of its own, and every value is a slice of it: a span waiting for its export
+/// holds its own bytes only, never the rest of the batch it came in.
+fn span_of(batch: &Batch, s: &super::spans::SpanRecord) -> Span {
+    let attributes_of = |range: &std::ops::Range<u32>| {
+        batch
+            .attributes
+            .get(range.start as usize..range.end as usize)
+            .unwrap_or_default()
+    };
+    let events = batch
+        .events
+        .get(s.events.start as usize..s.events.end as usize)
+        .unwrap_or_default();
+    let texts = attributes_of(&s.attributes)
+        .iter()
+        .chain(events.iter().flat_map(|e| attributes_of(&e.attributes)))
+        .filter_map(|a| match &a.value {
+            SpanValue::Text(r) => Some(r.clone()),
+            _ => None,
+        })
+        .chain([s.name.clone()])
+        .chain(s.error.clone());
+    let (lo, hi) = texts.fold((u32::MAX, 0), |(lo, hi), r| {
+        (lo.min(r.start), hi.max(r.end))
+    });
+    let region = batch.text.get(lo as usize..hi as usize).unwrap_or_default();
+    let mut own = BytesMut::with_capacity(region.len() + 32);
+    own.extend_from_slice(region);
+    let ids_at = own.len();
+    own.extend_from_slice(&s.trace_id);
+    own.extend_from_slice(&s.span_id);
+    own.extend_from_slice(&s.parent_id.unwrap_or_default());
+    let own = own.freeze();
     // A proto `string` must be UTF-8: text that is not (a path's raw bytes) is made so.
     let text = |range: &std::ops::Range<u32>| -> Bytes {
-        let (start, end) = (range.start as usize, (range.end as usize).min(ids_at));
-        let slice = all.slice(start.min(end)..end);
+        let start = (range.start.saturating_sub(lo) as usize).min(ids_at);
+        let end = (range.end.saturating_sub(lo) as usize).clamp(start, ids_at);
+        let slice = own.slice(start..end);
         match std::str::from_utf8(&slice) {
             Ok(_) => slice,
             Err(_) => Bytes::from(String::from_utf8_lossy(&slice).into_owned()),
         }
     };
     let attributes = |range: &std::ops::Range<u32>| -> Vec<KeyValue> {
-        batch
-            .attributes
-            .get(range.start as usize..range.end as usize)
-            .unwrap_or_default()
+        attributes_of(range)
             .iter()
             .map(|a| KeyValue {
                 key: fixed(a.key),
@@ -220,38 +245,31 @@ pub fn spans_of(batch: &Batch, indexes: impl Iterator<Item = usize> + Clone) -> 
             })
             .collect()
     };
-    indexes
-        .filter_map(|i| batch.spans.get(i))
-        .zip(placed)
-        .map(|(s, at)| Span {
-            trace_id: all.slice(at..at + 16),
-            span_id: all.slice(at + 16..at + 24),
-            parent_span_id: match s.parent_id {
-                Some(_) => all.slice(at + 24..at + 32),
-                None => Bytes::new(),
-            },
-            name: text(&s.name),
-            kind: s.kind as i32,
-            start_time_unix_nano: s.start_ns,
-            end_time_unix_nano: s.end_ns,
-            attributes: attributes(&s.attributes),
-            events: batch
-                .events
-                .get(s.events.start as usize..s.events.end as usize)
-                .unwrap_or_default()
-                .iter()
-                .map(|e| Event {
-                    time_unix_nano: e.time_ns,
-                    name: fixed(e.name),
-                    attributes: attributes(&e.attributes),
-                })
-                .collect(),
-            status: s.error.as_ref().map(|kind| Status {
-                message: text(kind),
-                code: STATUS_ERROR,
-            }),
-        })
-        .collect()
+    Span {
+        trace_id: own.slice(ids_at..ids_at + 16),
+        span_id: own.slice(ids_at + 16..ids_at + 24),
+        parent_span_id: match s.parent_id {
+            Some(_) => own.slice(ids_at + 24..ids_at + 32),
+            None => Bytes::new(),
+        },
+        name: text(&s.name),
+        kind: s.kind as i32,
+        start_time_unix_nano: s.start_ns,
+        end_time_unix_nano: s.end_ns,
+        attributes: attributes(&s.attributes),
+        events: events
+            .iter()
+            .map(|e| Event {
+                time_unix_nano: e.time_ns,
+                name: fixed(e.name),
+                attributes: attributes(&e.attributes),
+            })
+            .collect(),
+        status: s.error.as_ref().map(|kind| Status {
+            message: text(kind),
+            code: STATUS_ERROR,
+        }),
+    }
 }
 
 /// The export request for `spans`, all `target`'s: the target's resource, the gateway as the
