@@ -366,6 +366,15 @@ elif scenario == "stopped":
     # A slow request in flight while the gateway is told to stop: GOAWAY, then its answer.
     send(request(1, "/slow?stop=1"))
     pump(lambda: 1 in out.get("ended", []) and out["goaway"] is not None, 20)
+elif scenario == "keepalive":
+    # A request that takes longer than the keep-alive timeout, then nothing: when its answer
+    # comes, and when the GOAWAY after it.
+    started = time.time()
+    send(request(1, "/slow?keepalive=1"))
+    pump(lambda: "1" in out["statuses"] or out["goaway"] is not None, 10)
+    out["answered_at"], out["goaway_before_answer"] = time.time() - started, out["goaway"]
+    pump(lambda: out["goaway"] is not None, 10)
+    out["goaway_after_answer"] = time.time() - started - out["answered_at"]
 elif scenario == "too-many-streams":
     # 110 slow requests at once on a connection allowed 100.
     send(*[request(1 + 2 * i, "/slow?n=%d" % i) for i in range(110)])
@@ -501,6 +510,31 @@ fn echo_and_slow(mock: &MockLambda) -> String {
         .replace("name: route", "name: slow");
     let (_, services) = slow.split_once("services:\n").expect("services");
     format!("{}{services}", config_for(mock, "/h", "echo", ""))
+}
+
+#[test]
+fn a_connection_without_open_streams_is_let_go_at_the_keepalive_timeout() {
+    let mock = MockLambda::start();
+    let config = echo_and_slow(&mock);
+    for driver in DRIVERS {
+        let gw = Gateway::start_args(&mock, &config, driver, &["--keepalive-timeout", "300ms"]);
+        // The keep-alive timeout runs while no stream is open: a 600 ms request outlives it
+        // and is answered; the GOAWAY (NO_ERROR) comes once the connection has been quiet
+        // for the timeout (the worker checks its deadlines every 100 ms).
+        let kept = raw_client(gw.addr.port(), "keepalive");
+        assert_eq!(kept["statuses"]["1"], "200", "{driver:?}: {kept}");
+        assert_eq!(
+            kept["goaway_before_answer"],
+            Value::Null,
+            "{driver:?}: {kept}"
+        );
+        assert_eq!(kept["goaway"], 0, "{driver:?}: {kept}");
+        let after = kept["goaway_after_answer"].as_f64().expect("goaway time");
+        assert!(
+            (0.25..2.0).contains(&after),
+            "{driver:?}: GOAWAY {after} s after the answer"
+        );
+    }
 }
 
 #[test]

@@ -289,20 +289,18 @@ async fn worker_main(
     let h2c = cfg.http2;
     conn::accept_until_shutdown(&listener, &shutdown, |stream, peer| {
         let _ = stream.set_nodelay(true);
-        let (shared, slots, active) = (shared.clone(), slots.clone(), active.clone());
-        active.set(active.get() + 1);
+        let (shared, slots) = (shared.clone(), slots.clone());
+        let open = OpenConnection::new(&shared, &active);
         monoio::spawn(async move {
-            let metrics = &shared.handler.metrics;
-            metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
             // An IPv4 client of a dual-stack listener is shown as IPv4, as API Gateway shows it.
             let peer = Some(peer.ip().to_canonical());
-            if h2c {
-                serve_plain(stream, peer, shared.clone(), &slots).await;
-            } else {
-                conn::serve(stream, None, peer, shared.clone(), &slots).await;
+            if !h2c {
+                return conn::serve(stream, None, peer, shared.clone(), &slots).await;
             }
-            metrics.connections_closed.fetch_add(1, Ordering::Relaxed);
-            active.set(active.get() - 1);
+            if let Some((stream, first)) = serve_plain(stream, peer, shared.clone(), &slots).await
+            {
+                spawn_http2(open, http2::serve_h2c(stream, first, peer, shared));
+            }
         });
     })
     .await;
@@ -320,26 +318,65 @@ async fn worker_main(
     proxy.flush_access_log();
 }
 
-/// Serves a plain-listener connection: h2c with prior knowledge or HTTP/1.1, told apart by
-/// its first bytes. HTTP/2's state is boxed: an idle HTTP/1.1 connection's task stays small.
+/// A client connection, counted open (the worker's drain waits for it; the metrics count it
+/// accepted, then closed) until this is dropped by whichever task serves it last.
+struct OpenConnection {
+    metrics: Rc<Proxy>,
+    active: Rc<Cell<usize>>,
+}
+
+impl OpenConnection {
+    fn new(shared: &Shared<Proxy>, active: &Rc<Cell<usize>>) -> OpenConnection {
+        active.set(active.get() + 1);
+        let metrics = shared.handler.clone();
+        metrics
+            .metrics
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        OpenConnection {
+            metrics,
+            active: active.clone(),
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        let closed = &self.metrics.metrics.connections_closed;
+        closed.fetch_add(1, Ordering::Relaxed);
+        self.active.set(self.active.get() - 1);
+    }
+}
+
+/// Serves an HTTP/2 connection in a task of its own, `open` until it ends: the task that
+/// accepted it (sized for HTTP/1.1 or a TLS handshake) ends instead of staying alive to
+/// await it, so an idle HTTP/2 connection holds only its own state.
+fn spawn_http2<F: std::future::Future<Output = ()> + 'static>(open: OpenConnection, serve: F) {
+    monoio::spawn(async move {
+        serve.await;
+        drop(open);
+    });
+}
+
+/// Serves a plain-listener connection as HTTP/1.1 unless it opens with the h2c preface: then
+/// it is handed back with the bytes read, for [`http2::serve_h2c`].
 async fn serve_plain<F>(
     mut stream: TcpStream,
     peer: Option<std::net::IpAddr>,
     shared: Rc<Shared<Proxy>>,
     slots: &conn::RequestSlots<TcpStream, Proxy, F>,
-) where
+) -> Option<(TcpStream, Vec<u8>)>
+where
     F: std::future::Future<Output = conn::Served<TcpStream>>,
 {
-    let Some(first) = conn::first_bytes(&mut stream, &shared, http2::DECIDES).await else {
-        return;
-    };
+    let first = conn::first_bytes(&mut stream, &shared, http2::DECIDES).await?;
     if http2::is_preface(&first) {
-        Box::pin(http2::serve_h2c(stream, first, peer, shared)).await;
-    } else {
-        let held = conn::first_request(&shared, peer, &first);
-        drop(first);
-        conn::serve(stream, Some(held), peer, shared, slots).await;
+        return Some((stream, first));
     }
+    let held = conn::first_request(&shared, peer, &first);
+    drop(first);
+    conn::serve(stream, Some(held), peer, shared, slots).await;
+    None
 }
 
 /// Accepts HTTPS clients until shutdown: each connection's handshake (bounded by the client
@@ -358,16 +395,10 @@ async fn serve_https(
     >());
     conn::accept_until_shutdown(&listener, &shutdown, |stream, peer| {
         let _ = stream.set_nodelay(true);
-        let (shared, slots, active, acceptor) = (
-            shared.clone(),
-            slots.clone(),
-            active.clone(),
-            acceptor.clone(),
-        );
-        active.set(active.get() + 1);
+        let (shared, slots, acceptor) = (shared.clone(), slots.clone(), acceptor.clone());
+        let open = OpenConnection::new(&shared, &active);
         monoio::spawn(async move {
             let metrics = &shared.handler.metrics;
-            metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
             let limit = shared.limits.client_timeout;
             match monoio::time::timeout(limit, crate::https::accept(stream, &acceptor)).await {
                 Ok(Ok(accepted)) => {
@@ -378,7 +409,8 @@ async fn serve_https(
                             conn::serve(tls, None, peer, shared.clone(), &slots).await
                         }
                         Accepted::Http2(tls) => {
-                            Box::pin(http2::serve(tls, peer, shared.clone())).await
+                            let serve = http2::serve(tls, peer, shared.clone());
+                            return spawn_http2(open, serve);
                         }
                     }
                 }
@@ -395,8 +427,7 @@ async fn serve_https(
                     log::debug!("TLS handshake with {peer} not done within {limit:?}")
                 }
             }
-            metrics.connections_closed.fetch_add(1, Ordering::Relaxed);
-            active.set(active.get() - 1);
+            drop(open);
         });
     })
     .await;

@@ -396,6 +396,10 @@ where
             codec.set_max_recv_header_list_size(max as usize);
         }
 
+        // lambda-gateway's change: a server's answers are encoded with the static table
+        // only, so that an idle connection keeps no encoder table.
+        codec.use_static_table_only();
+
         // Send initial settings frame.
         codec
             .buffer(builder.settings.clone().into())

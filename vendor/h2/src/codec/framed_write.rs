@@ -357,6 +357,11 @@ impl<T, B> FramedWrite<T, B> {
         self.encoder.hpack.update_max_size(val);
     }
 
+    /// lambda-gateway's change: HPACK-encode with the static table only.
+    pub fn use_static_table_only(&mut self) {
+        self.encoder.hpack.use_static_table_only();
+    }
+
     /// Retrieve the last data frame that has been sent
     pub fn take_last_data_frame(&mut self) -> Option<frame::Data<B>> {
         self.encoder.last_data_frame.take()

@@ -95,6 +95,11 @@ impl<T, B> Codec<T, B> {
         self.framed_write().set_header_table_size(val)
     }
 
+    /// lambda-gateway's change: HPACK-encode with the static table only.
+    pub fn use_static_table_only(&mut self) {
+        self.framed_write().use_static_table_only()
+    }
+
     /// Set the decoder header table size size.
     pub fn set_recv_header_table_size(&mut self, val: usize) {
         self.inner.set_header_table_size(val)

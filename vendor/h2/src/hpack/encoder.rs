@@ -18,6 +18,11 @@ pub struct Encoder {
     /// across frames instead of being allocated and freed per frame. See
     /// `take_scratch` / `return_scratch`.
     scratch: BytesMut,
+    /// lambda-gateway's change: fields are never added to the dynamic table (as nginx's
+    /// encoder does), so a connection keeps no encoder table (about 1.3 KiB once an
+    /// answer's fields were in it), at the price of repeated fields sent as literals. The
+    /// table's size updates are still sent as the peer's settings require.
+    static_table_only: bool,
 }
 
 #[derive(Debug, Copy, Clone, Eq, PartialEq)]
@@ -35,7 +40,13 @@ impl Encoder {
             max_allowed_size: DEFAULT_MAX_ALLOWED_SIZE,
             size_update: None,
             scratch: BytesMut::new(),
+            static_table_only: false,
         }
+    }
+
+    /// lambda-gateway's change: encode with the static table only (see `static_table_only`).
+    pub fn use_static_table_only(&mut self) {
+        self.static_table_only = true;
     }
 
     #[cfg(test)]
@@ -114,7 +125,11 @@ impl Encoder {
                 // The header has an associated name. In which case, try to
                 // index it in the table.
                 Ok(header) => {
-                    let index = self.table.index(header);
+                    let index = if self.static_table_only {
+                        Table::index_static_only(header)
+                    } else {
+                        self.table.index(header)
+                    };
                     self.encode_header(&index, dst);
 
                     last_index = Some(index);

@@ -130,6 +130,13 @@ impl Table {
         }
     }
 
+    /// lambda-gateway's change: the header as the static table alone encodes it (a full
+    /// match, a literal with an indexed name, or a literal), nothing added to the dynamic
+    /// table.
+    pub fn index_static_only(header: Header) -> Index {
+        Index::new(index_static(&header), header)
+    }
+
     /// Index the header in the HPACK table.
     pub fn index(&mut self, header: Header) -> Index {
         // Check the static table

@@ -82,6 +82,12 @@ impl Deque {
         match self.indices {
             Some(mut idxs) => {
                 let mut slot = buf.slab.remove(idxs.head);
+                // lambda-gateway's change: an emptied buffer lets go of its room (four
+                // queued frames are 1.2 KiB) instead of keeping it for the connection's
+                // life. Every deque is empty when the slab is, so no index points into it.
+                if buf.slab.is_empty() {
+                    buf.slab = Slab::new();
+                }
 
                 if idxs.head == idxs.tail {
                     assert!(slot.next.is_none());

@@ -406,6 +406,16 @@ impl<'a> Ptr<'a> {
         // Remove the stream state
         let stream = self.store.slab.remove(self.key.index.0 as usize);
         assert_eq!(stream.id, self.key.stream_id);
+        // lambda-gateway's change: the last stream gone, the store lets go of its room (a
+        // slab of four streams is 1.3 KiB) instead of keeping it for the connection's life.
+        // No key can point into an empty store, so a fresh one resolves none of them, as
+        // before.
+        if self.store.slab.is_empty() {
+            self.store.slab = slab::Slab::new();
+            if self.store.ids.is_empty() {
+                self.store.ids = IndexMap::new();
+            }
+        }
         stream.id
     }
 
