@@ -750,7 +750,10 @@ mod tests {
         eprintln!("an HTTP/2 connection's future: {size} bytes");
         // h2's connection (1.2 KiB) and the stream, little more: no timer inline (monoio's is
         // 640 bytes and would align the whole future to 128).
-        assert!(size <= 2048, "an HTTP/2 connection's future is {size} bytes");
+        assert!(
+            size <= 2048,
+            "an HTTP/2 connection's future is {size} bytes"
+        );
         assert!(
             std::mem::align_of_val(&serving) <= 16,
             "an HTTP/2 connection's future is aligned to {}",
