@@ -102,6 +102,21 @@ impl Header {
         }
     }
 
+    /// lambda-gateway's change: the header with its text in allocations of its own, for the
+    /// dynamic table. A decoded pseudo-header's text is a slice of the buffer it was decoded
+    /// from (the connection's read buffer, or the Huffman scratch buffer); kept in the table
+    /// for the connection's life, it would keep that whole buffer alive, a buffer per entry,
+    /// and a 4 KiB table holds a hundred entries. Fields are copied when decoded already.
+    pub fn detached(&self) -> Header {
+        match self {
+            Header::Authority(v) => Header::Authority(BytesStr::from(v.as_str())),
+            Header::Scheme(v) => Header::Scheme(BytesStr::from(v.as_str())),
+            Header::Path(v) => Header::Path(BytesStr::from(v.as_str())),
+            Header::Protocol(v) => Header::Protocol(Protocol::from(v.as_str())),
+            other => other.clone(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match *self {
             Header::Field {
