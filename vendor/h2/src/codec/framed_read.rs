@@ -16,8 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::AsyncRead;
 
-/// The read buffer taken for reading (tokio-util's initial capacity for its codecs).
-const READ_BUFFER_CAPACITY: usize = 8 * 1024;
+use super::pool::READ_BUFFERS;
 use tokio_util::codec::FramedRead as InnerFramedRead;
 use tokio_util::codec::{LengthDelimitedCodec, LengthDelimitedCodecError};
 
@@ -428,7 +427,7 @@ where
             // taken again before the next read: an idle connection holds no read buffer
             // (lambda-gateway's change).
             if self.inner.read_buffer().capacity() == 0 {
-                self.inner.read_buffer_mut().reserve(READ_BUFFER_CAPACITY);
+                *self.inner.read_buffer_mut() = READ_BUFFERS.take();
             }
             let bytes = match Pin::new(&mut self.inner).poll_next(cx) {
                 Poll::Ready(Some(Ok(bytes))) => bytes,
@@ -436,7 +435,8 @@ where
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => {
                     if self.inner.read_buffer().is_empty() {
-                        *self.inner.read_buffer_mut() = BytesMut::new();
+                        let buf = std::mem::take(self.inner.read_buffer_mut());
+                        READ_BUFFERS.give_back(buf);
                     }
                     return Poll::Pending;
                 }

@@ -3,6 +3,7 @@ use crate::codec::UserError::*;
 use crate::frame::{self, Frame, FrameSize};
 use crate::hpack;
 
+use super::pool::WRITE_BUFFERS;
 use bytes::{Buf, BufMut, BytesMut};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -64,7 +65,7 @@ enum Next<B> {
 ///
 /// The minimum MAX_FRAME_SIZE is 16kb, so always be able to send a HEADERS
 /// frame that big.
-const DEFAULT_BUFFER_CAPACITY: usize = 16 * 1_024;
+pub(super) const DEFAULT_BUFFER_CAPACITY: usize = 16 * 1_024;
 
 /// Chain payloads bigger than this when vectored I/O is enabled. The remote
 /// will never advertise a max frame size less than this (well, the spec says
@@ -178,7 +179,8 @@ where
         // Everything is written: the buffer is let go until the next frame (lambda-gateway's
         // change).
         if self.encoder.next.is_none() && self.encoder.buf.get_ref().is_empty() {
-            self.encoder.buf = Cursor::new(BytesMut::new());
+            let buf = std::mem::replace(&mut self.encoder.buf, Cursor::new(BytesMut::new()));
+            WRITE_BUFFERS.give_back(buf.into_inner());
         }
 
         Poll::Ready(Ok(()))
@@ -233,7 +235,7 @@ where
         assert!(self.has_capacity());
         // Taken again for the first frame after a flush (lambda-gateway's change).
         if self.buf.get_ref().capacity() == 0 {
-            self.buf.get_mut().reserve(DEFAULT_BUFFER_CAPACITY);
+            self.buf = Cursor::new(WRITE_BUFFERS.take());
         }
         let span = tracing::trace_span!("FramedWrite::buffer", frame = ?item);
         let _e = span.enter();
