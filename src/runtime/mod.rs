@@ -320,20 +320,18 @@ async fn worker_main(
 /// A client connection, counted open (the worker's drain waits for it; the metrics count it
 /// accepted, then closed) until this is dropped by whichever task serves it last.
 struct OpenConnection {
-    metrics: Rc<Proxy>,
+    proxy: Rc<Proxy>,
     active: Rc<Cell<usize>>,
 }
 
 impl OpenConnection {
     fn new(shared: &Shared<Proxy>, active: &Rc<Cell<usize>>) -> OpenConnection {
         active.set(active.get() + 1);
-        let metrics = shared.handler.clone();
-        metrics
-            .metrics
-            .connections_accepted
-            .fetch_add(1, Ordering::Relaxed);
+        let proxy = shared.handler.clone();
+        let accepted = &proxy.metrics.connections_accepted;
+        accepted.fetch_add(1, Ordering::Relaxed);
         OpenConnection {
-            metrics,
+            proxy,
             active: active.clone(),
         }
     }
@@ -341,7 +339,7 @@ impl OpenConnection {
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        let closed = &self.metrics.metrics.connections_closed;
+        let closed = &self.proxy.metrics.connections_closed;
         closed.fetch_add(1, Ordering::Relaxed);
         self.active.set(self.active.get() - 1);
     }
