@@ -389,13 +389,7 @@ fn drop_counts(stats: &CacheStats, fits: bool, evicted: usize) {
 
 /// A key as Kong shows it: lowercase hex.
 pub fn hex(key: &Key) -> [u8; 64] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 64];
-    for (i, b) in key.iter().enumerate() {
-        out[2 * i] = DIGITS[(b >> 4) as usize];
-        out[2 * i + 1] = DIGITS[(b & 15) as usize];
-    }
-    out
+    crate::hexdigits::hex32(key)
 }
 
 /// A key from its hex form.

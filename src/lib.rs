@@ -24,6 +24,7 @@ pub mod credentials;
 pub mod demo;
 pub mod emulator;
 pub mod fleet;
+pub mod hexdigits;
 pub mod http;
 pub mod http2;
 pub mod https;

@@ -184,12 +184,7 @@ fn fit(id: &[u8], size: usize) -> Vec<u8> {
 
 /// Lowercase hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let digits: Vec<u8> = bytes
-        .iter()
-        .flat_map(|b| [DIGITS[(b >> 4) as usize], DIGITS[(b & 15) as usize]])
-        .collect();
-    String::from_utf8(digits).unwrap_or_default()
+    crate::hexdigits::to_string(bytes)
 }
 
 /// Hexadecimal digits as bytes (an odd count gets a leading zero); `None` for anything else.

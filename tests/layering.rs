@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// Layers, lowest first; a module may import from any lower layer, never from its own or a
 /// higher one.
 const LAYERS: &[&[&str]] = &[
+    &["hexdigits"],
     &[
         "json",
         "pacing",

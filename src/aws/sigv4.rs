@@ -10,24 +10,11 @@
 
 use super::credentials::Credentials;
 use super::time::AmzDate;
+use crate::hexdigits::hex32;
 use ring::{digest, hmac};
 
 /// The only algorithm this module implements.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-
-/// Lower-case hex of a 32-byte digest or MAC, on the stack.
-/// Its own loop rather than the `hex` crate's `encode_to_slice`: two of these per request,
-/// and the crate's indexed pairs cost about 100 instructions more each (count-instructions).
-/// `cache::hex` and `trace_context::hex` are loops of their own for the same reason.
-fn hex32(bytes: &[u8]) -> [u8; 64] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [b'0'; 64];
-    for (i, &b) in bytes.iter().take(32).enumerate() {
-        out[2 * i] = HEX[(b >> 4) as usize];
-        out[2 * i + 1] = HEX[(b & 0xf) as usize];
-    }
-    out
-}
 
 /// Lower-case hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> [u8; 64] {
